@@ -1,0 +1,33 @@
+# One entry point for the project's commands. `make test` and `make demo` need nothing done before them.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint demo emulator bench lock clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+emulator: $(STAMP)
+	$(VENV)/bin/offline-aws
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements.in -o requirements.txt
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements-dev.in -o requirements-dev.txt
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache .ruff_cache

@@ -1,0 +1,115 @@
+"""Run a DAG of this project with ``airflow dags test`` against a running emulator.
+
+Shared by ``make demo`` and the end-to-end tests: an isolated AIRFLOW_HOME (SQLite), the
+emulator's endpoint variables, the pipeline's deployment Variables as ``AIRFLOW_VAR_*``, and
+helpers to read back task states and XComs of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class DagRunResult:
+    returncode: int
+    output: str
+    run_id: str | None
+    states: dict[str, str] = field(default_factory=dict)
+    xcoms: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str | None:
+        return self.states.get("__run__")
+
+
+def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: str,
+                role_arn: str = "arn:aws:iam::123456789012:role/SageMakerExecution",
+                poll_seconds: int = 1, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for Airflow CLI processes pointed at the emulator (nothing in the DAG changes)."""
+    home = home.resolve()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
+    env.update(aws_env)
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(project_dir / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(project_dir / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET=bucket,
+        AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN=role_arn,
+        AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION=aws_env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        SAGEMAKER_RETRAIN_POLL_SECONDS=str(poll_seconds),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    env.update(extra or {})
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the SQLite metadata database once per AIRFLOW_HOME."""
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    stamp = home / ".migrated"
+    if stamp.exists():
+        return
+    proc = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    stamp.touch()
+
+
+def _db(env: dict[str, str]) -> sqlite3.Connection:
+    return sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+
+
+def _latest_run_id(env: dict[str, str], dag_id: str) -> str | None:
+    with _db(env) as db:
+        row = db.execute("SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1", (dag_id,)).fetchone()
+    return row[0] if row else None
+
+
+def read_run(env: dict[str, str], dag_id: str, run_id: str) -> tuple[dict[str, str], dict[str, object]]:
+    """Task states (plus ``__run__``) and return-value XComs of one run."""
+    with _db(env) as db:
+        states = dict(db.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id=? AND run_id=?", (dag_id, run_id)).fetchall())
+        run_state = db.execute("SELECT state FROM dag_run WHERE dag_id=? AND run_id=?", (dag_id, run_id)).fetchone()
+        rows = db.execute(
+            "SELECT task_id, key, value FROM xcom WHERE dag_id=? AND run_id=?", (dag_id, run_id)).fetchall()
+    states["__run__"] = run_state[0] if run_state else None
+    xcoms: dict[str, object] = {}
+    for task_id, key, value in rows:
+        decoded = json.loads(value) if isinstance(value, str | bytes) else value
+        if isinstance(decoded, str):
+            try:
+                decoded = json.loads(decoded)
+            except ValueError:
+                pass
+        xcoms[task_id if key == "return_value" else f"{task_id}.{key}"] = decoded
+    return states, xcoms
+
+
+def dags_test(env: dict[str, str], dag_id: str = "sagemaker_retrain", conf: dict | None = None,
+              timeout: float = 900) -> DagRunResult:
+    """``airflow dags test`` one run; return its output, task states and XComs."""
+    migrate(env)
+    before = _latest_run_id(env, dag_id)
+    cmd = [str(BIN / "airflow"), "dags", "test", dag_id]
+    if conf:
+        cmd += ["-c", json.dumps(conf)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    run_id = _latest_run_id(env, dag_id)
+    if run_id == before:
+        return DagRunResult(proc.returncode, proc.stdout + proc.stderr, None)
+    states, xcoms = read_run(env, dag_id, run_id)
+    return DagRunResult(proc.returncode, proc.stdout + proc.stderr, run_id, states, xcoms)

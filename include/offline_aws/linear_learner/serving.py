@@ -1,0 +1,180 @@
+"""What the Linear Learner inference container does with a request body.
+
+Request and response formats follow AWS's "Linear learner response formats" and common data
+formats pages. Errors are ``ModelError``: the runtime turns them into InvokeEndpoint's
+``ModelError`` (HTTP 424) carrying the container's status and message, as SageMaker does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from .data import DataError, read_recordio_protobuf
+
+REQUEST_TYPES = ("text/csv", "application/json", "application/jsonlines", "application/x-recordio-protobuf")
+RESPONSE_TYPES = ("application/json", "application/jsonlines", "text/csv")
+
+
+class ModelError(Exception):
+    """The container refused the request; ``status`` is the HTTP status it answered with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";")[0].strip().lower()
+
+
+def _bad(detail: str) -> ModelError:
+    return ModelError(f"unable to evaluate payload provided: {detail}", 400)
+
+
+def _to_float(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _bad(f"{where}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise _bad(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise _bad(f"{where}: {value!r} is not a finite number")
+    return number
+
+
+def _rows_from_csv(text: str) -> list[list[float]]:
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        rows.append([_to_float(cell.strip(), f"line {lineno}") for cell in line.split(",")])
+    return rows
+
+
+def _features_of(instance, where: str) -> list:
+    if isinstance(instance, dict):
+        if "features" in instance:
+            return instance["features"]
+        data = instance.get("data")
+        if isinstance(data, dict) and isinstance(data.get("features"), dict) and "values" in data["features"]:
+            return data["features"]["values"]
+    raise _bad(f"{where}: expected {{\"features\": [...]}} or {{\"data\": {{\"features\": {{\"values\": [...]}}}}}}")
+
+
+def _rows_from_json(text: str) -> list[list[float]]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _bad(f"invalid JSON ({err})") from None
+    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
+        instances = doc["instances"]
+    elif isinstance(doc, dict) and ("features" in doc or "data" in doc):
+        instances = [doc]  # a single record
+    else:
+        raise _bad('expected {"instances": [{"features": [...]}, ...]}')
+    return [_feature_list(_features_of(inst, f"instance {i}"), f"instance {i}") for i, inst in enumerate(instances)]
+
+
+def _rows_from_jsonlines(text: str) -> list[list[float]]:
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise _bad(f"line {lineno}: invalid JSON ({err})") from None
+        rows.append(_feature_list(_features_of(doc, f"line {lineno}"), f"line {lineno}"))
+    return rows
+
+
+def _feature_list(values, where: str) -> list[float]:
+    if not isinstance(values, list):
+        raise _bad(f"{where}: features must be a list of numbers")
+    return [_to_float(v, where) for v in values]
+
+
+def decode_request(body: bytes, content_type: str, feature_dim: int) -> np.ndarray:
+    """Turn an InvokeEndpoint body into an (n, feature_dim) matrix, or raise ModelError."""
+    media = _media_type(content_type)
+    if media not in REQUEST_TYPES:
+        raise ModelError(
+            f"Content type {content_type!r} is not supported by this algorithm; supported content types are "
+            + ", ".join(REQUEST_TYPES),
+            415,
+        )
+    if not body or not body.strip():
+        raise _bad("the request body is empty")
+    if media == "application/x-recordio-protobuf":
+        try:
+            _, X = read_recordio_protobuf([body])
+        except DataError as err:
+            raise _bad(str(err).removeprefix("ClientError: ")) from None
+        rows = X
+    else:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad("the request body is not UTF-8 text") from None
+        parse = {"text/csv": _rows_from_csv, "application/json": _rows_from_json,
+                 "application/jsonlines": _rows_from_jsonlines}[media]
+        rows = parse(text)
+        if not rows:
+            raise _bad("the request contains no records")
+    for i, row in enumerate(rows, start=1):
+        if len(row) != feature_dim:
+            raise _bad(f"record {i} has {len(row)} features but the model expects feature_dim={feature_dim}")
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), feature_dim)
+
+
+def _records(predictions: dict[str, np.ndarray], predictor_type: str) -> list[dict]:
+    scores = np.asarray(predictions["score"])
+    labels = predictions.get("predicted_label")
+    out = []
+    for i in range(len(scores)):
+        score = scores[i].tolist() if predictor_type == "multiclass_classifier" else float(scores[i])
+        record = {"score": score}
+        if predictor_type != "regressor" and labels is not None:
+            record["predicted_label"] = int(labels[i])
+        out.append(record)
+    return out
+
+
+def _choose_accept(accept: str | None) -> str:
+    if not accept or not accept.strip():
+        return "application/json"
+    for part in accept.split(","):
+        media = _media_type(part)
+        if media in ("*/*", "application/*"):
+            return "application/json"
+        if media in RESPONSE_TYPES:
+            return media
+    raise ModelError(
+        f"Accept type {accept!r} is not supported by this algorithm; supported accept types are "
+        + ", ".join(RESPONSE_TYPES),
+        406,
+    )
+
+
+def encode_response(predictions: dict[str, np.ndarray], accept: str, predictor_type: str) -> tuple[bytes, str]:
+    """Serialise predictions in the Accept format; returns (body, content type)."""
+    media = _choose_accept(accept)
+    records = _records(predictions, predictor_type)
+    if media == "application/json":
+        return json.dumps({"predictions": records}).encode("utf-8"), media
+    if media == "application/jsonlines":
+        return "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"), media
+    lines = []
+    for r in records:
+        if predictor_type == "regressor":
+            lines.append(repr(r["score"]))
+        elif predictor_type == "binary_classifier":
+            lines.append(f"{r['predicted_label']},{r['score']!r}")
+        else:
+            lines.append(",".join([str(r["predicted_label"]), *(repr(p) for p in r["score"])]))
+    return ("\n".join(lines) + "\n").encode("utf-8"), media

@@ -1,0 +1,166 @@
+"""Rollback and teardown: what a run leaves behind is only what serves (plus one rollback config).
+
+Functions take a boto3 SageMaker client, so the same logic runs against AWS and the emulator,
+and is unit-tested against the emulator's backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from botocore.exceptions import ClientError
+
+from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG
+from sagemaker_retrain.triggers.endpoint import classify
+
+log = logging.getLogger(__name__)
+STABLE = ("InService", "Failed")
+
+
+def _missing(err: ClientError) -> bool:
+    return err.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound")
+
+
+def describe_endpoint(sm, name: str) -> dict | None:
+    try:
+        return sm.describe_endpoint(EndpointName=name)
+    except ClientError as err:
+        if _missing(err):
+            return None
+        raise
+
+
+def wait_stable(sm, name: str, poll: float, timeout: float = 3600, sleep: Callable = time.sleep) -> dict | None:
+    """Wait until the endpoint is InService/Failed or gone; return its last description."""
+    deadline = time.monotonic() + timeout
+    while True:
+        description = describe_endpoint(sm, name)
+        if description is None or description["EndpointStatus"] in STABLE:
+            return description
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Endpoint {name} still {description['EndpointStatus']} after {timeout}s")
+        sleep(poll)
+
+
+def _delete(action: Callable, label: str, removed: list[str], **kwargs) -> None:
+    try:
+        action(**kwargs)
+        removed.append(label)
+    except ClientError as err:
+        if not _missing(err):
+            raise
+
+
+def rollback(sm, deployment: dict, poll: float = 30) -> str:
+    """Undo this run's deployment after a failed smoke test or evaluation; return what was done.
+
+    An update is switched back to the config that served before; a first create (nothing to
+    return to) is deleted, so a model that failed its checks never keeps serving.
+    """
+    name, ours = deployment["endpoint_name"], deployment["endpoint_config_name"]
+    previous = deployment.get("previous_config_name")
+    current = wait_stable(sm, name, poll)
+    if current is None:
+        return f"endpoint {name} does not exist: nothing to roll back"
+    if current.get("EndpointConfigName") != ours:
+        return f"endpoint {name} serves {current.get('EndpointConfigName')}, not this run's {ours}: left as is"
+    if previous:
+        sm.update_endpoint(EndpointName=name, EndpointConfigName=previous)
+        final = wait_stable(sm, name, poll)
+        verdict, message = classify(final, previous)
+        if verdict != "success":
+            raise RuntimeError(f"Rollback of {name} to {previous} failed: {message}")
+        return f"endpoint {name} rolled back to {previous}"
+    if deployment.get("operation") == "create":
+        sm.delete_endpoint(EndpointName=name)
+        return f"endpoint {name} (first deployment, failed its checks) deleted"
+    raise RuntimeError(f"Endpoint {name} serves this run's {ours} but the config it replaced is unknown")
+
+
+def _tagged_for(sm, arn: str, endpoint_name: str) -> dict[str, str] | None:
+    try:
+        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+    except ClientError as err:
+        if _missing(err):
+            return None
+        raise
+    return tags if tags.get(TAG_ENDPOINT) == endpoint_name else None
+
+
+def _list_all(sm, op: str, key: str, **kwargs) -> list[dict]:
+    return [item for page in sm.get_paginator(op).paginate(**kwargs) for item in page[key]]
+
+
+def stop_training_job(sm, job_name: str | None) -> list[str]:
+    if not job_name:
+        return []
+    try:
+        status = sm.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
+    except ClientError as err:
+        if _missing(err):
+            return []
+        raise
+    if status == "InProgress":
+        sm.stop_training_job(TrainingJobName=job_name)
+        return [f"training job {job_name} (stopped)"]
+    return []
+
+
+def teardown_ephemeral(sm, *, endpoint_name: str, config_name: str, model_name: str, job_name: str | None,
+                       poll: float = 30) -> list[str]:
+    """The walkthrough's clean-up: delete this run's endpoint, endpoint config and model."""
+    removed = stop_training_job(sm, job_name)
+    if describe_endpoint(sm, endpoint_name) is not None:
+        wait_stable(sm, endpoint_name, poll)
+        _delete(sm.delete_endpoint, f"endpoint {endpoint_name}", removed, EndpointName=endpoint_name)
+    _delete(sm.delete_endpoint_config, f"endpoint config {config_name}", removed, EndpointConfigName=config_name)
+    _delete(sm.delete_model, f"model {model_name}", removed, ModelName=model_name)
+    return removed
+
+
+def teardown_persistent(sm, *, endpoint_name: str, job_name: str | None, poll: float = 30) -> list[str]:
+    """Keep what serves and one config to roll back to; delete every other config/model of this endpoint.
+
+    Covers this run's never-deployed model and config, configs superseded by earlier runs, and an
+    endpoint whose first create failed (it never served).
+    """
+    removed = stop_training_job(sm, job_name)
+    current = describe_endpoint(sm, endpoint_name)
+    if current is not None and current["EndpointStatus"] not in STABLE:
+        current = wait_stable(sm, endpoint_name, poll)
+    keep_configs: set[str] = set()
+    if current is not None and current["EndpointStatus"] == "Failed":
+        _delete(sm.delete_endpoint, f"endpoint {endpoint_name} (Failed, never served)", removed,
+                EndpointName=endpoint_name)
+        current = None
+    if current is not None:
+        serving = current["EndpointConfigName"]
+        keep_configs.add(serving)
+        arn = sm.describe_endpoint_config(EndpointConfigName=serving)["EndpointConfigArn"]
+        previous = (_tagged_for(sm, arn, endpoint_name) or {}).get(TAG_PREVIOUS_CONFIG)
+        if previous:
+            keep_configs.add(previous)
+    keep_models: set[str] = set()
+    configs = _list_all(sm, "list_endpoint_configs", "EndpointConfigs", NameContains=endpoint_name)
+    for config in configs:
+        name = config["EndpointConfigName"]
+        if _tagged_for(sm, config["EndpointConfigArn"], endpoint_name) is None:
+            continue
+        if name in keep_configs:
+            try:
+                variants = sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
+            except ClientError as err:
+                if _missing(err):
+                    continue
+                raise
+            keep_models.update(v["ModelName"] for v in variants)
+            continue
+        _delete(sm.delete_endpoint_config, f"endpoint config {name}", removed, EndpointConfigName=name)
+    for model in _list_all(sm, "list_models", "Models", NameContains=endpoint_name):
+        name = model["ModelName"]
+        if name in keep_models or _tagged_for(sm, model["ModelArn"], endpoint_name) is None:
+            continue
+        _delete(sm.delete_model, f"model {name}", removed, ModelName=name)
+    return removed

@@ -1,0 +1,123 @@
+"""SageMakerTrainingOperator that re-attaches to its own job on a retry.
+
+The provider's operator, when the job name already exists, either renames (a second, billed job)
+or fails. The pipeline's job names are derived from the DAG run, so an existing job with the
+run's name *is* this run's job, started by an earlier try whose worker died: wait for it instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sagemaker import LogState, secondary_training_status_message
+from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
+from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+from airflow.sdk.exceptions import AirflowException
+from botocore.exceptions import ClientError
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
+    """
+    Start a SageMaker training job, or re-attach to the one an earlier try of this task started.
+
+    Takes every parameter of :class:`SageMakerTrainingOperator`; ``check_if_job_exists`` and
+    ``action_if_job_exists`` are replaced by re-attaching. ``max_attempts`` of the deferred wait
+    is raised to cover the job's own ``StoppingCondition.MaxRuntimeInSeconds`` (the provider's
+    default gives up after 30 minutes). In deferrable mode the job's log lines and final metrics
+    are printed when the trigger fires, so the task log shows them in both modes.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("check_if_job_exists", False)
+        super().__init__(**kwargs)
+
+    def _size_max_attempts(self) -> None:
+        runtime = int(self.config.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
+        needed = math.ceil((runtime + 900) / max(self.check_interval, 1))
+        self.max_attempts = max(self.max_attempts, needed)
+
+    def _existing_job(self, name: str) -> dict | None:
+        try:
+            return self.hook.describe_training_job(name)
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ValidationException":
+                return None
+            raise
+
+    def execute(self, context) -> dict:
+        self._size_max_attempts()
+        name = self.config["TrainingJobName"]
+        existing = self._existing_job(name)
+        if existing is None:
+            return super().execute(context)
+        status = existing["TrainingJobStatus"]
+        self.log.info("Re-attaching to training job %s, started by an earlier try (status %s).", name, status)
+        if status == "Completed":
+            self._log_job_output(name)
+            return self.serialize_result(name)
+        if status in self.hook.training_failed_states:
+            reason = existing.get("FailureReason", "(no reason given)")
+            raise AirflowException(
+                f"Training job {name} of this run ended {status}: {reason}. "
+                "Not starting a second job for the same run; trigger a new run to retrain."
+            )
+        if self.deferrable:
+            self.defer(
+                trigger=SageMakerTrigger(
+                    job_name=name,
+                    job_type="Training",
+                    waiter_delay=self.check_interval,
+                    waiter_max_attempts=self.max_attempts,
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
+                ),
+                method_name="execute_complete",
+            )
+        self.hook.check_training_status_with_log(
+            name,
+            self.hook.non_terminal_states,
+            self.hook.training_failed_states,
+            True,
+            self.check_interval,
+            self.max_ingestion_time,
+        )
+        return self.serialize_result(name)
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None) -> dict[str, dict]:
+        name = (event or {}).get("job_name", self.config["TrainingJobName"])
+        if self.print_log:
+            self._log_job_output(name)
+        if event and event.get("status") != "success":
+            description = self.hook.describe_training_job(name)
+            reason = description.get("FailureReason", event.get("message", "(no reason given)"))
+            raise AirflowException(
+                f"Training job {name} ended {description['TrainingJobStatus']}: {reason}"
+            )
+        return super().execute_complete(context, event)
+
+    def _log_job_output(self, name: str) -> None:
+        """Print the job's CloudWatch log lines and its final metrics into the task log."""
+        description = self.hook.describe_training_job(name)
+        try:
+            logs = self.hook.logs_hook.get_conn()
+            streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=name + "/").get(
+                "logStreams", []
+            )
+            for stream in streams:
+                for event in self.hook.logs_hook.get_log_events(LOG_GROUP, stream["logStreamName"]):
+                    self.log.info("[%s] %s", stream["logStreamName"], event["message"])
+        except ClientError as err:
+            self.log.warning("Could not read the training log of %s: %s", name, err)
+        self.log.info(secondary_training_status_message(description, None))
+        for metric in description.get("FinalMetricDataList", []):
+            self.log.info("Final metric %s = %s", metric["MetricName"], metric["Value"])
+        if description.get("BillableTimeInSeconds") is not None:
+            self.log.info("Billable seconds: %s", description["BillableTimeInSeconds"])
+
+
+__all__ = ["SageMakerReattachingTrainingOperator", "LogState"]

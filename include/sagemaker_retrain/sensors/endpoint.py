@@ -1,0 +1,114 @@
+"""Sensor: the run's endpoint config is live and answers sensibly.
+
+Waits (deferred, on the triggerer) until the endpoint is InService on the config this run
+deployed, fails at once on Failed or a rolled-back update with SageMaker's reason, then sends a
+smoke request of held-out rows and checks one finite prediction per row comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException
+
+from sagemaker_retrain.smoke import smoke_test
+from sagemaker_retrain.triggers.endpoint import EndpointDeployedTrigger, classify
+
+
+class EndpointDeployedSensor(BaseSensorOperator):
+    """
+    Wait until ``endpoint_name`` serves ``endpoint_config_name``, then smoke-test it.
+
+    :param endpoint_name: SageMaker endpoint (templated).
+    :param endpoint_config_name: the config this run deployed (templated).
+    :param smoke_rows: feature rows (no label) to send once InService (templated); empty skips it.
+    :param deferrable: wait on the triggerer (default) instead of holding a worker slot.
+    :param poll_interval: seconds between status checks.
+    :param aws_conn_id: Airflow AWS connection.
+    :param region_name: AWS region (None: the connection's).
+    """
+
+    template_fields: Sequence[str] = ("endpoint_name", "endpoint_config_name", "smoke_rows")
+
+    def __init__(
+        self,
+        *,
+        endpoint_name: str,
+        endpoint_config_name: str,
+        smoke_rows: list[list[float]] | None = None,
+        deferrable: bool = True,
+        poll_interval: float = 30,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        **kwargs,
+    ):
+        kwargs.setdefault("timeout", 3 * 3600)
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.endpoint_name = endpoint_name
+        self.endpoint_config_name = endpoint_config_name
+        self.smoke_rows = smoke_rows or []
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def _hook(self):
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        return SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def _verdict(self) -> tuple[str, str]:
+        return classify(self._hook().describe_endpoint(self.endpoint_name), self.endpoint_config_name)
+
+    def poke(self, context) -> bool:
+        verdict, message = self._verdict()
+        self.log.info(message)
+        if verdict == "failure":
+            raise AirflowException(message)
+        return verdict == "success"
+
+    def execute(self, context) -> Any:
+        if not self.deferrable:
+            super().execute(context)
+            return self._smoke()
+        verdict, message = self._verdict()
+        if verdict == "failure":
+            raise AirflowException(message)
+        if verdict == "success":
+            return self._smoke()
+        self.log.info("%s; deferring to the triggerer.", message)
+        self.defer(
+            trigger=EndpointDeployedTrigger(
+                endpoint_name=self.endpoint_name,
+                endpoint_config_name=self.endpoint_config_name,
+                poll_interval=self.poll_interval,
+                max_attempts=max(1, int(self.timeout / max(self.poll_interval, 0.1))),
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None) -> Any:
+        if not event or event.get("status") != "success":
+            raise AirflowException((event or {}).get("message", "Endpoint wait ended without an event"))
+        self.log.info(event["message"])
+        return self._smoke()
+
+    def _smoke(self) -> dict:
+        result = {"endpoint_name": self.endpoint_name, "endpoint_config_name": self.endpoint_config_name}
+        if not self.smoke_rows:
+            return {**result, "smoke_scores": []}
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        runtime = AwsBaseHook(
+            aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime", region_name=self.region_name
+        ).conn
+        scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows)
+        self.log.info("Smoke test: %d rows answered, scores %s", len(scores), scores)
+        return {**result, "smoke_scores": scores}

@@ -1,0 +1,119 @@
+"""Trigger that waits, on the triggerer, until an endpoint serves a given endpoint config.
+
+``EndpointStatus == InService`` alone is not enough: an update that fails is rolled back by
+SageMaker to InService *on the old config*. Success therefore means InService on the expected
+config; InService on another config is a failed deployment, reported with SageMaker's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from botocore.exceptions import ClientError
+
+RETRYABLE_ERRORS = {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
+                    "InternalFailure", "InternalServerError"}
+
+
+def classify(description: dict, expected_config: str) -> tuple[str, str]:
+    """Map a DescribeEndpoint answer to ``(verdict, message)``; verdict is success, failure or wait.
+
+    Pure, so every status (and the rollback case) is unit-tested without AWS.
+    """
+    status = description["EndpointStatus"]
+    serving = description.get("EndpointConfigName")
+    reason = description.get("FailureReason")
+    name = description.get("EndpointName", "?")
+    if status == "InService" and serving == expected_config:
+        return "success", f"Endpoint {name} is InService on {expected_config}"
+    if status == "InService":
+        because = f": {reason}" if reason else ""
+        return "failure", (
+            f"Endpoint {name} is InService on {serving}, not on {expected_config}: "
+            f"the update failed and was rolled back{because}"
+        )
+    if status in EndpointDeployedTrigger.failed_states:
+        return "failure", f"Endpoint {name} is {status}: {reason or '(no FailureReason given)'}"
+    return "wait", f"Endpoint {name} is {status} (config {serving})"
+
+
+class EndpointDeployedTrigger(BaseTrigger):
+    """
+    Poll DescribeEndpoint until the endpoint is InService on ``endpoint_config_name``.
+
+    :param endpoint_name: the SageMaker endpoint.
+    :param endpoint_config_name: the config this run deployed.
+    :param poll_interval: seconds between DescribeEndpoint calls.
+    :param max_attempts: polls before giving up with a timeout event.
+    :param aws_conn_id: Airflow AWS connection.
+    :param region_name: AWS region (None: the connection's).
+    """
+
+    non_terminal_states = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+    failed_states = frozenset({"Failed", "OutOfService", "Deleting", "UpdateRollbackFailed"})
+
+    def __init__(
+        self,
+        endpoint_name: str,
+        endpoint_config_name: str,
+        poll_interval: float = 30,
+        max_attempts: int = 120,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+    ):
+        super().__init__()
+        self.endpoint_name = endpoint_name
+        self.endpoint_config_name = endpoint_config_name
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_config_name": self.endpoint_config_name,
+                "poll_interval": self.poll_interval,
+                "max_attempts": self.max_attempts,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+            },
+        )
+
+    def _hook(self):
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        return SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    async def describe(self, client) -> dict:
+        return await client.describe_endpoint(EndpointName=self.endpoint_name)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        event_base = {"endpoint_name": self.endpoint_name, "endpoint_config_name": self.endpoint_config_name}
+        async with await self._hook().get_async_conn() as client:
+            message = "never polled"
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    description = await self.describe(client)
+                except ClientError as err:
+                    code = err.response["Error"]["Code"]
+                    if code in RETRYABLE_ERRORS or err.response["ResponseMetadata"].get("HTTPStatusCode", 0) >= 500:
+                        self.log.warning("Attempt %s: transient error %s, polling again", attempt, code)
+                        await asyncio.sleep(self.poll_interval)
+                        continue
+                    yield TriggerEvent({**event_base, "status": "failure",
+                                        "message": f"DescribeEndpoint {self.endpoint_name} failed: {err}"})
+                    return
+                verdict, message = classify(description, self.endpoint_config_name)
+                if verdict != "wait":
+                    yield TriggerEvent({**event_base, "status": verdict, "message": message})
+                    return
+                self.log.info("Attempt %s: %s", attempt, message)
+                await asyncio.sleep(self.poll_interval)
+        yield TriggerEvent({**event_base, "status": "timeout",
+                            "message": f"Gave up after {self.max_attempts} polls; last: {message}"})

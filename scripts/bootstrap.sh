@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install the locked dependencies with uv, itself from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+UV_VERSION=0.13.8
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ] || ! .venv/bin/uv --version | grep -q "$UV_VERSION"; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+.venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.txt -r requirements-dev.txt
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+touch .venv/.installed
