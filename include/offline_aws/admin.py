@@ -1,0 +1,95 @@
+"""The emulator's own admin API, under ``/_offline_aws/`` on the same port.
+
+Routes (JSON in, JSON out):
+
+- ``GET  /_offline_aws/health``  -> ``{"status": "ok"}``
+- ``GET  /_offline_aws/state``   -> time scale, faults, call counts, SageMaker resources per region
+- ``GET  /_offline_aws/calls``   -> ``{"CreateTrainingJob": 1, "InvokeEndpoint": 3, ...}``
+- ``POST /_offline_aws/faults``  -> add faults, e.g. ``{"fail_next_training_job": "reason",
+  "fail_next_endpoint_create": "reason", "fail_next_endpoint_update": "reason",
+  "throttle": {"share": 0.5, "operations": ["DescribeTrainingJob"], "count": 3},
+  "server_error": {"count": 2, "status": 503}, "latency": {"seconds": 0.2}}``
+- ``DELETE /_offline_aws/faults`` -> clear every fault
+- ``POST /_offline_aws/config``  -> ``{"time_scale": 0}``
+- ``POST /_offline_aws/reset``   -> forget SageMaker resources, faults and counts, and moto's state
+  (``{"moto": false}`` keeps S3/Logs/IAM/STS)
+"""
+
+from __future__ import annotations
+
+import json
+
+from werkzeug.wrappers import Request, Response
+
+from .faults import Faults
+from .sagemaker.models import SageMakerService
+
+PREFIX = "/_offline_aws/"
+
+
+def reset_moto() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+class AdminApp:
+    """WSGI app for the admin routes."""
+
+    def __init__(self, service: SageMakerService, faults: Faults):
+        self.service = service
+        self.faults = faults
+
+    def state(self) -> dict:
+        return {
+            "time_scale": self.service.clock.time_scale,
+            "faults": self.faults.snapshot(),
+            "calls": self.faults.call_counts(),
+            "sagemaker": {region: self.service.backend(region).summary() for region in self.service.regions()},
+        }
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        route = request.path[len(PREFIX):].strip("/")
+        try:
+            body = json.loads(request.get_data() or b"{}") if request.method in ("POST", "PUT") else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            result = self.route(request.method, route, body)
+        except KeyError:
+            return _reply({"error": f"no route {request.method} {request.path}"}, 404)(environ, start_response)
+        except ValueError as exc:
+            return _reply({"error": str(exc)}, 400)(environ, start_response)
+        return _reply(result, 200)(environ, start_response)
+
+    def route(self, method: str, route: str, body: dict) -> dict:
+        if (method, route) == ("GET", "health"):
+            return {"status": "ok"}
+        if (method, route) == ("GET", "state"):
+            return self.state()
+        if (method, route) == ("GET", "calls"):
+            return self.faults.call_counts()
+        if (method, route) == ("POST", "faults"):
+            self.faults.configure(body)
+            return self.faults.snapshot()
+        if (method, route) in (("DELETE", "faults"), ("POST", "faults/clear")):
+            self.faults.clear()
+            return self.faults.snapshot()
+        if (method, route) == ("POST", "config"):
+            if "time_scale" in body:
+                scale = float(body["time_scale"])
+                if scale < 0:
+                    raise ValueError("time_scale must be >= 0")
+                self.service.clock.time_scale = scale
+            return {"time_scale": self.service.clock.time_scale}
+        if (method, route) == ("POST", "reset"):
+            self.service.reset()
+            self.faults.reset()
+            if body.get("moto", True):
+                reset_moto()
+            return {"reset": True}
+        raise KeyError(route)
+
+
+def _reply(payload: dict, status: int) -> Response:
+    return Response(json.dumps(payload, default=str), status=status, content_type="application/json")

@@ -1,0 +1,178 @@
+"""Fault injection and call counting, so tests can prove retry/failure handling and "no calls made".
+
+Faults are deterministic: a share of 0.5 hits every second matching call (error diffusion),
+not a random half, so tests never flake.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _ShareRule:
+    """Hit ``share`` of the calls to ``operations`` (all when empty), at most ``count`` times."""
+
+    share: float = 0.0
+    count: int | None = None
+    operations: frozenset[str] = frozenset()
+    status: int = 500
+    _acc: float = 0.0
+
+    def hit(self, operation: str) -> bool:
+        if self.operations and operation not in self.operations:
+            return False
+        if self.count is not None and self.count <= 0:
+            return False
+        self._acc += self.share
+        if self._acc < 1.0 - 1e-9:
+            return False
+        self._acc -= 1.0
+        if self.count is not None:
+            self.count -= 1
+        return True
+
+    def describe(self) -> dict:
+        return {
+            "share": self.share,
+            "count": self.count,
+            "operations": sorted(self.operations),
+            "status": self.status,
+        }
+
+
+@dataclass
+class Faults:
+    """The fault plan of one emulator and its per-operation call counter (thread-safe)."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    fail_training: deque = field(default_factory=deque)
+    fail_endpoint_create: deque = field(default_factory=deque)
+    fail_endpoint_update: deque = field(default_factory=deque)
+    throttle: _ShareRule | None = None
+    server_error: _ShareRule | None = None
+    latency_seconds: float = 0.0
+    latency_operations: frozenset[str] = frozenset()
+    calls: Counter = field(default_factory=Counter)
+
+    # --- configuration -------------------------------------------------------------------
+    def configure(self, spec: dict) -> None:
+        """Apply a JSON fault spec (see the admin API in ``offline_aws.admin``)."""
+        known = {
+            "fail_next_training_job",
+            "fail_next_endpoint_create",
+            "fail_next_endpoint_update",
+            "throttle",
+            "server_error",
+            "latency",
+        }
+        unknown = set(spec) - known
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {sorted(known)}")
+        with self._lock:
+            for key, queue in (
+                ("fail_next_training_job", self.fail_training),
+                ("fail_next_endpoint_create", self.fail_endpoint_create),
+                ("fail_next_endpoint_update", self.fail_endpoint_update),
+            ):
+                if key in spec:
+                    value = spec[key]
+                    reasons = value if isinstance(value, list) else [value]
+                    queue.extend(str(r) for r in reasons)
+            if "throttle" in spec:
+                self.throttle = self._share_rule(spec["throttle"], 400)
+            if "server_error" in spec:
+                self.server_error = self._share_rule(spec["server_error"], 500)
+            if "latency" in spec:
+                lat = spec["latency"]
+                if isinstance(lat, int | float):
+                    lat = {"seconds": lat}
+                self.latency_seconds = float(lat.get("seconds", 0.0))
+                self.latency_operations = frozenset(lat.get("operations") or ())
+
+    @staticmethod
+    def _share_rule(value, default_status: int) -> _ShareRule | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float):
+            value = {"share": value}
+        share = float(value.get("share", 1.0 if "count" in value else 0.0))
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be within [0, 1], got {share}")
+        count = value.get("count")
+        status = int(value.get("status", default_status))
+        if default_status >= 500 and status not in (500, 502, 503, 504):
+            raise ValueError("server_error status must be 500, 502, 503 or 504")
+        return _ShareRule(
+            share=share,
+            count=None if count is None else int(count),
+            operations=frozenset(value.get("operations") or ()),
+            status=status,
+        )
+
+    def clear(self) -> None:
+        """Drop every fault (the call counter is kept)."""
+        with self._lock:
+            self.fail_training.clear()
+            self.fail_endpoint_create.clear()
+            self.fail_endpoint_update.clear()
+            self.throttle = None
+            self.server_error = None
+            self.latency_seconds = 0.0
+            self.latency_operations = frozenset()
+
+    def reset(self) -> None:
+        """Drop every fault and zero the call counter."""
+        self.clear()
+        with self._lock:
+            self.calls.clear()
+
+    # --- hooks used by the services -----------------------------------------------------
+    def take_training_failure(self) -> str | None:
+        with self._lock:
+            return self.fail_training.popleft() if self.fail_training else None
+
+    def take_endpoint_create_failure(self) -> str | None:
+        with self._lock:
+            return self.fail_endpoint_create.popleft() if self.fail_endpoint_create else None
+
+    def take_endpoint_update_failure(self) -> str | None:
+        with self._lock:
+            return self.fail_endpoint_update.popleft() if self.fail_endpoint_update else None
+
+    def on_call(self, operation: str) -> tuple[str, int] | None:
+        """Count one API call; apply latency; return (kind, HTTP status) if it must fail.
+
+        ``kind`` is ``"throttle"`` or ``"server_error"``.
+        """
+        with self._lock:
+            self.calls[operation] += 1
+            delay = self.latency_seconds
+            if self.latency_operations and operation not in self.latency_operations:
+                delay = 0.0
+            verdict = None
+            if self.throttle is not None and self.throttle.hit(operation):
+                verdict = ("throttle", self.throttle.status)
+            elif self.server_error is not None and self.server_error.hit(operation):
+                verdict = ("server_error", self.server_error.status)
+        if delay > 0:
+            time.sleep(delay)
+        return verdict
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "fail_next_training_job": list(self.fail_training),
+                "fail_next_endpoint_create": list(self.fail_endpoint_create),
+                "fail_next_endpoint_update": list(self.fail_endpoint_update),
+                "throttle": self.throttle.describe() if self.throttle else None,
+                "server_error": self.server_error.describe() if self.server_error else None,
+                "latency": {"seconds": self.latency_seconds, "operations": sorted(self.latency_operations)},
+            }
+
+    def call_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.calls)

@@ -1,0 +1,1 @@
+"""Our SageMaker: ``models`` holds state and logic (testable without HTTP), ``responses`` the wire."""

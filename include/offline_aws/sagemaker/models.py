@@ -1,0 +1,611 @@
+"""SageMaker's state and rules: training jobs, models, endpoint configs, endpoints and tags.
+
+Everything a request can be rejected for is decided here (no HTTP involved), so the rules and
+the state machines are unit-testable; ``responses`` only translates the wire protocol. Work
+that takes time (training, deploying) runs in background threads from ``training`` and
+``hosting``, which move the records through AWS's statuses.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import ACCOUNT_ID, DEFAULT_REGION
+from ..aws_clients import AwsClients
+from ..faults import Faults
+from ..settings import Clock
+from .exceptions import ResourceNotFound, SageMakerError, ValidationException
+from .listing import paginate
+from .validation import validate_request
+
+OPERATIONS: dict[str, Callable] = {}
+
+
+def operation(name: str):
+    """Register a backend method as SageMaker operation ``name``; validate its input shape first."""
+
+    def wrap(fn):
+        def handler(self, params: dict | None = None, **kwargs) -> dict:
+            params = dict(params or {}, **kwargs)
+            validate_request(name, params)
+            return fn(self, params)
+
+        handler.__name__ = fn.__name__
+        handler.__doc__ = fn.__doc__
+        OPERATIONS[name] = handler
+        return handler
+
+    return wrap
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class TrainingJob:
+    desc: dict
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    injected_failure: str | None = None
+    thread: threading.Thread | None = None
+
+
+@dataclass
+class Endpoint:
+    desc: dict
+    serving: dict = field(default_factory=dict)  # variant name -> hosting.LoadedVariant
+    generation: int = 0  # bumped by every operation so a stale background thread never commits
+    thread: threading.Thread | None = None
+
+
+class SageMakerBackend:
+    """One account/region of SageMaker. Thread-safe: every record change happens under ``lock``."""
+
+    def __init__(
+        self,
+        region: str = DEFAULT_REGION,
+        account_id: str = ACCOUNT_ID,
+        *,
+        clock: Clock | None = None,
+        faults: Faults | None = None,
+        aws: AwsClients | None = None,
+    ):
+        self.region = region
+        self.account_id = account_id
+        self.clock = clock or Clock()
+        self.faults = faults or Faults()
+        self.aws = aws or AwsClients(region=region)
+        self.lock = threading.RLock()
+        self.training_jobs: dict[str, TrainingJob] = {}
+        self.models: dict[str, dict] = {}
+        self.endpoint_configs: dict[str, dict] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.tags: dict[str, list[dict]] = {}
+
+    # --- helpers -------------------------------------------------------------------------
+    def arn(self, kind: str, name: str) -> str:
+        # AWS lower-cases names in SageMaker ARNs, and names are unique case-insensitively.
+        return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
+
+    def call(self, operation_name: str, params: dict | None = None) -> dict:
+        """Run an operation by its AWS name, as the wire layer does."""
+        handler = OPERATIONS.get(operation_name)
+        if handler is None:
+            raise SageMakerError(
+                f"Operation {operation_name} is not supported by the offline emulator.",
+                code="UnknownOperationException",
+                status=400,
+            )
+        return handler(self, params or {})
+
+    def _set_tags(self, arn: str, tags: list[dict] | None) -> None:
+        if not tags:
+            return
+        current = {t["Key"]: t for t in self.tags.get(arn, [])}
+        for tag in tags:
+            if tag["Key"].lower().startswith("aws:"):
+                raise ValidationException("Tag keys beginning with 'aws:' are reserved for system use.")
+            current[tag["Key"]] = {"Key": tag["Key"], "Value": tag.get("Value", "")}
+        if len(current) > 50:
+            raise ValidationException(f"Too many tags: {arn} would have {len(current)} tags, at most 50.")
+        self.tags[arn] = list(current.values())
+
+    def _arn_exists(self, arn: str) -> bool:
+        kind, _, name = arn.partition(":")[2].rpartition(":")[2].partition("/")
+        table = {
+            "training-job": self.training_jobs,
+            "model": self.models,
+            "endpoint-config": self.endpoint_configs,
+            "endpoint": self.endpoints,
+        }.get(kind)
+        if table is None or not arn.startswith(f"arn:aws:sagemaker:{self.region}:{self.account_id}:"):
+            return False
+        return name in table
+
+    # --- training jobs --------------------------------------------------------------------
+    @operation("CreateTrainingJob")
+    def create_training_job(self, req: dict) -> dict:
+        """Register the job InProgress/Starting and start its runner thread."""
+        from .training import start_training_job
+
+        name = req["TrainingJobName"]
+        arn = self.arn("training-job", name)
+        if req.get("ResourceConfig") is None:
+            raise ValidationException(
+                "1 validation error detected: Value null at 'resourceConfig' failed to satisfy "
+                "constraint: Member must not be null"
+            )
+        if "AlgorithmSpecification" not in req:
+            raise ValidationException("AlgorithmSpecification is required for a training job.")
+        algo = req["AlgorithmSpecification"]
+        if not algo.get("TrainingImage") and not algo.get("AlgorithmName"):
+            raise ValidationException("Either TrainingImage or AlgorithmName must be specified.")
+        channels = [c["ChannelName"] for c in req.get("InputDataConfig", [])]
+        if len(set(channels)) != len(channels):
+            raise ValidationException("Channel names must be unique within InputDataConfig.")
+        created = now()
+        input_mode = algo.get("TrainingInputMode", "File")
+        desc = {
+            "TrainingJobName": name,
+            "TrainingJobArn": arn,
+            "ModelArtifacts": {"S3ModelArtifacts": model_artifact_uri(req["OutputDataConfig"], name)},
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Starting",
+            "HyperParameters": dict(req.get("HyperParameters") or {}),
+            "AlgorithmSpecification": {
+                **copy.deepcopy(algo),
+                "TrainingInputMode": input_mode,
+                "EnableSageMakerMetricsTimeSeries": algo.get("EnableSageMakerMetricsTimeSeries", False),
+            },
+            "RoleArn": req["RoleArn"],
+            "InputDataConfig": [_channel_with_defaults(c, input_mode) for c in req.get("InputDataConfig", [])],
+            "OutputDataConfig": {"KmsKeyId": "", "CompressionType": "GZIP", **req["OutputDataConfig"]},
+            "ResourceConfig": {"VolumeSizeInGB": 30, **req["ResourceConfig"]},
+            "StoppingCondition": req.get("StoppingCondition") or {"MaxRuntimeInSeconds": 86400},
+            "CreationTime": created,
+            "LastModifiedTime": created,
+            "SecondaryStatusTransitions": [
+                {"Status": "Starting", "StartTime": created, "StatusMessage": "Launching requested ML instances"}
+            ],
+            "EnableNetworkIsolation": bool(req.get("EnableNetworkIsolation", False)),
+            "EnableInterContainerTrafficEncryption": bool(req.get("EnableInterContainerTrafficEncryption", False)),
+            "EnableManagedSpotTraining": bool(req.get("EnableManagedSpotTraining", False)),
+        }
+        for optional in ("VpcConfig", "CheckpointConfig", "Environment", "RetryStrategy", "DebugHookConfig"):
+            if optional in req:
+                desc[optional] = copy.deepcopy(req[optional])
+        with self.lock:
+            if name.lower() in self.training_jobs:
+                # AWS answers ResourceInUse here (not ValidationException as for models/endpoints).
+                raise SageMakerError(
+                    "Training job names must be unique within an AWS account and region, and a training "
+                    f"job with this name already exists ({arn})",
+                    code="ResourceInUse",
+                    status=400,
+                )
+            self._set_tags(arn, req.get("Tags"))
+            job = TrainingJob(desc=desc, injected_failure=self.faults.take_training_failure())
+            self.training_jobs[name.lower()] = job
+        start_training_job(self, job)
+        return {"TrainingJobArn": arn}
+
+    def _job(self, name: str) -> TrainingJob:
+        job = self.training_jobs.get(name.lower())
+        if job is None:
+            raise ValidationException("Requested resource not found.")
+        return job
+
+    @operation("DescribeTrainingJob")
+    def describe_training_job(self, req: dict) -> dict:
+        with self.lock:
+            return copy.deepcopy(self._job(req["TrainingJobName"]).desc)
+
+    @operation("StopTrainingJob")
+    def stop_training_job(self, req: dict) -> dict:
+        """InProgress -> Stopping; the runner thread notices and ends the job Stopped."""
+        with self.lock:
+            job = self._job(req["TrainingJobName"])
+            status = job.desc["TrainingJobStatus"]
+            if status != "InProgress":
+                raise ValidationException(f"The request was rejected because the training job is in status {status}.")
+            job.desc["TrainingJobStatus"] = "Stopping"
+            record_transition(job.desc, "Stopping", "Stopping the training job")
+            job.stop_requested.set()
+        return {}
+
+    @operation("ListTrainingJobs")
+    def list_training_jobs(self, req: dict) -> dict:
+        with self.lock:
+            descs = [copy.deepcopy(j.desc) for j in self.training_jobs.values()]
+        summaries = [
+            {
+                k: d[k]
+                for k in (
+                    "TrainingJobName",
+                    "TrainingJobArn",
+                    "CreationTime",
+                    "TrainingEndTime",
+                    "LastModifiedTime",
+                    "TrainingJobStatus",
+                    "SecondaryStatus",
+                )
+                if k in d
+            }
+            for d in descs
+        ]
+        items, token = paginate(summaries, req, name_key="TrainingJobName", status_key="TrainingJobStatus")
+        return _page("TrainingJobSummaries", items, token)
+
+    # --- models ---------------------------------------------------------------------------
+    @operation("CreateModel")
+    def create_model(self, req: dict) -> dict:
+        name = req["ModelName"]
+        arn = self.arn("model", name)
+        if not req.get("PrimaryContainer") and not req.get("Containers"):
+            raise ValidationException("Either PrimaryContainer or Containers must be specified.")
+        for container in [req.get("PrimaryContainer")] + list(req.get("Containers") or []):
+            if container is not None and not container.get("Image") and not container.get("ModelPackageName"):
+                raise ValidationException("Image is required for a container definition.")
+        desc = {
+            "ModelName": name,
+            "ModelArn": arn,
+            "CreationTime": now(),
+            "EnableNetworkIsolation": bool(req.get("EnableNetworkIsolation", False)),
+        }
+        for key in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig", "InferenceExecutionConfig"):
+            if key in req:
+                desc[key] = copy.deepcopy(req[key])
+        for container in [desc.get("PrimaryContainer")] + list(desc.get("Containers") or []):
+            if container is not None:
+                container.setdefault("Mode", "SingleModel")
+                container.setdefault("Environment", {})
+        with self.lock:
+            if name.lower() in self.models:
+                raise ValidationException(f'Cannot create already existing model "{arn}".')
+            self._set_tags(arn, req.get("Tags"))
+            self.models[name.lower()] = desc
+        return {"ModelArn": arn}
+
+    def _model(self, name: str) -> dict:
+        model = self.models.get(name.lower())
+        if model is None:
+            raise ValidationException(f'Could not find model "{self.arn("model", name)}".')
+        return model
+
+    @operation("DescribeModel")
+    def describe_model(self, req: dict) -> dict:
+        with self.lock:
+            return copy.deepcopy(self._model(req["ModelName"]))
+
+    @operation("DeleteModel")
+    def delete_model(self, req: dict) -> dict:
+        with self.lock:
+            model = self._model(req["ModelName"])
+            del self.models[req["ModelName"].lower()]
+            self.tags.pop(model["ModelArn"], None)
+        return {}
+
+    @operation("ListModels")
+    def list_models(self, req: dict) -> dict:
+        with self.lock:
+            rows = [{k: m[k] for k in ("ModelName", "ModelArn", "CreationTime")} for m in self.models.values()]
+        items, token = paginate(rows, req, name_key="ModelName")
+        return _page("Models", items, token)
+
+    # --- endpoint configs -----------------------------------------------------------------
+    @operation("CreateEndpointConfig")
+    def create_endpoint_config(self, req: dict) -> dict:
+        name = req["EndpointConfigName"]
+        arn = self.arn("endpoint-config", name)
+        variants = []
+        seen = set()
+        with self.lock:
+            if name.lower() in self.endpoint_configs:
+                raise ValidationException(f'Cannot create already existing endpoint configuration "{arn}".')
+            for variant in req["ProductionVariants"]:
+                vname = variant["VariantName"]
+                if vname in seen:
+                    raise ValidationException(f"Variant names must be unique: {vname} is used more than once.")
+                seen.add(vname)
+                if not variant.get("ModelName"):
+                    raise ValidationException(f"ModelName is required for production variant {vname}.")
+                self._model(variant["ModelName"])  # "Could not find model ..." as AWS
+                if "ServerlessConfig" not in variant and (
+                    not variant.get("InstanceType") or not variant.get("InitialInstanceCount")
+                ):
+                    raise ValidationException(
+                        f"Invalid ProductionVariant {vname}: InstanceType and InitialInstanceCount are "
+                        "required unless ServerlessConfig is specified."
+                    )
+                variants.append({"InitialVariantWeight": 1.0, **copy.deepcopy(variant)})
+            desc = {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": arn,
+                "ProductionVariants": variants,
+                "CreationTime": now(),
+                "EnableNetworkIsolation": bool(req.get("EnableNetworkIsolation", False)),
+            }
+            for key in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExecutionRoleArn"):
+                if key in req:
+                    desc[key] = copy.deepcopy(req[key])
+            self._set_tags(arn, req.get("Tags"))
+            self.endpoint_configs[name.lower()] = desc
+        return {"EndpointConfigArn": arn}
+
+    def _endpoint_config(self, name: str) -> dict:
+        config = self.endpoint_configs.get(name.lower())
+        if config is None:
+            raise ValidationException(
+                f'Could not find endpoint configuration "{self.arn("endpoint-config", name)}".'
+            )
+        return config
+
+    @operation("DescribeEndpointConfig")
+    def describe_endpoint_config(self, req: dict) -> dict:
+        with self.lock:
+            return copy.deepcopy(self._endpoint_config(req["EndpointConfigName"]))
+
+    @operation("DeleteEndpointConfig")
+    def delete_endpoint_config(self, req: dict) -> dict:
+        with self.lock:
+            config = self._endpoint_config(req["EndpointConfigName"])
+            del self.endpoint_configs[req["EndpointConfigName"].lower()]
+            self.tags.pop(config["EndpointConfigArn"], None)
+        return {}
+
+    @operation("ListEndpointConfigs")
+    def list_endpoint_configs(self, req: dict) -> dict:
+        with self.lock:
+            rows = [
+                {k: c[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
+                for c in self.endpoint_configs.values()
+            ]
+        items, token = paginate(rows, req, name_key="EndpointConfigName")
+        return _page("EndpointConfigs", items, token)
+
+    # --- endpoints ------------------------------------------------------------------------
+    @operation("CreateEndpoint")
+    def create_endpoint(self, req: dict) -> dict:
+        """Register the endpoint Creating; a hosting thread loads the model and makes it InService."""
+        from .hosting import start_deployment
+
+        name = req["EndpointName"]
+        arn = self.arn("endpoint", name)
+        with self.lock:
+            if name.lower() in self.endpoints:
+                raise ValidationException(f'Cannot create already existing endpoint "{arn}".')
+            config = copy.deepcopy(self._endpoint_config(req["EndpointConfigName"]))
+            created = now()
+            endpoint = Endpoint(
+                desc={
+                    "EndpointName": name,
+                    "EndpointArn": arn,
+                    "EndpointConfigName": config["EndpointConfigName"],
+                    "EndpointStatus": "Creating",
+                    "CreationTime": created,
+                    "LastModifiedTime": created,
+                }
+            )
+            self._set_tags(arn, req.get("Tags"))
+            self.endpoints[name.lower()] = endpoint
+            failure = self.faults.take_endpoint_create_failure()
+            start_deployment(self, endpoint, config, previous=None, injected_failure=failure)
+        return {"EndpointArn": arn}
+
+    def _endpoint(self, name: str) -> Endpoint:
+        endpoint = self.endpoints.get(name.lower())
+        if endpoint is None:
+            raise ValidationException(f'Could not find endpoint "{self.arn("endpoint", name)}".')
+        return endpoint
+
+    @operation("DescribeEndpoint")
+    def describe_endpoint(self, req: dict) -> dict:
+        with self.lock:
+            return copy.deepcopy(self._endpoint(req["EndpointName"]).desc)
+
+    @operation("UpdateEndpoint")
+    def update_endpoint(self, req: dict) -> dict:
+        """InService -> Updating; the old config keeps serving until the new one is loaded."""
+        from .hosting import start_deployment
+
+        with self.lock:
+            endpoint = self._endpoint(req["EndpointName"])
+            arn = endpoint.desc["EndpointArn"]
+            status = endpoint.desc["EndpointStatus"]
+            if status == "Failed":
+                raise ValidationException(f'Cannot update failed endpoint "{arn}".')
+            if status != "InService":
+                raise ValidationException(f'Cannot update in-progress endpoint "{arn}".')
+            config = copy.deepcopy(self._endpoint_config(req["EndpointConfigName"]))
+            previous = endpoint.desc["EndpointConfigName"]
+            started = now()
+            endpoint.desc.update(
+                EndpointStatus="Updating",
+                EndpointConfigName=config["EndpointConfigName"],
+                LastModifiedTime=started,
+                PendingDeploymentSummary={"EndpointConfigName": config["EndpointConfigName"], "StartTime": started},
+            )
+            endpoint.desc.pop("FailureReason", None)
+            failure = self.faults.take_endpoint_update_failure()
+            start_deployment(self, endpoint, config, previous=previous, injected_failure=failure)
+        return {"EndpointArn": arn}
+
+    @operation("DeleteEndpoint")
+    def delete_endpoint(self, req: dict) -> dict:
+        """-> Deleting, then the record disappears after the (scaled) teardown time."""
+        from .hosting import start_deletion
+
+        with self.lock:
+            endpoint = self._endpoint(req["EndpointName"])
+            if endpoint.desc["EndpointStatus"] == "Deleting":
+                raise ValidationException(
+                    f'Cannot delete in-progress endpoint "{endpoint.desc["EndpointArn"]}".'
+                )
+            endpoint.desc.update(EndpointStatus="Deleting", LastModifiedTime=now())
+            start_deletion(self, endpoint)
+        return {}
+
+    @operation("ListEndpoints")
+    def list_endpoints(self, req: dict) -> dict:
+        with self.lock:
+            rows = [
+                {
+                    k: e.desc[k]
+                    for k in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+                }
+                for e in self.endpoints.values()
+            ]
+        items, token = paginate(rows, req, name_key="EndpointName", status_key="EndpointStatus")
+        return _page("Endpoints", items, token)
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str | None, accept: str | None,
+                        target_variant: str | None = None) -> tuple[bytes, str, str]:
+        """SageMaker Runtime InvokeEndpoint -> (body, content type, invoked variant)."""
+        from .hosting import invoke
+
+        return invoke(self, name, body, content_type, accept, target_variant)
+
+    # --- tags -----------------------------------------------------------------------------
+    def _require_arn(self, arn: str) -> None:
+        if not self._arn_exists(arn):
+            raise ValidationException(f"Resource {arn} does not exist.")
+
+    @operation("AddTags")
+    def add_tags(self, req: dict) -> dict:
+        with self.lock:
+            self._require_arn(req["ResourceArn"])
+            self._set_tags(req["ResourceArn"], req["Tags"])
+            return {"Tags": copy.deepcopy(self.tags[req["ResourceArn"]])}
+
+    @operation("ListTags")
+    def list_tags(self, req: dict) -> dict:
+        with self.lock:
+            self._require_arn(req["ResourceArn"])
+            tags = copy.deepcopy(self.tags.get(req["ResourceArn"], []))
+        start = int(req.get("NextToken") or 0) if str(req.get("NextToken") or "0").isdigit() else 0
+        limit = req.get("MaxResults") or 50
+        page = tags[start : start + limit]
+        out: dict[str, Any] = {"Tags": page}
+        if start + limit < len(tags):
+            out["NextToken"] = str(start + limit)
+        return out
+
+    @operation("DeleteTags")
+    def delete_tags(self, req: dict) -> dict:
+        with self.lock:
+            self._require_arn(req["ResourceArn"])
+            keys = set(req["TagKeys"])
+            self.tags[req["ResourceArn"]] = [t for t in self.tags.get(req["ResourceArn"], []) if t["Key"] not in keys]
+        return {}
+
+    # --- introspection --------------------------------------------------------------------
+    def summary(self) -> dict:
+        """A compact view for the admin route."""
+        with self.lock:
+            return {
+                "training_jobs": {
+                    j.desc["TrainingJobName"]: {
+                        "status": j.desc["TrainingJobStatus"],
+                        "secondary_status": j.desc["SecondaryStatus"],
+                        **({"failure_reason": j.desc["FailureReason"]} if "FailureReason" in j.desc else {}),
+                    }
+                    for j in self.training_jobs.values()
+                },
+                "models": sorted(m["ModelName"] for m in self.models.values()),
+                "endpoint_configs": sorted(c["EndpointConfigName"] for c in self.endpoint_configs.values()),
+                "endpoints": {
+                    e.desc["EndpointName"]: {
+                        "status": e.desc["EndpointStatus"],
+                        "config": e.desc["EndpointConfigName"],
+                        **({"failure_reason": e.desc["FailureReason"]} if "FailureReason" in e.desc else {}),
+                    }
+                    for e in self.endpoints.values()
+                },
+            }
+
+
+class SageMakerService:
+    """All regions of our SageMaker in one account, sharing the clock, faults and S3/Logs clients."""
+
+    def __init__(self, *, clock: Clock | None = None, faults: Faults | None = None,
+                 endpoint_url: str | None = None, account_id: str = ACCOUNT_ID):
+        self.clock = clock or Clock()
+        self.faults = faults or Faults()
+        self.account_id = account_id
+        self.endpoint_url = endpoint_url
+        self._backends: dict[str, SageMakerBackend] = {}
+        self._lock = threading.Lock()
+
+    def backend(self, region: str = DEFAULT_REGION) -> SageMakerBackend:
+        with self._lock:
+            if region not in self._backends:
+                self._backends[region] = SageMakerBackend(
+                    region,
+                    self.account_id,
+                    clock=self.clock,
+                    faults=self.faults,
+                    aws=AwsClients(self.endpoint_url, region),
+                )
+            return self._backends[region]
+
+    def regions(self) -> list[str]:
+        with self._lock:
+            return list(self._backends)
+
+    def reset(self) -> None:
+        with self._lock:
+            for backend in self._backends.values():
+                with backend.lock:
+                    for job in backend.training_jobs.values():
+                        job.stop_requested.set()
+                    for endpoint in backend.endpoints.values():
+                        endpoint.generation += 1
+            self._backends.clear()
+
+
+# --- small pure helpers ---------------------------------------------------------------------
+def model_artifact_uri(output_config: dict, job_name: str) -> str:
+    return f"{output_config['S3OutputPath'].rstrip('/')}/{job_name}/output/model.tar.gz"
+
+
+def record_transition(desc: dict, status: str, message: str, *, final: bool = False) -> None:
+    """Close the open SecondaryStatusTransition and open ``status`` (closed at once if ``final``)."""
+    stamp = now()
+    transitions = desc.setdefault("SecondaryStatusTransitions", [])
+    if transitions and transitions[-1]["Status"] == status and not final:
+        transitions[-1]["StatusMessage"] = message  # AWS updates the open transition's message
+        desc["LastModifiedTime"] = stamp
+        return
+    if transitions and "EndTime" not in transitions[-1]:
+        transitions[-1]["EndTime"] = stamp
+    entry = {"Status": status, "StartTime": stamp, "StatusMessage": message}
+    if final:
+        entry["EndTime"] = stamp
+    transitions.append(entry)
+    desc["SecondaryStatus"] = status
+    desc["LastModifiedTime"] = stamp
+
+
+def _channel_with_defaults(channel: dict, input_mode: str) -> dict:
+    channel = copy.deepcopy(channel)
+    source = channel.get("DataSource", {}).get("S3DataSource")
+    if source is not None:
+        source.setdefault("S3DataDistributionType", "FullyReplicated")
+    channel.setdefault("CompressionType", "None")
+    channel.setdefault("RecordWrapperType", "None")
+    return channel
+
+
+def _page(key: str, items: list, token: str | None) -> dict:
+    out: dict[str, Any] = {key: items}
+    if token:
+        out["NextToken"] = token
+    return out
+
+
+__all__ = ["SageMakerBackend", "SageMakerService", "OPERATIONS", "ResourceNotFound"]

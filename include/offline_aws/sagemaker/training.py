@@ -1,0 +1,244 @@
+"""The training "instance": moves a job through Starting -> Downloading -> Training -> Uploading.
+
+It runs in a background thread, reads the channels from S3 and writes the log and the model
+through boto3 (the emulator's own S3/Logs), like the real container does, so everything a
+client observes (statuses, transitions, logs, artifacts) comes from real work.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+import time
+from datetime import datetime
+
+from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
+from ..linear_learner.hyperparameters import HyperparameterError, parse_hyperparameters
+from ..linear_learner.model import write_model_tar_gz
+from ..linear_learner.train import train
+from .cloudwatch import LogWriter
+from .models import SageMakerBackend, TrainingJob, now, record_transition
+
+LINEAR_LEARNER_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/linear-learner:(1|latest)$"
+)
+CHANNELS = ("train", "validation", "test")
+CSV = "text/csv"
+RECORDIO = "application/x-recordio-protobuf"
+
+# Emulated durations in seconds at time scale 1 (training itself takes its real time).
+STARTING_SECONDS = 2.0
+DOWNLOADING_SECONDS = 2.0
+UPLOADING_SECONDS = 1.0
+
+
+class JobFailed(Exception):
+    """Ends the job Failed; the message is the FailureReason."""
+
+
+class JobStopped(Exception):
+    """Ends the job Stopped (StopTrainingJob was called)."""
+
+
+def start_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
+    job.thread = threading.Thread(
+        target=run_training_job, args=(backend, job), name=f"training-{job.desc['TrainingJobName']}", daemon=True
+    )
+    job.thread.start()
+
+
+def run_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
+    """The whole life of one job; never raises (every outcome lands in the job record)."""
+    log = LogWriter(
+        backend.aws, "/aws/sagemaker/TrainingJobs", f"{job.desc['TrainingJobName']}/algo-1-{int(time.time())}"
+    )
+    try:
+        _run(backend, job, log)
+    except JobStopped:
+        finish_job(backend, job, "Stopped", "Stopped", "Training job stopped by user.")
+    except JobFailed as exc:
+        finish_job(backend, job, "Failed", "Failed", f"Training job failed. {exc}", reason=str(exc))
+    except Exception as exc:  # noqa: BLE001 - the emulator must not lose a job to a bug
+        reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
+        finish_job(backend, job, "Failed", "Failed", f"Training job failed. {reason}", reason=reason)
+    finally:
+        try:
+            log.flush()
+        except Exception:  # noqa: BLE001 - logs are best effort, the job outcome is not
+            pass
+
+
+def _phase(backend: SageMakerBackend, job: TrainingJob, status: str, message: str, seconds: float) -> None:
+    with backend.lock:
+        if job.stop_requested.is_set():
+            raise JobStopped()
+        record_transition(job.desc, status, message)
+    if backend.clock.pause(seconds, job.stop_requested):
+        raise JobStopped()
+
+
+def _run(backend: SageMakerBackend, job: TrainingJob, log: LogWriter) -> None:
+    desc = job.desc  # read-only here except under backend.lock
+    if backend.clock.pause(STARTING_SECONDS, job.stop_requested):
+        raise JobStopped()
+    with backend.lock:
+        record_transition(desc, "Starting", "Preparing the instances for training")
+    if job.injected_failure is not None:
+        raise JobFailed(job.injected_failure)
+    _check_image(desc["AlgorithmSpecification"])
+    with backend.lock:
+        desc["TrainingStartTime"] = now()
+    _phase(backend, job, "Downloading", "Downloading input data", 0)
+    started = time.monotonic()
+    data = _download_channels(backend, desc)
+    if backend.clock.pause(max(0.0, DOWNLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
+        raise JobStopped()
+    _phase(backend, job, "Training", "Training image download completed. Training in progress.", 0)
+
+    def sink(line: str) -> None:
+        log.write(line)
+        if job.stop_requested.is_set():
+            raise JobStopped()
+
+    log.write("Docker entrypoint called with argument(s): train")
+    log.write("Running default environment configuration script")
+    try:
+        hp = parse_hyperparameters(dict(desc["HyperParameters"]))
+    except HyperparameterError as exc:
+        log.write(f"[{datetime.now():%m/%d/%Y %H:%M:%S} ERROR] {exc}")
+        raise JobFailed(_client_error(exc)) from None
+    try:
+        channels = {name: _parse_channel(name, content_type, blobs) for name, (content_type, blobs) in data.items()}
+        result = train(hp, channels["train"], channels.get("validation"), channels.get("test"), log=sink, seed=0)
+    except DataError as exc:
+        log.write(f"[{datetime.now():%m/%d/%Y %H:%M:%S} ERROR] {exc}")
+        raise JobFailed(_client_error(exc)) from None
+    log.flush()
+
+    _phase(backend, job, "Uploading", "Uploading generated training model", 0)
+    started = time.monotonic()
+    _upload_model(backend, desc, write_model_tar_gz(result.model))
+    if backend.clock.pause(max(0.0, UPLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
+        raise JobStopped()
+    stamp = now()
+    with backend.lock:
+        desc["FinalMetricDataList"] = [
+            {"MetricName": name, "Value": float(value), "Timestamp": stamp}
+            for name, value in sorted(result.metrics.items())
+        ]
+    finish_job(backend, job, "Completed", "Completed", "Training job completed")
+
+
+def finish_job(backend, job, status: str, secondary: str, message: str, *, reason: str | None = None) -> None:
+    with backend.lock:
+        desc = job.desc
+        if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return
+        if status == "Failed" and job.stop_requested.is_set():
+            status, secondary, message, reason = "Stopped", "Stopped", "Training job stopped by user.", None
+        end = now()
+        desc["TrainingJobStatus"] = status
+        record_transition(desc, secondary, message, final=True)
+        if reason is not None:
+            desc["FailureReason"] = reason
+        desc.setdefault("TrainingStartTime", desc["CreationTime"])
+        desc["TrainingEndTime"] = end
+        seconds = max(1, round((end - desc["TrainingStartTime"]).total_seconds()))
+        desc["TrainingTimeInSeconds"] = seconds
+        desc["BillableTimeInSeconds"] = seconds * int(desc["ResourceConfig"].get("InstanceCount", 1))
+
+
+def _client_error(exc: Exception) -> str:
+    text = str(exc)
+    return text if text.startswith(("ClientError", "AlgorithmError")) else f"ClientError: {text}"
+
+
+def _check_image(algo: dict) -> None:
+    image = algo.get("TrainingImage")
+    if not image:
+        raise JobFailed(
+            f"ClientError: Algorithm {algo.get('AlgorithmName')!r} is not available offline: the emulator runs "
+            "only the built-in Linear Learner image (<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1)."
+        )
+    if not LINEAR_LEARNER_IMAGE.match(image):
+        raise JobFailed(
+            f"ClientError: Training image {image!r} is not a Linear Learner image; the offline emulator runs only "
+            "<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1 (or :latest)."
+        )
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    match = re.match(r"^(?:s3|https)://([^/]+)/?(.*)$", uri)
+    if not match:
+        raise JobFailed(f"ClientError: Invalid S3 URI {uri!r}.")
+    return match.group(1), match.group(2)
+
+
+def _download_channels(backend: SageMakerBackend, desc: dict) -> dict[str, tuple[str, list[bytes]]]:
+    """Fetch every channel's objects (S3Prefix, all part files, sorted by key as the container sees them)."""
+    s3 = backend.aws.client("s3")
+    channels: dict[str, tuple[str, list[bytes]]] = {}
+    names = [c["ChannelName"] for c in desc["InputDataConfig"]]
+    for name in names:
+        if name not in CHANNELS:
+            raise JobFailed(
+                f"ClientError: Unable to initialize the algorithm. Unexpected channel {name!r}: Linear Learner "
+                "accepts the channels train, validation and test."
+            )
+    if "train" not in names:
+        raise JobFailed("ClientError: Unable to initialize the algorithm. The 'train' channel is required.")
+    for channel in desc["InputDataConfig"]:
+        source = channel["DataSource"].get("S3DataSource")
+        if source is None:
+            raise JobFailed(
+                f"ClientError: Channel {channel['ChannelName']!r}: only S3DataSource is supported offline."
+            )
+        if source["S3DataType"] != "S3Prefix":
+            raise JobFailed(
+                f"ClientError: Channel {channel['ChannelName']!r}: S3DataType {source['S3DataType']} is not "
+                "supported offline (use S3Prefix)."
+            )
+        bucket, prefix = _split_s3(source["S3Uri"])
+        keys: list[str] = []
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
+        except Exception as exc:  # noqa: BLE001 - reported as AWS does, whatever S3 said
+            raise JobFailed(_no_objects(source["S3Uri"], bucket, f" ({exc})")) from None
+        if not keys:
+            raise JobFailed(_no_objects(source["S3Uri"], bucket, ""))
+        blobs = []
+        for key in sorted(keys):
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if channel.get("CompressionType") == "Gzip":
+                body = gzip.decompress(body)
+            blobs.append(body)
+        channels[channel["ChannelName"]] = (channel.get("ContentType") or RECORDIO, blobs)
+    return channels
+
+
+def _upload_model(backend: SageMakerBackend, desc: dict, payload: bytes) -> None:
+    bucket, key = _split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
+    try:
+        backend.aws.client("s3").put_object(Bucket=bucket, Key=key, Body=payload)
+    except Exception as exc:  # noqa: BLE001 - e.g. NoSuchBucket, reported in the job
+        raise JobFailed(f"ClientError: Failed to upload the model to s3://{bucket}/{key}: {exc}") from None
+
+
+def _no_objects(uri: str, bucket: str, detail: str) -> str:
+    return (
+        f'ClientError: Data download failed:No S3 objects found under S3 URL "{uri}" given in input data '
+        "source. Please ensure that the bucket exists in the selected region, that objects exist under that "
+        f'S3 prefix, and that the role has "s3:ListBucket" permissions on bucket "{bucket}".{detail}'
+    )
+
+
+def _parse_channel(name: str, content_type: str, blobs: list[bytes]):
+    """Decode one channel, rejecting content types the algorithm has no iterator for, with AWS's words."""
+    mime = content_type.split(";")[0].strip().lower()
+    if mime == CSV:
+        return read_csv_records(b if b.endswith(b"\n") else b + b"\n" for b in blobs)
+    if mime == RECORDIO:
+        return read_recordio_protobuf(blobs)
+    raise DataError(f"ClientError: No iterator has been registered for ContentType ('{mime}', '1.0')")

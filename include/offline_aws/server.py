@@ -1,0 +1,122 @@
+"""One port for the whole offline AWS: our SageMaker + admin routes, and moto for everything else.
+
+Clients pick services by signing scope and headers, not by host name (every service shares
+``AWS_ENDPOINT_URL``), so the dispatcher routes on X-Amz-Target, the SigV4 credential scope
+and the Runtime's invocation path.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from . import DEFAULT_REGION
+from .admin import PREFIX as ADMIN_PREFIX
+from .admin import AdminApp
+from .faults import Faults
+from .sagemaker.models import SageMakerService
+from .sagemaker.responses import INVOCATIONS, SageMakerResponses, credential_scope
+from .settings import Clock
+
+SAGEMAKER_SCOPES = {"sagemaker", "runtime.sagemaker"}
+
+
+class QuietRequestHandler(MotoRequestHandler):
+    """moto's handler (keeps underscored headers) without one access-log line per request."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+class Dispatcher:
+    """The WSGI entry point: send each request to SageMaker, the admin API or moto."""
+
+    def __init__(self, service: SageMakerService, faults: Faults):
+        self.sagemaker = SageMakerResponses(service)
+        self.admin = AdminApp(service, faults)
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def pick(self, environ) -> str:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(ADMIN_PREFIX):
+            return "admin"
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("SageMaker."):
+            return "sagemaker"
+        _, scope = credential_scope(environ.get("HTTP_AUTHORIZATION"))
+        if scope in SAGEMAKER_SCOPES:
+            return "sagemaker"
+        if scope is None and environ.get("REQUEST_METHOD") == "POST" and INVOCATIONS.match(path):
+            return "sagemaker"
+        return "moto"
+
+    def __call__(self, environ, start_response):
+        return getattr(self, self.pick(environ))(environ, start_response)
+
+
+class Emulator:
+    """A running emulator: ``url``, ``env()`` for clients, ``service``/``faults`` for in-process control."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, time_scale: float | None = None,
+                 region: str = DEFAULT_REGION, access_log: bool = False):
+        self.region = region
+        self.clock = Clock(time_scale)
+        self.faults = Faults()
+        self.service = SageMakerService(clock=self.clock, faults=self.faults)
+        self.dispatcher = Dispatcher(self.service, self.faults)
+        self._server: BaseWSGIServer = make_server(
+            host, port, self.dispatcher, threaded=True,
+            request_handler=MotoRequestHandler if access_log else QuietRequestHandler,
+        )
+        self.host, self.port = self._server.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self.service.endpoint_url = self.url  # our SageMaker reaches S3/Logs through this very port
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Emulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="offline-aws", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self.service.reset()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def backend(self, region: str | None = None):
+        return self.service.backend(region or self.region)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point boto3, the AWS CLI and Airflow's AWS hooks here."""
+        return emulator_env(self.url, self.region)
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def emulator_env(url: str, region: str = DEFAULT_REGION) -> dict[str, str]:
+    env = {"AWS_ENDPOINT_URL": url}
+    for service in ("S3", "SAGEMAKER", "SAGEMAKER_RUNTIME", "CLOUDWATCH_LOGS", "LOGS", "STS", "IAM"):
+        env[f"AWS_ENDPOINT_URL_{service}"] = url
+    env.update(
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION=region,
+        AWS_REGION=region,
+    )
+    return env
+
+
+def start_emulator(host: str = "127.0.0.1", port: int = 0, time_scale: float | None = None,
+                   region: str = DEFAULT_REGION) -> Emulator:
+    """Start an emulator in a background thread (port 0 = a free port); stop it with ``.stop()``."""
+    return Emulator(host, port, time_scale=time_scale, region=region).start()

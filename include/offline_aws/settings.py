@@ -1,0 +1,46 @@
+"""Runtime settings of the emulator (time scale), shared by the state machines.
+
+A single mutable object so the admin route and tests can change the pace of a running
+emulator without restarting it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+TIME_SCALE_ENV = "OFFLINE_AWS_TIME_SCALE"
+
+
+def _env_time_scale(default: float = 1.0) -> float:
+    raw = os.environ.get(TIME_SCALE_ENV)
+    if raw is None or raw == "":
+        return default
+    value = float(raw)
+    if value < 0:
+        raise ValueError(f"{TIME_SCALE_ENV} must be >= 0, got {raw!r}")
+    return value
+
+
+class Clock:
+    """Scales the emulated durations: 0 = as fast as possible, 1 = realistic seconds."""
+
+    def __init__(self, time_scale: float | None = None):
+        self.time_scale = _env_time_scale() if time_scale is None else float(time_scale)
+
+    def pause(self, seconds: float, interrupt: threading.Event | None = None) -> bool:
+        """Wait ``seconds`` of emulated time; return True if ``interrupt`` was set meanwhile.
+
+        The scale is re-read every tick, so a test can hold a phase open with a huge scale and
+        release it by setting the scale to 0.
+        """
+        interrupt = interrupt or threading.Event()
+        done = 0.0
+        while True:
+            scale = self.time_scale
+            if scale <= 0 or done >= seconds:
+                return interrupt.is_set()
+            step = min(0.05, (seconds - done) * scale)
+            if interrupt.wait(step):
+                return True
+            done += step / scale
