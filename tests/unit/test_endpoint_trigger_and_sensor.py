@@ -1,0 +1,220 @@
+"""The custom trigger and sensor: every endpoint status (stubbed), then for real against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import boto3
+import numpy as np
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from offline_aws.linear_learner.model import LinearLearnerModel, write_model_tar_gz
+from offline_aws.server import start_emulator
+from sagemaker_retrain.sensors.endpoint import EndpointDeployedSensor
+from sagemaker_retrain.smoke import SmokeTestError, check_predictions
+from sagemaker_retrain.triggers.endpoint import EndpointDeployedTrigger, classify
+
+WANTED = "cfg-new"
+
+
+def _describe(status, config=WANTED, reason=None):
+    out = {"EndpointName": "ep", "EndpointStatus": status, "EndpointConfigName": config}
+    if reason:
+        out["FailureReason"] = reason
+    return out
+
+
+@pytest.mark.parametrize(
+    ("description", "verdict", "words"),
+    [
+        (_describe("InService"), "success", "InService on cfg-new"),
+        (_describe("InService", "cfg-old", "ModelError: bad artifact"), "failure", "rolled back: ModelError"),
+        (_describe("InService", "cfg-old"), "failure", "not on cfg-new"),
+        (_describe("Failed", reason="capacity"), "failure", "Failed: capacity"),
+        (_describe("OutOfService"), "failure", "OutOfService"),
+        (_describe("Deleting"), "failure", "Deleting"),
+        (_describe("UpdateRollbackFailed"), "failure", "UpdateRollbackFailed"),
+        (_describe("Creating"), "wait", "Creating"),
+        (_describe("Updating", "cfg-old"), "wait", "Updating"),
+        (_describe("SystemUpdating"), "wait", "SystemUpdating"),
+        (_describe("RollingBack"), "wait", "RollingBack"),
+    ],
+)
+def test_classify_every_status(description, verdict, words):
+    got, message = classify(description, WANTED)
+    assert got == verdict
+    assert words in message
+
+
+class _StubTrigger(EndpointDeployedTrigger):
+    """The real run() loop, fed a scripted sequence of DescribeEndpoint answers."""
+
+    answers: list
+
+    def _hook(self):
+        trigger = self
+
+        class Client:
+            async def describe_endpoint(self, EndpointName):
+                answer = trigger.answers.pop(0)
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer
+
+        class Hook:
+            async def get_async_conn(self):
+                @asynccontextmanager
+                async def conn():
+                    yield Client()
+
+                return conn()
+
+        return Hook()
+
+
+def _run(trigger):
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(first_event())
+
+
+def _stub(answers, max_attempts=10):
+    trigger = _StubTrigger("ep", WANTED, poll_interval=0, max_attempts=max_attempts)
+    trigger.answers = list(answers)
+    return trigger
+
+
+def test_trigger_waits_through_updating_then_succeeds():
+    event = _run(_stub([_describe("Creating"), _describe("Updating"), _describe("InService")]))
+    assert event["status"] == "success"
+
+
+def test_trigger_fails_at_once_on_rollback_with_reason():
+    trigger = _stub([_describe("Updating", "cfg-old"), _describe("InService", "cfg-old", "health check failed")])
+    event = _run(trigger)
+    assert event["status"] == "failure"
+    assert "health check failed" in event["message"]
+
+
+def test_trigger_retries_throttling_and_times_out():
+    from botocore.exceptions import ClientError
+
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                             "ResponseMetadata": {"HTTPStatusCode": 400}}, "DescribeEndpoint")
+    assert _run(_stub([throttled, _describe("InService")]))["status"] == "success"
+    assert _run(_stub([_describe("Creating")] * 3, max_attempts=3))["status"] == "timeout"
+
+
+def test_trigger_reports_missing_endpoint():
+    from botocore.exceptions import ClientError
+
+    missing = ClientError({"Error": {"Code": "ValidationException", "Message": "Could not find endpoint"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "DescribeEndpoint")
+    event = _run(_stub([missing]))
+    assert event["status"] == "failure" and "Could not find endpoint" in event["message"]
+
+
+def test_trigger_serialises_round_trip():
+    trigger = EndpointDeployedTrigger("ep", WANTED, poll_interval=2, max_attempts=7, aws_conn_id=None,
+                                      region_name="eu-west-1")
+    path, kwargs = trigger.serialize()
+    assert path == "sagemaker_retrain.triggers.endpoint.EndpointDeployedTrigger"
+    assert EndpointDeployedTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_smoke_check_refuses_garbage():
+    assert check_predictions([{"score": 1.5}, {"score": 2.0}], 2) == [1.5, 2.0]
+    with pytest.raises(SmokeTestError, match="Sent 3 rows, got 2"):
+        check_predictions([{"score": 1.5}, {"score": 2.0}], 3)
+    with pytest.raises(SmokeTestError, match="no finite score"):
+        check_predictions([{"score": float("nan")}], 1)
+    with pytest.raises(SmokeTestError, match="no finite score"):
+        check_predictions([{"label": 1}], 1)
+
+
+# --- against the emulator -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def aws(monkeypatch_module):
+    emulator = start_emulator(time_scale=0)
+    for key, value in emulator.env().items():
+        monkeypatch_module.setenv(key, value)
+    kwargs = {"endpoint_url": emulator.url, "region_name": "us-east-1"}
+    s3, sm = boto3.client("s3", **kwargs), boto3.client("sagemaker", **kwargs)
+    s3.create_bucket(Bucket="models")
+    weights = np.arange(1, 4, dtype=float).reshape(3, 1)
+    model = LinearLearnerModel("regressor", weights, np.array([0.5]), loss="squared_loss")
+    s3.put_object(Bucket="models", Key="m/model.tar.gz", Body=write_model_tar_gz(model))
+    image = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
+    for name in ("m1", "m2"):
+        sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/R",
+                        PrimaryContainer={"Image": image, "ModelDataUrl": "s3://models/m/model.tar.gz"})
+        sm.create_endpoint_config(EndpointConfigName=f"c-{name}", ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
+            "InstanceType": "ml.m5.large"}])
+    yield emulator, sm
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _wait_stable(sm, name):
+    for _ in range(200):
+        status = sm.describe_endpoint(EndpointName=name)["EndpointStatus"]
+        if status in ("InService", "Failed"):
+            return
+        asyncio.run(asyncio.sleep(0.05))
+
+
+def test_trigger_and_sensor_against_emulator(aws):
+    emulator, sm = aws
+    sm.create_endpoint(EndpointName="live", EndpointConfigName="c-m1")
+    event = _run(EndpointDeployedTrigger("live", "c-m1", poll_interval=0.05, max_attempts=200, aws_conn_id=None))
+    assert event["status"] == "success", event
+    sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m1",
+                                    smoke_rows=[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], aws_conn_id=None,
+                                    poll_interval=0.05)
+    result = sensor.execute(context={})
+    assert result["smoke_scores"] == pytest.approx([6.5, 0.5])
+
+
+def test_rolled_back_update_fails_trigger_and_sensor_with_reason(aws):
+    emulator, sm = aws
+    _wait_stable(sm, "live")
+    emulator.faults.configure({"fail_next_endpoint_update": "Injected: the new container failed its health check"})
+    sm.update_endpoint(EndpointName="live", EndpointConfigName="c-m2")
+    event = _run(EndpointDeployedTrigger("live", "c-m2", poll_interval=0.05, max_attempts=400, aws_conn_id=None))
+    assert event["status"] == "failure"
+    assert "failed its health check" in event["message"]
+    assert sm.describe_endpoint(EndpointName="live")["EndpointConfigName"] == "c-m1"
+    sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m2",
+                                    aws_conn_id=None, poll_interval=0.05)
+    with pytest.raises(AirflowException, match="rolled back"):
+        sensor.execute(context={})
+
+
+def test_sensor_defers_while_updating(aws):
+    emulator, sm = aws
+    _wait_stable(sm, "live")
+    emulator.clock.time_scale = 1.0
+    try:
+        sm.update_endpoint(EndpointName="live", EndpointConfigName="c-m2")
+        sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m2",
+                                        aws_conn_id=None, poll_interval=0.05)
+        with pytest.raises(TaskDeferred) as deferred:
+            sensor.execute(context={})
+        assert isinstance(deferred.value.trigger, EndpointDeployedTrigger)
+        assert deferred.value.method_name == "execute_complete"
+    finally:
+        emulator.clock.time_scale = 0.0
+    _wait_stable(sm, "live")
+    with pytest.raises(AirflowException, match="boom"):
+        sensor.execute_complete(context={}, event={"status": "failure", "message": "boom"})

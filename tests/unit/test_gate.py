@@ -1,0 +1,31 @@
+"""The gate's decision: threshold first, then the champion, in the metric's own direction."""
+
+from __future__ import annotations
+
+from sagemaker_retrain.gate import decide, final_metric
+
+
+def test_loss_metric_must_meet_threshold_and_beat_champion():
+    assert decide("test:rmse", 3.5, 10.0, None, None).deploy
+    assert not decide("test:rmse", 12.0, 10.0, None, None).deploy
+    assert decide("test:rmse", 3.5, 10.0, 3.6, "old").deploy
+    lost = decide("test:rmse", 3.7, 10.0, 3.6, "old")
+    assert not lost.deploy and "does not beat the serving model old" in lost.reason
+    assert not decide("test:rmse", 3.6, 10.0, 3.6, "old").deploy  # a tie keeps the champion
+
+
+def test_score_metric_direction_is_reversed():
+    assert decide("test:binary_classification_accuracy", 0.97, 0.9, 0.95, "old").deploy
+    assert not decide("test:binary_classification_accuracy", 0.85, 0.9, None, None).deploy
+    assert not decide("test:r2", 0.7, 0.5, 0.8, "old").deploy
+
+
+def test_missing_metric_is_not_deployed():
+    decision = decide("test:rmse", None, 10.0, None, None)
+    assert not decision.deploy and "reported no test:rmse" in decision.reason
+
+
+def test_final_metric_reads_final_metric_data_list():
+    description = {"FinalMetricDataList": [{"MetricName": "test:rmse", "Value": 3.25}]}
+    assert final_metric(description, "test:rmse") == 3.25
+    assert final_metric(description, "test:mse") is None
