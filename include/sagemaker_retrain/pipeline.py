@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sagemaker_retrain import cleanup, config, evaluation, gate, history, naming
@@ -143,7 +143,7 @@ def record(plan: dict, params: dict, outcome: str, **details) -> str:
     entry = {
         "run_id": plan["run_id"],
         "slug": plan["slug"],
-        "recorded_at": datetime.utcnow().isoformat() + "Z",
+        "recorded_at": datetime.now(UTC).isoformat(),
         "outcome": outcome,
         "mode": params["mode"],
         "endpoint": plan["names"]["endpoint"],

@@ -82,8 +82,7 @@ def _run(backend: SageMakerBackend, job: TrainingJob, log: LogWriter) -> None:
     desc = job.desc  # read-only here except under backend.lock
     if backend.clock.pause(STARTING_SECONDS, job.stop_requested):
         raise JobStopped()
-    with backend.lock:
-        record_transition(desc, "Starting", "Preparing the instances for training")
+    _phase(backend, job, "Starting", "Preparing the instances for training", 0)
     if job.injected_failure is not None:
         raise JobFailed(job.injected_failure)
     _check_image(desc["AlgorithmSpecification"])

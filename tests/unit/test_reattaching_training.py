@@ -1,0 +1,90 @@
+"""A retry of the train task re-attaches to the job its first try started: one job, one bill."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import numpy as np
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from offline_aws.server import start_emulator
+from sagemaker_retrain.config import build_training_config, tags
+from sagemaker_retrain.images import linear_learner_image
+from sagemaker_retrain.operators.training import SageMakerReattachingTrainingOperator
+
+PARAMS = {"predictor_type": "regressor", "mini_batch_size": 30, "epochs": 5, "training_instance_type": "ml.m5.large",
+          "training_instance_count": 1, "max_runtime_seconds": 7200}
+
+
+@pytest.fixture(scope="module")
+def aws():
+    emulator = start_emulator(time_scale=0)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in emulator.env().items():
+            patch.setenv(key, value)
+        s3 = boto3.client("s3", endpoint_url=emulator.url, region_name="us-east-1")
+        s3.create_bucket(Bucket="data")
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(200, 3))
+        y = x @ np.array([1.0, -2.0, 0.5]) + 3
+        body = io.StringIO()
+        np.savetxt(body, np.column_stack([y, x]), delimiter=",")
+        for channel in ("train", "validation", "test"):
+            s3.put_object(Bucket="data", Key=f"in/{channel}/part-00000.csv", Body=body.getvalue().encode())
+        yield emulator, boto3.client("sagemaker", endpoint_url=emulator.url, region_name="us-east-1")
+    emulator.stop()
+
+
+def _config(name: str) -> dict:
+    return build_training_config(
+        job_name=name, image=linear_learner_image("us-east-1"), role_arn="arn:aws:iam::123456789012:role/R",
+        channel_uris={c: f"s3://data/in/{c}/" for c in ("train", "validation", "test")},
+        output_uri="s3://data/out", params=PARAMS, feature_dim=3, resource_tags=tags("ep", "run-1"),
+    )
+
+
+def _operator(name: str, deferrable: bool = False) -> SageMakerReattachingTrainingOperator:
+    return SageMakerReattachingTrainingOperator(
+        task_id="train", config=_config(name), aws_conn_id=None, deferrable=deferrable, check_interval=1)
+
+
+def _jobs(sm, name):
+    return [j for j in sm.list_training_jobs()["TrainingJobSummaries"] if j["TrainingJobName"].startswith(name)]
+
+
+def test_retry_reattaches_to_running_job_instead_of_starting_another(aws):
+    emulator, sm = aws
+    emulator.clock.time_scale = 1.0  # keep the first job InProgress for a while
+    try:
+        sm.create_training_job(**_config("job-a"))  # what the first try did before its worker died
+        operator = _operator("job-a", deferrable=True)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context={})
+        assert deferred.value.trigger.serialize()[1]["job_name"] == "job-a"
+        assert operator.max_attempts * operator.check_interval >= 7200  # sized to the job's own limit
+    finally:
+        emulator.clock.time_scale = 0.0
+    assert len(_jobs(sm, "job-a")) == 1
+
+
+def test_retry_after_completion_returns_the_job_without_a_second_one(aws):
+    emulator, sm = aws
+    first = SageMakerReattachingTrainingOperator(
+        task_id="train", config=_config("job-b"), aws_conn_id=None, check_interval=1, print_log=False,
+    ).execute(context={})
+    assert first["Training"]["TrainingJobStatus"] == "Completed"
+    again = _operator("job-b").execute(context={})
+    assert again["Training"]["TrainingJobArn"] == first["Training"]["TrainingJobArn"]
+    assert len(_jobs(sm, "job-b")) == 1
+
+
+def test_retry_after_failure_fails_with_the_reason_and_starts_nothing(aws):
+    emulator, sm = aws
+    emulator.faults.configure({"fail_next_training_job": "InternalServerError: injected"})
+    with pytest.raises(AirflowException):
+        _operator("job-c").execute(context={})
+    with pytest.raises(AirflowException, match="Not starting a second job"):
+        _operator("job-c").execute(context={})
+    assert len(_jobs(sm, "job-c")) == 1
