@@ -53,6 +53,9 @@ def test_first_run_creates_endpoint_and_records_metrics(offline_aws, first_run):
         bucket, _, key = uri[5:].partition("/")
         assert offline_aws.s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
     assert set(evaluation["metrics"]) == {"rmse", "mse", "mae", "r2"}
+    # The train task's log carries the job's own log lines and its final metrics.
+    assert "#quality_metric: host=algo-1" in first_run.output
+    assert "Final metric test:rmse" in first_run.output
     assert first_run.states["publish"] == "success"
     # The served-model Asset got an event carrying the endpoint and model, for downstream DAGs.
     with sqlite3.connect(Path(offline_aws.env["AIRFLOW_HOME"]) / "airflow.db") as db:

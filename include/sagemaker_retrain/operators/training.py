@@ -52,7 +52,9 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
         name = self.config["TrainingJobName"]
         existing = self._existing_job(name)
         if existing is None:
-            return super().execute(context)
+            result = super().execute(context)  # defers unless the job already ended
+            self._log_final_metrics(result["Training"])
+            return result
         status = existing["TrainingJobStatus"]
         self.log.info("Re-attaching to training job %s, started by an earlier try (status %s).", name, status)
         if status == "Completed":
@@ -114,6 +116,9 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
         except ClientError as err:
             self.log.warning("Could not read the training log of %s: %s", name, err)
         self.log.info(secondary_training_status_message(description, None))
+        self._log_final_metrics(description)
+
+    def _log_final_metrics(self, description: dict) -> None:
         for metric in description.get("FinalMetricDataList", []):
             self.log.info("Final metric %s = %s", metric["MetricName"], metric["Value"])
         if description.get("BillableTimeInSeconds") is not None:
