@@ -259,3 +259,33 @@ def test_best_loss_over_models_ignores_diverged_ones():
 
     assert _finite_min(np.array([np.nan, 0.3, np.inf, 0.2])) == 0.2
     assert _finite_min(np.array([np.nan, np.nan])) == np.inf
+
+
+def _row_orders(n):
+    """Reference order, reversed, the emulator's two part files either way round, random shuffles."""
+    orders = {"reference": np.arange(n), "reversed": np.arange(n)[::-1],
+              "parts [:300]+[300:]": np.r_[np.arange(300), np.arange(300, n)],
+              "parts [300:]+[:300]": np.r_[np.arange(300, n), np.arange(300)]}
+    for k in range(5):
+        orders[f"shuffle {k}"] = np.random.RandomState(100 + k).permutation(n)
+    return orders
+
+
+def test_housing_is_robust_to_seed_and_row_order(housing):
+    """Over seeds 0-19 and nine row orders the row-0 prediction stays within 29.99 +- 1.0, rmse <= 3.8."""
+    (y, X), val = housing
+    hp = parse_hyperparameters({"predictor_type": "regressor", "mini_batch_size": "30", "feature_dim": "12"})
+    runs = [("reference", seed) for seed in range(20)] + [(name, 0) for name in _row_orders(len(y))]
+    orders = _row_orders(len(y))
+    failures, slowest = [], 0.0
+    for name, seed in runs:
+        o = orders[name]
+        start = time.perf_counter()
+        result = train(hp, (y[o], X[o]), val, log=_quiet, seed=seed)
+        slowest = max(slowest, time.perf_counter() - start)
+        pred = result.model.predict(np.array([ROW0]))["score"][0]
+        rmse = result.metrics["validation:rmse"]
+        if abs(pred - 29.99) > 1.0 or rmse > 3.8:
+            failures.append(f"{name} seed={seed}: row0={pred:.3f} rmse={rmse:.3f}")
+    assert not failures, failures
+    assert slowest < 0.5
