@@ -1,0 +1,22 @@
+# The image of every service in docker-compose.yaml: Airflow 3.3.2 with the pinned requirements
+# and this project's provider package (sagemaker_retrain) and offline AWS emulator (offline_aws).
+#
+# requirements.txt is compiled for Python 3.11 (see `make lock`), hence the -python3.11 tag of
+# apache/airflow:3.3.2. The package is installed for its entry points (the provider's
+# provider_info, the `offline-aws` command); include/ is also copied to /opt/airflow/include and
+# put first on PYTHONPATH, so the code and data under include/ (mounted by docker-compose.yaml
+# for development) are what runs, and the DAG finds include/data/ next to dags/.
+FROM apache/airflow:3.3.2-python3.11
+
+ENV PYTHONPATH=/opt/airflow/include
+
+COPY --chown=airflow:0 requirements.txt /tmp/sagemaker-retrain/requirements.txt
+RUN pip install --no-cache-dir "apache-airflow==3.3.2" -r /tmp/sagemaker-retrain/requirements.txt
+
+COPY --chown=airflow:0 pyproject.toml README.md /tmp/sagemaker-retrain/
+COPY --chown=airflow:0 include /tmp/sagemaker-retrain/include
+RUN pip install --no-cache-dir --no-deps /tmp/sagemaker-retrain \
+    && rm -rf /tmp/sagemaker-retrain
+
+COPY --chown=airflow:0 include /opt/airflow/include
+COPY --chown=airflow:0 dags /opt/airflow/dags

@@ -1,0 +1,76 @@
+"""The DAG on a production-shaped deployment: CeleryExecutor, Postgres, Redis, one process per component.
+
+Triggered through the REST API as the UI does, with a conf that changes Params; the waits of
+``train`` and ``wait_for_endpoint`` must be done by the triggerer (state ``deferred``), and
+the run's evaluation must land in S3.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from native_deployment import DAG_ID, PROJECT_DIR
+
+pytestmark = [pytest.mark.deployment, pytest.mark.slow]
+
+ARTIFACTS = PROJECT_DIR / "artifacts" / "native-deployment"
+WAITING_TASKS = ("train", "wait_for_endpoint")
+
+
+def _xcom(deployment, run_id: str, task_id: str):
+    entry = deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}"
+                                  "/xcomEntries/return_value?deserialize=true")
+    value = entry["value"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
+    started = time.monotonic()
+    dag = deployment.wait_for_dag()
+    assert dag["is_paused"] is True  # DAGS_ARE_PAUSED_AT_CREATION, as in docker-compose.yaml
+    deployment.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+
+    conf = {"mode": "ephemeral", "epochs": 5}
+    run = deployment.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
+    run_id = run["dag_run_id"]
+    assert run["conf"] == conf
+
+    seen: dict[str, set] = {}
+    final = deployment.wait_for_run(run_id, timeout=600, seen=seen)
+    tis = {ti["task_id"]: ti for ti in
+           deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]}
+    assert final["state"] == "success", (
+        {t: ti["state"] for t, ti in tis.items()}, deployment.all_log_tails())
+    assert tis["publish"]["state"] == "skipped"  # ephemeral: nothing announced
+    assert {tis[t]["executor"] or "" for t in ("prepare", "evaluate")} <= {"", "CeleryExecutor"}
+    assert all(tis[t]["hostname"] for t in ("prepare", "train", "evaluate"))
+
+    # The waits were handed to the triggerer (state `deferred`), not held in a worker slot.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for task_id in WAITING_TASKS:
+        log = deployment.task_log(run_id, task_id, tis[task_id]["try_number"])
+        (ARTIFACTS / f"{task_id}.log").write_text(log)
+        # The task log holds the triggerer's part of the attempt: its trigger started and fired.
+        assert f"/{task_id}/-1/" in log and "Trigger fired event" in log, (
+            f"{task_id} was not resumed by the triggerer; states seen {seen.get(task_id)}\n{log[-3000:]}")
+        assert tis[task_id]["state"] == "success"
+
+    # The Param change reached SageMaker, and the run's results are in S3 (the emulator).
+    plan = _xcom(deployment, run_id, "prepare")
+    job = deployment.sagemaker().describe_training_job(TrainingJobName=plan["names"]["training_job"])
+    assert job["HyperParameters"]["epochs"] == "5"
+    evaluation = _xcom(deployment, run_id, "evaluate")
+    s3 = deployment.s3()
+    for uri in evaluation["artifacts"].values():
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        assert bucket == deployment.bucket
+        assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+    metrics = json.loads(s3.get_object(Bucket=deployment.bucket,
+                                       Key=evaluation["artifacts"]["metrics"].split("/", 3)[3])["Body"].read())
+    assert metrics == pytest.approx(evaluation["metrics"])
+    # Ephemeral: teardown deleted the run's endpoint (gone, or still Deleting at the emulator's pace).
+    left = {e["EndpointName"]: e["EndpointStatus"] for e in deployment.sagemaker().list_endpoints()["Endpoints"]}
+    assert left.get(plan["names"]["endpoint"], "Deleting") == "Deleting", left
+    print(f"native deployment run {run_id}: {time.monotonic() - started:.0f} s; states seen {seen}")

@@ -1,0 +1,438 @@
+"""The docker-compose topology started natively: one Airflow component per process, CeleryExecutor.
+
+No Docker engine runs on CI machines, so the tests build the stack of ``docker-compose.yaml``
+from what the machine has: its PostgreSQL (a database of our own, dropped at the end) and
+Redis (a database number of our own, flushed at the end), ``airflow db migrate`` (the compose
+file's ``airflow-init``), then api-server, scheduler, dag-processor, triggerer, a Celery worker
+and the offline AWS emulator, each a process in its own process group on free loopback ports.
+
+``SERVICES``, ``SHARED_SETTINGS`` and ``DEPLOYMENT_VARIABLES`` are what
+``tests/deployment/test_compose_in_step.py`` compares with ``docker-compose.yaml``.
+
+The deployment is shared by ``tests/deployment`` and ``tests/browser`` through
+``acquire()``/``release()``: the first session fixture starts it, the last one stops it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from offline_aws.airflow_run import airflow_env
+from offline_aws.server import emulator_env
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DAG_ID = "sagemaker_retrain"
+PG_DSN = os.environ.get("NATIVE_DEPLOYMENT_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+ADMIN_USER = "admin"
+# Realistic pace (training ~5 s, endpoint creation 5 s): at time scale 0 every job is finished
+# before the operator's first describe, so nothing would ever be handed to the triggerer.
+EMULATOR_TIME_SCALE = 1.0
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+# compose service -> how the native run starts it (None: provided by the machine or run once).
+SERVICES: dict[str, list[str] | None] = {
+    "postgres": None,  # the machine's PostgreSQL, a database of our own
+    "redis": None,  # the machine's Redis, a database number of our own
+    "offline-aws": None,  # `offline-aws`, started below
+    "airflow-init": ["db", "migrate"],
+    "airflow-apiserver": ["api-server"],
+    "airflow-scheduler": ["scheduler"],
+    "airflow-dag-processor": ["dag-processor"],
+    "airflow-triggerer": ["triggerer"],
+    "airflow-worker": ["celery", "worker"],
+}
+LONG_RUNNING = [name for name, cmd in SERVICES.items() if cmd and name != "airflow-init"]
+
+# Airflow settings with the same value in docker-compose.yaml and here.
+SHARED_SETTINGS: dict[str, str] = {
+    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+    "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "true",
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+    "AIRFLOW__API__WORKERS": "1",
+    "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+    "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "true",
+}
+
+# Set in both, with a value per deployment (addresses, secrets, the pipeline's settings).
+DEPLOYMENT_VARIABLES: list[str] = [
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__API__BASE_URL",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET",
+    "AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN",
+    "AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION",
+    "SAGEMAKER_RETRAIN_POLL_SECONDS",
+    "SAGEMAKER_RETRAIN_SCHEDULE",
+    *emulator_env("http://offline-aws:4566"),
+]
+
+# Native only: what containers get from isolation (own ports, own paths, the image's defaults).
+NATIVE_ONLY: list[str] = [
+    "AIRFLOW_HOME",
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW__CORE__PLUGINS_FOLDER",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
+    "AIRFLOW__API__PORT",
+    "AIRFLOW__API__HOST",
+    "PATH",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DeploymentError(RuntimeError):
+    pass
+
+
+@dataclass
+class NativeDeployment:
+    """A running native deployment; ``api()`` talks to its REST API with a JWT of the admin user."""
+
+    root: Path
+    name: str = field(default_factory=lambda: f"airflow_native_{uuid.uuid4().hex[:10]}")
+    bucket: str = "sagemaker-retrain-native"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    redis_db: int | None = None
+    database_created: bool = False
+    api_port: int = 0
+    emulator_url: str = ""
+    _token: str | None = None
+
+    # --- start -------------------------------------------------------------------------------
+    @property
+    def home(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "process-logs"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> NativeDeployment:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        _check_celery_executor_imports()
+        self.home.mkdir(parents=True)
+        self.log_dir.mkdir()
+        self._create_database()
+        self._claim_redis_db()
+        self._start_emulator()
+        self.env = self.build_env()
+        passwords = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        passwords.write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
+        self._run_once("airflow-init", timeout=300)
+        for service in LONG_RUNNING:
+            self._spawn(service, [str(BIN / "airflow"), *SERVICES[service]], self.env)
+        self._wait_healthy(timeout=240)
+
+    def build_env(self) -> dict[str, str]:
+        """The environment of every Airflow process: airflow_run's, plus the compose file's settings."""
+        db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.name}"
+        self.api_port = free_port()
+        from cryptography.fernet import Fernet
+
+        extra = dict(SHARED_SETTINGS)
+        extra.update(
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=db_url,
+            AIRFLOW__CELERY__BROKER_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
+            AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql://postgres@127.0.0.1:5432/{self.name}",
+            AIRFLOW__CORE__FERNET_KEY=Fernet.generate_key().decode(),
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "simple_auth_manager_passwords.json"),
+            AIRFLOW__API__BASE_URL=self.base_url,
+            AIRFLOW__API__HOST="127.0.0.1",
+            AIRFLOW__API__PORT=str(self.api_port),
+            AIRFLOW__API__SECRET_KEY=secrets.token_urlsafe(24),
+            AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()),
+            # Triggered runs only: a scheduled run would queue ahead of the test's (max_active_runs=1).
+            SAGEMAKER_RETRAIN_SCHEDULE="",
+        )
+        return airflow_env(PROJECT_DIR, self.home, emulator_env(self.emulator_url), self.bucket,
+                           poll_seconds=1, extra=extra)
+
+    def _create_database(self) -> None:
+        _admin_sql(f'CREATE DATABASE "{self.name}"')
+        self.database_created = True
+
+    def _claim_redis_db(self) -> None:
+        import redis
+
+        for number in range(15, 0, -1):
+            client = redis.Redis(REDIS_HOST, REDIS_PORT, db=number)
+            if client.dbsize() == 0 and client.set("native-deployment-owner", self.name, nx=True):
+                self.redis_db = number
+                return
+        raise DeploymentError("no empty Redis database number (1-15) to claim")
+
+    def _start_emulator(self) -> None:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
+        cmd = [str(BIN / "offline-aws"), "--port", str(port), "--time-scale", str(EMULATOR_TIME_SCALE)]
+        self._spawn("offline-aws", cmd, env)
+        self.emulator_url = f"http://127.0.0.1:{port}"
+        self._wait_for(lambda: _http_ok(f"{self.emulator_url}/_offline_aws/state"), 60, "offline-aws")
+        self.s3().create_bucket(Bucket=self.bucket)
+
+    def _spawn(self, service: str, cmd: list[str], env: dict[str, str]) -> None:
+        log = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[service] = subprocess.Popen(
+            cmd, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+    def _run_once(self, service: str, timeout: float) -> None:
+        with open(self.log_dir / f"{service}.log", "ab") as log:
+            proc = subprocess.run([str(BIN / "airflow"), *SERVICES[service]], env=self.env, cwd=self.home,
+                                  stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+        if proc.returncode:
+            raise DeploymentError(f"{service} failed (exit {proc.returncode}):\n{self.log_tail(service)}")
+
+    def _wait_for(self, ready, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
+            if dead:
+                name = next(iter(dead))
+                raise DeploymentError(f"{name} exited ({dead[name]}) while waiting for {what}:\n{self.log_tail(name)}")
+            if ready():
+                return
+            time.sleep(1)
+        raise DeploymentError(f"{what} not ready within {timeout:.0f} s\n" + self.all_log_tails())
+
+    def _wait_healthy(self, timeout: float) -> None:
+        def healthy() -> bool:
+            try:
+                health = self.api("GET", "/api/v2/monitor/health", auth=False)
+            except (OSError, DeploymentError):
+                return False
+            parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            return all((health.get(p) or {}).get("status") == "healthy" for p in parts)
+
+        self._wait_for(healthy, timeout, "api-server, scheduler, triggerer and dag-processor health")
+        self._wait_for(lambda: _http_ok(f"http://127.0.0.1:{self.env['AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT']}/",
+                                        any_status=True), timeout, "the Celery worker's log server")
+
+    # --- use ---------------------------------------------------------------------------------
+    def s3(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.emulator_url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def sagemaker(self):
+        import boto3
+
+        return boto3.client("sagemaker", endpoint_url=self.emulator_url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def token(self) -> str:
+        """A JWT from the api-server's token endpoint (what the UI's login does)."""
+        if self._token is None:
+            answer = self.api("POST", "/auth/token", {"username": ADMIN_USER, "password": self.password}, auth=False)
+            self._token = answer["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        request = urllib.request.Request(self.base_url + path, method=method, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            raise DeploymentError(f"{method} {path} -> {err.code}: {err.read()[:2000]!r}") from err
+        return json.loads(raw) if raw else None
+
+    def wait_for_dag(self, timeout: float = 180) -> dict:
+        found: dict = {}
+
+        def parsed() -> bool:
+            try:
+                found.update(self.api("GET", f"/api/v2/dags/{DAG_ID}"))
+                return True
+            except DeploymentError:
+                return False
+
+        self._wait_for(parsed, timeout, f"the dag-processor to parse {DAG_ID}")
+        return found
+
+    def wait_for_run(self, run_id: str, timeout: float = 600, seen: dict | None = None) -> dict:
+        """Poll the run until it finishes; record every task state seen on the way in ``seen``."""
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if seen is not None:
+                for ti in self.api("GET", f"{path}/taskInstances")["task_instances"]:
+                    seen.setdefault(ti["task_id"], set()).add(ti["state"])
+            run = self.api("GET", path)
+            if run["state"] in ("success", "failed"):
+                return run
+            dead = [name for name, p in self.procs.items() if p.poll() is not None]
+            if dead:
+                raise DeploymentError(f"{dead} exited during the run\n" + self.all_log_tails())
+            time.sleep(0.5)
+        raise DeploymentError(f"run {run_id} not finished in {timeout:.0f} s\n" + self.all_log_tails())
+
+    def task_log(self, run_id: str, task_id: str, try_number: int = 1) -> str:
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        answer = self.api("GET", path + "?full_content=true")
+        content = answer.get("content", answer)
+        if isinstance(content, list):
+            return "\n".join(c if isinstance(c, str) else json.dumps(c) for c in content)
+        return str(content)
+
+    def log_tail(self, service: str, chars: int = 4000) -> str:
+        path = self.log_dir / f"{service}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+    def all_log_tails(self, chars: int = 2500) -> str:
+        return "\n".join(f"--- {name} ---\n{self.log_tail(name, chars)}" for name in self.procs)
+
+    # --- stop --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop every process group we started, then drop the database and free the Redis db."""
+        for proc in self.procs.values():
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.procs.values():
+            _signal_group(proc, signal.SIGKILL)  # also strays left by a process that did exit
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.redis_db is not None:
+            import redis
+
+            redis.Redis(REDIS_HOST, REDIS_PORT, db=self.redis_db).flushdb()
+            self.redis_db = None
+        if self.database_created:
+            _admin_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self.database_created = False
+
+
+def _check_celery_executor_imports() -> None:
+    """Fail fast, with the reason, when the pinned celery and Celery provider do not fit together."""
+    proc = subprocess.run([sys.executable, "-c", "import airflow.providers.celery.executors.celery_executor_utils"],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode:
+        raise DeploymentError("CeleryExecutor cannot be imported with the pinned packages (e.g. celery 5.7 "
+                              "removed celery.backends.database.retry, which apache-airflow-providers-celery "
+                              f"3.26.0 imports; pin celery<5.7):\n{proc.stderr[-1500:]}")
+
+
+def _admin_sql(statement: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(PG_DSN)
+    try:
+        conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+        conn.cursor().execute(statement)
+    finally:
+        conn.close()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the group this process leads (start_new_session)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _http_ok(url: str, any_status: bool = False) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return any_status
+    except OSError:
+        return False
+
+
+# --- one deployment per test session, shared by tests/deployment and tests/browser ------------
+_shared: dict = {"deployment": None, "error": None, "users": 0}
+
+
+def acquire() -> NativeDeployment:
+    if _shared["error"] is not None:
+        raise DeploymentError(f"the native deployment failed to start earlier: {_shared['error']}")
+    if _shared["deployment"] is None:
+        root = PROJECT_DIR / ".airflow" / "native"
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            _shared["deployment"] = NativeDeployment(root).start()
+        except BaseException as err:
+            _shared["error"] = err
+            raise
+        atexit.register(_stop_shared)
+    _shared["users"] += 1
+    return _shared["deployment"]
+
+
+def release(keep_files: bool = False) -> None:
+    _shared["users"] -= 1
+    if _shared["users"] <= 0:
+        _stop_shared(keep_files)
+
+
+def _stop_shared(keep_files: bool = False) -> None:
+    deployment = _shared["deployment"]
+    if deployment is None:
+        return
+    _shared["deployment"] = None
+    deployment.stop()
+    if not keep_files:
+        shutil.rmtree(deployment.home, ignore_errors=True)
