@@ -87,3 +87,9 @@ def test_trigger_form_refuses_bad_value_then_runs_to_success(deployment, page):
             expect(row.get_by_test_id("state-badge")).to_have_text("Success")
     finally:
         page.screenshot(path=str(ARTIFACTS / "dag-run.png"), full_page=True)
+
+    # The model history page (the project's UI plugin) shows the run just made, from S3.
+    page.goto(f"{deployment.base_url}/model-history/")
+    expect(page.get_by_role("heading", name="linear-learner-browser")).to_be_visible()
+    expect(page.get_by_role("cell", name="deployed").first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "model-history.png"), full_page=True)

@@ -1,0 +1,185 @@
+"""Data preparation at scale: a ~1 GB housing-shaped CSV prepared and uploaded to the emulator's S3.
+
+Three ways, each in its own child process (so its peak RSS is its own), against one emulator
+running in another process, interleaved run by run so machine noise hits them alike:
+
+* ``ours``: ``sagemaker_retrain.data_prep.prepare_and_upload`` (stream, validate, split,
+  label-first part files, multipart parallel upload while preparing);
+* ``plain``: ``boto3`` ``upload_file`` of the same file, default TransferConfig (no preparation
+  at all: the ceiling a user would compare with);
+* ``naive``: pandas reads the whole file, shuffles and slices it (what sklearn's
+  ``train_test_split`` does), ``to_csv`` per split, ``upload_file`` each.
+
+Throughput is input bytes / wall seconds of the operation (imports excluded); memory is the
+child's peak RSS (VmHWM), imports included. Goals (issue 7): ours >= 0.5x plain's throughput,
+ours' peak RSS <= 600 MB.
+
+    python bench/bench_data_prep.py [--size-mb 1000] [--runs 3] [--naive-runs 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    Figure,
+    bench_tmp,
+    emulator_process,
+    median,
+    print_peak_rss,
+    report,
+    run_child,
+    synthetic_housing_csv,
+)
+
+BUCKET = "bench-data-prep"
+PARAMS = {
+    "target_column": "medv",
+    "predictor_type": "regressor",
+    "validation_fraction": 0.1,
+    "test_fraction": 0.1,
+    "split_seed": 42,
+    "smoke_rows": 5,
+    "num_classes": None,
+    "training_instance_count": 2,
+}
+PEAK_RSS_GOAL_MB = 600
+THROUGHPUT_GOAL = 0.5
+
+
+def _s3():
+    import boto3
+
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
+def child(method: str, path: str, prefix: str) -> None:
+    """Run one method; print SECONDS and PEAK_RSS (the parent reads them)."""
+    import boto3  # noqa: F401 - imports happen before the clock starts
+    import numpy as np
+    import pandas as pd
+
+    from sagemaker_retrain.data_prep import prepare_and_upload
+
+    s3 = _s3()
+    s3.head_bucket(Bucket=BUCKET)  # warm the connection pool
+    start = time.perf_counter()
+    if method == "plain":
+        s3.upload_file(path, BUCKET, f"{prefix}/housing.csv")
+    elif method in ("ours", "recordio"):
+        params = dict(PARAMS, training_content_type="application/x-recordio-protobuf") if method == "recordio" \
+            else PARAMS
+        prepared = prepare_and_upload(path, s3_client=s3, bucket=BUCKET, input_prefix=prefix, params=params)
+        print(f"ROWS {prepared.rows} PARTS {prepared.parts}")
+    elif method == "naive":
+        import tempfile
+
+        frame = pd.read_csv(path)
+        if frame.isna().any().any() or not np.isfinite(frame.to_numpy(dtype=float)).all():
+            raise SystemExit("naive: bad values")
+        frame = frame[[PARAMS["target_column"]] + [c for c in frame.columns if c != PARAMS["target_column"]]]
+        shuffled = frame.sample(frac=1.0, random_state=PARAMS["split_seed"])
+        n_test = int(np.ceil(len(frame) * PARAMS["test_fraction"]))
+        n_val = int(np.ceil(len(frame) * PARAMS["validation_fraction"]))
+        splits = {"test": shuffled.iloc[:n_test], "validation": shuffled.iloc[n_test:n_test + n_val],
+                  "train": shuffled.iloc[n_test + n_val:]}
+        with tempfile.TemporaryDirectory(dir=bench_tmp()) as tmp:
+            for name, part in splits.items():
+                local = Path(tmp) / f"{name}.csv"
+                part.to_csv(local, header=False, index=False)
+                s3.upload_file(str(local), BUCKET, f"{prefix}/{name}/{name}.csv")
+    else:
+        raise SystemExit(f"unknown method {method}")
+    print(f"SECONDS {time.perf_counter() - start:.4f}")
+    print_peak_rss()
+
+
+def _clear(s3, prefix: str) -> None:
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+            for o in page.get("Contents", [])]
+    for i in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+
+
+def measure(size_mb: int, runs: int, naive_runs: int, recordio_runs: int) -> list[Figure]:
+    t0 = time.perf_counter()
+    path = synthetic_housing_csv(size_mb * 1_000_000)
+    size = path.stat().st_size
+    print(f"# data prep: {size / 1e6:.0f} MB synthetic CSV at {path} (made in {time.perf_counter() - t0:.0f} s)",
+          flush=True)
+    results: dict[str, list[tuple[float, int]]] = {"plain": [], "ours": [], "recordio": [], "naive": []}
+    with emulator_process() as emu:
+        s3 = emu.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        env = {**os.environ, **emu.env}
+        schedule = ([m for _ in range(runs) for m in ("plain", "ours")] + ["recordio"] * recordio_runs
+                    + ["naive"] * naive_runs)
+        for i, method in enumerate(schedule):
+            prefix = f"run-{i}-{method}"
+            run = run_child([__file__, "--child", method, str(path), prefix], env=env, timeout=1200)
+            seconds = float(next(line.split()[1] for line in run.output.splitlines() if line.startswith("SECONDS")))
+            results[method].append((seconds, run.peak_rss_bytes))
+            print(f"#   {method:8s} run {len(results[method])}: {seconds:6.1f} s, {size / 1e6 / seconds:6.1f} MB/s, "
+                  f"peak RSS {run.peak_rss_bytes / 1e6:5.0f} MB", flush=True)
+            _clear(s3, prefix)
+
+    def rate(method: str) -> float:
+        return size / 1e6 / median(s for s, _ in results[method])
+
+    def peak(method: str) -> float:
+        return max(r for _, r in results[method]) / 1e6
+
+    ours, plain = rate("ours"), rate("plain")
+    figures = [
+        Figure("data prep throughput (1 GB CSV -> emulator S3)" if size_mb >= 1000 else
+               f"data prep throughput ({size / 1e6:.0f} MB CSV -> emulator S3)",
+               f"{ours:.1f} MB/s", f"{plain:.1f} MB/s plain boto3 upload_file", f"{ours / plain:.2f}x",
+               f">= {THROUGHPUT_GOAL}x plain", ours / plain >= THROUGHPUT_GOAL,
+               note=f"median of {runs}", raw={"ours_mb_s": ours, "plain_mb_s": plain, "bytes": size}),
+        Figure("data prep peak memory", f"{peak('ours'):.0f} MB", f"{peak('plain'):.0f} MB plain upload_file",
+               f"{peak('ours') / peak('plain'):.2f}x", f"<= {PEAK_RSS_GOAL_MB} MB",
+               peak("ours") <= PEAK_RSS_GOAL_MB, note="child peak RSS (VmHWM), max over runs",
+               raw={"ours_mb": peak("ours"), "plain_mb": peak("plain")}),
+    ]
+    if results["recordio"]:
+        recordio = rate("recordio")
+        figures.append(Figure("data prep throughput, recordio-protobuf train/validation", f"{recordio:.1f} MB/s",
+                              f"{plain:.1f} MB/s plain boto3 upload_file", f"{recordio / plain:.2f}x", "", None,
+                              note=f"{len(results['recordio'])} run(s), peak RSS {peak('recordio'):.0f} MB",
+                              raw={"recordio_mb_s": recordio, "recordio_peak_mb": peak("recordio")}))
+    if results["naive"]:
+        naive = rate("naive")
+        figures += [
+            Figure("naive pandas prep throughput", f"{naive:.1f} MB/s", f"{ours:.1f} MB/s ours",
+                   f"ours {ours / naive:.2f}x faster", "", None, note=f"{naive_runs} run(s)",
+                   raw={"naive_mb_s": naive}),
+            Figure("naive pandas prep peak memory", f"{peak('naive'):.0f} MB", f"{peak('ours'):.0f} MB ours",
+                   f"ours uses {peak('ours') / peak('naive'):.2f}x", "", None, raw={"naive_mb": peak("naive")}),
+        ]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--naive-runs", type=int, default=1)
+    parser.add_argument("--recordio-runs", type=int, default=1)
+    parser.add_argument("--json")
+    parser.add_argument("--child", nargs=3, metavar=("METHOD", "PATH", "PREFIX"))
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    report(measure(args.size_mb, args.runs, args.naive_runs, args.recordio_runs), args.json)
+
+
+if __name__ == "__main__":
+    main()
