@@ -59,9 +59,14 @@ def build_training_config(
     params: Mapping,
     feature_dim: int,
     resource_tags: list[dict[str, str]],
-    content_type: str = "text/csv",
+    content_type: str | Mapping[str, str] = "text/csv",
 ) -> dict:
-    """CreateTrainingJob request: Linear Learner on the train/validation/test channels."""
+    """CreateTrainingJob request: Linear Learner on the train/validation/test channels.
+
+    ``content_type`` is one type for every channel or a per-channel mapping (RecordIO training
+    data keeps a CSV test channel, which evaluation reads back).
+    """
+    types = content_type if isinstance(content_type, Mapping) else dict.fromkeys(CHANNELS, content_type)
     distribution = "ShardedByS3Key" if int(params["training_instance_count"]) > 1 else "FullyReplicated"
     channels = []
     for name in CHANNELS:
@@ -77,7 +82,7 @@ def build_training_config(
                         "S3DataDistributionType": distribution if name == "train" else "FullyReplicated",
                     }
                 },
-                "ContentType": content_type,
+                "ContentType": types[name],
                 "CompressionType": "None",
                 "InputMode": "File",
             }

@@ -83,6 +83,11 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
                                description="Share of rows held out for test metrics and evaluation."),
         "split_seed": Param(42, type="integer", minimum=0, maximum=2**31 - 1, title="Split seed",
                             description="Seed of the deterministic train/validation/test split."),
+        "training_content_type": Param(
+            "text/csv", type="string", enum=["text/csv", "application/x-recordio-protobuf"],
+            title="Training data format",
+            description="RecordIO-protobuf is Linear Learner's fastest input for large data sets.",
+        ),
         "training_instance_type": Param("ml.m5.large", type="string", pattern=INSTANCE_TYPE_PATTERN,
                                         title="Training instance type", description="e.g. ml.m5.large"),
         "training_instance_count": Param(1, type="integer", minimum=1, maximum=20,

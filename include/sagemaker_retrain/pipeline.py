@@ -78,6 +78,7 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         params=params,
         feature_dim=data.feature_dim,
         resource_tags=config.tags(endpoint, run_id),
+        content_type=data.content_types,
     )
     log.info("Data set %s: %s rows per split, %s features, uploaded to %s",
              params["dataset_uri"], data.rows, data.feature_dim, data.channel_uris)

@@ -134,3 +134,14 @@ def test_ephemeral_run_leaves_no_sagemaker_resource(offline_aws, first_run):
     assert run.states["wait_for_endpoint"] == "success"
     assert len(run.xcoms["teardown"]) == 3
     assert offline_aws.inventory() == before
+
+
+def test_recordio_training_data_end_to_end(offline_aws):
+    run = dags_test(offline_aws.env, conf={"mode": "ephemeral", "training_content_type":
+                                           "application/x-recordio-protobuf", "gate_threshold": 1000.0})
+    _ok(run)
+    job = _plan(run)["training_config"]
+    assert {c["ChannelName"]: c["ContentType"] for c in job["InputDataConfig"]} == {
+        "train": "application/x-recordio-protobuf", "validation": "application/x-recordio-protobuf",
+        "test": "text/csv"}
+    assert run.xcoms["evaluate"]["metrics"]["rmse"] < 6.0

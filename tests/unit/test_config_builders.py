@@ -109,3 +109,14 @@ def test_names_are_run_scoped_valid_and_stable():
     assert len(name) == 63 and name.endswith(slug)
     with pytest.raises(ValueError):
         resource_name("bad_name", slug)
+
+
+def test_per_channel_content_types(model):
+    types = {"train": "application/x-recordio-protobuf", "validation": "application/x-recordio-protobuf",
+             "test": "text/csv"}
+    request = config.build_training_config(
+        job_name="j", image=linear_learner_image("us-east-1"), role_arn="arn:aws:iam::123456789012:role/R",
+        channel_uris={c: f"s3://b/p/{c}/" for c in config.CHANNELS}, output_uri="s3://b/o", params=PARAMS,
+        feature_dim=12, resource_tags=TAGS, content_type=types)
+    _valid(model, "CreateTrainingJob", request)
+    assert {c["ChannelName"]: c["ContentType"] for c in request["InputDataConfig"]} == types
