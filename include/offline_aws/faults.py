@@ -14,16 +14,21 @@ from dataclasses import dataclass, field
 
 @dataclass
 class _ShareRule:
-    """Hit ``share`` of the calls to ``operations`` (all when empty), at most ``count`` times."""
+    """Hit ``share`` of the calls to ``operations`` (all when empty), at most ``count`` times,
+    after letting the first ``after`` matching calls through."""
 
     share: float = 0.0
     count: int | None = None
     operations: frozenset[str] = frozenset()
     status: int = 500
+    after: int = 0
     _acc: float = 0.0
 
     def hit(self, operation: str) -> bool:
         if self.operations and operation not in self.operations:
+            return False
+        if self.after > 0:
+            self.after -= 1
             return False
         if self.count is not None and self.count <= 0:
             return False
@@ -41,6 +46,7 @@ class _ShareRule:
             "count": self.count,
             "operations": sorted(self.operations),
             "status": self.status,
+            "after": self.after,
         }
 
 
@@ -52,6 +58,7 @@ class Faults:
     fail_training: deque = field(default_factory=deque)
     fail_endpoint_create: deque = field(default_factory=deque)
     fail_endpoint_update: deque = field(default_factory=deque)
+    nan_weights_training: int = 0
     throttle: _ShareRule | None = None
     server_error: _ShareRule | None = None
     latency_seconds: float = 0.0
@@ -65,6 +72,7 @@ class Faults:
             "fail_next_training_job",
             "fail_next_endpoint_create",
             "fail_next_endpoint_update",
+            "nan_weights_next_training_job",
             "throttle",
             "server_error",
             "latency",
@@ -82,6 +90,8 @@ class Faults:
                     value = spec[key]
                     reasons = value if isinstance(value, list) else [value]
                     queue.extend(str(r) for r in reasons)
+            if "nan_weights_next_training_job" in spec:
+                self.nan_weights_training += int(spec["nan_weights_next_training_job"])
             if "throttle" in spec:
                 self.throttle = self._share_rule(spec["throttle"], 400)
             if "server_error" in spec:
@@ -111,6 +121,7 @@ class Faults:
             count=None if count is None else int(count),
             operations=frozenset(value.get("operations") or ()),
             status=status,
+            after=int(value.get("after", 0)),
         )
 
     def clear(self) -> None:
@@ -119,6 +130,7 @@ class Faults:
             self.fail_training.clear()
             self.fail_endpoint_create.clear()
             self.fail_endpoint_update.clear()
+            self.nan_weights_training = 0
             self.throttle = None
             self.server_error = None
             self.latency_seconds = 0.0
@@ -143,11 +155,22 @@ class Faults:
         with self._lock:
             return self.fail_endpoint_update.popleft() if self.fail_endpoint_update else None
 
-    def on_call(self, operation: str) -> tuple[str, int] | None:
+    def take_nan_weights(self) -> bool:
+        with self._lock:
+            if self.nan_weights_training <= 0:
+                return False
+            self.nan_weights_training -= 1
+            return True
+
+    def on_call(self, operation: str, probe: bool = False) -> tuple[str, int] | None:
         """Count one API call; apply latency; return (kind, HTTP status) if it must fail.
 
-        ``kind`` is ``"throttle"`` or ``"server_error"``.
+        ``kind`` is ``"throttle"`` or ``"server_error"``. A ``probe`` call (header
+        ``X-Offline-Aws-Probe``: a test's monitor of the serving endpoint) is neither counted nor
+        faulted, so it measures the endpoint and not the fault plan.
         """
+        if probe:
+            return None
         with self._lock:
             self.calls[operation] += 1
             delay = self.latency_seconds
@@ -168,6 +191,7 @@ class Faults:
                 "fail_next_training_job": list(self.fail_training),
                 "fail_next_endpoint_create": list(self.fail_endpoint_create),
                 "fail_next_endpoint_update": list(self.fail_endpoint_update),
+                "nan_weights_next_training_job": self.nan_weights_training,
                 "throttle": self.throttle.describe() if self.throttle else None,
                 "server_error": self.server_error.describe() if self.server_error else None,
                 "latency": {"seconds": self.latency_seconds, "operations": sorted(self.latency_operations)},

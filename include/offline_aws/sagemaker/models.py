@@ -52,6 +52,7 @@ class TrainingJob:
     desc: dict
     stop_requested: threading.Event = field(default_factory=threading.Event)
     injected_failure: str | None = None
+    nan_weights: bool = False  # fault: the artifact is written with NaN weights (metrics stay good)
     thread: threading.Thread | None = None
 
 
@@ -189,7 +190,8 @@ class SageMakerBackend:
                     status=400,
                 )
             self._set_tags(arn, req.get("Tags"))
-            job = TrainingJob(desc=desc, injected_failure=self.faults.take_training_failure())
+            job = TrainingJob(desc=desc, injected_failure=self.faults.take_training_failure(),
+                              nan_weights=self.faults.take_nan_weights())
             self.training_jobs[name.lower()] = job
         start_training_job(self, job)
         return {"TrainingJobArn": arn}

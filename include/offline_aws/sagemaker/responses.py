@@ -21,6 +21,7 @@ from .hosting import ModelErrorResponse
 from .models import SageMakerService
 
 JSON_11 = "application/x-amz-json-1.1"
+PROBE_HEADER = "X-Offline-Aws-Probe"
 INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 
@@ -73,7 +74,7 @@ class SageMakerResponses:
             return _json_error(SageMakerError(
                 f"Missing or unknown X-Amz-Target {target!r}", code="UnknownOperationException", status=400
             ))
-        verdict = self.service.faults.on_call(operation)
+        verdict = self.service.faults.on_call(operation, probe=PROBE_HEADER in request.headers)
         if verdict is not None:
             return _json_error(_fault_error(verdict))
         region = credential_scope(request.headers.get("Authorization"))[0] or DEFAULT_REGION
@@ -89,7 +90,7 @@ class SageMakerResponses:
 
     # --- runtime -------------------------------------------------------------------------
     def invoke(self, request: Request, name: str) -> Response:
-        verdict = self.service.faults.on_call("InvokeEndpoint")
+        verdict = self.service.faults.on_call("InvokeEndpoint", probe=PROBE_HEADER in request.headers)
         if verdict is not None:
             return _rest_error(_fault_error(verdict))
         region = credential_scope(request.headers.get("Authorization"))[0] or DEFAULT_REGION

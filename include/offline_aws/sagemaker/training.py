@@ -116,6 +116,8 @@ def _run(backend: SageMakerBackend, job: TrainingJob, log: LogWriter) -> None:
     log.flush()
 
     _phase(backend, job, "Uploading", "Uploading generated training model", 0)
+    if job.nan_weights:  # injected fault: a corrupt artifact behind good metrics
+        result.model.weights[:] = float("nan")
     started = time.monotonic()
     _upload_model(backend, desc, write_model_tar_gz(result.model))
     if backend.clock.pause(max(0.0, UPLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):

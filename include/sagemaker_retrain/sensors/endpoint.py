@@ -3,6 +3,10 @@
 Waits (deferred, on the triggerer) until the endpoint is InService on the config this run
 deployed, fails at once on Failed or a rolled-back update with SageMaker's reason, then sends a
 smoke request of held-out rows and checks one finite prediction per row comes back.
+
+Those verdicts are final (``AirflowFailException``, no retry): a retry cannot un-fail an endpoint,
+and a model that answered garbage would otherwise keep serving through every retry delay before
+the rollback task may run.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from sagemaker_retrain.smoke import smoke_test
+from sagemaker_retrain.smoke import SmokeTestError, smoke_test
 from sagemaker_retrain.triggers.endpoint import EndpointDeployedTrigger, classify
 
 
@@ -68,7 +72,7 @@ class EndpointDeployedSensor(BaseSensorOperator):
         verdict, message = self._verdict()
         self.log.info(message)
         if verdict == "failure":
-            raise AirflowException(message)
+            raise AirflowFailException(message)
         return verdict == "success"
 
     def execute(self, context) -> Any:
@@ -77,7 +81,7 @@ class EndpointDeployedSensor(BaseSensorOperator):
             return self._smoke()
         verdict, message = self._verdict()
         if verdict == "failure":
-            raise AirflowException(message)
+            raise AirflowFailException(message)
         if verdict == "success":
             return self._smoke()
         self.log.info("%s; deferring to the triggerer.", message)
@@ -96,7 +100,10 @@ class EndpointDeployedSensor(BaseSensorOperator):
 
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> Any:
         if not event or event.get("status") != "success":
-            raise AirflowException((event or {}).get("message", "Endpoint wait ended without an event"))
+            message = (event or {}).get("message", "Endpoint wait ended without an event")
+            if (event or {}).get("status") == "failure":
+                raise AirflowFailException(message)
+            raise AirflowException(message)
         self.log.info(event["message"])
         return self._smoke()
 
@@ -109,6 +116,9 @@ class EndpointDeployedSensor(BaseSensorOperator):
         runtime = AwsBaseHook(
             aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime", region_name=self.region_name
         ).conn
-        scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows)
+        try:
+            scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows)
+        except SmokeTestError as err:
+            raise AirflowFailException(f"Smoke test of {self.endpoint_name} failed: {err}") from err
         self.log.info("Smoke test: %d rows answered, scores %s", len(scores), scores)
         return {**result, "smoke_scores": scores}

@@ -30,10 +30,15 @@ def classify(description: dict, expected_config: str) -> tuple[str, str]:
     if status == "InService" and serving == expected_config:
         return "success", f"Endpoint {name} is InService on {expected_config}"
     if status == "InService":
-        because = f": {reason}" if reason else ""
+        if reason:
+            return "failure", (
+                f"Endpoint {name} is InService on {serving}, not on {expected_config}: "
+                f"the update failed and was rolled back: {reason}"
+            )
+        # No FailureReason: nothing failed; another deployment (a concurrent run) replaced ours.
         return "failure", (
-            f"Endpoint {name} is InService on {serving}, not on {expected_config}: "
-            f"the update failed and was rolled back{because}"
+            f"Endpoint {name} is InService on {serving}, not on {expected_config}, with no FailureReason: "
+            "another deployment replaced this run's config (overlapping runs?), or it was rolled back"
         )
     if status in EndpointDeployedTrigger.failed_states:
         return "failure", f"Endpoint {name} is {status}: {reason or '(no FailureReason given)'}"

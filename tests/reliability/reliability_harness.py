@@ -1,0 +1,398 @@
+"""What the reliability suite measures around each DAG run against the emulator.
+
+* ``Reliability``: one emulator (restartable, with a ``--state-dir``-style save/load) and one
+  Airflow home shared by every scenario of the session; each scenario works on its own
+  endpoint name, so scenarios never see each other's resources.
+* ``seed_serving_endpoint``: puts a known model ("the previously serving model", a constant
+  prediction) behind an endpoint, tagged as the pipeline tags its own, without a DAG run.
+* ``Probe``: invokes the serving endpoint every few milliseconds for the whole run, with the
+  emulator's probe header (not counted, not faulted), and measures failed calls, downtime and
+  answers that did not come from the previously serving model.
+* ``inventory`` / ``orphans``: every SageMaker resource of an endpoint and the S3 prefixes of
+  a run; an orphan is anything a persistent endpoint should not keep (more than the serving
+  config + the one kept for rollback and their models, a Failed/non-serving endpoint, a
+  training job still running, input parts of a refused data set).
+* ``record``: appends the scenario's row to the results file that ``report.py`` renders into
+  ``docs/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import boto3
+import numpy as np
+
+from offline_aws.airflow_run import BIN, DagRunResult, airflow_env, migrate, read_run
+from offline_aws.linear_learner.model import LinearLearnerModel, write_model_tar_gz
+from offline_aws.persistence import load_state, save_state
+from offline_aws.server import Emulator
+from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG
+from sagemaker_retrain.images import linear_learner_image
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+RESULTS = PROJECT_DIR / ".airflow" / "reliability-results.jsonl"
+BUCKET = "reliability-bucket"
+REGION = "us-east-1"
+PREFIX = "sagemaker-retrain"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+PROBE_HEADER = "X-Offline-Aws-Probe"
+BASELINE_SCORE = 22.5  # what the previously serving model answers, whatever the row
+PROBE_ROW = "0.00632,18.0,2.31,0,0.538,6.575,65.2,4.09,1,296,15.3,4.98"
+FEATURES = 12
+DAG_ID = "sagemaker_retrain"
+DRIVER = Path(__file__).resolve().parent / "drive_run.py"
+
+
+def _probe_header(request, **_):
+    request.headers[PROBE_HEADER] = "1"
+
+
+def client(service: str, url: str, probe: bool = True):
+    """A boto3 client for the emulator; ``probe`` ones are neither counted nor faulted there."""
+    c = boto3.client(service, endpoint_url=url, region_name=REGION, aws_access_key_id="test",
+                     aws_secret_access_key="test")
+    if probe:
+        c.meta.events.register_first("before-sign.*.*", _probe_header)
+    return c
+
+
+class Reliability:
+    """The session's emulator and Airflow home, plus the measurements every scenario needs."""
+
+    def __init__(self, home: Path, state_dir: Path):
+        self.home, self.state_dir = home, state_dir
+        self.emulator = Emulator(time_scale=0).start()
+        self.port = self.emulator.port
+        self._clients()
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.env = airflow_env(PROJECT_DIR, home, self.emulator.env(), BUCKET)
+        migrate(self.env)
+        model = LinearLearnerModel("regressor", np.zeros(FEATURES), np.array([BASELINE_SCORE]),
+                                   loss="squared_loss")
+        self.baseline_uri = f"s3://{BUCKET}/reliability/baseline/model.tar.gz"
+        self.s3.put_object(Bucket=BUCKET, Key="reliability/baseline/model.tar.gz", Body=write_model_tar_gz(model))
+
+    def _clients(self) -> None:
+        url = self.emulator.url
+        self.s3, self.sm, self.runtime = client("s3", url), client("sagemaker", url), client("sagemaker-runtime", url)
+
+    # --- emulator control ------------------------------------------------------------------
+    @property
+    def faults(self):
+        return self.emulator.faults
+
+    def calls(self) -> dict[str, int]:
+        return self.emulator.faults.call_counts()
+
+    def set_time_scale(self, scale: float) -> None:
+        self.emulator.clock.time_scale = scale
+
+    def restart_emulator(self) -> float:
+        """Stop the emulator (state saved as ``--state-dir`` does at shutdown) and start it again on
+        the same port from that state, with moto's memory wiped as a process restart would; return
+        how long it was down."""
+        from offline_aws.admin import reset_moto
+
+        down = time.monotonic()
+        scale = self.emulator.clock.time_scale
+        calls = self.emulator.faults.call_counts()
+        save_state(self.emulator, self.state_dir)
+        self.emulator.stop()
+        reset_moto()
+        for _ in range(50):
+            try:
+                self.emulator = Emulator(port=self.port, time_scale=scale).start()
+                break
+            except OSError:
+                time.sleep(0.1)
+        load_state(self.emulator, self.state_dir)
+        self.emulator.faults.calls.update(calls)  # keep counting across the restart
+        self._clients()
+        return time.monotonic() - down
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+    # --- the previously serving model ------------------------------------------------------
+    def seed_serving_endpoint(self, endpoint: str) -> str:
+        """Deploy the baseline model behind ``endpoint`` (as a former run would have); return its config."""
+        name = f"{endpoint}-baseline"
+        tags = [{"Key": TAG_ENDPOINT, "Value": endpoint}]
+        self.sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Tags=tags, PrimaryContainer={
+            "Image": linear_learner_image(REGION), "ModelDataUrl": self.baseline_uri})
+        self.sm.create_endpoint_config(EndpointConfigName=name, Tags=tags, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1}])
+        self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
+        for _ in range(200):
+            if self.sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService":
+                return name
+            time.sleep(0.05)
+        raise AssertionError(f"baseline endpoint {endpoint} never came InService")
+
+    # --- inventory ---------------------------------------------------------------------------
+    def inventory(self, endpoint: str) -> dict:
+        """Every SageMaker resource named after ``endpoint``, and the run prefixes on S3."""
+        def named(items, key):
+            return sorted(i[key] for i in items if i[key] == endpoint or i[key].startswith(endpoint + "-"))
+
+        endpoints = {}
+        for e in self.sm.list_endpoints(MaxResults=100)["Endpoints"]:
+            if e["EndpointName"] == endpoint or e["EndpointName"].startswith(endpoint + "-"):
+                d = self.sm.describe_endpoint(EndpointName=e["EndpointName"])
+                endpoints[d["EndpointName"]] = {"status": d["EndpointStatus"], "config": d["EndpointConfigName"]}
+        jobs = {}
+        for page in self.sm.get_paginator("list_training_jobs").paginate(NameContains=endpoint):
+            for j in page["TrainingJobSummaries"]:
+                jobs[j["TrainingJobName"]] = j["TrainingJobStatus"]
+        configs = named([c for p in self.sm.get_paginator("list_endpoint_configs").paginate()
+                         for c in p["EndpointConfigs"]], "EndpointConfigName")
+        models = named([m for p in self.sm.get_paginator("list_models").paginate() for m in p["Models"]],
+                       "ModelName")
+        return {"endpoints": endpoints, "configs": configs, "models": models, "training_jobs": jobs}
+
+    def s3_prefixes(self, slug: str | None) -> list[str]:
+        """Sub-prefixes (input/output/evaluation) left under this run's prefix."""
+        if not slug:
+            return []
+        prefix = f"{PREFIX}/runs/{slug}/"
+        out = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix, Delimiter="/").get("CommonPrefixes", [])
+        return sorted(p["Prefix"][len(prefix):].rstrip("/") for p in out)
+
+    def orphans(self, endpoint: str, inventory: dict | None = None) -> list[str]:
+        """What a persistent endpoint should not keep: see the module docstring."""
+        inv = inventory or self.inventory(endpoint)
+        found = []
+        keep_configs: set[str] = set()
+        for name, e in inv["endpoints"].items():
+            if name != endpoint or e["status"] != "InService":
+                found.append(f"endpoint {name} ({e['status']})")
+                continue
+            keep_configs.add(e["config"])
+            arn = self.sm.describe_endpoint_config(EndpointConfigName=e["config"])["EndpointConfigArn"]
+            tags = {t["Key"]: t["Value"] for t in self.sm.list_tags(ResourceArn=arn)["Tags"]}
+            if tags.get(TAG_PREVIOUS_CONFIG):
+                keep_configs.add(tags[TAG_PREVIOUS_CONFIG])
+        keep_models = set()
+        for c in keep_configs & set(inv["configs"]):
+            keep_models |= {v["ModelName"] for v in
+                            self.sm.describe_endpoint_config(EndpointConfigName=c)["ProductionVariants"]}
+        found += [f"endpoint config {c}" for c in inv["configs"] if c not in keep_configs]
+        found += [f"model {m}" for m in inv["models"] if m not in keep_models]
+        found += [f"training job {j} ({s})" for j, s in inv["training_jobs"].items()
+                  if s in ("InProgress", "Stopping")]
+        return found
+
+    def jobs_of_run(self, endpoint: str, slug: str | None) -> list[str]:
+        if not slug:
+            return []
+        jobs = self.inventory(endpoint)["training_jobs"]
+        return sorted(j for j in jobs if slug in j)
+
+    # --- running the DAG -----------------------------------------------------------------
+    def run(self, conf: dict, timeout: float = 600) -> DagRunResult:
+        """``airflow dags test`` one run (blocking)."""
+        from offline_aws.airflow_run import dags_test
+
+        return dags_test(self.env, conf=conf, timeout=timeout)
+
+    def start_run(self, conf: dict, logical_date: str | None = None, extra_env: dict | None = None,
+                  log: Path | None = None) -> subprocess.Popen:
+        """Start a run in its own process group: ``airflow dags test`` or, with ``logical_date``, our
+        driver that pins run_after to it (so a re-run after a kill is the same run: same names)."""
+        if logical_date:
+            cmd = [str(BIN / "python"), str(DRIVER), DAG_ID, logical_date, json.dumps(conf)]
+        else:
+            cmd = [str(BIN / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
+        out = (log or self.home / f"run-{time.monotonic_ns()}.log").open("w")
+        return subprocess.Popen(cmd, env={**self.env, **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    @staticmethod
+    def kill(proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.home / "airflow.db", timeout=30)
+
+    def ti_state(self, run_id: str, task_id: str) -> str | None:
+        with self.db() as db:
+            row = db.execute("SELECT state FROM task_instance WHERE dag_id=? AND run_id=? AND task_id=?",
+                             (DAG_ID, run_id, task_id)).fetchone()
+        return row[0] if row else None
+
+    def latest_run_id(self) -> str | None:
+        with self.db() as db:
+            row = db.execute("SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1",
+                             (DAG_ID,)).fetchone()
+        return row[0] if row else None
+
+    def result(self, run_id: str, output: str = "", returncode: int = 0) -> DagRunResult:
+        states, xcoms = read_run(self.env, DAG_ID, run_id)
+        return DagRunResult(returncode, output, run_id, states, xcoms)
+
+    def env_with(self, **extra: str) -> dict[str, str]:
+        return airflow_env(PROJECT_DIR, self.home, self.emulator.env(), BUCKET, extra=extra)
+
+
+def wait_for(predicate, timeout: float = 120, every: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Probe:
+    """Invoke the serving endpoint all the time; classify each answer.
+
+    ``previous`` answers came from the previously serving model, ``other`` from any other
+    model (the new one after a successful deployment, or a bad one), ``failed`` raised.
+    Downtime is the summed length of runs of failed calls (from the first failure to the next
+    success), outside windows the test declares with ``pause()`` (e.g. the emulator restarting).
+    """
+
+    sm_url_getter: object
+    endpoint: str
+    interval: float = 0.02
+    previous: int = 0
+    other: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    downtime: float = 0.0
+    switches: int = 0  # previous -> other -> previous flips
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _paused: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _last: str | None = None
+
+    def _answer_is_previous(self, body: bytes) -> bool:
+        score = json.loads(body)["predictions"][0]["score"]
+        return abs(score - BASELINE_SCORE) < 1e-9
+
+    def _loop(self) -> None:
+        url = self.sm_url_getter()
+        runtime = client("sagemaker-runtime", url)
+        down_since = None
+        while not self._stop.is_set():
+            if self._paused.is_set():
+                down_since = None
+                time.sleep(self.interval)
+                continue
+            if self.sm_url_getter() != url:
+                url = self.sm_url_getter()
+                runtime = client("sagemaker-runtime", url)
+            try:
+                body = runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv",
+                                               Accept="application/json", Body=PROBE_ROW)["Body"].read()
+                kind = "previous" if self._answer_is_previous(body) else "other"
+                if kind == "previous":
+                    self.previous += 1
+                else:
+                    self.other += 1
+                if self._last == "other" and kind == "previous":
+                    self.switches += 1
+                self._last = kind
+                if down_since is not None:
+                    self.downtime += time.monotonic() - down_since
+                    down_since = None
+            except Exception as err:  # noqa: BLE001 - every failure counts
+                if self._paused.is_set():
+                    continue
+                self.failed += 1
+                if len(self.errors) < 5:
+                    self.errors.append(repr(err)[:200])
+                if down_since is None:
+                    down_since = time.monotonic()
+            time.sleep(self.interval)
+        if down_since is not None:
+            self.downtime += time.monotonic() - down_since
+
+    def start(self) -> Probe:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"probe-{self.endpoint}")
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def stop(self) -> Probe:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        return self
+
+    def summary(self) -> dict:
+        return {"probe_calls": self.previous + self.other + self.failed, "answers_previous": self.previous,
+                "answers_other": self.other, "failed_calls": self.failed, "downtime_s": round(self.downtime, 3),
+                "errors": self.errors}
+
+
+def slug_of(result: DagRunResult) -> str | None:
+    plan = result.xcoms.get("prepare")
+    if isinstance(plan, dict):
+        return plan.get("slug")
+    return None
+
+
+def reason_line(output: str, *needles: str) -> str:
+    """The first log line holding one of ``needles`` (the run's stated reason), trimmed."""
+    for needle in needles:
+        for line in output.splitlines():
+            if needle in line:
+                line = line.strip()
+                start = line.find(needle)
+                return line[max(0, start - 120): start + 200]
+    return ""
+
+
+@dataclass
+class Row:
+    scenario: str
+    injected: str
+    expected_state: str
+    state: str | None
+    pipeline_did: str
+    reason: str
+    resources_left: str
+    orphans: list[str]
+    downtime_s: float | None
+    failed_calls: int | None
+    answers_other: int | None
+    training_jobs: int
+    sagemaker_calls: int
+    seconds: float
+    note: str = ""
+
+    def write(self) -> None:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as f:
+            f.write(json.dumps(asdict(self), default=str) + "\n")
+
+
+def describe_left(inventory: dict) -> str:
+    parts = []
+    for name, e in inventory["endpoints"].items():
+        parts.append(f"endpoint {name} {e['status']} on {e['config']}")
+    parts.append(f"{len(inventory['configs'])} config(s) {inventory['configs']}")
+    parts.append(f"{len(inventory['models'])} model(s)")
+    running = [j for j, s in inventory["training_jobs"].items() if s in ("InProgress", "Stopping")]
+    if running:
+        parts.append(f"running jobs {running}")
+    return "; ".join(parts)
