@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import boto3
@@ -75,11 +77,18 @@ class _StubTrigger(EndpointDeployedTrigger):
 
 
 def _run(trigger):
+    """The trigger's first event, from a fresh event loop in its own thread (as on a triggerer).
+
+    A thread keeps this independent of any loop the test process already runs (Playwright's
+    sync API, used by the browser tests in the same session, keeps one on the main thread).
+    """
+
     async def first_event():
         async for event in trigger.run():
             return event.payload
 
-    return asyncio.run(first_event())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, first_event()).result()
 
 
 def _stub(answers, max_attempts=10):
@@ -171,7 +180,7 @@ def _wait_stable(sm, name):
         status = sm.describe_endpoint(EndpointName=name)["EndpointStatus"]
         if status in ("InService", "Failed"):
             return
-        asyncio.run(asyncio.sleep(0.05))
+        time.sleep(0.05)
 
 
 def test_trigger_and_sensor_against_emulator(aws):
