@@ -125,6 +125,7 @@ class NativeDeployment:
     bucket: str = "sagemaker-retrain-native"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     redis_db: int | None = None
     database_created: bool = False
@@ -220,6 +221,7 @@ class NativeDeployment:
         self.s3().create_bucket(Bucket=self.bucket)
 
     def _spawn(self, service: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.commands[service] = (cmd, env)
         log = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 - closed with the process
         self.procs[service] = subprocess.Popen(
             cmd, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -336,6 +338,62 @@ class NativeDeployment:
 
     def all_log_tails(self, chars: int = 2500) -> str:
         return "\n".join(f"--- {name} ---\n{self.log_tail(name, chars)}" for name in self.procs)
+
+    # --- acting on a running deployment (the reliability suite's process faults) ------------------
+    def restart(self, service: str, sig: int = signal.SIGTERM, grace: float = 60) -> float:
+        """Stop one component (``sig`` to its process group; SIGKILL after ``grace`` s) and start it again
+        with the same command and environment, as ``docker compose restart SERVICE`` does; return how long
+        it was down."""
+        proc = self.procs[service]
+        down = time.monotonic()
+        _signal_group(proc, sig)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(timeout=10)
+        _signal_group(proc, signal.SIGKILL)  # strays of the old group (e.g. the triggerer's runner subprocess)
+        cmd, env = self.commands[service]
+        self._spawn(service, cmd, env)
+        return time.monotonic() - down
+
+    def emulator_admin(self, method: str, route: str, body: dict | None = None) -> dict:
+        """The emulator's admin routes (``/_offline_aws/state``, ``/_offline_aws/config``)."""
+        request = urllib.request.Request(f"{self.emulator_url}/_offline_aws/{route}", method=method,
+                                         headers={"Content-Type": "application/json"},
+                                         data=None if body is None else json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def set_time_scale(self, scale: float) -> None:
+        self.emulator_admin("POST", "config", {"time_scale": scale})
+
+    def trigger(self, conf: dict) -> str:
+        """Trigger a run as the UI's Trigger form does; return its run id."""
+        run = self.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
+        return run["dag_run_id"]
+
+    def set_run_state(self, run_id: str, state: str, note: str | None = None) -> dict:
+        """What the UI's "Mark run as failed/success" does: PATCH the run's state."""
+        body = {"state": state, **({"note": note} if note else {})}
+        return self.api("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", body)
+
+    def task_instances(self, run_id: str) -> dict[str, dict]:
+        answer = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti for ti in answer["task_instances"]}
+
+    def xcom(self, run_id: str, task_id: str, key: str = "return_value"):
+        """A task's XCom (deserialized), or None when it has none."""
+        try:
+            entry = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}"
+                                    f"/xcomEntries/{key}?deserialize=true")
+        except DeploymentError:
+            return None
+        value = entry["value"]
+        try:
+            return json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            return value
 
     # --- stop --------------------------------------------------------------------------------
     def stop(self) -> None:

@@ -65,7 +65,103 @@ def client(service: str, url: str, probe: bool = True):
     return c
 
 
-class Reliability:
+class Inventory:
+    """Seeding the previously serving model and the inventory, against any emulator (``sm``, ``s3``, ``bucket``).
+
+    Shared by ``Reliability`` (an emulator in this process) and ``NativeEmulator`` (the native
+    deployment's ``offline-aws`` process).
+    """
+
+    sm: object
+    s3: object
+    bucket: str = BUCKET
+    baseline_uri: str = ""
+
+    def put_baseline_model(self) -> None:
+        model = LinearLearnerModel("regressor", np.zeros(FEATURES), np.array([BASELINE_SCORE]),
+                                   loss="squared_loss")
+        key = "reliability/baseline/model.tar.gz"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=write_model_tar_gz(model))
+        self.baseline_uri = f"s3://{self.bucket}/{key}"
+
+    # --- the previously serving model ------------------------------------------------------
+    def seed_serving_endpoint(self, endpoint: str, timeout: float = 10) -> str:
+        """Deploy the baseline model behind ``endpoint`` (as a former run would have); return its config."""
+        name = f"{endpoint}-baseline"
+        tags = [{"Key": TAG_ENDPOINT, "Value": endpoint}]
+        self.sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Tags=tags, PrimaryContainer={
+            "Image": linear_learner_image(REGION), "ModelDataUrl": self.baseline_uri})
+        self.sm.create_endpoint_config(EndpointConfigName=name, Tags=tags, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1}])
+        self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
+        for _ in range(int(timeout / 0.05)):
+            if self.sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService":
+                return name
+            time.sleep(0.05)
+        raise AssertionError(f"baseline endpoint {endpoint} never came InService")
+
+    # --- inventory ---------------------------------------------------------------------------
+    def inventory(self, endpoint: str) -> dict:
+        """Every SageMaker resource named after ``endpoint``, and the run prefixes on S3."""
+        def named(items, key):
+            return sorted(i[key] for i in items if i[key] == endpoint or i[key].startswith(endpoint + "-"))
+
+        endpoints = {}
+        for e in self.sm.list_endpoints(MaxResults=100)["Endpoints"]:
+            if e["EndpointName"] == endpoint or e["EndpointName"].startswith(endpoint + "-"):
+                d = self.sm.describe_endpoint(EndpointName=e["EndpointName"])
+                endpoints[d["EndpointName"]] = {"status": d["EndpointStatus"], "config": d["EndpointConfigName"]}
+        jobs = {}
+        for page in self.sm.get_paginator("list_training_jobs").paginate(NameContains=endpoint):
+            for j in page["TrainingJobSummaries"]:
+                jobs[j["TrainingJobName"]] = j["TrainingJobStatus"]
+        configs = named([c for p in self.sm.get_paginator("list_endpoint_configs").paginate()
+                         for c in p["EndpointConfigs"]], "EndpointConfigName")
+        models = named([m for p in self.sm.get_paginator("list_models").paginate() for m in p["Models"]],
+                       "ModelName")
+        return {"endpoints": endpoints, "configs": configs, "models": models, "training_jobs": jobs}
+
+    def s3_prefixes(self, slug: str | None) -> list[str]:
+        """Sub-prefixes (input/output/evaluation) left under this run's prefix."""
+        if not slug:
+            return []
+        prefix = f"{PREFIX}/runs/{slug}/"
+        out = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, Delimiter="/").get("CommonPrefixes", [])
+        return sorted(p["Prefix"][len(prefix):].rstrip("/") for p in out)
+
+    def orphans(self, endpoint: str, inventory: dict | None = None) -> list[str]:
+        """What a persistent endpoint should not keep: see the module docstring."""
+        inv = inventory or self.inventory(endpoint)
+        found = []
+        keep_configs: set[str] = set()
+        for name, e in inv["endpoints"].items():
+            if name != endpoint or e["status"] != "InService":
+                found.append(f"endpoint {name} ({e['status']})")
+                continue
+            keep_configs.add(e["config"])
+            arn = self.sm.describe_endpoint_config(EndpointConfigName=e["config"])["EndpointConfigArn"]
+            tags = {t["Key"]: t["Value"] for t in self.sm.list_tags(ResourceArn=arn)["Tags"]}
+            if tags.get(TAG_PREVIOUS_CONFIG):
+                keep_configs.add(tags[TAG_PREVIOUS_CONFIG])
+        keep_models = set()
+        for c in keep_configs & set(inv["configs"]):
+            keep_models |= {v["ModelName"] for v in
+                            self.sm.describe_endpoint_config(EndpointConfigName=c)["ProductionVariants"]}
+        found += [f"endpoint config {c}" for c in inv["configs"] if c not in keep_configs]
+        found += [f"model {m}" for m in inv["models"] if m not in keep_models]
+        found += [f"training job {j} ({s})" for j, s in inv["training_jobs"].items()
+                  if s in ("InProgress", "Stopping")]
+        return found
+
+    def jobs_of_run(self, endpoint: str, slug: str | None) -> list[str]:
+        if not slug:
+            return []
+        jobs = self.inventory(endpoint)["training_jobs"]
+        return sorted(j for j in jobs if slug in j)
+
+
+class Reliability(Inventory):
     """The session's emulator and Airflow home, plus the measurements every scenario needs."""
 
     def __init__(self, home: Path, state_dir: Path):
@@ -76,10 +172,7 @@ class Reliability:
         self.s3.create_bucket(Bucket=BUCKET)
         self.env = airflow_env(PROJECT_DIR, home, self.emulator.env(), BUCKET)
         migrate(self.env)
-        model = LinearLearnerModel("regressor", np.zeros(FEATURES), np.array([BASELINE_SCORE]),
-                                   loss="squared_loss")
-        self.baseline_uri = f"s3://{BUCKET}/reliability/baseline/model.tar.gz"
-        self.s3.put_object(Bucket=BUCKET, Key="reliability/baseline/model.tar.gz", Body=write_model_tar_gz(model))
+        self.put_baseline_model()
 
     def _clients(self) -> None:
         url = self.emulator.url
@@ -121,82 +214,6 @@ class Reliability:
 
     def stop(self) -> None:
         self.emulator.stop()
-
-    # --- the previously serving model ------------------------------------------------------
-    def seed_serving_endpoint(self, endpoint: str) -> str:
-        """Deploy the baseline model behind ``endpoint`` (as a former run would have); return its config."""
-        name = f"{endpoint}-baseline"
-        tags = [{"Key": TAG_ENDPOINT, "Value": endpoint}]
-        self.sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Tags=tags, PrimaryContainer={
-            "Image": linear_learner_image(REGION), "ModelDataUrl": self.baseline_uri})
-        self.sm.create_endpoint_config(EndpointConfigName=name, Tags=tags, ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large",
-            "InitialInstanceCount": 1}])
-        self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
-        for _ in range(200):
-            if self.sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService":
-                return name
-            time.sleep(0.05)
-        raise AssertionError(f"baseline endpoint {endpoint} never came InService")
-
-    # --- inventory ---------------------------------------------------------------------------
-    def inventory(self, endpoint: str) -> dict:
-        """Every SageMaker resource named after ``endpoint``, and the run prefixes on S3."""
-        def named(items, key):
-            return sorted(i[key] for i in items if i[key] == endpoint or i[key].startswith(endpoint + "-"))
-
-        endpoints = {}
-        for e in self.sm.list_endpoints(MaxResults=100)["Endpoints"]:
-            if e["EndpointName"] == endpoint or e["EndpointName"].startswith(endpoint + "-"):
-                d = self.sm.describe_endpoint(EndpointName=e["EndpointName"])
-                endpoints[d["EndpointName"]] = {"status": d["EndpointStatus"], "config": d["EndpointConfigName"]}
-        jobs = {}
-        for page in self.sm.get_paginator("list_training_jobs").paginate(NameContains=endpoint):
-            for j in page["TrainingJobSummaries"]:
-                jobs[j["TrainingJobName"]] = j["TrainingJobStatus"]
-        configs = named([c for p in self.sm.get_paginator("list_endpoint_configs").paginate()
-                         for c in p["EndpointConfigs"]], "EndpointConfigName")
-        models = named([m for p in self.sm.get_paginator("list_models").paginate() for m in p["Models"]],
-                       "ModelName")
-        return {"endpoints": endpoints, "configs": configs, "models": models, "training_jobs": jobs}
-
-    def s3_prefixes(self, slug: str | None) -> list[str]:
-        """Sub-prefixes (input/output/evaluation) left under this run's prefix."""
-        if not slug:
-            return []
-        prefix = f"{PREFIX}/runs/{slug}/"
-        out = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix, Delimiter="/").get("CommonPrefixes", [])
-        return sorted(p["Prefix"][len(prefix):].rstrip("/") for p in out)
-
-    def orphans(self, endpoint: str, inventory: dict | None = None) -> list[str]:
-        """What a persistent endpoint should not keep: see the module docstring."""
-        inv = inventory or self.inventory(endpoint)
-        found = []
-        keep_configs: set[str] = set()
-        for name, e in inv["endpoints"].items():
-            if name != endpoint or e["status"] != "InService":
-                found.append(f"endpoint {name} ({e['status']})")
-                continue
-            keep_configs.add(e["config"])
-            arn = self.sm.describe_endpoint_config(EndpointConfigName=e["config"])["EndpointConfigArn"]
-            tags = {t["Key"]: t["Value"] for t in self.sm.list_tags(ResourceArn=arn)["Tags"]}
-            if tags.get(TAG_PREVIOUS_CONFIG):
-                keep_configs.add(tags[TAG_PREVIOUS_CONFIG])
-        keep_models = set()
-        for c in keep_configs & set(inv["configs"]):
-            keep_models |= {v["ModelName"] for v in
-                            self.sm.describe_endpoint_config(EndpointConfigName=c)["ProductionVariants"]}
-        found += [f"endpoint config {c}" for c in inv["configs"] if c not in keep_configs]
-        found += [f"model {m}" for m in inv["models"] if m not in keep_models]
-        found += [f"training job {j} ({s})" for j, s in inv["training_jobs"].items()
-                  if s in ("InProgress", "Stopping")]
-        return found
-
-    def jobs_of_run(self, endpoint: str, slug: str | None) -> list[str]:
-        if not slug:
-            return []
-        jobs = self.inventory(endpoint)["training_jobs"]
-        return sorted(j for j in jobs if slug in j)
 
     # --- running the DAG -----------------------------------------------------------------
     def run(self, conf: dict, timeout: float = 600) -> DagRunResult:
@@ -396,3 +413,27 @@ def describe_left(inventory: dict) -> str:
     if running:
         parts.append(f"running jobs {running}")
     return "; ".join(parts)
+
+
+class NativeEmulator(Inventory):
+    """The native deployment's ``offline-aws`` process, seen as the fault matrix sees its own emulator."""
+
+    def __init__(self, url: str, bucket: str):
+        self.url, self.bucket = url, bucket
+        self.s3, self.sm = client("s3", url), client("sagemaker", url)
+        self.put_baseline_model()
+
+    def _admin(self, method: str, route: str, body: dict | None = None) -> dict:
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.url}/_offline_aws/{route}", method=method,
+                                         headers={"Content-Type": "application/json"},
+                                         data=None if body is None else json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def calls(self) -> dict[str, int]:
+        return self._admin("GET", "state")["calls"]
+
+    def set_time_scale(self, scale: float) -> None:
+        self._admin("POST", "config", {"time_scale": scale})
