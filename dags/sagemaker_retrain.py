@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -15,7 +16,24 @@ from sagemaker_retrain.sensors.endpoint import EndpointDeployedSensor
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 AWS_CONN_ID = os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default")
-POLL_SECONDS = int(os.environ.get("SAGEMAKER_RETRAIN_POLL_SECONDS", "30"))
+
+
+def _poll_seconds(raw: str) -> int | float:
+    """Seconds between the status checks of the waits (and the retry delay); fractions allowed.
+
+    The default, 30, suits AWS (jobs and endpoints take minutes); a fraction of a second suits the
+    offline emulator at time scale 0, where they are ready in milliseconds.
+    """
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"SAGEMAKER_RETRAIN_POLL_SECONDS must be a number of seconds > 0, got {raw!r}")
+    return int(value) if value.is_integer() else value
+
+
+POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_POLL_SECONDS", "30"))
 SCHEDULE = os.environ.get("SAGEMAKER_RETRAIN_SCHEDULE", "@weekly") or None
 SERVED_MODEL = Asset(name="sagemaker_retrain_served_model", uri="s3://sagemaker-retrain/served-model")
 

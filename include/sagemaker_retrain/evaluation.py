@@ -120,13 +120,17 @@ def predictions_csv(y: np.ndarray, yhat: np.ndarray) -> bytes:
 
 
 def plot_png(y: np.ndarray, yhat: np.ndarray, title: str) -> bytes:
-    """Predicted-vs-actual scatter with the identity line."""
-    import matplotlib
+    """Predicted-vs-actual scatter with the identity line.
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    Matplotlib's object API with its Agg canvas: no pyplot, so no global backend switch and no
+    figure registry in the worker process (and less to import).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.scatter(y, yhat, s=12, alpha=0.7)
     low, high = float(min(y.min(), yhat.min())), float(max(y.max(), yhat.max()))
     ax.plot([low, high], [low, high], color="grey", linewidth=1)
@@ -136,7 +140,6 @@ def plot_png(y: np.ndarray, yhat: np.ndarray, title: str) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

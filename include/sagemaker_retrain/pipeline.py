@@ -10,28 +10,48 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
-from sagemaker_retrain import cleanup, config, evaluation, gate, history, naming
-from sagemaker_retrain.data_prep import DataValidationError, prepare_and_upload
+from sagemaker_retrain import config, naming
 from sagemaker_retrain.images import linear_learner_image
 from sagemaker_retrain.settings import DeploymentSettings, SettingsError, load_settings
+
+# Heavier modules (pandas and numpy through data_prep and evaluation, matplotlib, boto3 through the
+# Amazon provider's hooks) are imported by the functions that use them, so each task's process
+# imports only what that task needs (gate and teardown never load pandas, for instance).
 
 log = logging.getLogger(__name__)
 
 
 class Clients:
-    """boto3 clients from the Amazon provider's hooks (credentials and endpoints from the connection/env)."""
+    """boto3 clients from the Amazon provider's hooks (credentials and endpoints from the connection/env).
+
+    Each client is made on first use and then reused: a task pays only for the clients it calls
+    (a new SageMaker client parses botocore's multi-megabyte service model: a noticeable cost).
+    """
 
     def __init__(self, settings: DeploymentSettings):
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        self.settings = settings
+
+    @cached_property
+    def s3(self):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region).get_conn()
+
+    @cached_property
+    def sagemaker(self):
         from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-        self.s3 = S3Hook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).get_conn()
-        self.sagemaker = SageMakerHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).conn
-        self.runtime = AwsBaseHook(
-            aws_conn_id=settings.aws_conn_id, client_type="sagemaker-runtime", region_name=settings.region
+        return SageMakerHook(aws_conn_id=self.settings.aws_conn_id, region_name=self.settings.region).conn
+
+    @cached_property
+    def runtime(self):
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(
+            aws_conn_id=self.settings.aws_conn_id, client_type="sagemaker-runtime", region_name=self.settings.region
         ).conn
 
 
@@ -50,6 +70,8 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
     """
     from airflow.sdk.exceptions import AirflowFailException
 
+    from sagemaker_retrain.data_prep import DataValidationError
+
     try:
         return _prepare(params, run_id, run_after, project_dir, aws_conn_id)
     except (DataValidationError, SettingsError, ValueError) as err:
@@ -57,6 +79,8 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
 
 def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None) -> dict:
+    from sagemaker_retrain.data_prep import prepare_and_upload
+
     _check_params(params)
     settings = load_settings(aws_conn_id)
     image = linear_learner_image(settings.region)
@@ -112,6 +136,8 @@ def _check_params(params: dict) -> None:
 
 def decide(plan: dict, training: dict, params: dict) -> dict:
     """Compare the candidate with the threshold and the champion; build the deploy request if it wins."""
+    from sagemaker_retrain import gate
+
     settings = DeploymentSettings(**plan["settings"])
     clients = Clients(settings)
     metric = params["gate_metric"]
@@ -140,7 +166,13 @@ def decide(plan: dict, training: dict, params: dict) -> dict:
 
 def record(plan: dict, params: dict, outcome: str, **details) -> str:
     """Write this run's history record; return its S3 URI."""
-    settings = DeploymentSettings(**plan["settings"])
+    return _record(Clients(DeploymentSettings(**plan["settings"])), plan, params, outcome, **details)
+
+
+def _record(clients: Clients, plan: dict, params: dict, outcome: str, **details) -> str:
+    from sagemaker_retrain import history
+
+    settings = clients.settings
     entry = {
         "run_id": plan["run_id"],
         "slug": plan["slug"],
@@ -154,12 +186,14 @@ def record(plan: dict, params: dict, outcome: str, **details) -> str:
         "rows": plan["data"]["rows"],
         **details,
     }
-    return history.record_run(Clients(settings).s3, settings.bucket, settings.prefix, params["endpoint_name"],
+    return history.record_run(clients.s3, settings.bucket, settings.prefix, params["endpoint_name"],
                               plan["slug"], entry)
 
 
 def evaluate(plan: dict, params: dict, training: dict, gate_result: dict) -> dict:
     """Score the test split through the endpoint; write metrics, predictions and a plot under the run."""
+    from sagemaker_retrain import evaluation
+
     settings = DeploymentSettings(**plan["settings"])
     clients = Clients(settings)
     matrix = evaluation.read_csv_channel(clients.s3, plan["data"]["channel_uris"]["test"])
@@ -176,9 +210,9 @@ def evaluate(plan: dict, params: dict, training: dict, gate_result: dict) -> dic
     artifacts = {k: f"s3://{settings.bucket}/{base}/{f}" for k, f in
                  (("metrics", "metrics.json"), ("predictions", "predictions.csv"), ("plot", "predicted_vs_actual.png"))}
     training_metrics = {m["MetricName"]: m["Value"] for m in training.get("FinalMetricDataList", [])}
-    history_uri = record(plan, params, "deployed", endpoint_metrics=metrics, training_metrics=training_metrics,
-                         gate=gate_result["decision"], artifacts=artifacts,
-                         billable_seconds=training.get("BillableTimeInSeconds"))
+    history_uri = _record(clients, plan, params, "deployed", endpoint_metrics=metrics,
+                          training_metrics=training_metrics, gate=gate_result["decision"], artifacts=artifacts,
+                          billable_seconds=training.get("BillableTimeInSeconds"))
     log.info("Endpoint metrics on %d test rows: %s", len(y), metrics)
     return {"metrics": metrics, "rows": len(y), "artifacts": artifacts, "history": history_uri}
 
@@ -186,11 +220,15 @@ def evaluate(plan: dict, params: dict, training: dict, gate_result: dict) -> dic
 def rollback(plan: dict, deployment: dict | None, poll: float) -> str:
     if not deployment:
         return "nothing was deployed by this run"
+    from sagemaker_retrain import cleanup
+
     settings = DeploymentSettings(**plan["settings"])
     return cleanup.rollback(Clients(settings).sagemaker, deployment, poll=poll)
 
 
 def teardown(plan: dict, params: dict, poll: float) -> list[str]:
+    from sagemaker_retrain import cleanup
+
     settings = DeploymentSettings(**plan["settings"])
     sm = Clients(settings).sagemaker
     names = plan["names"]
@@ -203,4 +241,14 @@ def teardown(plan: dict, params: dict, poll: float) -> list[str]:
         removed = cleanup.teardown_persistent(sm, endpoint_name=names["endpoint"],
                                               job_name=names["training_job"], poll=poll)
     log.info("Teardown removed: %s", removed or "nothing")
+    if any(item.startswith("training job ") for item in removed):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # train ended before its job did (the run or task was marked failed, or train was killed):
+        # the run trained nothing, so it must not end "success" just because teardown did.
+        raise AirflowFailException(
+            f"Training job {names['training_job']} was still running when the run reached teardown: train "
+            "ended before its job did (the run or train was marked failed by a person, or train was killed). "
+            f"Teardown stopped it and fails the run. Teardown removed: {', '.join(removed)}"
+        )
     return removed

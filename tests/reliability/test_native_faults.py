@@ -237,11 +237,6 @@ class RunStateOverridden(AssertionError):
     """The run a person marked failed did not end failed."""
 
 
-@pytest.mark.xfail(strict=True, raises=RunStateOverridden, reason=(
-    "Bug: a run marked failed mid-training ends 'success'. Airflow 3.3's mark-run-failed skips the pending tasks "
-    "and leaves the teardown to run; with the run's leaves then publish (skipped) and teardown (success), the "
-    "scheduler marks the run successful. Fix (pipeline.teardown, owned elsewhere): fail the teardown when it had to "
-    "stop this run's training job. Remove this marker with that fix."))
 def test_run_marked_failed_mid_training(deployment, native):
     out = native_scenario(
         deployment, native, "marked_failed_by_person",

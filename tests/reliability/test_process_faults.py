@@ -107,7 +107,7 @@ def test_emulator_restarted_mid_run(rel):
                    note="the emulator models an instance lost with the restart: the running job comes back Failed "
                         "(as documented in include/offline_aws/README.md); the endpoint comes back serving the same "
                         "model. The probe was paused while the emulator itself was down.")
-    assert_failed_safe(out, "Not starting a second job")
+    assert_failed_safe(out, "emulator stopped")
     assert len(out.jobs) == 1
 
 

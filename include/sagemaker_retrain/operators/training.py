@@ -13,7 +13,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sagemaker import LogState, secondary_training_status_message
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -36,7 +36,7 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
 
     def _size_max_attempts(self) -> None:
         runtime = int(self.config.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        needed = math.ceil((runtime + 900) / max(self.check_interval, 1))
+        needed = math.ceil((runtime + 900) / max(float(self.check_interval), 0.01))
         self.max_attempts = max(self.max_attempts, needed)
 
     def _existing_job(self, name: str) -> dict | None:
@@ -51,21 +51,33 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
         self._size_max_attempts()
         name = self.config["TrainingJobName"]
         existing = self._existing_job(name)
-        if existing is None:
-            result = super().execute(context)  # defers unless the job already ended
+        if existing is None and not self.deferrable:
+            result = super().execute(context)
             self._log_final_metrics(result["Training"])
             return result
-        status = existing["TrainingJobStatus"]
-        self.log.info("Re-attaching to training job %s, started by an earlier try (status %s).", name, status)
+        if existing is None:
+            # Start the job without the provider's log tailing, which sleeps a whole check
+            # interval on the worker before its first read even in deferrable mode.
+            self.preprocess_config()
+            self.log.info("Creating SageMaker training job %s.", name)
+            self.hook.create_training_job(self.config, wait_for_completion=False, print_log=False)
+            return self._attach(name, self.hook.describe_training_job(name), reattached=False)
+        self.log.info("Re-attaching to training job %s, started by an earlier try (status %s).",
+                      name, existing["TrainingJobStatus"])
+        return self._attach(name, existing, reattached=True)
+
+    def _attach(self, name: str, description: dict, reattached: bool) -> dict:
+        """Return at once if the job has ended, else wait for it (deferred, or here)."""
+        status = description["TrainingJobStatus"]
         if status == "Completed":
             self._log_job_output(name)
             return self.serialize_result(name)
         if status in self.hook.training_failed_states:
-            reason = existing.get("FailureReason", "(no reason given)")
-            raise AirflowException(
-                f"Training job {name} of this run ended {status}: {reason}. "
-                "Not starting a second job for the same run; trigger a new run to retrain."
-            )
+            self._log_job_output(name)
+            reason = description.get("FailureReason", "(no reason given)")
+            retry_note = " Not starting a second job for the same run; trigger a new run to retrain." if reattached else ""
+            # Final: a retry would only find the same ended job.
+            raise AirflowFailException(f"Training job {name} of this run ended {status}: {reason}.{retry_note}")
         if self.deferrable:
             self.defer(
                 trigger=SageMakerTrigger(
@@ -96,10 +108,12 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
             self._log_job_output(name)
         if event and event.get("status") != "success":
             description = self.hook.describe_training_job(name)
-            reason = description.get("FailureReason", event.get("message", "(no reason given)"))
-            raise AirflowException(
-                f"Training job {name} ended {description['TrainingJobStatus']}: {reason}"
-            )
+            status = description["TrainingJobStatus"]
+            if status in self.hook.training_failed_states:
+                reason = description.get("FailureReason", "(no reason given)")
+                raise AirflowFailException(f"Training job {name} ended {status}: {reason}")
+            # The wait gave up (timeout, lost trigger) while the job still runs: a retry re-attaches.
+            raise AirflowException(f"Stopped waiting for training job {name} ({status}): {event.get('message')}")
         return super().execute_complete(context, event)
 
     def _log_job_output(self, name: str) -> None:
