@@ -210,7 +210,8 @@ def evaluate(plan: dict, params: dict, training: dict, gate_result: dict) -> dic
     artifacts = {k: f"s3://{settings.bucket}/{base}/{f}" for k, f in
                  (("metrics", "metrics.json"), ("predictions", "predictions.csv"), ("plot", "predicted_vs_actual.png"))}
     training_metrics = {m["MetricName"]: m["Value"] for m in training.get("FinalMetricDataList", [])}
-    history_uri = _record(clients, plan, params, "deployed", endpoint_metrics=metrics,
+    outcome = "deployed" if params["mode"] == "persistent" else "evaluated, then deleted (ephemeral)"
+    history_uri = _record(clients, plan, params, outcome, endpoint_metrics=metrics,
                           training_metrics=training_metrics, gate=gate_result["decision"], artifacts=artifacts,
                           billable_seconds=training.get("BillableTimeInSeconds"))
     log.info("Endpoint metrics on %d test rows: %s", len(y), metrics)

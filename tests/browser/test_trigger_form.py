@@ -91,5 +91,5 @@ def test_trigger_form_refuses_bad_value_then_runs_to_success(deployment, page):
     # The model history page (the project's UI plugin) shows the run just made, from S3.
     page.goto(f"{deployment.base_url}/model-history/")
     expect(page.get_by_role("heading", name="linear-learner-browser")).to_be_visible()
-    expect(page.get_by_role("cell", name="deployed").first).to_be_visible()
+    expect(page.get_by_role("cell", name="evaluated, then deleted (ephemeral)").first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "model-history.png"), full_page=True)
