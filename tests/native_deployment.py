@@ -31,6 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from offline_aws.admin_client import call_admin
 from offline_aws.airflow_run import airflow_env
 from offline_aws.server import emulator_env
 
@@ -359,11 +360,7 @@ class NativeDeployment:
 
     def emulator_admin(self, method: str, route: str, body: dict | None = None) -> dict:
         """The emulator's admin routes (``/_offline_aws/state``, ``/_offline_aws/config``)."""
-        request = urllib.request.Request(f"{self.emulator_url}/_offline_aws/{route}", method=method,
-                                         headers={"Content-Type": "application/json"},
-                                         data=None if body is None else json.dumps(body).encode())
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"{}")
+        return call_admin(self.emulator_url, route, body, method)
 
     def set_time_scale(self, scale: float) -> None:
         self.emulator_admin("POST", "config", {"time_scale": scale})

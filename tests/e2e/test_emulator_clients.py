@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "emulator"))
 from emu_helpers import IMAGE, ROLE, housing_split, shape_problems, to_csv  # noqa: E402
 
+from offline_aws.admin_client import call_admin
 from offline_aws.server import start_emulator  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -107,14 +108,7 @@ def wait_training(sm, name: str) -> dict:
 
 
 def admin(emulator, route: str, body: dict | None = None, method: str | None = None) -> dict:
-    request = urllib.request.Request(
-        f"{emulator.url}/_offline_aws/{route}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method or ("GET" if body is None else "POST"),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read())
+    return call_admin(emulator.url, route, body, method)
 
 
 @pytest.fixture(scope="module")

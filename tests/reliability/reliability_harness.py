@@ -31,6 +31,7 @@ from pathlib import Path
 import boto3
 import numpy as np
 
+from offline_aws.admin_client import call_admin
 from offline_aws.airflow_run import BIN, DagRunResult, airflow_env, migrate, read_run
 from offline_aws.linear_learner.model import LinearLearnerModel, write_model_tar_gz
 from offline_aws.persistence import load_state, save_state
@@ -424,13 +425,7 @@ class NativeEmulator(Inventory):
         self.put_baseline_model()
 
     def _admin(self, method: str, route: str, body: dict | None = None) -> dict:
-        import urllib.request
-
-        request = urllib.request.Request(f"{self.url}/_offline_aws/{route}", method=method,
-                                         headers={"Content-Type": "application/json"},
-                                         data=None if body is None else json.dumps(body).encode())
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"{}")
+        return call_admin(self.url, route, body, method)
 
     def calls(self) -> dict[str, int]:
         return self._admin("GET", "state")["calls"]

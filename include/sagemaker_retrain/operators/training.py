@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.sagemaker import LogState, secondary_training_status_message
+from airflow.providers.amazon.aws.hooks.sagemaker import secondary_training_status_message
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -138,5 +138,3 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
         if description.get("BillableTimeInSeconds") is not None:
             self.log.info("Billable seconds: %s", description["BillableTimeInSeconds"])
 
-
-__all__ = ["SageMakerReattachingTrainingOperator", "LogState"]
