@@ -7,9 +7,12 @@ import os
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, Metadata, XComArg, dag, task
+from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Metadata, XComArg, dag, task
 
+from sagemaker_retrain.alerts import task_failed
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
+from sagemaker_retrain.operators.restore import EndpointRestoreOperator, PipelineTeardownOperator
 from sagemaker_retrain.operators.training import SageMakerReattachingTrainingOperator
 from sagemaker_retrain.params import build_params
 from sagemaker_retrain.sensors.endpoint import EndpointDeployedSensor
@@ -40,15 +43,22 @@ SERVED_MODEL = Asset(name="sagemaker_retrain_served_model", uri="s3://sagemaker-
 DOC = """
 ### SageMaker Linear Learner retraining
 
-The walkthrough's five steps as a pipeline: **prepare** (validate, split, upload label-first CSV)
-→ **train** (Linear Learner, deferrable, re-attaches on retry) → **gate** (threshold and champion)
-→ **deploy** (new model + endpoint config; create or blue/green update) → **wait_for_endpoint**
-(our deferrable sensor: InService on *this run's* config, then a smoke request) → **evaluate**
-(score the test split through the endpoint; metrics, predictions, plot, history)
-→ **teardown** (always runs). A failed check after an update rolls the endpoint back.
+**prepare** (validate params, data and endpoint ownership; split; upload) → **train** (Linear
+Learner, deferrable, re-attaches only to this run's own job) → **stage** (the challenger's model;
+the champion is the model serving) → **score_challenger** / **score_champion** (batch transform of
+*this run's* test rows through each model; production is never asked) → **gate** (threshold and
+champion, on the same rows; a model that lost is a successful run) → **deploy** (endpoint config,
+rollback alarms; create the endpoint, or update it blue/green with canary/linear traffic shifting
+and auto-rollback) → **wait_for_endpoint** (our deferrable sensor: through the whole deployment,
+then a smoke request) → **publish** (history record and the served-model Asset).
+**rollback** puts the previous config back if a check after the switch fails; **teardown** always
+runs: it stops this run's jobs, restores the previous config if the new one was not verified
+(also when the run was marked failed), deletes what must not stay, and fails the run if any task
+failed.
 
 Deployment settings come from Variables `sagemaker_retrain_bucket`, `sagemaker_retrain_role_arn`,
 `sagemaker_retrain_region`, `sagemaker_retrain_prefix` (or `AIRFLOW_VAR_…` environment variables).
+Failures are mailed through the `smtp_default` connection to Variable `sagemaker_retrain_alert_emails`.
 """
 
 
@@ -61,15 +71,26 @@ Deployment settings come from Variables `sagemaker_retrain_bucket`, `sagemaker_r
     tags=["sagemaker", "ml", "retraining"],
     doc_md=DOC,
     params=build_params(),
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=POLL_SECONDS)},
+    default_args={
+        "retries": 2,
+        "retry_delay": pendulum.duration(seconds=POLL_SECONDS),
+        "execution_timeout": pendulum.duration(minutes=30),
+        "on_failure_callback": [task_failed],
+    },
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
+        interval=pendulum.duration(hours=2),
+        callback=AsyncCallback("sagemaker_retrain.alerts.deadline_missed"),
+    ),
 )
 def sagemaker_retrain():
-    @task
+    @task(execution_timeout=pendulum.duration(hours=1))
     def prepare(params=None, run_id=None, dag_run=None) -> dict:
-        """Validate and upload the data set; name this run's resources."""
+        """Validate params, data and endpoint ownership; upload the data set; name this run's resources."""
         from sagemaker_retrain import pipeline
 
-        return pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID)
+        return pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID,
+                                clear_number=dag_run.clear_number or 0)
 
     plan = prepare()
 
@@ -77,36 +98,69 @@ def sagemaker_retrain():
         task_id="train",
         config=plan["training_config"],
         aws_conn_id=AWS_CONN_ID,
+        region_name=plan["region"],
         deferrable=True,
         check_interval=POLL_SECONDS,
         print_log=True,
+        # The job stops itself at MaxRuntimeInSeconds (a Param, at most 5 days); this is the backstop.
+        execution_timeout=pendulum.duration(days=5, hours=2),
     )
 
     @task.branch
-    def gate(plan: dict, training: dict, params=None, ti=None) -> str:
-        """Deploy only a model that meets the threshold and beats the serving one."""
+    def stage(plan: dict, training: dict, params=None, ti=None) -> list[str]:
+        """Create the challenger's model; name the champion; score both, or the challenger alone."""
         from sagemaker_retrain import pipeline
 
-        result = pipeline.decide(plan, training["Training"], dict(params))
-        ti.xcom_push(key="deploy_config", value=result["deploy_config"])
-        ti.xcom_push(key="decision", value=result["decision"])
+        staged = pipeline.stage(plan, training["Training"], dict(params))
+        for key in ("challenger_transform", "champion_transform", "champion_model"):
+            ti.xcom_push(key=key, value=staged[key])
+        return ["score_challenger", "score_champion"] if staged["champion_model"] else ["score_challenger"]
+
+    staged = stage(plan, train.output)
+    scores = [
+        SageMakerTransformOperator(
+            task_id=f"score_{role}",
+            config=XComArg(staged.operator, key=f"{role}_transform"),
+            aws_conn_id=AWS_CONN_ID,
+            region_name=plan["region"],
+            deferrable=True,
+            check_interval=POLL_SECONDS,
+            action_if_job_exists="timestamp",
+            check_if_model_exists=False,
+            execution_timeout=pendulum.duration(hours=3),
+        )
+        for role in ("challenger", "champion")
+    ]
+
+    @task.branch(trigger_rule="none_failed_min_one_success")
+    def gate(params=None, ti=None) -> str:
+        """Promote only a model that meets the threshold and beats the champion on the same rows."""
+        from sagemaker_retrain import pipeline
+
+        plan = ti.xcom_pull(task_ids="prepare")  # pulled, not passed: a setup's direct downstreams need ALL_SUCCESS
+        result = pipeline.decide(plan, dict(params), ti.xcom_pull(task_ids="stage", key="champion_model"))
+        ti.xcom_push(key="deploy_config", value=result.pop("deploy_config"))
+        ti.xcom_push(key="evidence", value=result)
         return "deploy" if result["decision"]["deploy"] else "keep_champion"
 
-    decision = gate(plan, train.output)
+    decision = gate()
 
     @task
-    def keep_champion(plan: dict, training: dict, params=None, ti=None) -> str:
-        """Record a model that lost at the gate; the serving endpoint is untouched."""
+    def keep_champion(plan: dict, params=None, ti=None) -> str:
+        """Record a model that lost at the gate, with both scores; the serving endpoint is untouched."""
         from sagemaker_retrain import pipeline
 
-        gate_decision = ti.xcom_pull(task_ids="gate", key="decision")
-        metrics = {m["MetricName"]: m["Value"] for m in training["Training"].get("FinalMetricDataList", [])}
-        return pipeline.record(plan, dict(params), "rejected", gate=gate_decision, training_metrics=metrics)
+        evidence = ti.xcom_pull(task_ids="gate", key="evidence")
+        return pipeline.record(plan, dict(params), "kept the champion", gate=evidence["decision"],
+                               scores=evidence["scores"], scored_rows=evidence["rows"],
+                               artifacts=evidence["artifacts"])
 
     deploy = SageMakerDeployOperator(
         task_id="deploy",
         config=XComArg(decision.operator, key="deploy_config"),
         aws_conn_id=AWS_CONN_ID,
+        region_name=plan["region"],
+        execution_timeout=pendulum.duration(minutes=15),
     )
 
     wait_for_endpoint = EndpointDeployedSensor(
@@ -114,52 +168,41 @@ def sagemaker_retrain():
         endpoint_name=plan["endpoint_name"],
         endpoint_config_name=plan["endpoint_config_name"],
         smoke_rows=plan["smoke_features"],
+        deadline=deploy.output["wait_deadline"],
         poll_interval=POLL_SECONDS,
         aws_conn_id=AWS_CONN_ID,
+        region_name=plan["region"],
+        execution_timeout=pendulum.duration(hours=9),
     )
 
-    @task
-    def evaluate(plan: dict, training: dict, params=None, ti=None) -> dict:
-        """Score the test split through the endpoint; write metrics, predictions, plot and history."""
-        from sagemaker_retrain import pipeline
-
-        gate_result = {"decision": ti.xcom_pull(task_ids="gate", key="decision")}
-        return pipeline.evaluate(plan, dict(params), training["Training"], gate_result)
-
     @task(outlets=[SERVED_MODEL])
-    def publish(plan: dict, evaluation: dict, params=None):
-        """Announce the newly served model to DAGs scheduled on the asset (persistent mode only)."""
+    def publish(plan: dict, verification: dict, params=None, ti=None):
+        """Record the verified model; announce it to DAGs scheduled on the asset (persistent mode only)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from sagemaker_retrain import pipeline
+
+        evidence = ti.xcom_pull(task_ids="gate", key="evidence")
+        published = pipeline.publish(plan, dict(params), evidence, verification)
         if params["mode"] != "persistent":
-            raise AirflowSkipException("ephemeral run: its endpoint is deleted at teardown")
+            raise AirflowSkipException(f"ephemeral run recorded at {published['history']}; its endpoint is deleted")
         yield Metadata(SERVED_MODEL, {"endpoint": plan["names"]["endpoint"], "model": plan["names"]["model"],
-                                      "metrics": evaluation["metrics"], "history": evaluation["history"]})
+                                      "scores": published["scores"], "history": published["history"]})
+        return published
 
-    @task(trigger_rule="one_failed")
-    def rollback(ti=None) -> str:
-        """After a failed check, put the previous config back (or delete a first, failed deployment)."""
-        from sagemaker_retrain import pipeline
+    restore_args = {"poll_interval": POLL_SECONDS, "aws_conn_id": AWS_CONN_ID,
+                    "execution_timeout": pendulum.duration(hours=3)}
+    rollback = EndpointRestoreOperator(task_id="rollback", trigger_rule="one_failed", retries=3, **restore_args)
+    teardown = PipelineTeardownOperator(task_id="teardown", verified_task_ids=("publish",), retries=3,
+                                        **restore_args)
 
-        plan = ti.xcom_pull(task_ids="prepare")
-        deployment = ti.xcom_pull(task_ids="deploy")
-        return pipeline.rollback(plan, deployment, POLL_SECONDS)
-
-    @task
-    def teardown(plan: dict, params=None) -> list[str]:
-        """Delete what must not stay: everything in ephemeral mode, all but serving + rollback otherwise."""
-        from sagemaker_retrain import pipeline
-
-        return pipeline.teardown(plan, dict(params), POLL_SECONDS)
-
-    evaluated = evaluate(plan, train.output)
-    rejected = keep_champion(plan, train.output)
-    rolled_back = rollback()
-    cleaned = teardown(plan).as_teardown(setups=plan, on_failure_fail_dagrun=True)
-    decision >> [deploy, rejected]
-    deploy >> wait_for_endpoint >> evaluated >> publish(plan, evaluated)
-    [wait_for_endpoint, evaluated] >> rolled_back
-    [rolled_back, rejected, evaluated, train] >> cleaned
+    published = publish(plan, wait_for_endpoint.output)
+    rejected = keep_champion(plan)
+    train >> staged >> scores >> decision >> [deploy, rejected]
+    deploy >> wait_for_endpoint >> published
+    [wait_for_endpoint, published] >> rollback
+    [rollback, rejected, published, decision, *scores, staged, train] >> teardown.as_teardown(
+        setups=plan, on_failure_fail_dagrun=True)
 
 
 sagemaker_retrain()

@@ -1,7 +1,9 @@
-"""Rollback and teardown: what a run leaves behind is only what serves (plus one rollback config).
+"""Teardown: what a run leaves behind is only what serves (plus one rollback config).
 
 Functions take a boto3 SageMaker client, so the same logic runs against AWS and the emulator,
-and is unit-tested against the emulator's backend.
+and is unit-tested against the emulator's backend. None of them waits for SageMaker: the
+teardown operator waits (deferred) for the endpoint to settle before it calls them, and only
+resources carrying the pipeline's tags for this endpoint are ever deleted.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import ClientError
 
-from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG
-from sagemaker_retrain.triggers.endpoint import classify
+from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG, TAG_RUN
 
 log = logging.getLogger(__name__)
 STABLE = ("InService", "Failed")
@@ -53,32 +54,6 @@ def _delete(action: Callable, label: str, removed: list[str], **kwargs) -> None:
             raise
 
 
-def rollback(sm, deployment: dict, poll: float = 30) -> str:
-    """Undo this run's deployment after a failed smoke test or evaluation; return what was done.
-
-    An update is switched back to the config that served before; a first create (nothing to
-    return to) is deleted, so a model that failed its checks never keeps serving.
-    """
-    name, ours = deployment["endpoint_name"], deployment["endpoint_config_name"]
-    previous = deployment.get("previous_config_name")
-    current = wait_stable(sm, name, poll)
-    if current is None:
-        return f"endpoint {name} does not exist: nothing to roll back"
-    if current.get("EndpointConfigName") != ours:
-        return f"endpoint {name} serves {current.get('EndpointConfigName')}, not this run's {ours}: left as is"
-    if previous:
-        sm.update_endpoint(EndpointName=name, EndpointConfigName=previous)
-        final = wait_stable(sm, name, poll)
-        verdict, message = classify(final, previous)
-        if verdict != "success":
-            raise RuntimeError(f"Rollback of {name} to {previous} failed: {message}")
-        return f"endpoint {name} rolled back to {previous}"
-    if deployment.get("operation") == "create":
-        sm.delete_endpoint(EndpointName=name)
-        return f"endpoint {name} (first deployment, failed its checks) deleted"
-    raise RuntimeError(f"Endpoint {name} serves this run's {ours} but the config it replaced is unknown")
-
-
 def _tagged_for(sm, arn: str, endpoint_name: str) -> dict[str, str] | None:
     try:
         tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
@@ -91,6 +66,20 @@ def _tagged_for(sm, arn: str, endpoint_name: str) -> dict[str, str] | None:
 
 def _list_all(sm, op: str, key: str, **kwargs) -> list[dict]:
     return [item for page in sm.get_paginator(op).paginate(**kwargs) for item in page[key]]
+
+
+def stop_transform_jobs(sm, slug: str, run_id: str) -> list[str]:
+    """Stop this run's scoring jobs still running (a killed or retried task may have left one)."""
+    stopped = []
+    for job in _list_all(sm, "list_transform_jobs", "TransformJobSummaries", NameContains=slug,
+                         StatusEquals="InProgress"):
+        arn = job["TransformJobArn"]
+        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+        if tags.get(TAG_RUN) != run_id[:256]:
+            continue
+        sm.stop_transform_job(TransformJobName=job["TransformJobName"])
+        stopped.append(f"transform job {job['TransformJobName']} (stopped)")
+    return stopped
 
 
 def stop_training_job(sm, job_name: str | None) -> list[str]:
@@ -108,34 +97,37 @@ def stop_training_job(sm, job_name: str | None) -> list[str]:
     return []
 
 
-def teardown_ephemeral(sm, *, endpoint_name: str, config_name: str, model_name: str, job_name: str | None,
-                       poll: float = 30) -> list[str]:
+def teardown_ephemeral(sm, *, endpoint_name: str, config_name: str, model_name: str) -> list[str]:
     """The walkthrough's clean-up: delete this run's endpoint, endpoint config and model."""
-    removed = stop_training_job(sm, job_name)
-    if describe_endpoint(sm, endpoint_name) is not None:
-        wait_stable(sm, endpoint_name, poll)
+    removed: list[str] = []
+    endpoint = describe_endpoint(sm, endpoint_name)
+    if endpoint is not None and _tagged_for(sm, endpoint["EndpointArn"], endpoint_name) is not None:
         _delete(sm.delete_endpoint, f"endpoint {endpoint_name}", removed, EndpointName=endpoint_name)
     _delete(sm.delete_endpoint_config, f"endpoint config {config_name}", removed, EndpointConfigName=config_name)
     _delete(sm.delete_model, f"model {model_name}", removed, ModelName=model_name)
     return removed
 
 
-def teardown_persistent(sm, *, endpoint_name: str, job_name: str | None, poll: float = 30) -> list[str]:
+def teardown_persistent(sm, *, endpoint_name: str) -> list[str]:
     """Keep what serves and one config to roll back to; delete every other config/model of this endpoint.
 
-    Covers this run's never-deployed model and config, configs superseded by earlier runs, and an
-    endpoint whose first create failed (it never served).
+    Covers this run's never-deployed (or losing) model and config, configs superseded by earlier
+    runs, and an endpoint of ours whose first create failed (it never served). An endpoint still
+    changing keeps everything it may use.
     """
-    removed = stop_training_job(sm, job_name)
+    removed: list[str] = []
     current = describe_endpoint(sm, endpoint_name)
-    if current is not None and current["EndpointStatus"] not in STABLE:
-        current = wait_stable(sm, endpoint_name, poll)
+    if current is not None and _tagged_for(sm, current["EndpointArn"], endpoint_name) is None:
+        return removed  # not ours: touch nothing of it
     keep_configs: set[str] = set()
-    if current is not None and current["EndpointStatus"] == "Failed":
+    if current is not None and current["EndpointStatus"] not in STABLE:
+        keep_configs.add(current.get("EndpointConfigName", ""))
+        keep_configs.add((current.get("PendingDeploymentSummary") or {}).get("EndpointConfigName", ""))
+    elif current is not None and current["EndpointStatus"] == "Failed":
         _delete(sm.delete_endpoint, f"endpoint {endpoint_name} (Failed, never served)", removed,
                 EndpointName=endpoint_name)
         current = None
-    if current is not None:
+    if current is not None and current["EndpointStatus"] in STABLE:
         serving = current["EndpointConfigName"]
         keep_configs.add(serving)
         arn = sm.describe_endpoint_config(EndpointConfigName=serving)["EndpointConfigArn"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+TAG_PROJECT = "sagemaker-retrain:project"
+PROJECT = "sagemaker-retrain"
 TAG_ENDPOINT = "sagemaker-retrain:endpoint"
 TAG_RUN = "sagemaker-retrain:run-id"
 TAG_TRAINING_JOB = "sagemaker-retrain:training-job"
@@ -43,8 +45,9 @@ def build_hyperparameters(params: Mapping, feature_dim: int) -> dict[str, str]:
 
 
 def tags(endpoint_name: str, run_id: str, **extra: str) -> list[dict[str, str]]:
-    """Tags that let teardown find what a run created, on AWS as in the emulator."""
-    out = [{"Key": TAG_ENDPOINT, "Value": endpoint_name}, {"Key": TAG_RUN, "Value": run_id}]
+    """The project's ownership tags (project, endpoint, run): the pipeline touches only what carries them."""
+    out = [{"Key": TAG_PROJECT, "Value": PROJECT}, {"Key": TAG_ENDPOINT, "Value": endpoint_name},
+           {"Key": TAG_RUN, "Value": run_id[:256]}]
     out += [{"Key": f"sagemaker-retrain:{k.replace('_', '-')}", "Value": v} for k, v in extra.items()]
     return out
 
@@ -145,6 +148,99 @@ def build_endpoint_request(
     return request
 
 
-def build_update_endpoint_request(*, endpoint_name: str, config_name: str) -> dict:
+def build_update_endpoint_request(
+    *, endpoint_name: str, config_name: str, deployment_config: dict | None = None
+) -> dict:
     """UpdateEndpoint request: blue/green switch to ``config_name``; the old config serves until then."""
-    return {"EndpointName": endpoint_name, "EndpointConfigName": config_name}
+    request = {"EndpointName": endpoint_name, "EndpointConfigName": config_name}
+    if deployment_config:
+        request["DeploymentConfig"] = deployment_config
+    return request
+
+
+def alarm_names(prefix: str, endpoint_name: str) -> dict[str, str]:
+    """The CloudWatch alarms that roll a deployment back, named with the project's prefix."""
+    base = f"{prefix.replace('/', '-')}-{endpoint_name}"
+    return {"errors": f"{base}-invocation-5xx", "latency": f"{base}-model-latency"}
+
+
+def build_alarm_requests(
+    *, prefix: str, endpoint_name: str, latency_ms: float, resource_tags: list[dict[str, str]]
+) -> list[dict]:
+    """PutMetricAlarm requests: any 5xx from the model, or its average latency over ``latency_ms``.
+
+    SageMaker watches these during a blue/green deployment and rolls the endpoint back itself
+    when one goes into ALARM (``AutoRollbackConfiguration``).
+    """
+    names = alarm_names(prefix, endpoint_name)
+    common = {
+        "Namespace": "AWS/SageMaker",
+        "Dimensions": [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "TreatMissingData": "notBreaching",
+        "Tags": resource_tags,
+    }
+    return [
+        {**common, "AlarmName": names["errors"], "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
+         "Threshold": 0.0, "ComparisonOperator": "GreaterThanThreshold",
+         "AlarmDescription": f"Model errors on {endpoint_name}: rolls a deployment back"},
+        {**common, "AlarmName": names["latency"], "MetricName": "ModelLatency", "Statistic": "Average",
+         "Unit": "Microseconds", "Threshold": float(latency_ms) * 1000.0,
+         "ComparisonOperator": "GreaterThanThreshold",
+         "AlarmDescription": f"Model latency on {endpoint_name} over {latency_ms} ms: rolls a deployment back"},
+    ]
+
+
+def build_deployment_config(params: Mapping, alarm_names_: list[str]) -> dict:
+    """UpdateEndpoint's DeploymentConfig: blue/green with canary, linear or all-at-once shifting.
+
+    The new fleet first takes a share of traffic (canary) or steps (linear) while SageMaker
+    watches the alarms for the bake time; any alarm rolls the endpoint back to the old fleet.
+    """
+    strategy = params["deployment_strategy"]
+    bake = int(params["bake_seconds"])
+    routing: dict = {"WaitIntervalInSeconds": bake}
+    if strategy == "canary":
+        routing.update(Type="CANARY", CanarySize={"Type": "CAPACITY_PERCENT", "Value": int(params["canary_percent"])})
+    elif strategy == "linear":
+        routing.update(Type="LINEAR",
+                       LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": int(params["linear_step_percent"])})
+    else:
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake}
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": int(params["termination_wait_seconds"]),
+            "MaximumExecutionTimeoutInSeconds": int(params["deployment_timeout_seconds"]),
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarm_names_]},
+    }
+
+
+def build_transform_config(
+    *, job_name: str, model_name: str, input_uri: str, output_uri: str, params: Mapping,
+    resource_tags: list[dict[str, str]],
+) -> dict:
+    """CreateTransformJob request: score the label-first test split, dropping the label column.
+
+    ``InputFilter $[1:]`` sends only the features to the model; rows keep their order (Line
+    split and assembly), so each ``.out`` line matches the input line of the same number.
+    """
+    return {
+        "TransformJobName": job_name,
+        "ModelName": model_name,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+            "CompressionType": "None",
+        },
+        "TransformOutput": {"S3OutputPath": output_uri, "Accept": "application/jsonlines", "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": params["transform_instance_type"], "InstanceCount": 1},
+        "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "None"},
+        "Tags": resource_tags,
+    }

@@ -1,12 +1,13 @@
-"""Decide whether a newly trained model may replace the one serving (the champion)."""
+"""Decide whether a newly trained model may replace the one serving (the champion).
+
+Both numbers come from the same rows: this run's test split scored by each model in batch
+transform (see ``scoring``), so the comparison is like with like.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from botocore.exceptions import ClientError
-
-from sagemaker_retrain.config import TAG_TRAINING_JOB
 from sagemaker_retrain.params import GATE_METRICS
 
 
@@ -32,31 +33,15 @@ def final_metric(description: dict, name: str) -> float | None:
     return None
 
 
-def champion_metric(sagemaker_client, endpoint_name: str, metric: str) -> tuple[str | None, float | None]:
-    """(model name, metric) of the model the endpoint serves now; (None, None) without an endpoint.
+def serving_model(sagemaker_client, endpoint: dict | None) -> str | None:
+    """The model behind an (owned, described) endpoint's serving config: the champion, or None.
 
-    The serving model carries the tag of the training job that made it, whose final metrics are
-    kept by SageMaker, so no extra store is needed.
+    Only an endpoint that is InService has a champion; one mid-update or Failed does not.
     """
-    try:
-        endpoint = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "ValidationException":
-            return None, None
-        raise
-    if endpoint["EndpointStatus"] not in ("InService", "Updating"):
-        return None, None
+    if endpoint is None or endpoint["EndpointStatus"] != "InService":
+        return None
     config = sagemaker_client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    model_name = config["ProductionVariants"][0]["ModelName"]
-    try:
-        model = sagemaker_client.describe_model(ModelName=model_name)
-    except ClientError:
-        return model_name, None
-    tags = sagemaker_client.list_tags(ResourceArn=model["ModelArn"])["Tags"]
-    job = next((t["Value"] for t in tags if t["Key"] == TAG_TRAINING_JOB), None)
-    if job is None:
-        return model_name, None
-    return model_name, final_metric(sagemaker_client.describe_training_job(TrainingJobName=job), metric)
+    return config["ProductionVariants"][0]["ModelName"]
 
 
 def decide(
@@ -67,7 +52,7 @@ def decide(
     base = {"metric": metric, "candidate": candidate, "champion": champion, "champion_model": champion_model,
             "threshold": threshold}
     if candidate is None:
-        return GateDecision(False, f"training job reported no {metric}", **base)
+        return GateDecision(False, f"the challenger has no {metric} on the test rows", **base)
     better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
     meets = candidate <= threshold if lower else candidate >= threshold
     word = "at most" if lower else "at least"

@@ -14,10 +14,15 @@ NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 MAX_NAME_LENGTH = 63
 
 
-def run_slug(run_id: str, run_after: datetime) -> str:
-    """A short, sortable, unique tag for a DAG run: UTC time of the run plus a hash of its id."""
+def run_slug(run_id: str, run_after: datetime, clear_number: int = 0) -> str:
+    """A short, sortable, unique tag for a DAG run: UTC time of the run plus a hash of its id.
+
+    A run that was cleared (Clear in the UI) gets its clear number appended, so it trains anew
+    under new names instead of finding the finished job of its first pass.
+    """
     digest = hashlib.sha1(run_id.encode()).hexdigest()[:6]
-    return f"{run_after:%Y%m%d-%H%M%S}-{digest}"
+    slug = f"{run_after:%Y%m%d-%H%M%S}-{digest}"
+    return f"{slug}-c{clear_number}" if clear_number else slug
 
 
 def resource_name(base: str, slug: str) -> str:

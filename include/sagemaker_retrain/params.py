@@ -11,18 +11,24 @@ from airflow.sdk import Param
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,40}$"
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 PREDICTOR_TYPES = ["regressor", "binary_classifier", "multiclass_classifier"]
-# Metrics the gate can compare, and whether a lower value is better.
+# Metrics the gate can compare (Linear Learner's own test-metric names), and whether lower is better.
 GATE_METRICS: dict[str, bool] = {
     "test:rmse": True,
     "test:mse": True,
     "test:absolute_loss": True,
-    "test:objective_loss": True,
-    "test:r2": False,
     "test:binary_classification_accuracy": False,
     "test:binary_f_beta": False,
     "test:roc_auc_score": False,
     "test:multiclass_accuracy": False,
     "test:macro_f_beta": False,
+}
+
+
+# Which gate metrics suit which predictor type (the others do not exist for it).
+METRICS_FOR_PREDICTOR: dict[str, tuple[str, ...]] = {
+    "regressor": ("test:rmse", "test:mse", "test:absolute_loss"),
+    "binary_classifier": ("test:binary_classification_accuracy", "test:binary_f_beta", "test:roc_auc_score"),
+    "multiclass_classifier": ("test:multiclass_accuracy", "test:macro_f_beta"),
 }
 
 
@@ -101,7 +107,9 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
         "endpoint_instance_count": Param(1, type="integer", minimum=1, maximum=10, title="Endpoint instances",
                                          description="Initial instance count of the production variant."),
         "gate_metric": Param("test:rmse", type="string", enum=list(GATE_METRICS), title="Gate metric",
-                             description="Metric (from the training job) compared with the threshold and the champion."),
+                             description="Computed on this run's test rows for the new model and the serving one "
+                             "alike; regressor: rmse/mse/absolute_loss, binary: accuracy/f_beta/roc_auc, "
+                             "multiclass: accuracy/macro_f_beta."),
         "gate_threshold": Param(10.0, type="number", title="Gate threshold",
                                 description="The new model must be at least this good (<= for losses, >= for scores)."),
         "mode": Param("persistent", type="string", enum=["persistent", "ephemeral"], title="Mode",
@@ -110,7 +118,30 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
         "endpoint_name": Param(default_endpoint_name, type="string", pattern=NAME_PATTERN, title="Endpoint name",
                                description="Serving endpoint (ephemeral runs add a run suffix)."),
         "smoke_rows": Param(5, type="integer", minimum=1, maximum=100, title="Smoke-test rows",
-                            description="Held-out rows sent to the endpoint before it is trusted."),
-        "eval_batch_rows": Param(2000, type="integer", minimum=1, maximum=100000, title="Rows per scoring request",
-                                 description="Evaluation batch size (each payload stays under 6 MB)."),
+                            description="Held-out rows sent to the endpoint once it serves the new model."),
+        "transform_instance_type": Param("ml.m5.large", type="string", pattern=INSTANCE_TYPE_PATTERN,
+                                         title="Scoring instance type",
+                                         description="Batch transform instance that scores champion and "
+                                         "challenger on the test rows (production is never asked)."),
+        "deployment_strategy": Param(
+            "canary", type="string", enum=["canary", "linear", "all_at_once"], title="Traffic shifting",
+            description="Blue/green update of a serving endpoint: canary (a share first, then the rest), "
+            "linear (equal steps) or all at once; every step bakes while the rollback alarms are watched.",
+        ),
+        "canary_percent": Param(10, type="integer", minimum=1, maximum=50, title="Canary share (%)",
+                                description="Share of capacity the new model takes first (canary only)."),
+        "linear_step_percent": Param(25, type="integer", minimum=5, maximum=50, title="Linear step (%)",
+                                     description="Capacity shifted per step (linear only)."),
+        "bake_seconds": Param(300, type="integer", minimum=0, maximum=3600, title="Bake time (s)",
+                              description="Seconds each traffic step is watched before the next one."),
+        "termination_wait_seconds": Param(120, type="integer", minimum=0, maximum=3600,
+                                          title="Old fleet kept (s)",
+                                          description="Seconds the old fleet stays after the shift, for a fast "
+                                          "rollback."),
+        "deployment_timeout_seconds": Param(3600, type="integer", minimum=600, maximum=28800,
+                                            title="Deployment time limit (s)",
+                                            description="SageMaker rolls back a deployment that takes longer; "
+                                            "also the total time the pipeline waits for it."),
+        "latency_alarm_ms": Param(500, type="integer", minimum=1, maximum=60000, title="Latency alarm (ms)",
+                                  description="Average model latency that rolls a deployment back."),
     }

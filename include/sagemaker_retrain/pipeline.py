@@ -62,37 +62,48 @@ def endpoint_for(params: dict, slug: str) -> str:
     return params["endpoint_name"]
 
 
-def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
-            aws_conn_id: str | None = "aws_default") -> dict:
-    """Validate and upload the data set, name the run's resources and build the training request.
-
-    Bad input (params, settings, data) raises AirflowFailException: retrying cannot fix it.
-    """
+def _fail(err: Exception):
     from airflow.sdk.exceptions import AirflowFailException
 
+    return AirflowFailException(f"{type(err).__name__}: {err}")
+
+
+def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
+            aws_conn_id: str | None = "aws_default", clear_number: int = 0) -> dict:
+    """Validate params, ownership and data; upload the data; name the run's resources.
+
+    Bad input (params, settings, data, a foreign endpoint) raises AirflowFailException before
+    any SageMaker resource is created: retrying cannot fix it.
+    """
     from sagemaker_retrain.data_prep import DataValidationError
+    from sagemaker_retrain.ownership import ForeignResourceError
 
     try:
-        return _prepare(params, run_id, run_after, project_dir, aws_conn_id)
-    except (DataValidationError, SettingsError, ValueError) as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+        return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number)
+    except (DataValidationError, SettingsError, ForeignResourceError, ValueError) as err:
+        raise _fail(err) from err
 
 
-def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None) -> dict:
+def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None,
+             clear_number: int) -> dict:
     from sagemaker_retrain.data_prep import prepare_and_upload
+    from sagemaker_retrain.ownership import require_owned_endpoint
 
     _check_params(params)
     settings = load_settings(aws_conn_id)
     image = linear_learner_image(settings.region)
-    slug = naming.run_slug(run_id, run_after)
+    slug = naming.run_slug(run_id, run_after, clear_number)
     name = naming.resource_name(params["endpoint_name"], slug)
     run_prefix = f"{settings.prefix}/runs/{slug}"
     clients = Clients(settings)
+    endpoint = endpoint_for(params, slug)
+    if params["mode"] == "persistent":
+        # Refuse a foreign endpoint before anything is spent (deploy checks again before it mutates).
+        require_owned_endpoint(clients.sagemaker, endpoint)
     data = prepare_and_upload(
         params["dataset_uri"], s3_client=clients.s3, bucket=settings.bucket, input_prefix=f"{run_prefix}/input",
         params=params, base_dir=project_dir,
     )
-    endpoint = endpoint_for(params, slug)
     training = config.build_training_config(
         job_name=name,
         image=image,
@@ -112,10 +123,18 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         "run_id": run_id,
         "run_prefix": run_prefix,
         "image": image,
-        "names": {"training_job": name, "model": name, "endpoint_config": name, "endpoint": endpoint},
+        "names": {
+            "training_job": name, "model": name, "endpoint_config": name, "endpoint": endpoint,
+            "score_challenger": naming.resource_name(params["endpoint_name"], f"{slug}-challenger"),
+            "score_champion": naming.resource_name(params["endpoint_name"], f"{slug}-champion"),
+        },
+        "scoring_uris": {
+            role: f"s3://{settings.bucket}/{run_prefix}/scoring/{role}/" for role in ("challenger", "champion")
+        },
         "data": data.as_dict(),
         "training_config": training,
         # Flat copies for operator arguments (an XComArg can be subscripted only one level deep).
+        "region": settings.region,
         "endpoint_name": endpoint,
         "endpoint_config_name": name,
         "smoke_features": data.smoke_features,
@@ -124,35 +143,131 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
 
 def _check_params(params: dict) -> None:
     """Cross-field rules a JSON schema cannot state; fail before anything is spent."""
+    from sagemaker_retrain.params import GATE_METRICS, METRICS_FOR_PREDICTOR
+
     if params["predictor_type"] == "multiclass_classifier" and not params.get("num_classes"):
         raise ValueError("predictor_type multiclass_classifier needs the num_classes param")
     if params["validation_fraction"] + params["test_fraction"] >= 0.9:
         raise ValueError("validation_fraction + test_fraction must leave at least 10% of rows for training")
-    from sagemaker_retrain.params import GATE_METRICS
-
     if params["gate_metric"] not in GATE_METRICS:
         raise ValueError(f"gate_metric {params['gate_metric']!r} is not one of {sorted(GATE_METRICS)}")
+    suitable = METRICS_FOR_PREDICTOR[params["predictor_type"]]
+    if params["gate_metric"] not in suitable:
+        raise ValueError(
+            f"gate_metric {params['gate_metric']!r} does not suit predictor_type {params['predictor_type']!r}: "
+            f"choose one of {', '.join(suitable)}"
+        )
 
 
-def decide(plan: dict, training: dict, params: dict) -> dict:
-    """Compare the candidate with the threshold and the champion; build the deploy request if it wins."""
-    from sagemaker_retrain import gate
+def _model_tags(plan: dict, training_job: str) -> list[dict]:
+    return config.tags(plan["names"]["endpoint"], plan["run_id"], training_job=training_job)
+
+
+def stage(plan: dict, training: dict, params: dict) -> dict:
+    """Create the challenger's model and name the champion; build both scoring (transform) requests.
+
+    Nothing here touches production: the model is new, and the champion is only read.
+    """
+    from sagemaker_retrain.ownership import require_owned_endpoint
+
+    settings = DeploymentSettings(**plan["settings"])
+    sm = Clients(settings).sagemaker
+    names = plan["names"]
+    model_request = config.build_model_config(
+        model_name=names["model"], image=plan["image"],
+        model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
+        role_arn=settings.role_arn, resource_tags=_model_tags(plan, training["TrainingJobName"]),
+    )
+    from botocore.exceptions import ClientError
+
+    try:
+        sm.create_model(**model_request)
+    except ClientError as err:
+        if "already existing" not in str(err):
+            raise
+        log.info("Model %s exists already (an earlier try of this run made it); keeping it.", names["model"])
+    champion_model = None
+    if params["mode"] == "persistent":
+        from sagemaker_retrain import gate
+
+        champion_model = gate.serving_model(sm, require_owned_endpoint(sm, names["endpoint"]))
+    test_uri = plan["data"]["channel_uris"]["test"]
+    run_tags = config.tags(names["endpoint"], plan["run_id"])
+
+    def transform(role: str, model: str) -> dict:
+        return config.build_transform_config(
+            job_name=names[f"score_{role}"], model_name=model, input_uri=test_uri,
+            output_uri=plan["scoring_uris"][role], params=params, resource_tags=run_tags,
+        )
+
+    log.info("Challenger: model %s. Champion: %s.", names["model"], champion_model or "none (nothing serves yet)")
+    return {
+        "challenger_model": names["model"],
+        "champion_model": champion_model,
+        "challenger_transform": transform("challenger", names["model"]),
+        "champion_transform": transform("champion", champion_model) if champion_model else None,
+    }
+
+
+def decide(plan: dict, params: dict, champion_model: str | None) -> dict:
+    """Score both models on the same test rows, apply the gate, keep the evidence, build the deploy request.
+
+    A challenger whose predictions are not finite has failed its checks: that fails the run,
+    before production is touched.
+    """
+    from sagemaker_retrain import evaluation, gate, scoring
 
     settings = DeploymentSettings(**plan["settings"])
     clients = Clients(settings)
-    metric = params["gate_metric"]
-    candidate = gate.final_metric(training, metric)
-    champion_model, champion = gate.champion_metric(clients.sagemaker, plan["names"]["endpoint"], metric)
-    decision = gate.decide(metric, candidate, float(params["gate_threshold"]), champion, champion_model)
-    log.info("Gate: %s (%s)", "deploy" if decision.deploy else "keep the serving model", decision.reason)
+    metric, predictor = params["gate_metric"], params["predictor_type"]
+    test_uri = plan["data"]["channel_uris"]["test"]
+    try:
+        challenger = scoring.score_model(clients.s3, predictor, metric, test_uri, plan["scoring_uris"]["challenger"])
+    except (scoring.ScoringError, scoring.SmokeTestError) as err:
+        raise _fail(RuntimeError(f"The challenger {plan['names']['model']} failed its checks on the test rows: "
+                                 f"{err}")) from err
+    champion = None
+    if champion_model:
+        try:
+            champion = scoring.score_model(clients.s3, predictor, metric, test_uri, plan["scoring_uris"]["champion"])
+        except scoring.SmokeTestError as err:
+            log.warning("The serving model %s answers non-finite predictions on the test rows: %s",
+                        champion_model, err)
+    decision = gate.decide(
+        metric, challenger["gate_value"], float(params["gate_threshold"]),
+        champion["gate_value"] if champion else None, champion_model,
+    )
+    log.info("Gate on %d test rows: %s (%s)", challenger["rows"], "promote" if decision.deploy else "keep the champion",
+             decision.reason)
+    base = f"{plan['run_prefix']}/evaluation"
+    put = clients.s3.put_object
+    metrics = {"challenger": challenger["metrics"], "champion": champion["metrics"] if champion else None,
+               "rows": challenger["rows"], "split_seed": params["split_seed"]}
+    put(Bucket=settings.bucket, Key=f"{base}/metrics.json", Body=json.dumps(metrics, indent=2).encode())
+    put(Bucket=settings.bucket, Key=f"{base}/predictions.csv",
+        Body=evaluation.predictions_csv(challenger["y"], challenger["yhat"]))
+    put(Bucket=settings.bucket, Key=f"{base}/predicted_vs_actual.png",
+        Body=evaluation.plot_png(challenger["y"], challenger["yhat"], plan["names"]["model"]))
+    artifacts = {k: f"s3://{settings.bucket}/{base}/{f}" for k, f in
+                 (("metrics", "metrics.json"), ("predictions", "predictions.csv"), ("plot", "predicted_vs_actual.png"))}
+    evidence = {
+        "decision": decision.as_dict(),
+        "scores": {"challenger": challenger["metrics"], "champion": champion["metrics"] if champion else None},
+        "rows": {"count": challenger["rows"], "split_seed": params["split_seed"], "test_uri": test_uri,
+                 "data": {k: plan["data"].get(k) for k in ("sha256", "etag", "version_id", "rows") if k in plan["data"]}},
+        "artifacts": artifacts,
+    }
+    return {**evidence, "deploy_config": _deploy_config(plan, params, settings) if decision.deploy else None}
+
+
+def _deploy_config(plan: dict, params: dict, settings: DeploymentSettings) -> dict:
     names = plan["names"]
-    resource_tags = config.tags(names["endpoint"], plan["run_id"], training_job=names["training_job"])
-    deploy_config = {
-        "Model": config.build_model_config(
-            model_name=names["model"], image=plan["image"],
-            model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
-            role_arn=settings.role_arn, resource_tags=resource_tags,
-        ),
+    resource_tags = _model_tags(plan, names["training_job"])
+    alarms = config.build_alarm_requests(
+        prefix=settings.prefix, endpoint_name=names["endpoint"], latency_ms=params["latency_alarm_ms"],
+        resource_tags=config.tags(names["endpoint"], plan["run_id"]),
+    ) if params["mode"] == "persistent" else []
+    return {
         "EndpointConfig": config.build_endpoint_config_config(
             config_name=names["endpoint_config"], model_name=names["model"], params=params,
             resource_tags=resource_tags,
@@ -160,8 +275,11 @@ def decide(plan: dict, training: dict, params: dict) -> dict:
         "Endpoint": config.build_endpoint_request(
             endpoint_name=names["endpoint"], config_name=names["endpoint_config"], resource_tags=resource_tags,
         ),
+        "DeploymentConfig": config.build_deployment_config(params, [a["AlarmName"] for a in alarms])
+        if alarms else None,
+        "Alarms": alarms,
+        "MaxWaitSeconds": int(params["deployment_timeout_seconds"]) + 900,
     }
-    return {"decision": decision.as_dict(), "deploy_config": deploy_config}
 
 
 def record(plan: dict, params: dict, outcome: str, **details) -> str:
@@ -190,66 +308,32 @@ def _record(clients: Clients, plan: dict, params: dict, outcome: str, **details)
                               plan["slug"], entry)
 
 
-def evaluate(plan: dict, params: dict, training: dict, gate_result: dict) -> dict:
-    """Score the test split through the endpoint; write metrics, predictions and a plot under the run."""
-    from sagemaker_retrain import evaluation
-
-    settings = DeploymentSettings(**plan["settings"])
-    clients = Clients(settings)
-    matrix = evaluation.read_csv_channel(clients.s3, plan["data"]["channel_uris"]["test"])
-    y, features = matrix[:, 0], matrix[:, 1:]
-    predictions = evaluation.score(clients.runtime, plan["names"]["endpoint"], features,
-                                   batch_rows=int(params["eval_batch_rows"]))
-    metrics, yhat = evaluation.compute_metrics(params["predictor_type"], y, predictions)
-    base = f"{plan['run_prefix']}/evaluation"
-    put = clients.s3.put_object
-    put(Bucket=settings.bucket, Key=f"{base}/metrics.json", Body=json.dumps(metrics, indent=2).encode())
-    put(Bucket=settings.bucket, Key=f"{base}/predictions.csv", Body=evaluation.predictions_csv(y, yhat))
-    put(Bucket=settings.bucket, Key=f"{base}/predicted_vs_actual.png",
-        Body=evaluation.plot_png(y, yhat, plan["names"]["model"]))
-    artifacts = {k: f"s3://{settings.bucket}/{base}/{f}" for k, f in
-                 (("metrics", "metrics.json"), ("predictions", "predictions.csv"), ("plot", "predicted_vs_actual.png"))}
-    training_metrics = {m["MetricName"]: m["Value"] for m in training.get("FinalMetricDataList", [])}
-    outcome = "deployed" if params["mode"] == "persistent" else "evaluated, then deleted (ephemeral)"
-    history_uri = _record(clients, plan, params, outcome, endpoint_metrics=metrics,
-                          training_metrics=training_metrics, gate=gate_result["decision"], artifacts=artifacts,
-                          billable_seconds=training.get("BillableTimeInSeconds"))
-    log.info("Endpoint metrics on %d test rows: %s", len(y), metrics)
-    return {"metrics": metrics, "rows": len(y), "artifacts": artifacts, "history": history_uri}
+def publish(plan: dict, params: dict, evidence: dict, verification: dict) -> dict:
+    """Record the promoted model (persistent) or the evaluated one (ephemeral) after its checks passed."""
+    outcome = "promoted" if params["mode"] == "persistent" else "evaluated, then deleted (ephemeral)"
+    history_uri = record(plan, params, outcome, gate=evidence["decision"], scores=evidence["scores"],
+                         scored_rows=evidence["rows"], artifacts=evidence["artifacts"],
+                         smoke_scores=verification.get("smoke_scores"))
+    return {"outcome": outcome, "history": history_uri, "scores": evidence["scores"],
+            "artifacts": evidence["artifacts"]}
 
 
-def rollback(plan: dict, deployment: dict | None, poll: float) -> str:
-    if not deployment:
-        return "nothing was deployed by this run"
+def stop_run_jobs(plan: dict) -> list[str]:
+    """Stop this run's training and scoring jobs that still run (the run ended before they did)."""
     from sagemaker_retrain import cleanup
 
-    settings = DeploymentSettings(**plan["settings"])
-    return cleanup.rollback(Clients(settings).sagemaker, deployment, poll=poll)
+    sm = Clients(DeploymentSettings(**plan["settings"])).sagemaker
+    return (cleanup.stop_training_job(sm, plan["names"]["training_job"])
+            + cleanup.stop_transform_jobs(sm, plan["slug"], plan["run_id"]))
 
 
-def teardown(plan: dict, params: dict, poll: float) -> list[str]:
+def teardown(plan: dict, params: dict) -> list[str]:
+    """Delete what must not stay; never waits (the teardown operator waited for the endpoint already)."""
     from sagemaker_retrain import cleanup
 
-    settings = DeploymentSettings(**plan["settings"])
-    sm = Clients(settings).sagemaker
+    sm = Clients(DeploymentSettings(**plan["settings"])).sagemaker
     names = plan["names"]
     if params["mode"] == "ephemeral":
-        removed = cleanup.teardown_ephemeral(
-            sm, endpoint_name=names["endpoint"], config_name=names["endpoint_config"], model_name=names["model"],
-            job_name=names["training_job"], poll=poll,
-        )
-    else:
-        removed = cleanup.teardown_persistent(sm, endpoint_name=names["endpoint"],
-                                              job_name=names["training_job"], poll=poll)
-    log.info("Teardown removed: %s", removed or "nothing")
-    if any(item.startswith("training job ") for item in removed):
-        from airflow.sdk.exceptions import AirflowFailException
-
-        # train ended before its job did (the run or task was marked failed, or train was killed):
-        # the run trained nothing, so it must not end "success" just because teardown did.
-        raise AirflowFailException(
-            f"Training job {names['training_job']} was still running when the run reached teardown: train "
-            "ended before its job did (the run or train was marked failed by a person, or train was killed). "
-            f"Teardown stopped it and fails the run. Teardown removed: {', '.join(removed)}"
-        )
-    return removed
+        return cleanup.teardown_ephemeral(sm, endpoint_name=names["endpoint"], config_name=names["endpoint_config"],
+                                          model_name=names["model"])
+    return cleanup.teardown_persistent(sm, endpoint_name=names["endpoint"])

@@ -42,13 +42,25 @@ def test_no_cycles_and_expected_shape(dagbag):
     dag.check_cycle() if hasattr(dag, "check_cycle") else None
     order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else None
     ids = set(dag.task_ids)
-    assert {"prepare", "train", "gate", "deploy", "wait_for_endpoint", "evaluate", "teardown", "rollback",
-            "keep_champion", "publish"} <= ids
+    assert {"prepare", "train", "stage", "score_challenger", "score_champion", "gate", "deploy",
+            "wait_for_endpoint", "teardown", "rollback", "keep_champion", "publish"} <= ids
     assert dag.get_task("teardown").is_teardown
+    assert dag.get_task("teardown").on_failure_fail_dagrun
+    # Champion and challenger are scored before anything is deployed.
+    assert {"score_challenger", "score_champion"} <= dag.get_task("gate").upstream_task_ids
+    assert "gate" in dag.get_task("deploy").upstream_task_ids
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     if order:
         assert order.index("prepare") < order.index("train") < order.index("deploy")
+
+
+def test_every_task_has_an_execution_timeout_and_failure_alert(dagbag):
+    dag = dagbag.dags["sagemaker_retrain"]
+    for task in dag.tasks:
+        assert task.execution_timeout is not None, task.task_id
+        assert task.on_failure_callback, task.task_id
+    assert dag.deadline, "a deadline alert for runs far past their usual time"
 
 
 PARSE_PROBE = textwrap.dedent(

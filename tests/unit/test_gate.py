@@ -17,12 +17,12 @@ def test_loss_metric_must_meet_threshold_and_beat_champion():
 def test_score_metric_direction_is_reversed():
     assert decide("test:binary_classification_accuracy", 0.97, 0.9, 0.95, "old").deploy
     assert not decide("test:binary_classification_accuracy", 0.85, 0.9, None, None).deploy
-    assert not decide("test:r2", 0.7, 0.5, 0.8, "old").deploy
+    assert not decide("test:roc_auc_score", 0.7, 0.5, 0.8, "old").deploy
 
 
 def test_missing_metric_is_not_deployed():
     decision = decide("test:rmse", None, 10.0, None, None)
-    assert not decision.deploy and "reported no test:rmse" in decision.reason
+    assert not decision.deploy and "has no test:rmse" in decision.reason
 
 
 def test_final_metric_reads_final_metric_data_list():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import boto3
 import numpy as np
@@ -50,6 +52,11 @@ def _operator(name: str, deferrable: bool = False) -> SageMakerReattachingTraini
         task_id="train", config=_config(name), aws_conn_id=None, deferrable=deferrable, check_interval=1)
 
 
+def _ctx(run_id: str = "run-1", started: datetime | None = None) -> dict:
+    """The slice of the task context the operator reads: this run's id and start time."""
+    return {"dag_run": SimpleNamespace(run_id=run_id, start_date=started or datetime.now(UTC) - timedelta(hours=1))}
+
+
 def _jobs(sm, name):
     return [j for j in sm.list_training_jobs()["TrainingJobSummaries"] if j["TrainingJobName"].startswith(name)]
 
@@ -61,7 +68,7 @@ def test_retry_reattaches_to_running_job_instead_of_starting_another(aws):
         sm.create_training_job(**_config("job-a"))  # what the first try did before its worker died
         operator = _operator("job-a", deferrable=True)
         with pytest.raises(TaskDeferred) as deferred:
-            operator.execute(context={})
+            operator.execute(context=_ctx())
         assert deferred.value.trigger.serialize()[1]["job_name"] == "job-a"
         assert operator.max_attempts * operator.check_interval >= 7200  # sized to the job's own limit
     finally:
@@ -73,9 +80,9 @@ def test_retry_after_completion_returns_the_job_without_a_second_one(aws):
     emulator, sm = aws
     first = SageMakerReattachingTrainingOperator(
         task_id="train", config=_config("job-b"), aws_conn_id=None, check_interval=1, print_log=False,
-    ).execute(context={})
+    ).execute(context=_ctx())
     assert first["Training"]["TrainingJobStatus"] == "Completed"
-    again = _operator("job-b").execute(context={})
+    again = _operator("job-b").execute(context=_ctx())
     assert again["Training"]["TrainingJobArn"] == first["Training"]["TrainingJobArn"]
     assert len(_jobs(sm, "job-b")) == 1
 
@@ -84,7 +91,23 @@ def test_retry_after_failure_fails_with_the_reason_and_starts_nothing(aws):
     emulator, sm = aws
     emulator.faults.configure({"fail_next_training_job": "InternalServerError: injected"})
     with pytest.raises(AirflowException):
-        _operator("job-c").execute(context={})
+        _operator("job-c").execute(context=_ctx())
     with pytest.raises(AirflowException, match="Not starting a second job"):
-        _operator("job-c").execute(context={})
+        _operator("job-c").execute(context=_ctx())
     assert len(_jobs(sm, "job-c")) == 1
+
+
+def test_a_job_of_another_run_is_not_reattached(aws):
+    emulator, sm = aws
+    sm.create_training_job(**_config("job-foreign"))  # tagged run-1
+    with pytest.raises(AirflowException, match="does not carry this run's tag"):
+        _operator("job-foreign").execute(context=_ctx(run_id="run-2"))
+    assert len(_jobs(sm, "job-foreign")) == 1
+
+
+def test_a_job_older_than_the_run_is_not_reattached(aws):
+    """A reset database reproduces run ids, not start times: an older job of that id is not this run's."""
+    emulator, sm = aws
+    sm.create_training_job(**_config("job-older"))
+    with pytest.raises(AirflowException, match="before this run started"):
+        _operator("job-older").execute(context=_ctx(started=datetime.now(UTC) + timedelta(hours=1)))

@@ -1,19 +1,24 @@
-"""Deploy a run's model: create model and endpoint config, then create or update the endpoint.
+"""Deploy a run's model: endpoint config, rollback alarms, then create the endpoint or update it blue/green.
 
 The provider's SageMakerEndpointOperator creates the model and config unconditionally, so a retry
-after a partial success fails on "Cannot create already existing model". This subclass makes
-each step idempotent (skip what this run already created) and records the config that was
-serving before, which the rollback and teardown steps need. It never waits: the pipeline's own
-sensor does, on the triggerer.
+after a partial success fails on "Cannot create already existing ...". This subclass makes each
+step idempotent, refuses an endpoint the pipeline does not own before any change, switches an
+existing endpoint with SageMaker's deployment guardrails (canary/linear/all-at-once traffic
+shifting with auto-rollback on CloudWatch alarms), and records the config that was serving
+before, which the rollback and teardown steps need. It never waits: the pipeline's own sensor
+does, on the triggerer.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
 from sagemaker_retrain.config import TAG_PREVIOUS_CONFIG
+from sagemaker_retrain.ownership import ForeignResourceError, require_owned_endpoint
 
 
 def _is_missing(err: ClientError) -> bool:
@@ -22,12 +27,15 @@ def _is_missing(err: ClientError) -> bool:
 
 class SageMakerDeployOperator(SageMakerEndpointOperator):
     """
-    Create the run's model and endpoint config, then create the endpoint or switch it to the new config.
+    Create the run's endpoint config and alarms, then create the endpoint or switch it blue/green.
 
-    :param config: ``{"Model": ..., "EndpointConfig": ..., "Endpoint": {"EndpointName", "EndpointConfigName"}}``
-        as for :class:`SageMakerEndpointOperator` (templated).
-    :return: ``{"endpoint_name", "endpoint_config_name", "model_name", "previous_config_name", "operation"}``;
-        ``operation`` is ``create``, ``update`` or ``none`` (a retry found the endpoint already switched).
+    :param config: ``{"EndpointConfig": ..., "Endpoint": {"EndpointName", "EndpointConfigName", "Tags"},
+        "DeploymentConfig": ... | None, "Alarms": [PutMetricAlarm requests], "MaxWaitSeconds": int}``
+        (templated). The model must exist already (the pipeline creates it to score it first).
+    :return: ``{"endpoint_name", "endpoint_config_name", "model_name", "previous_config_name", "operation",
+        "wait_deadline"}``; ``operation`` is ``create``, ``update`` or ``none`` (a retry found the
+        endpoint already on, or switching to, this config); ``wait_deadline`` (ISO 8601, UTC) caps
+        the total wait for the deployment, whatever the retries.
     """
 
     def __init__(self, **kwargs):
@@ -46,48 +54,64 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
 
     def execute(self, context) -> dict:
         self.preprocess_config()
-        model = self.config["Model"]
         endpoint_config = self.config["EndpointConfig"]
         endpoint = self.config["Endpoint"]
         hook = self.hook
-        if self._exists(hook.describe_model, model["ModelName"]):
-            self.log.info("Model %s exists already (earlier try); keeping it.", model["ModelName"])
-        else:
-            hook.create_model(model)
+        name, wanted = endpoint["EndpointName"], endpoint["EndpointConfigName"]
+        try:
+            current = require_owned_endpoint(hook.conn, name)
+        except ForeignResourceError as err:
+            raise AirflowFailException(str(err)) from err
         if self._exists(hook.describe_endpoint_config, endpoint_config["EndpointConfigName"]):
             self.log.info("Endpoint config %s exists already; keeping it.", endpoint_config["EndpointConfigName"])
         else:
             hook.create_endpoint_config(endpoint_config)
-
-        name, wanted = endpoint["EndpointName"], endpoint["EndpointConfigName"]
+        self._put_alarms(self.config.get("Alarms") or [])
+        deadline = datetime.now(UTC) + timedelta(seconds=int(self.config.get("MaxWaitSeconds", 4500)))
         result = {
             "endpoint_name": name,
             "endpoint_config_name": wanted,
-            "model_name": model["ModelName"],
+            "model_name": endpoint_config["ProductionVariants"][0]["ModelName"],
             "previous_config_name": None,
+            "wait_deadline": deadline.isoformat(),
         }
-        try:
-            current = hook.describe_endpoint(name)
-        except ClientError as err:
-            if not _is_missing(err):
-                raise
+        if current is None:
             self.log.info("Creating endpoint %s on config %s.", name, wanted)
             hook.create_endpoint(endpoint, wait_for_completion=False)
             return {**result, "operation": "create"}
 
         status, serving = current["EndpointStatus"], current.get("EndpointConfigName")
-        if serving == wanted and status not in ("Failed",):
-            self.log.info("Endpoint %s is already on %s (%s): nothing to do.", name, wanted, status)
-            return {**result, "previous_config_name": self._previous_from_tags(current), "operation": "none"}
+        pending = (current.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if (serving == wanted and status != "Failed") or (status == "Updating" and pending == wanted):
+            self.log.info("Endpoint %s is already on (or switching to) %s (%s): nothing to do.", name, wanted, status)
+            return {**result, "previous_config_name": self._previous_from_tags(wanted), "operation": "none"}
         if status != "InService":
             raise AirflowException(
                 f"Endpoint {name} is {status} (config {serving}); it must be InService to be updated. "
                 f"{current.get('FailureReason', '')}".strip()
             )
-        self.log.info("Updating endpoint %s: %s -> %s (blue/green).", name, serving, wanted)
+        request = {"EndpointName": name, "EndpointConfigName": wanted}
+        deployment = self.config.get("DeploymentConfig")
+        if deployment:
+            request["DeploymentConfig"] = deployment
+        routing = (deployment or {}).get("BlueGreenUpdatePolicy", {}).get("TrafficRoutingConfiguration", {})
+        self.log.info("Updating endpoint %s: %s -> %s (blue/green, %s).", name, serving, wanted,
+                      routing.get("Type", "ALL_AT_ONCE"))
         self._remember_previous(wanted, serving)
-        hook.update_endpoint({"EndpointName": name, "EndpointConfigName": wanted}, wait_for_completion=False)
+        hook.conn.update_endpoint(**request)
         return {**result, "previous_config_name": serving, "operation": "update"}
+
+    def _put_alarms(self, alarms: list[dict]) -> None:
+        """Create (or refresh) the alarms SageMaker watches to roll a deployment back."""
+        if not alarms:
+            return
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        cloudwatch = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="cloudwatch",
+                                 region_name=self.region_name).conn
+        for alarm in alarms:
+            cloudwatch.put_metric_alarm(**alarm)
+            self.log.info("Rollback alarm %s on %s.", alarm["AlarmName"], alarm["MetricName"])
 
     def _config_arn(self, config_name: str) -> str:
         return self.hook.describe_endpoint_config(config_name)["EndpointConfigArn"]
@@ -98,6 +122,6 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
             ResourceArn=self._config_arn(config_name), Tags=[{"Key": TAG_PREVIOUS_CONFIG, "Value": previous}]
         )
 
-    def _previous_from_tags(self, current: dict) -> str | None:
-        tags = self.hook.conn.list_tags(ResourceArn=self._config_arn(current["EndpointConfigName"]))["Tags"]
+    def _previous_from_tags(self, config_name: str) -> str | None:
+        tags = self.hook.conn.list_tags(ResourceArn=self._config_arn(config_name))["Tags"]
         return next((t["Value"] for t in tags if t["Key"] == TAG_PREVIOUS_CONFIG), None)

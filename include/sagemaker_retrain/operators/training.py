@@ -2,12 +2,15 @@
 
 The provider's operator, when the job name already exists, either renames (a second, billed job)
 or fails. The pipeline's job names are derived from the DAG run, so an existing job with the
-run's name *is* this run's job, started by an earlier try whose worker died: wait for it instead.
+run's name is *probably* this run's job, started by an earlier try whose worker died. Probably
+is not enough: it is re-attached to only if it carries this run's id tag and was created after
+this run started (a reset database or a second deployment reproduces run ids, never start times).
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sagemaker import secondary_training_status_message
@@ -16,7 +19,10 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
+from sagemaker_retrain.ownership import job_belongs_to_run, tags_of
+
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+CLOCK_SKEW = timedelta(minutes=2)  # between the worker's clock and SageMaker's CreationTime
 
 
 class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
@@ -62,9 +68,34 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
             self.log.info("Creating SageMaker training job %s.", name)
             self.hook.create_training_job(self.config, wait_for_completion=False, print_log=False)
             return self._attach(name, self.hook.describe_training_job(name), reattached=False)
+        self._check_ours(context, name, existing)
         self.log.info("Re-attaching to training job %s, started by an earlier try (status %s).",
                       name, existing["TrainingJobStatus"])
         return self._attach(name, existing, reattached=True)
+
+    def _check_ours(self, context, name: str, existing: dict) -> None:
+        """Refuse a job of the same name that this run did not start (before waiting on it)."""
+        dag_run = context["dag_run"]
+        run_id = dag_run.run_id
+        tags = tags_of(self.hook.conn, existing["TrainingJobArn"])
+        if not job_belongs_to_run(tags, run_id):
+            raise AirflowFailException(
+                f"Training job {name} exists but does not carry this run's tag (sagemaker-retrain:run-id="
+                f"{run_id!r}); it is not this run's job. Not re-attaching; trigger a new run."
+            )
+        started = dag_run.start_date
+        created = existing.get("CreationTime")
+        if started is not None and created is not None:
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=UTC)
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=UTC)
+            if created < started - CLOCK_SKEW:
+                raise AirflowFailException(
+                    f"Training job {name} carries this run's id but was created at {created.isoformat()}, before "
+                    f"this run started ({started.isoformat()}): another deployment or an earlier database made it. "
+                    "Not re-attaching; trigger a new run."
+                )
 
     def _attach(self, name: str, description: dict, reattached: bool) -> dict:
         """Return at once if the job has ended, else wait for it (deferred, or here)."""

@@ -29,13 +29,15 @@ class EndpointDeployedSensor(BaseSensorOperator):
     :param endpoint_name: SageMaker endpoint (templated).
     :param endpoint_config_name: the config this run deployed (templated).
     :param smoke_rows: feature rows (no label) to send once InService (templated); empty skips it.
+    :param deadline: ISO 8601 time after which to stop waiting (templated), whatever the retries:
+        one total cap on the wait. None: ``timeout`` seconds from each try's start.
     :param deferrable: wait on the triggerer (default) instead of holding a worker slot.
     :param poll_interval: seconds between status checks.
     :param aws_conn_id: Airflow AWS connection.
     :param region_name: AWS region (None: the connection's).
     """
 
-    template_fields: Sequence[str] = ("endpoint_name", "endpoint_config_name", "smoke_rows")
+    template_fields: Sequence[str] = ("endpoint_name", "endpoint_config_name", "smoke_rows", "deadline", "region_name")
 
     def __init__(
         self,
@@ -43,6 +45,7 @@ class EndpointDeployedSensor(BaseSensorOperator):
         endpoint_name: str,
         endpoint_config_name: str,
         smoke_rows: list[list[float]] | None = None,
+        deadline: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 30,
         aws_conn_id: str | None = "aws_default",
@@ -55,6 +58,7 @@ class EndpointDeployedSensor(BaseSensorOperator):
         self.endpoint_name = endpoint_name
         self.endpoint_config_name = endpoint_config_name
         self.smoke_rows = smoke_rows or []
+        self.deadline = deadline
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.aws_conn_id = aws_conn_id
@@ -75,7 +79,23 @@ class EndpointDeployedSensor(BaseSensorOperator):
             raise AirflowFailException(message)
         return verdict == "success"
 
+    def _remaining_seconds(self) -> float:
+        if not self.deadline:
+            return float(self.timeout)
+        from datetime import UTC, datetime
+
+        deadline = datetime.fromisoformat(str(self.deadline))
+        if deadline.tzinfo is None:
+            deadline = deadline.replace(tzinfo=UTC)
+        return (deadline - datetime.now(UTC)).total_seconds()
+
     def execute(self, context) -> Any:
+        remaining = self._remaining_seconds()
+        if remaining <= 0:
+            raise AirflowFailException(
+                f"Gave up waiting for endpoint {self.endpoint_name} to serve {self.endpoint_config_name}: "
+                f"the deployment's time limit passed at {self.deadline}"
+            )
         if not self.deferrable:
             super().execute(context)
             return self._smoke()
@@ -90,12 +110,12 @@ class EndpointDeployedSensor(BaseSensorOperator):
                 endpoint_name=self.endpoint_name,
                 endpoint_config_name=self.endpoint_config_name,
                 poll_interval=self.poll_interval,
-                max_attempts=max(1, int(self.timeout / max(self.poll_interval, 0.1))),
+                max_attempts=max(1, int(remaining / max(self.poll_interval, 0.1))),
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=timedelta(seconds=remaining),
         )
 
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> Any:

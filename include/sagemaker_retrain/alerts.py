@@ -1,0 +1,42 @@
+"""Failure and deadline mails through an Airflow SMTP connection (the SMTP provider's notifier).
+
+Kept as small top-level functions, importable by the worker, the triggerer and the DAG file
+alike; the notifier (and the SMTP provider) is imported only when a mail is sent, so parsing the
+DAG stays cheap. The connection id comes from env ``SAGEMAKER_RETRAIN_ALERT_CONN_ID``
+(default ``smtp_default``); recipients from Variable ``sagemaker_retrain_alert_emails``.
+"""
+
+from __future__ import annotations
+
+import os
+
+RECIPIENTS = "{{ var.value.get('sagemaker_retrain_alert_emails', 'ml-team@example.com') }}"
+
+
+def _conn_id() -> str:
+    return os.environ.get("SAGEMAKER_RETRAIN_ALERT_CONN_ID", "smtp_default")
+
+
+def _notifier(subject: str, body: str):
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return SmtpNotifier(smtp_conn_id=_conn_id(), to=RECIPIENTS, subject=subject, html_content=body)
+
+
+def task_failed(context) -> None:
+    """``on_failure_callback``: mail the run id, the task and the reason."""
+    _notifier(
+        "[{{ dag.dag_id }}] {{ ti.task_id }} failed in run {{ run_id }}",
+        "<p>Run <b>{{ run_id }}</b> of <b>{{ dag.dag_id }}</b>: task <b>{{ ti.task_id }}</b> failed "
+        "(try {{ ti.try_number }}).</p><p>Reason: {{ exception }}</p>",
+    )(context)
+
+
+async def deadline_missed(context, **kwargs) -> None:
+    """Deadline callback (run on the triggerer): the run is taking far longer than its usual time."""
+    notifier = _notifier(
+        "[sagemaker_retrain] run {{ dag_run.run_id }} is far past its usual time",
+        "<p>Run <b>{{ dag_run.run_id }}</b> has been running much longer than the average of its last runs "
+        "(see its Deadline in the UI).</p>",
+    )
+    await notifier.async_notify(context)
