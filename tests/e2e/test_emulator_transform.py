@@ -219,8 +219,10 @@ def test_provider_transform_operator_deferrable(emulator, model, invoked, client
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
     from airflow.sdk.exceptions import TaskDeferred
 
-    transform_deferred = SageMakerTransformOperator(task_id="transform_deferred", config=transform_config("tr-deferred"),
-                                          aws_conn_id=None, check_interval=1, deferrable=True)
+    transform_deferred = SageMakerTransformOperator(
+        task_id="transform_deferred", config=transform_config("tr-deferred"), aws_conn_id=None, check_interval=1,
+        deferrable=True,
+    )
     call_admin(emulator.url, "config", {"time_scale": 1000})  # hold the job InProgress so the task defers
     try:
         with pytest.raises(TaskDeferred) as deferred:
