@@ -17,8 +17,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .sagemaker.hosting import DeployFailed, load_variants, variant_summaries
-from .sagemaker.models import Endpoint, SageMakerBackend, TrainingJob
+from .sagemaker.models import Endpoint, SageMakerBackend, TrainingJob, TransformJob
 from .sagemaker.training import finish_job
+from .sagemaker.transform import finish_transform_job
 
 SAGEMAKER_FILE = "sagemaker.json"
 S3_DIR = "s3"
@@ -55,6 +56,7 @@ def save_state(emulator, directory: str | Path) -> None:
         with backend.lock:
             regions[region] = {
                 "training_jobs": [copy.deepcopy(j.desc) for j in backend.training_jobs.values()],
+                "transform_jobs": [copy.deepcopy(j.desc) for j in backend.transform_jobs.values()],
                 "models": copy.deepcopy(list(backend.models.values())),
                 "endpoint_configs": copy.deepcopy(list(backend.endpoint_configs.values())),
                 "endpoints": [copy.deepcopy(e.desc) for e in backend.endpoints.values()],
@@ -131,9 +133,17 @@ def _restore_region(backend: SageMakerBackend, state: dict) -> None:
             job = TrainingJob(desc=desc)
             backend.training_jobs[desc["TrainingJobName"].lower()] = job
             jobs.append(job)
+        transforms = []
+        for desc in state.get("transform_jobs", []):
+            transform = TransformJob(desc=desc)
+            backend.transform_jobs[desc["TransformJobName"].lower()] = transform
+            transforms.append(transform)
     for job in jobs:
         if job.desc["TrainingJobStatus"] in ("InProgress", "Stopping"):
             finish_job(backend, job, "Failed", "Failed", f"Training job failed. {INTERRUPTED}", reason=INTERRUPTED)
+    for transform in transforms:
+        if transform.desc["TransformJobStatus"] in ("InProgress", "Stopping"):
+            finish_transform_job(backend, transform, "Failed", reason=INTERRUPTED)
     for desc in state.get("endpoints", []):
         if desc["EndpointStatus"] == "Deleting":
             continue

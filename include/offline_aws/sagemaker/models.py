@@ -1,9 +1,9 @@
-"""SageMaker's state and rules: training jobs, models, endpoint configs, endpoints and tags.
+"""SageMaker's state and rules: training and transform jobs, models, endpoint configs, endpoints, tags.
 
 Everything a request can be rejected for is decided here (no HTTP involved), so the rules and
 the state machines are unit-testable; ``responses`` only translates the wire protocol. Work
-that takes time (training, deploying) runs in background threads from ``training`` and
-``hosting``, which move the records through AWS's statuses.
+that takes time (training, deploying, batch transform) runs in background threads from
+``training``, ``hosting`` and ``transform``, which move the records through AWS's statuses.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .listing import paginate
 from .validation import validate_request
 
 OPERATIONS: dict[str, Callable] = {}
+MAX_TRANSFORM_PAYLOAD_MB = 100  # AWS: MaxPayloadInMB (times MaxConcurrentTransforms) at most 100 MB
 
 
 def operation(name: str):
@@ -57,6 +58,14 @@ class TrainingJob:
 
 
 @dataclass
+class TransformJob:
+    desc: dict  # also holds LastModifiedTime, which ListTransformJobs shows and Describe does not
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    injected_failure: str | None = None
+    thread: threading.Thread | None = None
+
+
+@dataclass
 class Endpoint:
     desc: dict
     serving: dict = field(default_factory=dict)  # variant name -> hosting.LoadedVariant
@@ -83,6 +92,7 @@ class SageMakerBackend:
         self.aws = aws or AwsClients(region=region)
         self.lock = threading.RLock()
         self.training_jobs: dict[str, TrainingJob] = {}
+        self.transform_jobs: dict[str, TransformJob] = {}
         self.models: dict[str, dict] = {}
         self.endpoint_configs: dict[str, dict] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -120,6 +130,7 @@ class SageMakerBackend:
         kind, _, name = arn.partition(":")[2].rpartition(":")[2].partition("/")
         table = {
             "training-job": self.training_jobs,
+            "transform-job": self.transform_jobs,
             "model": self.models,
             "endpoint-config": self.endpoint_configs,
             "endpoint": self.endpoints,
@@ -242,6 +253,89 @@ class SageMakerBackend:
         ]
         items, token = paginate(summaries, req, name_key="TrainingJobName", status_key="TrainingJobStatus")
         return _page("TrainingJobSummaries", items, token)
+
+    # --- transform jobs -------------------------------------------------------------------
+    @operation("CreateTransformJob")
+    def create_transform_job(self, req: dict) -> dict:
+        """Register the job InProgress and start its transform instance (``transform``)."""
+        from .transform import start_transform_job
+
+        name = req["TransformJobName"]
+        arn = self.arn("transform-job", name)
+        payload, concurrent = req.get("MaxPayloadInMB"), req.get("MaxConcurrentTransforms")
+        if payload is not None and payload > MAX_TRANSFORM_PAYLOAD_MB:
+            raise ValidationException(f"MaxPayloadInMB must be less than or equal to {MAX_TRANSFORM_PAYLOAD_MB}.")
+        if payload and concurrent and payload * concurrent > MAX_TRANSFORM_PAYLOAD_MB:
+            raise ValidationException(
+                f"The value of MaxConcurrentTransforms * MaxPayloadInMB ({concurrent} * {payload}) cannot "
+                f"exceed {MAX_TRANSFORM_PAYLOAD_MB} MB."
+            )
+        created = now()
+        desc = {
+            "TransformJobName": name,
+            "TransformJobArn": arn,
+            "TransformJobStatus": "InProgress",
+            "ModelName": req["ModelName"],
+            "TransformInput": {"CompressionType": "None", "SplitType": "None", **copy.deepcopy(req["TransformInput"])},
+            "TransformOutput": {"AssembleWith": "None", **copy.deepcopy(req["TransformOutput"])},
+            "TransformResources": copy.deepcopy(req["TransformResources"]),
+            "DataProcessing": {"InputFilter": "$", "OutputFilter": "$", "JoinSource": "None",
+                               **copy.deepcopy(req.get("DataProcessing") or {})},
+            "CreationTime": created,
+            "LastModifiedTime": created,
+        }
+        for optional in ("MaxConcurrentTransforms", "MaxPayloadInMB", "BatchStrategy", "Environment",
+                         "ModelClientConfig", "DataCaptureConfig", "ExperimentConfig"):
+            if optional in req:
+                desc[optional] = copy.deepcopy(req[optional])
+        with self.lock:
+            if name.lower() in self.transform_jobs:
+                raise ValidationException(
+                    "Job name must be unique within an AWS account and region, and a job with this name "
+                    f"already exists ({arn})"
+                )
+            self._model(req["ModelName"])  # 'Could not find model "arn".' as AWS
+            self._set_tags(arn, req.get("Tags"))
+            job = TransformJob(desc=desc, injected_failure=self.faults.take_transform_failure())
+            self.transform_jobs[name.lower()] = job
+        start_transform_job(self, job)
+        return {"TransformJobArn": arn}
+
+    def _transform_job(self, name: str) -> TransformJob:
+        job = self.transform_jobs.get(name.lower())
+        if job is None:
+            raise ValidationException(f"Could not find requested job with name {name}")
+        return job
+
+    @operation("DescribeTransformJob")
+    def describe_transform_job(self, req: dict) -> dict:
+        with self.lock:
+            desc = copy.deepcopy(self._transform_job(req["TransformJobName"]).desc)
+        desc.pop("LastModifiedTime", None)
+        return desc
+
+    @operation("StopTransformJob")
+    def stop_transform_job(self, req: dict) -> dict:
+        """InProgress -> Stopping; the transform thread notices and ends the job Stopped (no output kept)."""
+        with self.lock:
+            job = self._transform_job(req["TransformJobName"])
+            status = job.desc["TransformJobStatus"]
+            if status == "Stopping":
+                return {}
+            if status != "InProgress":
+                raise ValidationException(f"The request was rejected because the transform job is in status {status}.")
+            job.desc.update(TransformJobStatus="Stopping", LastModifiedTime=now())
+            job.stop_requested.set()
+        return {}
+
+    @operation("ListTransformJobs")
+    def list_transform_jobs(self, req: dict) -> dict:
+        keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime",
+                "TransformJobStatus", "FailureReason")
+        with self.lock:
+            rows = [{k: copy.deepcopy(j.desc[k]) for k in keys if k in j.desc} for j in self.transform_jobs.values()]
+        items, token = paginate(rows, req, name_key="TransformJobName", status_key="TransformJobStatus")
+        return _page("TransformJobSummaries", items, token)
 
     # --- models ---------------------------------------------------------------------------
     @operation("CreateModel")
@@ -518,6 +612,13 @@ class SageMakerBackend:
                     }
                     for j in self.training_jobs.values()
                 },
+                "transform_jobs": {
+                    j.desc["TransformJobName"]: {
+                        "status": j.desc["TransformJobStatus"],
+                        **({"failure_reason": j.desc["FailureReason"]} if "FailureReason" in j.desc else {}),
+                    }
+                    for j in self.transform_jobs.values()
+                },
                 "models": sorted(m["ModelName"] for m in self.models.values()),
                 "endpoint_configs": sorted(c["EndpointConfigName"] for c in self.endpoint_configs.values()),
                 "endpoints": {
@@ -563,7 +664,7 @@ class SageMakerService:
         with self._lock:
             for backend in self._backends.values():
                 with backend.lock:
-                    for job in backend.training_jobs.values():
+                    for job in [*backend.training_jobs.values(), *backend.transform_jobs.values()]:
                         job.stop_requested.set()
                     for endpoint in backend.endpoints.values():
                         endpoint.generation += 1

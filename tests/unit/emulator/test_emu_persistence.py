@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from emu_helpers import IMAGE, ROLE, training_request, wait_job
 
@@ -45,3 +46,23 @@ def test_restore_keeps_finished_jobs_fails_running_ones_and_redeploys_endpoints(
     assert backend.describe_endpoint(EndpointName="e")["EndpointStatus"] == "InService"
     payload, _, _ = backend.invoke_endpoint("e", b",".join([b"1"] * 12), "text/csv", "application/json")
     assert json.loads(payload)["predictions"]
+
+
+def test_restore_transform_jobs(backend):
+    created = _roundtrip({"CreationTime": datetime.now(UTC)})
+    base = {
+        "TransformJobArn": backend.arn("transform-job", "x"), "ModelName": "m",
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in/"}}},
+        "TransformOutput": {"S3OutputPath": "s3://b/out"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        "CreationTime": created["CreationTime"], "LastModifiedTime": created["CreationTime"],
+    }
+    done = dict(base, TransformJobName="t-done", TransformJobStatus="Completed",
+                TransformStartTime=created["CreationTime"], TransformEndTime=created["CreationTime"])
+    running = dict(base, TransformJobName="t-running", TransformJobStatus="InProgress")
+    _restore_region(backend, _roundtrip({"transform_jobs": [done, running]}))
+    restored = backend.describe_transform_job(TransformJobName="t-done")
+    assert restored == {k: v for k, v in done.items() if k != "LastModifiedTime"}
+    failed = backend.describe_transform_job(TransformJobName="t-running")
+    assert (failed["TransformJobStatus"], failed["FailureReason"]) == ("Failed", INTERRUPTED)
+    assert "TransformEndTime" in failed
