@@ -58,6 +58,7 @@ class Faults:
     fail_training: deque = field(default_factory=deque)
     fail_endpoint_create: deque = field(default_factory=deque)
     fail_endpoint_update: deque = field(default_factory=deque)
+    alarm_next_bake: deque = field(default_factory=deque)  # alarm names to set to ALARM at the next bakes
     nan_weights_training: int = 0
     throttle: _ShareRule | None = None
     server_error: _ShareRule | None = None
@@ -72,6 +73,7 @@ class Faults:
             "fail_next_training_job",
             "fail_next_endpoint_create",
             "fail_next_endpoint_update",
+            "alarm_during_next_bake",
             "nan_weights_next_training_job",
             "throttle",
             "server_error",
@@ -85,6 +87,7 @@ class Faults:
                 ("fail_next_training_job", self.fail_training),
                 ("fail_next_endpoint_create", self.fail_endpoint_create),
                 ("fail_next_endpoint_update", self.fail_endpoint_update),
+                ("alarm_during_next_bake", self.alarm_next_bake),
             ):
                 if key in spec:
                     value = spec[key]
@@ -130,6 +133,7 @@ class Faults:
             self.fail_training.clear()
             self.fail_endpoint_create.clear()
             self.fail_endpoint_update.clear()
+            self.alarm_next_bake.clear()
             self.nan_weights_training = 0
             self.throttle = None
             self.server_error = None
@@ -154,6 +158,11 @@ class Faults:
     def take_endpoint_update_failure(self) -> str | None:
         with self._lock:
             return self.fail_endpoint_update.popleft() if self.fail_endpoint_update else None
+
+    def take_bake_alarm(self) -> str | None:
+        """The alarm a blue/green deployment sets to ALARM as it starts baking (``alarm_during_next_bake``)."""
+        with self._lock:
+            return self.alarm_next_bake.popleft() if self.alarm_next_bake else None
 
     def take_nan_weights(self) -> bool:
         with self._lock:
@@ -191,6 +200,7 @@ class Faults:
                 "fail_next_training_job": list(self.fail_training),
                 "fail_next_endpoint_create": list(self.fail_endpoint_create),
                 "fail_next_endpoint_update": list(self.fail_endpoint_update),
+                "alarm_during_next_bake": list(self.alarm_next_bake),
                 "nan_weights_next_training_job": self.nan_weights_training,
                 "throttle": self.throttle.describe() if self.throttle else None,
                 "server_error": self.server_error.describe() if self.server_error else None,
