@@ -8,6 +8,8 @@ Routes (JSON in, JSON out):
 - ``POST /_offline_aws/faults``  -> add faults, e.g. ``{"fail_next_training_job": "reason",
   "fail_next_endpoint_create": "reason", "fail_next_endpoint_update": "reason",
   "fail_next_transform_job": "reason",
+  "alarm_during_next_bake": "AlarmName" (set to ALARM, through CloudWatch, when the next blue/green
+  deployment starts baking),
   "throttle": {"share": 0.5, "operations": ["DescribeTrainingJob"], "count": 3},
   "server_error": {"count": 2, "status": 503}, "latency": {"seconds": 0.2}}``
 - ``DELETE /_offline_aws/faults`` -> clear every fault

@@ -59,6 +59,7 @@ class Faults:
     fail_endpoint_create: deque = field(default_factory=deque)
     fail_endpoint_update: deque = field(default_factory=deque)
     fail_transform: deque = field(default_factory=deque)
+    alarm_next_bake: deque = field(default_factory=deque)  # alarm names to set to ALARM at the next bakes
     nan_weights_training: int = 0
     throttle: _ShareRule | None = None
     server_error: _ShareRule | None = None
@@ -74,6 +75,7 @@ class Faults:
             "fail_next_endpoint_create",
             "fail_next_endpoint_update",
             "fail_next_transform_job",
+            "alarm_during_next_bake",
             "nan_weights_next_training_job",
             "throttle",
             "server_error",
@@ -88,6 +90,7 @@ class Faults:
                 ("fail_next_endpoint_create", self.fail_endpoint_create),
                 ("fail_next_endpoint_update", self.fail_endpoint_update),
                 ("fail_next_transform_job", self.fail_transform),
+                ("alarm_during_next_bake", self.alarm_next_bake),
             ):
                 if key in spec:
                     value = spec[key]
@@ -134,6 +137,7 @@ class Faults:
             self.fail_endpoint_create.clear()
             self.fail_endpoint_update.clear()
             self.fail_transform.clear()
+            self.alarm_next_bake.clear()
             self.nan_weights_training = 0
             self.throttle = None
             self.server_error = None
@@ -162,6 +166,11 @@ class Faults:
     def take_transform_failure(self) -> str | None:
         with self._lock:
             return self.fail_transform.popleft() if self.fail_transform else None
+
+    def take_bake_alarm(self) -> str | None:
+        """The alarm a blue/green deployment sets to ALARM as it starts baking (``alarm_during_next_bake``)."""
+        with self._lock:
+            return self.alarm_next_bake.popleft() if self.alarm_next_bake else None
 
     def take_nan_weights(self) -> bool:
         with self._lock:
@@ -200,6 +209,7 @@ class Faults:
                 "fail_next_endpoint_create": list(self.fail_endpoint_create),
                 "fail_next_endpoint_update": list(self.fail_endpoint_update),
                 "fail_next_transform_job": list(self.fail_transform),
+                "alarm_during_next_bake": list(self.alarm_next_bake),
                 "nan_weights_next_training_job": self.nan_weights_training,
                 "throttle": self.throttle.describe() if self.throttle else None,
                 "server_error": self.server_error.describe() if self.server_error else None,

@@ -105,7 +105,7 @@ class Emulator:
 
 def emulator_env(url: str, region: str = DEFAULT_REGION) -> dict[str, str]:
     env = {"AWS_ENDPOINT_URL": url}
-    for service in ("S3", "SAGEMAKER", "SAGEMAKER_RUNTIME", "CLOUDWATCH_LOGS", "LOGS", "STS", "IAM"):
+    for service in ("S3", "SAGEMAKER", "SAGEMAKER_RUNTIME", "CLOUDWATCH_LOGS", "LOGS", "CLOUDWATCH", "STS", "IAM"):
         env[f"AWS_ENDPOINT_URL_{service}"] = url
     env.update(
         AWS_ACCESS_KEY_ID="test",

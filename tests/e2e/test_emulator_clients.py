@@ -290,6 +290,120 @@ def test_csv_content_type_fails_the_job_with_aws_reason(clients, data):
     assert "No iterator has been registered for ContentType ('csv', '1.0')" in desc["FailureReason"]
 
 
+
+# --- deployment guardrails ------------------------------------------------------------------
+def _fleet(clients, name: str, bias: float) -> None:
+    """A model that answers ``bias`` for any 2-feature record, and a 4-instance config serving it."""
+    from offline_aws.linear_learner.model import LinearLearnerModel, write_model_tar_gz
+
+    model = LinearLearnerModel("regressor", np.zeros(2), np.array([bias]), loss="squared_loss")
+    clients["s3"].put_object(Bucket=BUCKET, Key=f"guardrails/{name}/model.tar.gz", Body=write_model_tar_gz(model))
+    sm = clients["sagemaker"]
+    sm.create_model(ModelName=f"e2e-bg-{name}", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/guardrails/{name}/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName=f"e2e-bg-{name}", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": f"e2e-bg-{name}", "InstanceType": "ml.m5.large",
+         "InitialInstanceCount": 4}])
+
+
+def _fleets_answering(rt, endpoint: str, n: int) -> dict[str, int]:
+    out = {"blue": 0, "green": 0}
+    for _ in range(n):
+        response = rt.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"1,1")
+        assert response["InvokedProductionVariant"] == "AllTraffic"
+        score = json.loads(response["Body"].read())["predictions"][0]["score"]
+        out[{1.0: "blue", 2.0: "green"}[score]] += 1
+    return out
+
+
+def test_canary_deployment_rolled_back_by_an_alarm(emulator, clients, data):
+    import threading
+
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+    from botocore.exceptions import WaiterError
+
+    sm, rt = clients["sagemaker"], clients["sagemaker-runtime"]
+    kw = dict(endpoint_url=emulator.url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    cloudwatch = boto3.client("cloudwatch", **kw)
+    cloudwatch.put_metric_alarm(AlarmName="e2e-bg-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+                                Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanOrEqualToThreshold")
+    _fleet(clients, "blue", 1.0)
+    _fleet(clients, "green", 2.0)
+    sm.create_endpoint(EndpointName="e2e-bg", EndpointConfigName="e2e-bg-blue")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="e2e-bg", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    deployment_config = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 3600,
+                                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
+            "TerminationWaitInSeconds": 600,
+            "MaximumExecutionTimeoutInSeconds": 7200,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "e2e-bg-5xx"}]},
+    }
+
+    hook = SageMakerHook(aws_conn_id=None)
+    outcome: dict = {}
+
+    def deploy() -> None:  # the provider's update, waiting through its endpoint_non_terminal_states
+        try:
+            outcome["response"] = hook.update_endpoint(
+                {"EndpointName": "e2e-bg", "EndpointConfigName": "e2e-bg-green", "DeploymentConfig": deployment_config},
+                wait_for_completion=True, check_interval=1, max_ingestion_time=60)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = exc
+
+    admin(emulator, "config", {"time_scale": 0.01})  # the 3600 s canary bake lasts 36 s
+    try:
+        thread = threading.Thread(target=deploy)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while True:
+            desc = sm.describe_endpoint(EndpointName="e2e-bg")
+            pending = desc.get("PendingDeploymentSummary", {}).get("ProductionVariants", [{}])[0]
+            if pending.get("VariantStatus", [{}])[0].get("Status") == "Baking":
+                break
+            assert time.monotonic() < deadline, desc
+            time.sleep(0.05)
+        assert desc["EndpointStatus"] == "Updating"
+        assert desc["PendingDeploymentSummary"]["EndpointConfigName"] == "e2e-bg-green"
+        assert pending["CurrentWeight"] == pytest.approx(0.1)
+        assert shape_problems("DescribeEndpoint", desc) == []
+        assert _fleets_answering(rt, "e2e-bg", 20) == {"blue": 18, "green": 2}
+        with pytest.raises(WaiterError, match="Max attempts exceeded"):  # not a failure: still in progress
+            sm.get_waiter("endpoint_in_service").wait(EndpointName="e2e-bg", WaiterConfig={"Delay": 1, "MaxAttempts": 1})
+
+        cloudwatch.set_alarm_state(AlarmName="e2e-bg-5xx", StateValue="ALARM", StateReason="canary 5xx")
+        thread.join(timeout=30)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+    finally:
+        admin(emulator, "config", {"time_scale": 0})
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="e2e-bg", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    desc = sm.describe_endpoint(EndpointName="e2e-bg")
+    assert (desc["EndpointStatus"], desc["EndpointConfigName"]) == ("InService", "e2e-bg-blue")
+    assert "e2e-bg-5xx" in desc["FailureReason"] and "ALARM" in desc["FailureReason"]
+    assert "PendingDeploymentSummary" not in desc
+    assert desc["LastDeploymentConfig"] == deployment_config
+    assert shape_problems("DescribeEndpoint", desc) == []
+    assert _fleets_answering(rt, "e2e-bg", 20) == {"blue": 20, "green": 0}
+
+    # The same rollback from the admin fault, with no timing at all (time scale 0).
+    cloudwatch.set_alarm_state(AlarmName="e2e-bg-5xx", StateValue="OK", StateReason="recovered")
+    admin(emulator, "faults", {"alarm_during_next_bake": "e2e-bg-5xx"})
+    sm.update_endpoint(EndpointName="e2e-bg", EndpointConfigName="e2e-bg-green", DeploymentConfig=deployment_config)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="e2e-bg", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    desc = sm.describe_endpoint(EndpointName="e2e-bg")
+    assert (desc["EndpointConfigName"], "e2e-bg-5xx" in desc["FailureReason"]) == ("e2e-bg-blue", True)
+
+    # Validation errors parse as AWS's.
+    with pytest.raises(ClientError) as err:
+        sm.update_endpoint(EndpointName="e2e-bg", EndpointConfigName="e2e-bg-green", DeploymentConfig={
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "LINEAR", "WaitIntervalInSeconds": 60}}})
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "LinearStepSize must be specified" in err.value.response["Error"]["Message"]
+    sm.delete_endpoint(EndpointName="e2e-bg")
+
+
 # --- the Amazon provider -----------------------------------------------------------------------
 def test_provider_training_operator_and_log_printing(emulator, data, caplog, capsys):
     from airflow.providers.amazon.aws.hooks.sagemaker import LogState, SageMakerHook

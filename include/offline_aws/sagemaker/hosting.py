@@ -2,7 +2,8 @@
 
 Deploying downloads each variant's ``model.tar.gz`` from S3 through boto3 and loads it, as the
 inference container does; a failed update rolls back to the previous config, still InService,
-with a FailureReason, as AWS does. While an update runs, invocations use the old models.
+with a FailureReason, as AWS does. While an update runs, invocations use the old models (during a
+blue/green deployment, ``Endpoint.pick_fleet`` sends the configured share to the new ones).
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def invoke(backend: SageMakerBackend, name: str, body: bytes, content_type: str 
         )
     with backend.lock:
         endpoint = backend.endpoints.get(name.lower())
-        serving = dict(endpoint.serving) if endpoint is not None else {}
+        serving = dict(endpoint.pick_fleet()) if endpoint is not None else {}  # blue, or green per the split
         status = endpoint.desc["EndpointStatus"] if endpoint is not None else None
     if status not in ("InService", "Updating") or not serving:
         raise RuntimeError_(

@@ -19,7 +19,9 @@ from .. import ACCOUNT_ID, DEFAULT_REGION
 from ..aws_clients import AwsClients
 from ..faults import Faults
 from ..settings import Clock
+from .alarms import missing_alarms
 from .exceptions import ResourceNotFound, SageMakerError, ValidationException
+from .guardrails import alarm_names, check_deployment_config
 from .listing import paginate
 from .validation import validate_request
 
@@ -68,9 +70,31 @@ class TransformJob:
 @dataclass
 class Endpoint:
     desc: dict
-    serving: dict = field(default_factory=dict)  # variant name -> hosting.LoadedVariant
+    serving: dict = field(default_factory=dict)  # variant name -> hosting.LoadedVariant (the blue fleet)
     generation: int = 0  # bumped by every operation so a stale background thread never commits
     thread: threading.Thread | None = None
+    green: dict = field(default_factory=dict)  # the new fleet of a running blue/green deployment
+    green_share: float = 0.0  # its share of the invocations
+    _since_shift: int = 0  # invocations since the share last changed
+
+    def shift_traffic(self, share: float) -> None:
+        """Send ``share`` of the invocations to the green fleet from now on (0 = all blue)."""
+        self.green_share = share
+        self._since_shift = 0
+        if share <= 0:
+            self.green = {}
+
+    def pick_fleet(self) -> dict:
+        """The fleet that serves the next invocation, deterministically in the configured proportion.
+
+        The k-th invocation since the last shift goes to green iff floor(k * share) > floor((k - 1) * share):
+        at 10% every 10th call, at 50% every 2nd, at 100% all. Call under the backend's lock.
+        """
+        if not self.green or self.green_share <= 0:
+            return self.serving
+        self._since_shift += 1
+        k, share = self._since_shift, self.green_share
+        return self.green if int(k * share + 1e-9) > int((k - 1) * share + 1e-9) else self.serving
 
 
 class SageMakerBackend:
@@ -506,9 +530,30 @@ class SageMakerBackend:
 
     @operation("UpdateEndpoint")
     def update_endpoint(self, req: dict) -> dict:
-        """InService -> Updating; the old config keeps serving until the new one is loaded."""
+        """InService -> Updating; the old config keeps serving until the new one is loaded.
+
+        Without ``DeploymentConfig`` the new config replaces the old one at once when loaded; with
+        it (or ``RetainDeploymentConfig`` and a previous one) a blue/green deployment shifts traffic
+        step by step, baking and watching its CloudWatch alarms (``deployment``).
+        """
+        from .deployment import pending_variants, start_blue_green
         from .hosting import start_deployment
 
+        with self.lock:
+            endpoint = self._endpoint(req["EndpointName"])
+            deployment_config = req.get("DeploymentConfig")
+            if deployment_config is None and req.get("RetainDeploymentConfig"):
+                deployment_config = endpoint.desc.get("LastDeploymentConfig")
+            deployment_config = copy.deepcopy(deployment_config)
+            config = copy.deepcopy(self._endpoint_config(req["EndpointConfigName"]))
+        if deployment_config is not None:
+            check_deployment_config(deployment_config, config)
+            missing = missing_alarms(self.aws, alarm_names(deployment_config))
+            if missing:
+                raise ValidationException(
+                    f"The CloudWatch alarm(s) {', '.join(missing)} in DeploymentConfig.AutoRollbackConfiguration "
+                    "could not be found. Please make sure the alarms exist in the endpoint's account and region."
+                )
         with self.lock:
             endpoint = self._endpoint(req["EndpointName"])
             arn = endpoint.desc["EndpointArn"]
@@ -520,15 +565,22 @@ class SageMakerBackend:
             config = copy.deepcopy(self._endpoint_config(req["EndpointConfigName"]))
             previous = endpoint.desc["EndpointConfigName"]
             started = now()
+            pending = {"EndpointConfigName": config["EndpointConfigName"], "StartTime": started}
+            if deployment_config is not None:
+                pending["ProductionVariants"] = pending_variants(self, config, "Creating", started)
             endpoint.desc.update(
                 EndpointStatus="Updating",
                 EndpointConfigName=config["EndpointConfigName"],
                 LastModifiedTime=started,
-                PendingDeploymentSummary={"EndpointConfigName": config["EndpointConfigName"], "StartTime": started},
+                PendingDeploymentSummary=pending,
             )
             endpoint.desc.pop("FailureReason", None)
             failure = self.faults.take_endpoint_update_failure()
-            start_deployment(self, endpoint, config, previous=previous, injected_failure=failure)
+            if deployment_config is None:
+                start_deployment(self, endpoint, config, previous=previous, injected_failure=failure)
+            else:
+                start_blue_green(self, endpoint, config, deployment_config, previous=previous,
+                                 injected_failure=failure)
         return {"EndpointArn": arn}
 
     @operation("DeleteEndpoint")
