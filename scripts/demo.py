@@ -68,13 +68,17 @@ def summarise(label: str, result, sm, runtime) -> None:
         print(f"training job {job}: {desc['TrainingJobStatus']}, billable {desc.get('BillableTimeInSeconds')} s")
         for metric in desc.get("FinalMetricDataList", []):
             print(f"   {metric['MetricName']:<32} {metric['Value']:.4f}")
-    decision = result.xcoms.get("gate.decision")
-    if decision:
-        print("gate:", "deploy" if decision["deploy"] else "keep champion", "-", decision["reason"])
-    if "evaluate" in result.xcoms:
-        evaluation = result.xcoms["evaluate"]
-        print("endpoint metrics on the test split:", {k: round(v, 4) for k, v in evaluation["metrics"].items()})
-        print("artifacts:", *evaluation["artifacts"].values(), evaluation["history"], sep="\n   ")
+    evidence = result.xcoms.get("gate.evidence")
+    if evidence:
+        decision = evidence["decision"]
+        print(f"scored by batch transform on {evidence['rows']['count']} test rows (split seed "
+              f"{evidence['rows']['split_seed']}), production untouched:")
+        for role, metrics in evidence["scores"].items():
+            print(f"   {role:<10}", {k: round(v, 4) for k, v in metrics.items()} if metrics else "none serving")
+        print("gate:", "promote" if decision["deploy"] else "keep champion", "-", decision["reason"])
+        print("artifacts:", *evidence["artifacts"].values(), sep="\n   ")
+    if "publish" in result.xcoms:
+        print("history record:", result.xcoms["publish"]["history"])
     if "wait_for_endpoint" in result.xcoms:
         smoke = result.xcoms["wait_for_endpoint"]
         print(f"endpoint {smoke['endpoint_name']} smoke-test predictions:", [round(s, 2) for s in smoke["smoke_scores"]])
@@ -104,7 +108,7 @@ def main() -> int:
                                              Accept="application/json", Body=row0)
             score = json.loads(answer["Body"].read())["predictions"][0]["score"]
             print(f"sample prediction for housing row 0 (actual 24.0, AWS's model 29.99): {score:.2f}")
-        print("\nrunning the DAG again (ephemeral mode: deploy, evaluate, delete) ...", flush=True)
+        print("\nrunning the DAG again (ephemeral mode: score, deploy, smoke-test, delete) ...", flush=True)
         second = dags_test(env, conf={"mode": "ephemeral"})
         summarise("ephemeral run", second, sm, runtime)
         section("left in the account")

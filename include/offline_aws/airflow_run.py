@@ -49,6 +49,8 @@ def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: 
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN=role_arn,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION=aws_env.get("AWS_DEFAULT_REGION", "us-east-1"),
         SAGEMAKER_RETRAIN_POLL_SECONDS=str(poll_seconds),
+        # `airflow dags test` (3.3.2) crashes at the end of any run of a DAG with a DeadlineAlert.
+        SAGEMAKER_RETRAIN_DEADLINE_HOURS="",
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     env.update(extra or {})
@@ -100,9 +102,10 @@ def read_run(env: dict[str, str], dag_id: str, run_id: str) -> tuple[dict[str, s
 
 
 def dags_test(env: dict[str, str], dag_id: str = "sagemaker_retrain", conf: dict | None = None,
-              timeout: float = 900) -> DagRunResult:
+              timeout: float = 900, extra_env: dict[str, str] | None = None) -> DagRunResult:
     """``airflow dags test`` one run; return its output, task states and XComs."""
     migrate(env)
+    env = {**env, **(extra_env or {})}
     before = _latest_run_id(env, dag_id)
     cmd = [str(BIN / "airflow"), "dags", "test", dag_id]
     if conf:

@@ -17,6 +17,18 @@ def _conn_id() -> str:
     return os.environ.get("SAGEMAKER_RETRAIN_ALERT_CONN_ID", "smtp_default")
 
 
+def _configured() -> bool:
+    """Is there an SMTP connection to mail through? (Without one, failures are only in the UI and logs.)"""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        Connection.get(_conn_id())
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
 def _notifier(subject: str, body: str):
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
@@ -25,6 +37,8 @@ def _notifier(subject: str, body: str):
 
 def task_failed(context) -> None:
     """``on_failure_callback``: mail the run id, the task and the reason."""
+    if not _configured():
+        return
     _notifier(
         "[{{ dag.dag_id }}] {{ ti.task_id }} failed in run {{ run_id }}",
         "<p>Run <b>{{ run_id }}</b> of <b>{{ dag.dag_id }}</b>: task <b>{{ ti.task_id }}</b> failed "
@@ -34,6 +48,8 @@ def task_failed(context) -> None:
 
 async def deadline_missed(context, **kwargs) -> None:
     """Deadline callback (run on the triggerer): the run is taking far longer than its usual time."""
+    if not _configured():
+        return
     notifier = _notifier(
         "[sagemaker_retrain] run {{ dag_run.run_id }} is far past its usual time",
         "<p>Run <b>{{ dag_run.run_id }}</b> has been running much longer than the average of its last runs "

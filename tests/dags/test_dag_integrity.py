@@ -55,6 +55,13 @@ def test_no_cycles_and_expected_shape(dagbag):
         assert order.index("prepare") < order.index("train") < order.index("deploy")
 
 
+def test_dag_serializes_as_the_scheduler_stores_it(dagbag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag in dagbag.dags.values():
+        assert DagSerialization.to_dict(dag)["dag"]["dag_id"] == dag.dag_id
+
+
 def test_every_task_has_an_execution_timeout_and_failure_alert(dagbag):
     dag = dagbag.dags["sagemaker_retrain"]
     for task in dag.tasks:

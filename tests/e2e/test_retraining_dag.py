@@ -1,13 +1,16 @@
 """The retraining DAG end to end against the emulator (``airflow dags test``), run after run.
 
 The runs build on each other, as a week of retraining would: a first persistent run creates the
-endpoint, a better model updates it in place while it keeps answering, a worse one is gated out,
-and an ephemeral run cleans up everything it created.
+endpoint; a better model is promoted through a canary deployment while production keeps
+answering; a worse one (on the same test rows) is kept out with both scores recorded; a model
+answering garbage never reaches production; a canary whose alarm fires is rolled back by
+SageMaker itself; a foreign endpoint is refused before any change; failures are mailed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -17,22 +20,59 @@ import numpy as np
 import pytest
 
 from offline_aws.airflow_run import dags_test
+from sagemaker_retrain.config import alarm_names
 
 pytestmark = pytest.mark.slow
 ENDPOINT = "linear-learner-housing"
 WEAK = {"epochs": 1, "learning_rate": 0.0005, "gate_threshold": 1000.0}
+ROW = "0.00632,18.0,2.31,0,0.538,6.575,65.2,4.09,1,296,15.3,4.98"
+MUTATING = ("Create", "Update", "Delete", "Stop", "AddTags")
 
 
 def _plan(result) -> dict:
-    return {k.split(".", 1)[1]: v for k, v in result.xcoms.items() if k.startswith("prepare.")}
+    return result.xcoms.get("prepare") or {k.split(".", 1)[1]: v for k, v in result.xcoms.items()
+                                           if k.startswith("prepare.")}
 
 
 def _ok(result):
     assert result.state == "success", result.output[-6000:]
 
 
-def _serving_config(aws) -> str:
-    return aws.sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+def _serving_config(aws, endpoint: str = ENDPOINT) -> str:
+    return aws.sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+
+
+def _mutating_calls(aws) -> dict[str, int]:
+    return {op: n for op, n in aws.emulator.faults.call_counts().items() if op.startswith(MUTATING)}
+
+
+class Probe:
+    """Production traffic for the whole run: every answer and every failure, in order."""
+
+    def __init__(self, aws, endpoint: str = ENDPOINT):
+        self.aws, self.endpoint = aws, endpoint
+        self.answers: list[float] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                body = self.aws.runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv",
+                                                        Accept="application/json", Body=ROW)["Body"].read()
+                self.answers.append(json.loads(body)["predictions"][0]["score"])
+            except Exception as err:  # every failure counts
+                self.failures.append(repr(err))
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +82,26 @@ def first_run(offline_aws):
     return result
 
 
-def test_first_run_creates_endpoint_and_records_metrics(offline_aws, first_run):
+def test_first_run_creates_endpoint_and_records_scores(offline_aws, first_run):
     plan = _plan(first_run)
     assert first_run.xcoms["deploy"]["operation"] == "create"
     endpoint = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService"
     assert endpoint["EndpointConfigName"] == plan["names"]["endpoint_config"]
-    evaluation = first_run.xcoms["evaluate"]
-    for uri in [*evaluation["artifacts"].values(), evaluation["history"]]:
+    assert first_run.states["score_champion"] == "skipped"  # nothing served yet
+    published = first_run.xcoms["publish"]
+    for uri in [*published["artifacts"].values(), published["history"]]:
         bucket, _, key = uri[5:].partition("/")
         assert offline_aws.s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
-    assert set(evaluation["metrics"]) == {"rmse", "mse", "mae", "r2"}
-    # The train task's log carries the job's own log lines and its final metrics.
+    assert set(published["scores"]["challenger"]) == {"rmse", "mse", "mae", "r2"}
+    assert published["scores"]["champion"] is None
+    # Everything the run made carries the project's ownership tags.
+    arn = endpoint["EndpointArn"]
+    tags = {t["Key"]: t["Value"] for t in offline_aws.sm.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags["sagemaker-retrain:project"] == "sagemaker-retrain"
+    assert tags["sagemaker-retrain:endpoint"] == ENDPOINT
+    assert tags["sagemaker-retrain:run-id"] == first_run.run_id
     assert "#quality_metric: host=algo-1" in first_run.output
-    assert "Final metric test:rmse" in first_run.output
-    assert first_run.states["publish"] == "success"
-    # The served-model Asset got an event carrying the endpoint and model, for downstream DAGs.
     with sqlite3.connect(Path(offline_aws.env["AIRFLOW_HOME"]) / "airflow.db") as db:
         extras = [json.loads(row[0]) for row in db.execute(
             "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
@@ -65,64 +109,118 @@ def test_first_run_creates_endpoint_and_records_metrics(offline_aws, first_run):
     assert extras and extras[-1]["model"] == plan["names"]["model"], extras
 
 
-def test_better_model_updates_in_place_with_zero_failed_calls(offline_aws, first_run):
-    failures, answers, stop = [], [], threading.Event()
-    row = "0.00632,18.0,2.31,0,0.538,6.575,65.2,4.09,1,296,15.3,4.98"
-
-    def keep_invoking():
-        while not stop.is_set():
-            try:
-                body = offline_aws.runtime.invoke_endpoint(
-                    EndpointName=ENDPOINT, ContentType="text/csv", Body=row)["Body"].read()
-                answers.append(body)
-            except Exception as err:  # every failure counts
-                failures.append(repr(err))
-            time.sleep(0.02)
-
+def test_better_model_is_promoted_by_canary_with_zero_failed_calls(offline_aws, first_run):
     before = _serving_config(offline_aws)
-    loop = threading.Thread(target=keep_invoking, daemon=True)
-    loop.start()
-    try:
+    with Probe(offline_aws) as probe:
         second = dags_test(offline_aws.env)
-    finally:
-        stop.set()
-        loop.join(timeout=10)
     _ok(second)
     plan = _plan(second)
-    assert second.xcoms["gate.decision"]["deploy"] is True, second.xcoms["gate.decision"]
+    evidence = second.xcoms["gate.evidence"]
+    assert evidence["decision"]["deploy"] is True, evidence
+    # Both models were scored on the very same rows (this run's test split), by batch transform.
+    assert evidence["rows"]["test_uri"] == plan["data"]["channel_uris"]["test"]
+    assert evidence["rows"]["count"] == plan["data"]["rows"]["test"]
+    assert evidence["scores"]["challenger"]["rmse"] < evidence["scores"]["champion"]["rmse"]
+    jobs = {j["TransformJobName"]: j for j in offline_aws.sm.list_transform_jobs(NameContains=plan["slug"])[
+        "TransformJobSummaries"]}
+    assert len(jobs) == 2 and all(j["TransformJobStatus"] == "Completed" for j in jobs.values())
     assert second.xcoms["deploy"]["operation"] == "update"
     assert second.xcoms["deploy"]["previous_config_name"] == before
-    assert _serving_config(offline_aws) == plan["names"]["endpoint_config"]
-    assert failures == []
-    assert len(answers) > 10
+    endpoint = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert endpoint["EndpointConfigName"] == plan["names"]["endpoint_config"]
+    routing = endpoint["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY"
+    assert {a["AlarmName"] for a in endpoint["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]} == set(
+        alarm_names("sagemaker-retrain", ENDPOINT).values())
+    assert probe.failures == []
+    assert len(probe.answers) > 10
     # Persistent teardown keeps the serving config and the one to roll back to, nothing else.
     inventory = offline_aws.inventory()
     assert sorted(c for c in inventory["configs"] if not c.startswith(ENDPOINT + "-e")) == sorted(
         [before, plan["names"]["endpoint_config"]])
 
-    # The recorded test RMSE is within 15% of least squares fitted on the same training split.
+    # The challenger's RMSE on the test rows is within 15% of least squares fitted on the same training split.
     train = offline_aws.read_channel(plan["data"]["channel_uris"]["train"])
     test = offline_aws.read_channel(plan["data"]["channel_uris"]["test"])
     design = np.column_stack([train[:, 1:], np.ones(len(train))])
     coef, *_ = np.linalg.lstsq(design, train[:, 0], rcond=None)
     ls_pred = np.column_stack([test[:, 1:], np.ones(len(test))]) @ coef
     ls_rmse = float(np.sqrt(np.mean((ls_pred - test[:, 0]) ** 2)))
-    rmse = second.xcoms["evaluate"]["metrics"]["rmse"]
+    rmse = evidence["scores"]["challenger"]["rmse"]
     assert abs(rmse - ls_rmse) / ls_rmse <= 0.15, (rmse, ls_rmse)
 
 
-def test_worse_model_is_gated_out_and_champion_keeps_serving(offline_aws, first_run):
+def test_worse_model_on_the_same_rows_keeps_the_champion_and_records_both_scores(offline_aws, first_run):
     champion = _serving_config(offline_aws)
     before = offline_aws.inventory()
     third = dags_test(offline_aws.env, conf=WEAK)
     _ok(third)
-    decision = third.xcoms["gate.decision"]
-    assert decision["deploy"] is False
-    assert "does not beat" in decision["reason"]
+    evidence = third.xcoms["gate.evidence"]
+    assert evidence["decision"]["deploy"] is False
+    assert "does not beat" in evidence["decision"]["reason"]
     assert third.states["deploy"] == "skipped"
     assert third.states["keep_champion"] == "success"
     assert _serving_config(offline_aws) == champion
-    assert offline_aws.inventory() == before
+    assert offline_aws.inventory() == before  # the losing model was deleted again
+    record = json.loads(offline_aws.s3.get_object(
+        Bucket=offline_aws.bucket, Key=third.xcoms["keep_champion"].split("/", 3)[3])["Body"].read())
+    assert record["outcome"] == "kept the champion"
+    assert record["scores"]["challenger"]["rmse"] > record["scores"]["champion"]["rmse"]
+    assert record["scored_rows"]["count"] == _plan(third)["data"]["rows"]["test"]
+
+
+def test_garbage_model_never_receives_a_production_request(offline_aws, first_run):
+    champion = _serving_config(offline_aws)
+    offline_aws.emulator.faults.configure({"nan_weights_next_training_job": 1})
+    calls_before = offline_aws.emulator.faults.call_counts()
+    with Probe(offline_aws) as probe:
+        run = dags_test(offline_aws.env)
+    assert run.state == "failed", run.output[-4000:]
+    assert run.states["gate"] == "failed"
+    assert "failed its checks on the test rows" in run.output and "no finite score" in run.output
+    calls = offline_aws.emulator.faults.call_counts()
+    assert calls.get("UpdateEndpoint", 0) == calls_before.get("UpdateEndpoint", 0)
+    assert calls.get("CreateEndpointConfig", 0) == calls_before.get("CreateEndpointConfig", 0)
+    assert _serving_config(offline_aws) == champion
+    assert probe.failures == [] and probe.answers
+    assert all(math.isfinite(a) for a in probe.answers)
+    assert len(set(probe.answers)) == 1  # one model answered: the champion
+
+
+def test_canary_alarm_rolls_back_by_sagemaker_and_fails_the_run(offline_aws, first_run):
+    champion = _serving_config(offline_aws)
+    alarm = alarm_names("sagemaker-retrain", ENDPOINT)["errors"]
+    offline_aws.emulator.faults.configure({"alarm_during_next_bake": alarm})
+    try:
+        run = dags_test(offline_aws.env, conf={"epochs": 20})
+    finally:
+        offline_aws.emulator.faults.clear()
+        offline_aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test reset")
+    assert run.state == "failed", run.output[-4000:]
+    assert run.xcoms["gate.evidence"]["decision"]["deploy"] is True
+    assert run.states["wait_for_endpoint"] == "failed"
+    endpoint = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == champion
+    assert alarm in endpoint["FailureReason"]
+    assert endpoint["FailureReason"] in run.output  # SageMaker's own reason is the task's error
+    assert "rolled back" in run.output
+
+
+def test_foreign_endpoint_is_refused_before_any_change_and_the_failure_is_mailed(offline_aws, smtp):
+    name = "someone-elses-endpoint"
+    offline_aws.put_foreign_endpoint(name)
+    before = _mutating_calls(offline_aws)
+    run = dags_test(offline_aws.env, conf={"endpoint_name": name},
+                    extra_env={"AIRFLOW_CONN_SMTP_DEFAULT": smtp.conn_uri,
+                               "AIRFLOW_VAR_SAGEMAKER_RETRAIN_ALERT_EMAILS": "ml-oncall@example.com"})
+    assert run.state == "failed"
+    assert run.states["prepare"] == "failed"
+    assert f"Endpoint {name} exists but was not created by this pipeline" in run.output
+    assert "no sagemaker-retrain:endpoint tag" in run.output
+    assert _mutating_calls(offline_aws) == before, "a SageMaker resource was created or changed"
+    mails = smtp.wait_for(lambda m: run.run_id in m["subject"] and "prepare" in m["subject"])
+    assert mails[0]["to"] == "ml-oncall@example.com"
+    assert f"Endpoint {name} exists but was not created by this pipeline" in mails[0]["body"]
 
 
 def test_ephemeral_run_leaves_no_sagemaker_resource(offline_aws, first_run):
@@ -132,7 +230,8 @@ def test_ephemeral_run_leaves_no_sagemaker_resource(offline_aws, first_run):
     plan = _plan(run)
     assert plan["names"]["endpoint"] != ENDPOINT
     assert run.states["wait_for_endpoint"] == "success"
-    assert len(run.xcoms["teardown"]) == 3
+    assert run.states["score_champion"] == "skipped"
+    assert len(run.xcoms["teardown"]["removed"]) == 3
     assert offline_aws.inventory() == before
 
 
@@ -144,4 +243,4 @@ def test_recordio_training_data_end_to_end(offline_aws):
     assert {c["ChannelName"]: c["ContentType"] for c in job["InputDataConfig"]} == {
         "train": "application/x-recordio-protobuf", "validation": "application/x-recordio-protobuf",
         "test": "text/csv"}
-    assert run.xcoms["evaluate"]["metrics"]["rmse"] < 6.0
+    assert run.xcoms["gate.evidence"]["scores"]["challenger"]["rmse"] < 6.0
