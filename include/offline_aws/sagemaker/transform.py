@@ -52,7 +52,7 @@ def finish_transform_job(backend: SageMakerBackend, job: TransformJob, status: s
         desc = job.desc
         if desc["TransformJobStatus"] in ("Completed", "Failed", "Stopped"):
             return
-        if job.stop_requested.is_set():
+        if job.stop_requested.is_set() and status != "Completed":  # a job whose output is written completes
             status, reason = "Stopped", None
         stamp = now()
         desc["TransformJobStatus"] = status
@@ -91,7 +91,7 @@ def _run(backend: SageMakerBackend, job: TransformJob) -> None:
             except OSError as exc:
                 raise BatchFailed(f"ClientError: s3://{bucket}/{key} is not Gzip data ({exc}).") from None
         outputs.append((f"{name}.out", transform_object(model, plan, body, f"s3://{bucket}/{key}")))
-    _pause(backend, job, 0)
+    _pause(backend, job, UPLOADING_SECONDS)  # the last moment a stop keeps every output away
     out_bucket, out_prefix = split_s3(desc["TransformOutput"]["S3OutputPath"])
     for name, payload in outputs:
         key = f"{out_prefix.rstrip('/')}/{name}" if out_prefix.strip("/") else name
@@ -99,7 +99,6 @@ def _run(backend: SageMakerBackend, job: TransformJob) -> None:
             s3.put_object(Bucket=out_bucket, Key=key, Body=payload)
         except Exception as exc:  # noqa: BLE001 - e.g. NoSuchBucket, reported in the job
             raise BatchFailed(f"ClientError: Failed to upload s3://{out_bucket}/{key}: {exc}") from None
-    _pause(backend, job, UPLOADING_SECONDS)
     finish_transform_job(backend, job, "Completed")
 
 

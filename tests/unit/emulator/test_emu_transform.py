@@ -290,3 +290,25 @@ def test_nan_weights_model_writes_nan_predictions(backend, aws):
     desc = _run(backend, aws, "nan", _csv(rows), model="nan-m")
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
     assert _out(aws, "out/nan/data.csv.out").splitlines() == ["nan", "nan", "nan"]
+
+
+def test_jsonpath_subset():
+    from offline_aws.sagemaker.data_processing import FilterError, apply, join
+
+    row = ["id", "1", "2", "3"]
+    assert apply("$", row) == row
+    assert apply("$[1:]", row) == ["1", "2", "3"]
+    assert apply("$[:-1]", row) == ["id", "1", "2"]
+    assert apply("$[0,-1]", row) == ["id", "3"]
+    assert apply("$[2]", row) == "2"
+    doc = {"id": 7, "features": [1, 2], "meta": {"a": 1}}
+    assert apply("$.features", doc) == [1, 2]
+    assert apply("$.meta.a", doc) == 1
+    assert apply("$['id','features']", doc) == {"id": 7, "features": [1, 2]}
+    assert apply("$.*", {"a": 1, "b": 2}) == [1, 2]
+    assert join(["a", "1"], ["9.5"], csv=True) == ["a", "1", "9.5"]
+    assert join({"id": 1}, {"score": 2}, csv=False) == {"id": 1, "SageMakerOutput": {"score": 2}}
+    assert join([1, 2], {"score": 2}, csv=False) == {"SageMakerInput": [1, 2], "SageMakerOutput": {"score": 2}}
+    for bad, doc_ in (("$.missing", doc), ("$[9]", row), ("$[0]", doc), ("$..a", doc), ("x", doc)):
+        with pytest.raises(FilterError):
+            apply(bad, doc_)
