@@ -483,7 +483,7 @@ class SageMakerBackend:
             started = now()
             pending = {"EndpointConfigName": config["EndpointConfigName"], "StartTime": started}
             if deployment_config is not None:
-                pending["ProductionVariants"] = pending_variants(self, config, "Creating", started)
+                pending["ProductionVariants"] = pending_variants(config, "Creating", started)
             endpoint.desc.update(
                 EndpointStatus="Updating",
                 EndpointConfigName=config["EndpointConfigName"],
