@@ -48,8 +48,8 @@ class Superseded(Exception):
     """The endpoint was deleted (or reset) meanwhile: drop the deployment silently."""
 
 
-def pending_variants(backend: SageMakerBackend, config: dict, status: str, started, *, message: str | None = None,
-                     loaded: dict | None = None, share: float = 0.0) -> list[dict]:
+def pending_variants(config: dict, status: str, started, *, message: str | None = None, loaded: dict | None = None,
+                     share: float = 0.0) -> list[dict]:
     """PendingProductionVariantSummary entries of the new fleet in ``status``."""
     images = {v["VariantName"]: v["DeployedImages"] for v in variant_summaries(loaded)} if loaded else {}
     out = []
@@ -217,7 +217,7 @@ class BlueGreenDeployment:
         pending = self.endpoint.desc.get("PendingDeploymentSummary")
         if pending is not None:
             pending["ProductionVariants"] = pending_variants(
-                self.backend, self.config, status, now(), message=message, loaded=self.green, share=share
+                self.config, status, now(), message=message, loaded=self.green, share=share
             )
         self.endpoint.desc["LastModifiedTime"] = now()
 

@@ -496,6 +496,11 @@ class SageMakerBackend:
 
         name = req["EndpointName"]
         arn = self.arn("endpoint", name)
+        deployment_config = copy.deepcopy(req.get("DeploymentConfig"))
+        if deployment_config is not None:  # nothing to shift at creation: kept for RetainDeploymentConfig
+            with self.lock:
+                config = copy.deepcopy(self._endpoint_config(req["EndpointConfigName"]))
+            self._check_deployment_config(deployment_config, config)
         with self.lock:
             if name.lower() in self.endpoints:
                 raise ValidationException(f'Cannot create already existing endpoint "{arn}".')
@@ -509,6 +514,7 @@ class SageMakerBackend:
                     "EndpointStatus": "Creating",
                     "CreationTime": created,
                     "LastModifiedTime": created,
+                    **({"LastDeploymentConfig": deployment_config} if deployment_config is not None else {}),
                 }
             )
             self._set_tags(arn, req.get("Tags"))
@@ -516,6 +522,16 @@ class SageMakerBackend:
             failure = self.faults.take_endpoint_create_failure()
             start_deployment(self, endpoint, config, previous=None, injected_failure=failure)
         return {"EndpointArn": arn}
+
+    def _check_deployment_config(self, deployment_config: dict, config: dict) -> None:
+        """The rules of ``guardrails`` and, through CloudWatch, that the rollback alarms exist. Call unlocked."""
+        check_deployment_config(deployment_config, config)
+        missing = missing_alarms(self.aws, alarm_names(deployment_config))
+        if missing:
+            raise ValidationException(
+                f"The CloudWatch alarm(s) {', '.join(missing)} in DeploymentConfig.AutoRollbackConfiguration "
+                "could not be found. Please make sure the alarms exist in the endpoint's account and region."
+            )
 
     def _endpoint(self, name: str) -> Endpoint:
         endpoint = self.endpoints.get(name.lower())
@@ -547,13 +563,7 @@ class SageMakerBackend:
             deployment_config = copy.deepcopy(deployment_config)
             config = copy.deepcopy(self._endpoint_config(req["EndpointConfigName"]))
         if deployment_config is not None:
-            check_deployment_config(deployment_config, config)
-            missing = missing_alarms(self.aws, alarm_names(deployment_config))
-            if missing:
-                raise ValidationException(
-                    f"The CloudWatch alarm(s) {', '.join(missing)} in DeploymentConfig.AutoRollbackConfiguration "
-                    "could not be found. Please make sure the alarms exist in the endpoint's account and region."
-                )
+            self._check_deployment_config(deployment_config, config)
         with self.lock:
             endpoint = self._endpoint(req["EndpointName"])
             arn = endpoint.desc["EndpointArn"]
@@ -567,7 +577,7 @@ class SageMakerBackend:
             started = now()
             pending = {"EndpointConfigName": config["EndpointConfigName"], "StartTime": started}
             if deployment_config is not None:
-                pending["ProductionVariants"] = pending_variants(self, config, "Creating", started)
+                pending["ProductionVariants"] = pending_variants(config, "Creating", started)
             endpoint.desc.update(
                 EndpointStatus="Updating",
                 EndpointConfigName=config["EndpointConfigName"],
@@ -678,6 +688,7 @@ class SageMakerBackend:
                         "status": e.desc["EndpointStatus"],
                         "config": e.desc["EndpointConfigName"],
                         **({"failure_reason": e.desc["FailureReason"]} if "FailureReason" in e.desc else {}),
+                        **({"green_share": e.green_share} if e.green else {}),  # a blue/green deployment's split
                     }
                     for e in self.endpoints.values()
                 },

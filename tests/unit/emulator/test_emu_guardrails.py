@@ -353,3 +353,18 @@ def test_valid_edge_sizes_are_accepted(blue):
         blue.update_endpoint(EndpointName="ep", EndpointConfigName="c-green" if kind == "CANARY" else "c-blue",
                              DeploymentConfig=_config(kind, size=size, wait=0, timeout=600))
         assert "FailureReason" not in _done(blue)
+
+
+def test_create_endpoint_checks_and_keeps_its_deployment_config(blue, cloudwatch):
+    with pytest.raises(ValidationException, match="CanarySize must be specified"):
+        blue.create_endpoint(EndpointName="ep2", EndpointConfigName="c-blue",
+                             DeploymentConfig=_with(_config("CANARY"), f"{ROUTING}.CanarySize", None))
+    assert blue.list_endpoints()["Endpoints"][0]["EndpointName"] == "ep"  # nothing created
+    config = _config("CANARY", wait=0)
+    blue.create_endpoint(EndpointName="ep2", EndpointConfigName="c-blue", DeploymentConfig=config)
+    desc = wait_endpoint(blue, "ep2")
+    assert (desc["EndpointStatus"], desc["LastDeploymentConfig"]) == ("InService", config)
+    blue.faults.configure({"alarm_during_next_bake": ALARM})
+    blue.update_endpoint(EndpointName="ep2", EndpointConfigName="c-green", RetainDeploymentConfig=True)
+    desc = wait_for(lambda: (d := blue.describe_endpoint(EndpointName="ep2"))["EndpointStatus"] != "Updating" and d)
+    assert desc["EndpointConfigName"] == "c-blue" and ALARM in desc["FailureReason"]
