@@ -109,6 +109,26 @@ def test_first_run_creates_endpoint_and_records_scores(offline_aws, first_run):
     assert extras and extras[-1]["model"] == plan["names"]["model"], extras
 
 
+def test_canary_alarm_rolls_back_by_sagemaker_and_fails_the_run(offline_aws, first_run):
+    """Runs before the better model is promoted, so its (better) challenger wins the gate."""
+    champion = _serving_config(offline_aws)
+    alarm = alarm_names("sagemaker-retrain", ENDPOINT)["errors"]
+    offline_aws.emulator.faults.configure({"alarm_during_next_bake": alarm})
+    try:
+        run = dags_test(offline_aws.env)  # the default model beats the weak first one
+    finally:
+        offline_aws.emulator.faults.clear()
+        offline_aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test reset")
+    assert run.state == "failed", run.output[-4000:]
+    assert run.xcoms["gate.evidence"]["decision"]["deploy"] is True
+    assert run.states["wait_for_endpoint"] == "failed"
+    endpoint = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == champion
+    assert alarm in endpoint["FailureReason"]
+    assert endpoint["FailureReason"] in run.output  # SageMaker's own reason is the task's error
+    assert "rolled back" in run.output
+
+
 def test_better_model_is_promoted_by_canary_with_zero_failed_calls(offline_aws, first_run):
     before = _serving_config(offline_aws)
     with Probe(offline_aws) as probe:
@@ -185,25 +205,6 @@ def test_garbage_model_never_receives_a_production_request(offline_aws, first_ru
     assert probe.failures == [] and probe.answers
     assert all(math.isfinite(a) for a in probe.answers)
     assert len(set(probe.answers)) == 1  # one model answered: the champion
-
-
-def test_canary_alarm_rolls_back_by_sagemaker_and_fails_the_run(offline_aws, first_run):
-    champion = _serving_config(offline_aws)
-    alarm = alarm_names("sagemaker-retrain", ENDPOINT)["errors"]
-    offline_aws.emulator.faults.configure({"alarm_during_next_bake": alarm})
-    try:
-        run = dags_test(offline_aws.env, conf={"epochs": 20})
-    finally:
-        offline_aws.emulator.faults.clear()
-        offline_aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test reset")
-    assert run.state == "failed", run.output[-4000:]
-    assert run.xcoms["gate.evidence"]["decision"]["deploy"] is True
-    assert run.states["wait_for_endpoint"] == "failed"
-    endpoint = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)
-    assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == champion
-    assert alarm in endpoint["FailureReason"]
-    assert endpoint["FailureReason"] in run.output  # SageMaker's own reason is the task's error
-    assert "rolled back" in run.output
 
 
 def test_foreign_endpoint_is_refused_before_any_change_and_the_failure_is_mailed(offline_aws, smtp):
