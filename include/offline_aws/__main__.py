@@ -31,10 +31,17 @@ def main(argv: list[str] | None = None) -> int:
         help="load SageMaker resources and S3 objects from here at start, save them at shutdown",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--admin-token",
+        default=None,
+        help="require this token (header X-Offline-AWS-Admin-Token) on the /_offline_aws/ admin routes; "
+        "without one they answer only on loopback (default: $OFFLINE_AWS_ADMIN_TOKEN)",
+    )
     args = parser.parse_args(argv)
 
     emulator = Emulator(
-        args.host, args.port, time_scale=args.time_scale, region=args.region, access_log=args.access_log
+        args.host, args.port, time_scale=args.time_scale, region=args.region, access_log=args.access_log,
+        admin_token=args.admin_token,
     ).start()
     if args.state_dir:
         load_state(emulator, args.state_dir)

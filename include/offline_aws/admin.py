@@ -16,18 +16,37 @@ Routes (JSON in, JSON out):
 - ``POST /_offline_aws/config``  -> ``{"time_scale": 0}``
 - ``POST /_offline_aws/reset``   -> forget SageMaker resources, faults and counts, and moto's state
   (``{"moto": false}`` keeps S3/Logs/IAM/STS)
+
+Who may call them: with no token configured, only clients on the loopback interface (127.0.0.0/8,
+::1); any other address gets 403. With a token (``--admin-token`` or ``$OFFLINE_AWS_ADMIN_TOKEN``),
+every caller, loopback included, must send it in the ``X-Offline-AWS-Admin-Token`` header (401
+otherwise). ``GET /_offline_aws/health`` answers everyone (``{"status": "ok"}``, nothing else): it
+is what container health checks call.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+import os
 
 from werkzeug.wrappers import Request, Response
 
 from .faults import Faults
 from .sagemaker.models import SageMakerService
+from .settings import ADMIN_TOKEN_ENV as TOKEN_ENV
+from .settings import ADMIN_TOKEN_HEADER as TOKEN_HEADER
 
 PREFIX = "/_offline_aws/"
+OPEN_ROUTES = {("GET", "health")}
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address((address or "").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def reset_moto() -> None:
@@ -39,9 +58,23 @@ def reset_moto() -> None:
 class AdminApp:
     """WSGI app for the admin routes."""
 
-    def __init__(self, service: SageMakerService, faults: Faults):
+    def __init__(self, service: SageMakerService, faults: Faults, token: str | None = None):
         self.service = service
         self.faults = faults
+        self.token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+
+    def refusal(self, request: Request, route: str) -> tuple[str, int] | None:
+        """Why this caller may not use this route (message, status), or None."""
+        if (request.method, route) in OPEN_ROUTES:
+            return None
+        if self.token:
+            given = request.headers.get(TOKEN_HEADER, "")
+            if hmac.compare_digest(given.encode(), self.token.encode()):
+                return None
+            return f"the admin routes need the {TOKEN_HEADER} header", 401
+        if is_loopback(request.remote_addr):
+            return None
+        return f"the admin routes answer only on loopback unless {TOKEN_ENV} is set", 403
 
     def state(self) -> dict:
         return {
@@ -54,6 +87,9 @@ class AdminApp:
     def __call__(self, environ, start_response):
         request = Request(environ)
         route = request.path[len(PREFIX):].strip("/")
+        refused = self.refusal(request, route)
+        if refused:
+            return _reply({"error": refused[0]}, refused[1])(environ, start_response)
         try:
             body = json.loads(request.get_data() or b"{}") if request.method in ("POST", "PUT") else {}
             if not isinstance(body, dict):

@@ -33,9 +33,9 @@ class QuietRequestHandler(MotoRequestHandler):
 class Dispatcher:
     """The WSGI entry point: send each request to SageMaker, the admin API or moto."""
 
-    def __init__(self, service: SageMakerService, faults: Faults):
+    def __init__(self, service: SageMakerService, faults: Faults, admin_token: str | None = None):
         self.sagemaker = SageMakerResponses(service)
-        self.admin = AdminApp(service, faults)
+        self.admin = AdminApp(service, faults, token=admin_token)
         self.moto = DomainDispatcherApplication(create_backend_app)
 
     def pick(self, environ) -> str:
@@ -59,12 +59,13 @@ class Emulator:
     """A running emulator: ``url``, ``env()`` for clients, ``service``/``faults`` for in-process control."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, time_scale: float | None = None,
-                 region: str = DEFAULT_REGION, access_log: bool = False):
+                 region: str = DEFAULT_REGION, access_log: bool = False, admin_token: str | None = None):
         self.region = region
         self.clock = Clock(time_scale)
         self.faults = Faults()
         self.service = SageMakerService(clock=self.clock, faults=self.faults)
-        self.dispatcher = Dispatcher(self.service, self.faults)
+        # admin_token None: $OFFLINE_AWS_ADMIN_TOKEN, if set (see admin.py for who may call the admin routes)
+        self.dispatcher = Dispatcher(self.service, self.faults, admin_token)
         self._server: BaseWSGIServer = make_server(
             host, port, self.dispatcher, threaded=True,
             request_handler=MotoRequestHandler if access_log else QuietRequestHandler,
@@ -117,6 +118,6 @@ def emulator_env(url: str, region: str = DEFAULT_REGION) -> dict[str, str]:
 
 
 def start_emulator(host: str = "127.0.0.1", port: int = 0, time_scale: float | None = None,
-                   region: str = DEFAULT_REGION) -> Emulator:
+                   region: str = DEFAULT_REGION, admin_token: str | None = None) -> Emulator:
     """Start an emulator in a background thread (port 0 = a free port); stop it with ``.stop()``."""
-    return Emulator(host, port, time_scale=time_scale, region=region).start()
+    return Emulator(host, port, time_scale=time_scale, region=region, admin_token=admin_token).start()

@@ -10,6 +10,9 @@ import os
 import threading
 
 TIME_SCALE_ENV = "OFFLINE_AWS_TIME_SCALE"
+# The admin routes' token (see admin.py): its environment variable and the header that carries it.
+ADMIN_TOKEN_ENV = "OFFLINE_AWS_ADMIN_TOKEN"
+ADMIN_TOKEN_HEADER = "X-Offline-AWS-Admin-Token"
 
 
 def _env_time_scale(default: float = 1.0) -> float:

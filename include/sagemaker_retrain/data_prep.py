@@ -27,6 +27,7 @@ import csv
 import io
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -147,9 +148,8 @@ def _parse_header(raw: bytes) -> list[str]:
         raise DataValidationError("Line 1 is blank: the first line must be the header row")
     names = next(csv.reader([line]))
     if len(names) == 1 and any(sep in line for sep in (";", "\t", "|")):
-        raise DataValidationError(
-            f"The header has a single column {line[:80]!r}: the file must be comma-separated"
-        )
+        # The line itself is not shown: a file that is not CSV may hold anything (a password file, say).
+        raise DataValidationError("The header has a single column: the file must be comma-separated")
     stripped = [name.strip() for name in names]
     for position, name in enumerate(stripped, start=1):
         if not name:
@@ -160,6 +160,14 @@ def _parse_header(raw: bytes) -> list[str]:
             raise DataValidationError(f"Column name {name!r} appears more than once in the header")
         seen.add(name)
     return stripped
+
+
+_COLUMN_NAME = re.compile(r"^[A-Za-z0-9_ .()%/#-]{1,64}$")
+
+
+def _looks_like_column_names(names: list[str]) -> bool:
+    """Whether a header may be echoed in a message: several plain names, so not some other kind of file."""
+    return len(names) >= 2 and all(_COLUMN_NAME.match(name) for name in names)
 
 
 def _read_blocks(stream: IO[bytes], chunk_bytes: int) -> Iterator[bytes]:
@@ -488,7 +496,9 @@ def prepare_dataset(
         raise DataValidationError(f"Content type {content_type!r} is not one of {sorted(CONTENT_TYPES)}")
     names, chunks = iter_raw_chunks(source, chunk_bytes, chunk_rows)
     if target_column not in names:
-        raise DataValidationError(f"Target column {target_column!r} not in the header; columns are {names}")
+        shown = f"columns are {names}" if _looks_like_column_names(names) else (
+            f"the header has {len(names)} column(s) whose names do not look like CSV column names (not shown)")
+        raise DataValidationError(f"Target column {target_column!r} not in the header; {shown}")
     if len(names) < 2:
         raise DataValidationError("The data set needs at least one feature column besides the target")
     target_index = names.index(target_column)

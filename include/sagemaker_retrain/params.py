@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+from sagemaker_retrain.limits import DEFAULT_INSTANCE_TYPES, MAX_URI_LENGTH
+
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,40}$"
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 PREDICTOR_TYPES = ["regressor", "binary_classifier", "multiclass_classifier"]
@@ -50,9 +52,11 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
             "include/data/housing.csv",
             type="string",
             minLength=1,
+            maxLength=MAX_URI_LENGTH,
             pattern=r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+|[^:]+)$",
             title="Data set",
-            description="CSV with a header row: an s3:// URI or a path (relative paths are relative to the project).",
+            description="CSV with a header row: an s3:// URI under a prefix the admins allow, or a file under "
+            "include/data/ (relative to the project).",
         ),
         "target_column": Param(
             "medv", type="string", minLength=1, maxLength=128, title="Target column",
@@ -95,7 +99,9 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
             description="RecordIO-protobuf is Linear Learner's fastest input for large data sets.",
         ),
         "training_instance_type": Param("ml.m5.large", type="string", pattern=INSTANCE_TYPE_PATTERN,
-                                        title="Training instance type", description="e.g. ml.m5.large"),
+                                        enum=list(DEFAULT_INSTANCE_TYPES),
+                                        title="Training instance type",
+                                        description="One the admins allow (Variable sagemaker_retrain_allowed_instance_types)."),
         "training_instance_count": Param(1, type="integer", minimum=1, maximum=20,
                                          title="Training instances",
                                          description="More than one shards the training data by S3 key."),
@@ -103,7 +109,9 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
                                      title="Training time limit (s)",
                                      description="SageMaker stops the job after this many seconds."),
         "endpoint_instance_type": Param("ml.m5.large", type="string", pattern=INSTANCE_TYPE_PATTERN,
-                                        title="Endpoint instance type", description="e.g. ml.m5.large"),
+                                        enum=list(DEFAULT_INSTANCE_TYPES),
+                                        title="Endpoint instance type",
+                                        description="One the admins allow (Variable sagemaker_retrain_allowed_instance_types)."),
         "endpoint_instance_count": Param(1, type="integer", minimum=1, maximum=10, title="Endpoint instances",
                                          description="Initial instance count of the production variant."),
         "gate_metric": Param("test:rmse", type="string", enum=list(GATE_METRICS), title="Gate metric",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from sagemaker_retrain import config, naming
+from sagemaker_retrain import config, limits, naming
 from sagemaker_retrain.images import linear_learner_image
 from sagemaker_retrain.settings import DeploymentSettings, SettingsError, load_settings
 
@@ -90,6 +90,7 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     from sagemaker_retrain.ownership import require_owned_endpoint
 
     _check_params(params)
+    limits.check_params(params, project_dir)  # admin limits (Variables), before anything is spent
     settings = load_settings(aws_conn_id)
     image = linear_learner_image(settings.region)
     slug = naming.run_slug(run_id, run_after, clear_number)

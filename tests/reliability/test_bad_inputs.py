@@ -62,6 +62,10 @@ def _params(**overrides) -> dict:
 def prepare_env(rel):
     """The deployment Variables and the emulator endpoints in this process, for pipeline.prepare."""
     env = {k: v for k, v in rel.env.items() if k.startswith(("AIRFLOW_VAR_", "AWS_"))}
+    # These cases test how prepare reports unreadable or malformed sources, so the admins' allowed
+    # places (sagemaker_retrain.limits) are widened to the corpus and the buckets the cases name.
+    env["AIRFLOW_VAR_SAGEMAKER_RETRAIN_ALLOWED_DATA_PREFIXES"] = json.dumps(
+        [f"s3://{BUCKET}/", "s3://no-such-bucket-xyz/", str(CORPUS)])
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield env
@@ -155,7 +159,7 @@ def test_two_gigabyte_file_streams_in_bounded_memory(rel, tmp_path):
     big = tmp_path / "big.csv"
     bad_line = _write_big_csv(big, 2 * 1024**3)
     size_gb = big.stat().st_size / 1024**3
-    env = {**rel.env}
+    env = {**rel.env, "AIRFLOW_VAR_SAGEMAKER_RETRAIN_ALLOWED_DATA_PREFIXES": json.dumps([str(tmp_path)])}
     before = sum(rel.calls().values())
     started = time.monotonic()
     proc = subprocess.run([str(BIN / "python"), "-c", CHILD, str(PROJECT_DIR),

@@ -1,4 +1,4 @@
-"""The model history page reads the DAG's records from S3 and shows them per endpoint."""
+"""The model history page: Airflow's own auth on every route, bounded pages, records from S3."""
 
 from __future__ import annotations
 
@@ -8,11 +8,43 @@ from fastapi.testclient import TestClient
 
 from offline_aws.server import start_emulator
 from sagemaker_retrain import history
-from sagemaker_retrain.history_view import create_app
+from sagemaker_retrain.history_view import MAX_LIMIT, create_app
+
+PLOT = "s3://hist/sagemaker-retrain/runs/r1/evaluation/predicted_vs_actual.png"
+# Every route of the plugin's app, as (path, query): each must refuse a caller without a token.
+ROUTES = [("/", {}), ("/", {"endpoint": "ep"}), ("/api/endpoints", {}), ("/api/ep", {}), ("/plot", {"uri": PLOT})]
+
+
+@pytest.fixture(scope="module")
+def auth_manager():
+    """Airflow's configured auth manager (SimpleAuthManager), as the API server makes it."""
+    from airflow import settings
+    from airflow.api_fastapi.app import create_auth_manager, purge_cached_app
+    from airflow.models.revoked_token import RevokedToken
+
+    # Token validation asks the metadata DB whether the token was revoked (logout): that table only.
+    RevokedToken.__table__.create(settings.engine, checkfirst=True)
+    purge_cached_app()
+    yield create_auth_manager()
+    purge_cached_app()
 
 
 @pytest.fixture()
-def client(monkeypatch):
+def tokens(auth_manager, monkeypatch):
+    """Real Airflow JWTs: a viewer (may read DAGs), a user without a role (may not)."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.models.dag import DagModel
+
+    # requires_access_dag looks up the DAG's team in the metadata DB; these tests have none.
+    monkeypatch.setattr(DagModel, "get_team_name", staticmethod(lambda dag_id, **_: None))
+    return {
+        "viewer": auth_manager.generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer")),
+        "nobody": auth_manager.generate_jwt(SimpleAuthManagerUser(username="nobody", role=None)),
+    }
+
+
+@pytest.fixture()
+def client(monkeypatch, tokens):
     emulator = start_emulator(time_scale=0)
     for key, value in emulator.env().items():
         monkeypatch.setenv(key, value)
@@ -20,20 +52,63 @@ def client(monkeypatch):
     monkeypatch.setenv("SAGEMAKER_RETRAIN_AWS_CONN_ID", "")
     s3 = boto3.client("s3", endpoint_url=emulator.url, region_name="us-east-1")
     s3.create_bucket(Bucket="hist")
+    for obj in s3.list_objects_v2(Bucket="hist").get("Contents", []):  # the emulator's S3 outlives a test
+        s3.delete_object(Bucket="hist", Key=obj["Key"])
     try:
         yield TestClient(create_app()), s3
     finally:
         emulator.stop()
 
 
-def test_page_lists_runs_with_metrics_and_plot(client):
+def _bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _record(s3, endpoint: str, slug: str, **fields) -> None:
+    history.record_run(s3, "hist", "sagemaker-retrain", endpoint, slug, {"recorded_at": slug, **fields})
+
+
+@pytest.mark.parametrize(("path", "query"), ROUTES)
+def test_every_route_refuses_without_a_token(client, path, query):
     http, s3 = client
+    s3.put_object(Bucket="hist", Key=PLOT.split("/", 3)[3], Body=b"\x89PNG")
+    response = http.get(path, params=query)
+    assert response.status_code == 401, response.text
+    assert response.json() == {"detail": "Not authenticated"}
+    assert http.get(path, params=query, headers={"Authorization": "Bearer not-a-jwt"}).status_code in (401, 403)
+
+
+@pytest.mark.parametrize(("path", "query"), ROUTES)
+def test_every_route_refuses_a_user_who_may_not_read_the_dag(client, tokens, path, query):
+    http, _ = client
+    assert http.get(path, params=query, headers=_bearer(tokens["nobody"])).status_code == 403
+
+
+@pytest.mark.parametrize(("path", "query"), ROUTES)
+def test_every_route_answers_a_viewer_by_header_or_ui_cookie(client, tokens, path, query):
+    http, s3 = client
+    s3.put_object(Bucket="hist", Key=PLOT.split("/", 3)[3], Body=b"\x89PNG")
+    _record(s3, "ep", "r1", outcome="deployed")
+    assert http.get(path, params=query, headers=_bearer(tokens["viewer"])).status_code == 200
+    http.cookies.set("_token", tokens["viewer"])
+    assert http.get(path, params=query).status_code == 200
+
+
+def test_no_unauthenticated_docs_or_schema(client):
+    http, _ = client
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert http.get(path).status_code in (401, 404)
+
+
+def test_page_lists_runs_with_metrics_and_plot(client, tokens):
+    http, s3 = client
+    http.headers.update(_bearer(tokens["viewer"]))
     assert "No runs recorded yet" in http.get("/").text
     s3.put_object(Bucket="hist", Key="sagemaker-retrain/runs/r1/evaluation/predicted_vs_actual.png", Body=b"\x89PNG")
     history.record_run(s3, "hist", "sagemaker-retrain", "ep", "r1", {
         "recorded_at": "2026-11-26T10:00:00", "outcome": "deployed", "model": "ep-r1",
         "endpoint_metrics": {"rmse": 3.8, "mae": 2.9, "r2": 0.76}, "gate": {"reason": "no model serving yet"},
-        "artifacts": {"plot": "s3://hist/sagemaker-retrain/runs/r1/evaluation/predicted_vs_actual.png"}})
+        "artifacts": {"plot": PLOT}})
     history.record_run(s3, "hist", "sagemaker-retrain", "ep", "r2", {
         "recorded_at": "2026-11-27T10:00:00", "outcome": "rejected", "model": "ep-r2",
         "training_metrics": {"test:rmse": 4.5}, "gate": {"reason": "does not beat the serving model"}})
@@ -41,10 +116,40 @@ def test_page_lists_runs_with_metrics_and_plot(client):
     assert "<h2>ep</h2>" in page
     assert page.index("ep-r2") < page.index("ep-r1")  # newest first
     assert "rmse=3.8" in page and "rmse=4.5" in page and "does not beat" in page
-    assert [r["model"] for r in http.get("/api/ep").json()] == ["ep-r1", "ep-r2"]
-    plot = http.get("/plot", params={"uri": "s3://hist/sagemaker-retrain/runs/r1/evaluation/predicted_vs_actual.png"})
+    answer = http.get("/api/ep").json()
+    assert [r["model"] for r in answer["records"]] == ["ep-r2", "ep-r1"] and answer["total"] == 2
+    assert http.get("/api/endpoints").json() == {"endpoints": ["ep"], "truncated": False}
+    plot = http.get("/plot", params={"uri": PLOT})
     assert plot.status_code == 200 and plot.content == b"\x89PNG"
-    assert http.get("/plot", params={"uri": "s3://hist/secrets.png"}).status_code == 400
+    for uri in ("s3://hist/secrets.png", "s3://hist/sagemaker-retrain/runs/../history/x.png",
+                "s3://other/sagemaker-retrain/runs/r1/evaluation/predicted_vs_actual.png",
+                "s3://hist/sagemaker-retrain/runs/r1/input/train/part-00000.csv"):
+        assert http.get("/plot", params={"uri": uri}).status_code == 400, uri
+    assert http.get("/api/bad name!").status_code == 400
+
+
+def test_pages_are_bounded_and_read_only_the_records_shown(client, tokens, monkeypatch):
+    http, s3 = client
+    http.headers.update(_bearer(tokens["viewer"]))
+    for i in range(25):
+        _record(s3, "ep", f"r{i:03d}", model=f"m{i:03d}")
+    reads = []
+    real = history.read_record
+    monkeypatch.setattr(history, "read_record", lambda *a, **k: reads.append(a[2]) or real(*a, **k))
+
+    answer = http.get("/api/ep", params={"limit": 10, "offset": 5}).json()
+    assert [r["model"] for r in answer["records"]] == [f"m{i:03d}" for i in range(19, 9, -1)]
+    assert (answer["total"], answer["next_offset"], len(reads)) == (25, 15, 10)
+    assert http.get("/api/ep", params={"offset": 20}).json()["next_offset"] is None
+    reads.clear()
+    page = http.get("/", params={"endpoint": "ep", "limit": 3}).text
+    assert len(reads) == 3 and "runs 1–3 of 25" in page and "older" in page
+    reads.clear()
+    http.get("/")  # the overview reads a few newest records per endpoint, never all of them
+    assert 0 < len(reads) <= 5
+    for query in ({"limit": MAX_LIMIT + 1}, {"limit": 0}, {"offset": -1}):
+        assert http.get("/api/ep", params=query).status_code == 422, query
+        assert http.get("/", params={"endpoint": "ep", **query}).status_code == 422, query
 
 
 def test_plugin_registers_app_and_nav_link():
@@ -58,3 +163,4 @@ def test_plugin_registers_app_and_nav_link():
     plugin = module.ModelHistoryPlugin
     assert plugin.fastapi_apps[0]["url_prefix"] == "/model-history"
     assert plugin.external_views[0]["href"] == "/model-history/"
+    assert plugin.fastapi_apps[0]["app"].router.dependencies  # the access check guards every route

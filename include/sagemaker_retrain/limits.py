@@ -1,0 +1,196 @@
+"""Admin limits on what a run may spend or read, checked at the very start of a run (in prepare).
+
+The Trigger form's Params state what a value may look like; the admins state, in Variables read
+at run time, what a run is *allowed* to do:
+
+* ``sagemaker_retrain_allowed_instance_types``: JSON list of instance types for training and the
+  endpoint (default: :data:`DEFAULT_INSTANCE_TYPES`, small CPU types). A type outside this list
+  is refused even when the form's enum offered it.
+* ``sagemaker_retrain_limits``: JSON object; any of :data:`DEFAULT_LIMITS`' keys (the defaults
+  apply to keys not given).
+* ``sagemaker_retrain_gate_floors``: JSON object ``{metric: floor}`` (``"test:rmse"`` or ``"rmse"``);
+  the gate_threshold Param may only be stricter than the floor (lower for a loss such as rmse,
+  higher for a score such as r2 or accuracy). Default: no floor.
+* ``sagemaker_retrain_allowed_data_prefixes``: JSON list of ``s3://bucket/prefix/`` prefixes the
+  dataset_uri may be under (default: ``s3://<bucket>/<prefix>/`` of the pipeline's own settings).
+  An entry that is an absolute local directory also allows files under it; files under the
+  project's ``include/data/`` are always allowed.
+
+:func:`check_params` raises ValueError naming the Param and the limit; nothing in a message
+comes from the contents of a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+
+ALLOWED_INSTANCE_TYPES_VARIABLE = "sagemaker_retrain_allowed_instance_types"
+LIMITS_VARIABLE = "sagemaker_retrain_limits"
+GATE_FLOORS_VARIABLE = "sagemaker_retrain_gate_floors"
+ALLOWED_DATA_PREFIXES_VARIABLE = "sagemaker_retrain_allowed_data_prefixes"
+
+# Small CPU types that both SageMaker training and hosting offer (Linear Learner runs on CPU).
+DEFAULT_INSTANCE_TYPES: tuple[str, ...] = (
+    "ml.m5.large",
+    "ml.m5.xlarge",
+    "ml.m5.2xlarge",
+    "ml.c5.xlarge",
+    "ml.c5.2xlarge",
+)
+DEFAULT_LIMITS: dict[str, int] = {
+    "max_training_instance_count": 2,
+    "max_runtime_seconds": 4 * 3600,
+    "max_endpoint_instance_count": 2,
+    "max_dataset_bytes": 5 * 1024**3,
+}
+# limit key -> the Param it caps
+CAPPED_PARAMS: dict[str, str] = {
+    "max_training_instance_count": "training_instance_count",
+    "max_runtime_seconds": "max_runtime_seconds",
+    "max_endpoint_instance_count": "endpoint_instance_count",
+}
+INSTANCE_TYPE_PARAMS = ("training_instance_type", "endpoint_instance_type")
+MAX_URI_LENGTH = 1024
+LOCAL_DATA_DIR = Path("include") / "data"
+
+Variables = Callable[[str], str | None]
+
+
+def airflow_variables(name: str) -> str | None:
+    """A Variable's raw value at run time (UI, CLI, secrets backend or AIRFLOW_VAR_<NAME>)."""
+    from airflow.sdk import Variable
+
+    return Variable.get(name, default=None)
+
+
+def _json_variable(variables: Variables, name: str, kind: type):
+    raw = variables(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as err:
+        raise ValueError(f"Variable {name} is not valid JSON ({err.msg}); ask an admin to fix it") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"Variable {name} must be a JSON {'list' if kind is list else 'object'}")
+    return value
+
+
+def allowed_instance_types(variables: Variables) -> list[str]:
+    value = _json_variable(variables, ALLOWED_INSTANCE_TYPES_VARIABLE, list)
+    if value is None:
+        return list(DEFAULT_INSTANCE_TYPES)
+    if not all(isinstance(v, str) for v in value):
+        raise ValueError(f"Variable {ALLOWED_INSTANCE_TYPES_VARIABLE} must be a JSON list of strings")
+    return value
+
+
+def limits(variables: Variables) -> dict[str, int]:
+    value = _json_variable(variables, LIMITS_VARIABLE, dict) or {}
+    unknown = sorted(set(value) - set(DEFAULT_LIMITS))
+    if unknown:
+        raise ValueError(f"Variable {LIMITS_VARIABLE} has unknown key(s) {unknown}; known: {sorted(DEFAULT_LIMITS)}")
+    merged = dict(DEFAULT_LIMITS)
+    for key, limit in value.items():
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"Variable {LIMITS_VARIABLE}: {key} must be a positive integer, got {limit!r}")
+        merged[key] = limit
+    return merged
+
+
+def gate_floors(variables: Variables) -> dict[str, float]:
+    from sagemaker_retrain.params import GATE_METRICS
+
+    value = _json_variable(variables, GATE_FLOORS_VARIABLE, dict) or {}
+    floors = {}
+    for key, floor in value.items():
+        metric = key if key in GATE_METRICS else f"test:{key}"
+        if metric not in GATE_METRICS:
+            raise ValueError(f"Variable {GATE_FLOORS_VARIABLE}: unknown metric {key!r}; known: {sorted(GATE_METRICS)}")
+        if isinstance(floor, bool) or not isinstance(floor, int | float) or not math.isfinite(floor):
+            raise ValueError(f"Variable {GATE_FLOORS_VARIABLE}: {key} must be a number, got {floor!r}")
+        floors[metric] = float(floor)
+    return floors
+
+
+def allowed_data_prefixes(variables: Variables) -> list[str]:
+    value = _json_variable(variables, ALLOWED_DATA_PREFIXES_VARIABLE, list)
+    if value is None:
+        bucket = variables("sagemaker_retrain_bucket")
+        prefix = (variables("sagemaker_retrain_prefix") or "sagemaker-retrain").strip("/")
+        return [f"s3://{bucket}/{prefix}/"] if bucket else []
+    if not all(isinstance(v, str) and (v.startswith("s3://") or v.startswith("/")) for v in value):
+        raise ValueError(f"Variable {ALLOWED_DATA_PREFIXES_VARIABLE} must be a JSON list of s3://bucket/prefix/ "
+                         "URIs or absolute local directories")
+    return value
+
+
+def _s3_prefix(prefix: str) -> str:
+    bucket, _, key = prefix[5:].partition("/")
+    key = key.strip("/")
+    return f"s3://{bucket}/{key}/" if key else f"s3://{bucket}/"
+
+
+def check_dataset_uri(uri: str, project_dir: Path, variables: Variables, max_bytes: int) -> None:
+    """dataset_uri is under an allowed S3 prefix, or a file under include/data/ (or an allowed local dir)."""
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
+        raise ValueError(f"Param dataset_uri must be 1 to {MAX_URI_LENGTH} characters")
+    if any(ord(c) < 32 for c in uri):
+        raise ValueError("Param dataset_uri must not contain control characters")
+    prefixes = allowed_data_prefixes(variables)
+    s3_prefixes = [_s3_prefix(p) for p in prefixes if p.startswith("s3://")]
+    if uri.startswith("s3://"):
+        key = uri[5:].partition("/")[2]
+        if not key or any(part in ("..", ".") for part in key.split("/")):
+            raise ValueError(f"Param dataset_uri {uri!r} must name an object (no '.' or '..' segments)")
+        if not any(uri.startswith(p) for p in s3_prefixes):
+            raise ValueError(f"Param dataset_uri {uri!r} is not under an allowed prefix "
+                             f"(Variable {ALLOWED_DATA_PREFIXES_VARIABLE}: {s3_prefixes})")
+        return
+    if "://" in uri:
+        raise ValueError(f"Param dataset_uri {uri!r}: only s3:// URIs or files under {LOCAL_DATA_DIR}/ are allowed")
+    if ".." in PurePosixPath(uri).parts or ".." in Path(uri).parts:
+        raise ValueError(f"Param dataset_uri {uri!r} must not contain '..'")
+    project_dir = Path(project_dir).resolve()
+    roots = [project_dir / LOCAL_DATA_DIR] + [Path(p) for p in prefixes if p.startswith("/")]
+    roots = [r.resolve() for r in roots]
+    candidate = Path(uri) if Path(uri).is_absolute() else project_dir / uri
+    resolved = candidate.resolve()  # follows symlinks: a link out of the allowed directories is refused
+    if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        allowed = [f"{LOCAL_DATA_DIR}/"] + [p for p in prefixes if p.startswith("/")] + s3_prefixes
+        raise ValueError(f"Param dataset_uri {uri!r} is not a file under an allowed location {allowed} "
+                         f"(Variable {ALLOWED_DATA_PREFIXES_VARIABLE} for more)")
+    if resolved.is_file() and resolved.stat().st_size > max_bytes:
+        raise ValueError(f"Param dataset_uri: the file has {resolved.stat().st_size} bytes, more than the limit "
+                         f"max_dataset_bytes={max_bytes} (Variable {LIMITS_VARIABLE})")
+
+
+def check_params(params: Mapping, project_dir: Path, variables: Variables | None = None) -> None:
+    """Refuse a run whose Params go beyond the admins' limits; ValueError names the Param and the limit."""
+    variables = variables or airflow_variables
+    types = allowed_instance_types(variables)
+    for name in INSTANCE_TYPE_PARAMS:
+        if params.get(name) not in types:
+            raise ValueError(f"Param {name}={params.get(name)!r} is not an allowed instance type "
+                             f"(Variable {ALLOWED_INSTANCE_TYPES_VARIABLE}: {types})")
+    caps = limits(variables)
+    for key, name in CAPPED_PARAMS.items():
+        value = params.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value > caps[key]:
+            raise ValueError(f"Param {name}={value!r} is over the limit {key}={caps[key]} (Variable {LIMITS_VARIABLE})")
+    from sagemaker_retrain.params import GATE_METRICS
+
+    metric = params.get("gate_metric")
+    floor = gate_floors(variables).get(metric)
+    if floor is not None:
+        threshold = params.get("gate_threshold")
+        lower_is_better = GATE_METRICS[metric]
+        ok = isinstance(threshold, int | float) and (threshold <= floor if lower_is_better else threshold >= floor)
+        if not ok:
+            word = "at most" if lower_is_better else "at least"
+            raise ValueError(f"Param gate_threshold={threshold!r} for {metric} must be {word} the floor {floor} "
+                             f"(Variable {GATE_FLOORS_VARIABLE}); a run may only tighten it")
+    check_dataset_uri(params.get("dataset_uri"), project_dir, variables, caps["max_dataset_bytes"])

@@ -1,0 +1,274 @@
+"""docs/security.md, written from checks this test runs: every row of the document is an assertion here.
+
+Each surface (who can reach it, what they get) and each Param limit is exercised against the real
+code (the plugin's FastAPI app with real Airflow JWTs, the emulator's admin WSGI app, the admin
+limits in ``sagemaker_retrain.limits``, the compose file evaluated with Compose's interpolation);
+the document is written only if every check passes. Run it alone with
+``.venv/bin/python -m pytest tests/security -q``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from werkzeug.test import Client
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+DOC = PROJECT_DIR / "docs" / "security.md"
+BUCKET, PREFIX = "sec", "sagemaker-retrain"
+PLOT = f"s3://{BUCKET}/{PREFIX}/runs/r1/evaluation/predicted_vs_actual.png"
+SECRET = "pw-never-shown-42"
+
+
+def _compose_helpers():
+    spec = importlib.util.spec_from_file_location(
+        "compose_checks", PROJECT_DIR / "tests" / "deployment" / "test_compose_in_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def history_client(monkeypatch):
+    from airflow import settings
+    from airflow.api_fastapi.app import create_auth_manager, purge_cached_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.models.dag import DagModel
+    from airflow.models.revoked_token import RevokedToken
+
+    from offline_aws.server import start_emulator
+    from sagemaker_retrain import history
+    from sagemaker_retrain.history_view import create_app
+
+    RevokedToken.__table__.create(settings.engine, checkfirst=True)
+    monkeypatch.setattr(DagModel, "get_team_name", staticmethod(lambda dag_id, **_: None))
+    purge_cached_app()
+    manager = create_auth_manager()
+    tokens = {role: manager.generate_jwt(SimpleAuthManagerUser(username=str(role), role=role))
+              for role in ("viewer", None)}
+    emulator = start_emulator(time_scale=0)
+    for key, value in emulator.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET", BUCKET)
+    monkeypatch.setenv("SAGEMAKER_RETRAIN_AWS_CONN_ID", "")
+    s3 = boto3.client("s3", endpoint_url=emulator.url, region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=PLOT.split("/", 3)[3], Body=b"\x89PNG")
+    history.record_run(s3, BUCKET, PREFIX, "ep", "r1", {"outcome": "deployed"})
+    try:
+        yield TestClient(create_app()), tokens
+    finally:
+        emulator.stop()
+        purge_cached_app()
+
+
+def _plugin_rows(http: TestClient, tokens: dict) -> list[str]:
+    from sagemaker_retrain.history_view import MAX_LIMIT
+
+    routes = [("/", {}), ("/", {"endpoint": "ep"}), ("/api/endpoints", {}), ("/api/ep", {}), ("/plot", {"uri": PLOT})]
+    for path, query in routes:
+        assert http.get(path, params=query).status_code == 401, path
+        assert http.get(path, params=query, headers={"Authorization": f"Bearer {tokens[None]}"}).status_code == 403
+        assert http.get(path, params=query, headers={"Authorization": f"Bearer {tokens['viewer']}"}).status_code == 200
+        http.cookies.set("_token", tokens["viewer"])
+        assert http.get(path, params=query).status_code == 200
+        http.cookies.clear()
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert http.get(path, headers={"Authorization": f"Bearer {tokens['viewer']}"}).status_code == 404
+    viewer = {"Authorization": f"Bearer {tokens['viewer']}"}
+    assert http.get("/api/ep", params={"limit": MAX_LIMIT + 1}, headers=viewer).status_code == 422
+    assert http.get("/plot", params={"uri": f"s3://{BUCKET}/{PREFIX}/history/ep/r1.json"}, headers=viewer).status_code == 400
+    shown = ", ".join(f"`{p.replace('/api/ep', '/api/{endpoint}')}`" for p in dict.fromkeys(p for p, _ in routes))
+    return [
+        f"| Model history plugin ({shown} under `/model-history`) | anyone who reaches the API server's port | "
+        "no token: **401**; a token of a user the auth manager does not let read DAG `sagemaker_retrain`: **403**; "
+        "a user who may read it (Bearer header or the UI's `_token` cookie): the page / JSON / plot (**200**) |",
+        "| Model history plugin: `/docs`, `/redoc`, `/openapi.json` | anyone | **404** (not served) |",
+        f"| Model history plugin: paging and plots | a reader | `limit` above {MAX_LIMIT}: **422**; a page reads at most "
+        f"`limit` records (newest first) after a bounded key listing; `/plot` serves only "
+        "`s3://<bucket>/<prefix>/runs/<run>/evaluation/predicted_vs_actual.png` (else **400**) |",
+    ]
+
+
+def _emulator_rows() -> list[str]:
+    from offline_aws.admin import TOKEN_ENV, TOKEN_HEADER, AdminApp
+    from offline_aws.faults import Faults
+    from offline_aws.sagemaker.models import SageMakerService
+    from offline_aws.settings import Clock
+
+    def status(token, remote, route="state", method="GET", headers=None):
+        app = AdminApp(SageMakerService(clock=Clock(0)), Faults(), token=token)
+        body = ({"moto": False} if route == "reset" else {}) if method == "POST" else None
+        return Client(app).open(f"/_offline_aws/{route}", method=method, json=body, headers=headers or {},
+                                environ_base={"REMOTE_ADDR": remote}).status_code
+
+    for route, method in (("state", "GET"), ("faults", "POST"), ("reset", "POST"), ("config", "POST")):
+        assert status("", "127.0.0.1", route, method) == 200
+        assert status("", "172.18.0.5", route, method) == 403
+        assert status("t0k", "127.0.0.1", route, method) == 401
+        assert status("t0k", "172.18.0.5", route, method, {TOKEN_HEADER: "t0k"}) == 200
+    assert status("", "172.18.0.5", "health") == 200
+    return [
+        "| Emulator admin routes (`/_offline_aws/state`, `calls`, `faults`, `config`, `reset`) | "
+        f"without `{TOKEN_ENV}`: loopback clients only; with it: anyone who sends it | "
+        f"other addresses without a token: **403**; with a token configured, a request without the "
+        f"`{TOKEN_HEADER}` header (loopback included): **401**; otherwise state, call counts, fault injection, reset |",
+        "| Emulator `/_offline_aws/health` | anyone who reaches the emulator's port | `{\"status\": \"ok\"}` only |",
+    ]
+
+
+def _param_rows(tmp_path: Path) -> list[str]:
+    from sagemaker_retrain import limits
+    from sagemaker_retrain.params import build_params
+
+    project = tmp_path / "project"
+    (project / "include" / "data").mkdir(parents=True)
+    (project / "include" / "data" / "ok.csv").write_text("a,y\n" * 20)
+    (project / "config").mkdir()
+    (project / "config" / "simple_auth_manager_passwords.json").write_text(json.dumps({"admin": SECRET}))
+    (project / "include" / "data" / "link.csv").symlink_to(project / "config" / "simple_auth_manager_passwords.json")
+    store = {"sagemaker_retrain_bucket": BUCKET, "sagemaker_retrain_prefix": PREFIX}
+    defaults = {k: v.value for k, v in build_params().items()}
+
+    def refused(name, value, **variables) -> str:
+        lookup = dict(store, **{f"sagemaker_retrain_{k}": json.dumps(v) for k, v in variables.items()})
+        with pytest.raises(ValueError) as raised:
+            limits.check_params({**defaults, name: value} if name else value, project, lookup.get)
+        message = str(raised.value)
+        assert SECRET not in message
+        return message
+
+    limits.check_params(defaults, project, store.get)
+    types = ", ".join(f"`{t}`" for t in limits.DEFAULT_INSTANCE_TYPES)
+    rows = []
+    for name in limits.INSTANCE_TYPE_PARAMS:
+        assert name in refused(name, "ml.p5.48xlarge")
+        assert name in refused(name, "ml.c5.xlarge", allowed_instance_types=["ml.m5.large"])
+        rows.append(f"| `{name}` | a type outside Variable `{limits.ALLOWED_INSTANCE_TYPES_VARIABLE}` (default: {types}; "
+                    "the form's enum offers the default list), even one the form allowed | "
+                    f"`{refused(name, 'ml.p5.48xlarge')}` |")
+    for key, name in limits.CAPPED_PARAMS.items():
+        over = limits.DEFAULT_LIMITS[key] + 1
+        message = refused(name, over)
+        assert name in message and key in message
+        rows.append(f"| `{name}` | above `{key}` in Variable `{limits.LIMITS_VARIABLE}` "
+                    f"(default {limits.DEFAULT_LIMITS[key]}) | `{message}` |")
+    message = refused(None, {**defaults, "gate_metric": "test:rmse", "gate_threshold": 12.0},
+                      gate_floors={"rmse": 10.0})
+    assert "gate_threshold" in message
+    assert "gate_threshold" in refused(None, {**defaults, "gate_metric": "test:r2", "gate_threshold": 0.4},
+                                       gate_floors={"r2": 0.5})
+    rows.append(f"| `gate_threshold` | looser than the metric's floor in Variable `{limits.GATE_FLOORS_VARIABLE}` "
+                "(a loss such as rmse: above it; a score such as r2 or accuracy: below it); default: no floor | "
+                f"`{message}` |")
+    cases = [
+        ("an absolute path on the worker", "/etc/passwd"),
+        ("a project file outside include/data/ (the UI password file)", "config/simple_auth_manager_passwords.json"),
+        ("`..`", "include/data/../config/simple_auth_manager_passwords.json"),
+        ("a symlink in include/data/ pointing out of it", "include/data/link.csv"),
+        ("an s3:// object outside the allowed prefixes", "s3://someone-elses-bucket/data.csv"),
+        ("a URI longer than 1024 characters", "include/data/" + "x" * 1100),
+    ]
+    refusals = []
+    for what, uri in cases:
+        assert "dataset_uri" in refused("dataset_uri", uri)
+        refusals.append(what)
+    big = refused("dataset_uri", "include/data/ok.csv", limits={"max_dataset_bytes": 10})
+    assert "max_dataset_bytes" in big
+    refusals.append(f"a local file larger than `max_dataset_bytes` (Variable `{limits.LIMITS_VARIABLE}`, "
+                    f"default {limits.DEFAULT_LIMITS['max_dataset_bytes']} bytes)")
+    rows.append(f"| `dataset_uri` | {'; '.join(refusals)}. Allowed: an `s3://` URI under Variable "
+                f"`{limits.ALLOWED_DATA_PREFIXES_VARIABLE}` (default `s3://<bucket>/<prefix>/` of the pipeline's "
+                "settings) or a file under the project's `include/data/`. No message shows the file's content "
+                f"(checked with a password file) | `{refused('dataset_uri', '/etc/passwd')}` |")
+    return rows
+
+
+def _non_csv_row(tmp_path: Path) -> str:
+    from sagemaker_retrain.data_prep import DataValidationError, prepare_dataset
+
+    for content in (json.dumps({"admin": SECRET}), f"admin;{SECRET}\n", f"admin:{SECRET}\n"):
+        path = tmp_path / "secret.json"
+        path.write_text(content)
+        with pytest.raises(DataValidationError) as raised, path.open("rb") as stream:
+            prepare_dataset(stream, target_column="medv", predictor_type="regressor", validation_fraction=0.1,
+                            test_fraction=0.1, seed=1, workdir=tmp_path / "w")
+        assert SECRET not in str(raised.value)
+    return ("| Data validation messages (task log) | whoever reads the prepare task's log | for a file that is not "
+            "CSV (JSON, another delimiter, one column) the message names the problem, never the file's text |")
+
+
+def _compose_rows() -> list[str]:
+    checks = _compose_helpers()
+    compose = yaml.safe_load(checks.COMPOSE_FILE.read_text())
+    filled = checks._filled()
+    for variable, service in checks.REQUIRED.items():
+        with pytest.raises(checks.Refused):
+            checks.service_env(compose, service, {k: v for k, v in filled.items() if k != variable})
+    holders = {name for name in compose["services"] if "AKIAEXAMPLE" in
+               " ".join(checks.service_env(compose, name, {**filled, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}).values())}
+    assert holders == checks.CALL_AWS
+    assert compose["services"]["offline-aws"]["profiles"] == ["offline"]
+    real = {**filled, "OFFLINE_AWS_URL": "", "COMPOSE_PROFILES": ""}
+    for name, service in compose["services"].items():
+        if "offline-aws" in (service.get("depends_on") or {}):
+            assert service["depends_on"]["offline-aws"]["required"] is False, name
+        if name.startswith("airflow-") and "environment" in service:
+            assert checks.service_env(compose, name, real)["AWS_ENDPOINT_URL"] == "", name
+    return [
+        "| `docker compose up` | whoever runs it | refused without `_AIRFLOW_WWW_USER_PASSWORD`, "
+        "`AIRFLOW__CORE__FERNET_KEY`, `AIRFLOW__API_AUTH__JWT_SECRET`, `AIRFLOW__API__SECRET_KEY` (no defaults) and "
+        "without an explicit `OFFLINE_AWS_URL` (emulator URL, or empty for real AWS) |",
+        f"| Static AWS keys from `.env` | the containers that get them | only {', '.join(sorted(holders))}; "
+        "never the api-server. Real AWS: no keys, the instance profile / task role; the emulator "
+        "(compose profile `offline`) is not needed |",
+    ]
+
+
+def test_write_security_doc(history_client, tmp_path):
+    http, tokens = history_client
+    surfaces = _plugin_rows(http, tokens) + _emulator_rows() + [_non_csv_row(tmp_path)]
+    params = _param_rows(tmp_path)
+    deployment = _compose_rows()
+    text = "\n".join([
+        "# Security surfaces",
+        "",
+        "Written by `tests/security/test_security_doc.py` from the checks it runs (each row is asserted there,",
+        "the file is rewritten only when all pass); the same cases are covered in more detail by",
+        "`tests/unit/test_history_view.py`, `tests/unit/emulator/test_emu_admin_access.py`,",
+        "`tests/unit/test_limits.py` and `tests/deployment/test_compose_in_step.py`. Not covered here: the",
+        "IAM policies and the infrastructure template (see the README).",
+        "",
+        "## Who can reach what",
+        "",
+        "| Surface | Who can reach it | What they get |",
+        "|---|---|---|",
+        *surfaces,
+        "",
+        "## Params refused at the start of a run",
+        "",
+        "Checked by `sagemaker_retrain.limits.check_params` in the `prepare` task, before the data set is",
+        "opened and before any AWS client is made (`tests/unit/test_limits.py` runs `pipeline.prepare` with",
+        "AWS clients that fail the test if made); the admins' Variables are read at run time (JSON; a",
+        "malformed one refuses every run). The task fails with the message shown (it names the Param and",
+        "the limit).",
+        "",
+        "| Param | Refused | Message (example) |",
+        "|---|---|---|",
+        *params,
+        "",
+        "## docker-compose.yaml",
+        "",
+        "| What | Who | Promise |",
+        "|---|---|---|",
+        *deployment,
+        "",
+    ])
+    DOC.write_text(text)
+    assert DOC.read_text() == text

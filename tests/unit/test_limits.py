@@ -1,0 +1,220 @@
+"""Admin limits: instance types, counts, run time, gate floor and dataset_uri, refused in prepare."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sagemaker_retrain import limits
+from sagemaker_retrain.params import build_params
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+BUCKET, PREFIX = "ml-bucket", "sagemaker-retrain"
+SECRET = "s3cr3t-Adm1n-pw"
+
+
+def defaults(**overrides) -> dict:
+    params = {k: v.value for k, v in build_params().items()}
+    params.update(overrides)
+    return params
+
+
+def variables(**values):
+    """A Variable lookup with the pipeline's own bucket/prefix and the given Variables (JSON-encoded)."""
+    store = {"sagemaker_retrain_bucket": BUCKET, "sagemaker_retrain_prefix": PREFIX}
+    store.update({f"sagemaker_retrain_{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()})
+    return store.get
+
+
+def refused(params: dict, project_dir: Path = PROJECT_DIR, **variable_values) -> str:
+    with pytest.raises(ValueError) as raised:
+        limits.check_params(params, project_dir, variables(**variable_values))
+    return str(raised.value)
+
+
+def test_defaults_pass():
+    limits.check_params(defaults(), PROJECT_DIR, variables())
+    limits.check_params(defaults(dataset_uri=f"s3://{BUCKET}/{PREFIX}/data/x.csv"), PROJECT_DIR, variables())
+
+
+def test_default_instance_types_exist_in_botocore_for_training_and_hosting():
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    training = model.shape_for("TrainingInstanceType").enum
+    hosting = model.shape_for("ProductionVariantInstanceType").enum
+    assert all(t in training and t in hosting for t in limits.DEFAULT_INSTANCE_TYPES)
+    assert not any(".p" in t or ".g" in t for t in limits.DEFAULT_INSTANCE_TYPES)  # no GPUs by default
+
+
+@pytest.mark.parametrize("name", limits.INSTANCE_TYPE_PARAMS)
+def test_form_enum_refuses_a_gpu_type(name):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        build_params()[name].resolve(value="ml.p5.48xlarge")
+
+
+@pytest.mark.parametrize("name", limits.INSTANCE_TYPE_PARAMS)
+def test_instance_type_outside_the_variable_refused_even_if_the_form_allowed_it(name):
+    message = refused(defaults(**{name: "ml.c5.2xlarge"}), allowed_instance_types=["ml.m5.large"])
+    assert f"Param {name}='ml.c5.2xlarge'" in message and "sagemaker_retrain_allowed_instance_types" in message
+    assert "ml.p5.48xlarge" in refused(defaults(**{name: "ml.p5.48xlarge"}))
+    limits.check_params(defaults(**{name: "ml.c5.2xlarge"}), PROJECT_DIR,
+                        variables(allowed_instance_types=["ml.m5.large", "ml.c5.2xlarge"]))
+
+
+@pytest.mark.parametrize(("name", "limit_key", "over"), [
+    ("training_instance_count", "max_training_instance_count", 20),
+    ("max_runtime_seconds", "max_runtime_seconds", 432000),
+    ("endpoint_instance_count", "max_endpoint_instance_count", 10),
+])
+def test_counts_and_run_time_over_the_limits_refused(name, limit_key, over):
+    message = refused(defaults(**{name: over}))
+    assert f"Param {name}={over}" in message and f"{limit_key}={limits.DEFAULT_LIMITS[limit_key]}" in message
+    assert "sagemaker_retrain_limits" in message
+    lower = limits.DEFAULT_LIMITS[limit_key] - 1 if name != "max_runtime_seconds" else 600
+    assert f"{limit_key}={lower}" in refused(defaults(**{name: lower + 1}), limits={limit_key: lower})
+    limits.check_params(defaults(**{name: over}), PROJECT_DIR, variables(limits={limit_key: over}))
+
+
+def test_malformed_limit_variables_fail_closed():
+    assert "not valid JSON" in refused(defaults(), limits="{max_")
+    assert "unknown key" in refused(defaults(), limits={"max_gpus": 1})
+    assert "positive integer" in refused(defaults(), limits={"max_training_instance_count": -1})
+    assert "JSON list" in refused(defaults(), allowed_instance_types={"a": 1})
+
+
+@pytest.mark.parametrize(("metric", "floor", "looser", "tighter"), [
+    ("test:rmse", 8.0, 9.0, 7.5),      # lower is better: may only go lower
+    ("test:r2", 0.6, 0.5, 0.7),        # higher is better: may only go higher
+    ("test:binary_classification_accuracy", 0.8, 0.79, 0.9),
+])
+def test_gate_threshold_may_only_tighten_the_admin_floor(metric, floor, looser, tighter):
+    short = metric.split(":", 1)[1]
+    for key in (metric, short):
+        message = refused(defaults(gate_metric=metric, gate_threshold=looser), gate_floors={key: floor})
+        assert "Param gate_threshold" in message and str(floor) in message and "sagemaker_retrain_gate_floors" in message
+        limits.check_params(defaults(gate_metric=metric, gate_threshold=tighter), PROJECT_DIR,
+                            variables(gate_floors={key: floor}))
+        limits.check_params(defaults(gate_metric=metric, gate_threshold=floor), PROJECT_DIR,
+                            variables(gate_floors={key: floor}))
+
+
+# ------------------------------------------------------------------------------------------------ dataset_uri
+@pytest.fixture()
+def project(tmp_path):
+    """A project with include/data/good.csv, a password file beside it, and links in and out."""
+    root = tmp_path / "project"
+    data = root / "include" / "data"
+    data.mkdir(parents=True)
+    (data / "good.csv").write_text("a,b,y\n" + "".join(f"{i},{i * 2},{i % 3}\n" for i in range(30)))
+    config = root / "config"
+    config.mkdir()
+    (config / "simple_auth_manager_passwords.json").write_text(json.dumps({"admin": SECRET}))
+    (data / "out.csv").symlink_to(config / "simple_auth_manager_passwords.json")
+    (data / "in.csv").symlink_to(data / "good.csv")
+    return root
+
+
+@pytest.mark.parametrize(("uri", "why"), [
+    ("config/simple_auth_manager_passwords.json", "not a file under an allowed location"),
+    ("{project}/config/simple_auth_manager_passwords.json", "not a file under an allowed location"),
+    ("/etc/passwd", "not a file under an allowed location"),
+    ("include/data/../../config/simple_auth_manager_passwords.json", "must not contain '..'"),
+    ("include/data/out.csv", "not a file under an allowed location"),  # symlink out of include/data
+    (f"s3://other-bucket/{PREFIX}/x.csv", "not under an allowed prefix"),
+    (f"s3://{BUCKET}/elsewhere/x.csv", "not under an allowed prefix"),
+    (f"s3://{BUCKET}/{PREFIX}-evil/x.csv", "not under an allowed prefix"),
+    (f"s3://{BUCKET}/{PREFIX}/../secrets/x.csv", "no '.' or '..' segments"),
+    ("file:///etc/passwd", "only s3:// URIs"),
+    ("include/data/" + "a" * 2000, "1 to 1024 characters"),
+])
+def test_dataset_uri_outside_the_allowed_places_refused_without_reading_it(project, uri, why):
+    message = refused(defaults(dataset_uri=uri.format(project=project)), project)
+    assert why in message and "Param dataset_uri" in message
+    assert SECRET not in message
+
+
+def test_dataset_uri_allowed_places(project):
+    for uri in ("include/data/good.csv", "include/data/in.csv", f"{project}/include/data/good.csv",
+                f"s3://{BUCKET}/{PREFIX}/input.csv"):
+        limits.check_params(defaults(dataset_uri=uri), project, variables())
+    allowed = variables(allowed_data_prefixes=["s3://shared-data/housing", str(project / "config")])
+    limits.check_params(defaults(dataset_uri="s3://shared-data/housing/2026/x.csv"), project, allowed)
+    # the Variable replaces the default prefix
+    assert "not under an allowed prefix" in refused(defaults(dataset_uri=f"s3://{BUCKET}/{PREFIX}/x.csv"),
+                                                    project, allowed_data_prefixes=["s3://shared-data/"])
+    assert "JSON list of s3://" in refused(defaults(), project, allowed_data_prefixes=["https://x"])
+
+
+def test_oversized_local_file_refused(project):
+    message = refused(defaults(dataset_uri="include/data/good.csv"), project, limits={"max_dataset_bytes": 10})
+    assert "max_dataset_bytes=10" in message and "Param dataset_uri" in message
+
+
+def test_password_file_in_an_allowed_place_is_not_echoed_by_data_validation(project, tmp_path):
+    """Even if an admin allowed the directory, an error about a non-CSV file never shows its content."""
+    from sagemaker_retrain.data_prep import DataValidationError, open_source, prepare_dataset
+
+    for content in (json.dumps({"admin": SECRET}), json.dumps({"admin": SECRET}, indent=2),
+                    f"admin;{SECRET}\n", f"admin\t{SECRET}\nx\ty\n", f"admin:{SECRET}\n"):
+        path = tmp_path / "secret.json"
+        path.write_text(content)
+        with pytest.raises(DataValidationError) as raised, open_source(str(path)) as stream:
+            prepare_dataset(stream, target_column="medv", predictor_type="regressor", validation_fraction=0.1,
+                            test_fraction=0.1, seed=1, workdir=tmp_path / "w")
+        assert SECRET not in str(raised.value), (content, str(raised.value))
+
+
+# ------------------------------------------------------------------------- through pipeline.prepare
+@pytest.fixture()
+def no_aws(monkeypatch):
+    """Deployment Variables in the environment; any AWS client made would fail the test."""
+    from sagemaker_retrain import pipeline
+
+    monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET", BUCKET)
+    monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN", "arn:aws:iam::123456789012:role/x")
+    monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION", "us-east-1")
+    for name in [k for k in os.environ if k.startswith("AIRFLOW_VAR_SAGEMAKER_RETRAIN_") and
+                 k[len("AIRFLOW_VAR_SAGEMAKER_RETRAIN_"):] not in ("BUCKET", "ROLE_ARN", "REGION")]:
+        monkeypatch.delenv(name)
+
+    def boom(self):
+        raise AssertionError("an AWS client was made before the limits were checked")
+
+    monkeypatch.setattr(pipeline.Clients, "s3", property(boom))
+    monkeypatch.setattr(pipeline.Clients, "sagemaker", property(boom))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"training_instance_type": "ml.p5.48xlarge"},
+    {"training_instance_count": 20},
+    {"max_runtime_seconds": 432000},
+    {"endpoint_instance_count": 10},
+    {"dataset_uri": "config/simple_auth_manager_passwords.json"},
+    {"dataset_uri": "s3://someone-elses-bucket/data.csv"},
+])
+def test_prepare_refuses_before_any_aws_call(no_aws, overrides):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sagemaker_retrain import pipeline
+
+    with pytest.raises(AirflowFailException) as raised:
+        pipeline.prepare(defaults(**overrides), "manual__limits", datetime.now(UTC), PROJECT_DIR, None)
+    name = next(iter(overrides))
+    assert f"Param {name}" in str(raised.value)
+
+
+def test_prepare_reads_the_variables_at_run_time(no_aws, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sagemaker_retrain import pipeline
+
+    monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_ALLOWED_INSTANCE_TYPES", '["ml.c5.xlarge"]')
+    with pytest.raises(AirflowFailException, match="Param training_instance_type='ml.m5.large'"):
+        pipeline.prepare(defaults(), "manual__limits", datetime.now(UTC), PROJECT_DIR, None)
