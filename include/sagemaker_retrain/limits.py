@@ -10,7 +10,7 @@ at run time, what a run is *allowed* to do:
   apply to keys not given).
 * ``sagemaker_retrain_gate_floors``: JSON object ``{metric: floor}`` (``"test:rmse"`` or ``"rmse"``);
   the gate_threshold Param may only be stricter than the floor (lower for a loss such as rmse,
-  higher for a score such as r2 or accuracy). Default: no floor.
+  higher for a score such as accuracy or roc_auc). Default: no floor.
 * ``sagemaker_retrain_allowed_data_prefixes``: JSON list of ``s3://bucket/prefix/`` prefixes the
   dataset_uri may be under (default: ``s3://<bucket>/<prefix>/`` of the pipeline's own settings).
   An entry that is an absolute local directory also allows files under it; files under the

@@ -81,9 +81,9 @@ class SmtpSink:
     """A real SMTP server on loopback (aiosmtpd) keeping every mail it receives."""
 
     def __init__(self):
-        from aiosmtpd.controller import Controller
-
         import socket
+
+        from aiosmtpd.controller import Controller
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
