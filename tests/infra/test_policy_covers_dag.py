@@ -29,7 +29,9 @@ pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT / "infra" / "sagemaker-retrain.yaml"
 REGION, ACCOUNT = "us-east-1", "123456789012"
-BUCKET = "team-ml-data"
+# moto's state outlives an emulator (it is per process): names of their own, apart from test_template's.
+PREFIX = "policy-probe"
+BUCKET = "policy-probe-data"
 ENDPOINT = "sagemaker-retrain-housing"  # starts with the default ResourceNamePrefix
 WEAK = {"epochs": 1, "learning_rate": 0.0005, "gate_threshold": 1000.0}
 SM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
@@ -158,11 +160,10 @@ def recorded(tmp_path_factory):
         kw = dict(endpoint_url=emulator.url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
         cf, iam = boto3.client("cloudformation", **kw), boto3.client("iam", **kw)
         boto3.client("s3", **kw).create_bucket(Bucket=BUCKET)
-        cf.create_stack(StackName="sagemaker-retrain", TemplateBody=TEMPLATE.read_text(),
-                        Capabilities=["CAPABILITY_NAMED_IAM"],
-                        Parameters=[{"ParameterKey": "ExistingBucketName", "ParameterValue": BUCKET}])
-        outputs = {o["OutputKey"]: o["OutputValue"]
-                   for o in cf.describe_stacks(StackName="sagemaker-retrain")["Stacks"][0]["Outputs"]}
+        cf.create_stack(StackName=PREFIX, TemplateBody=TEMPLATE.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"],
+                        Parameters=[{"ParameterKey": "ExistingBucketName", "ParameterValue": BUCKET},
+                                    {"ParameterKey": "Prefix", "ParameterValue": PREFIX}])
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in cf.describe_stacks(StackName=PREFIX)["Stacks"][0]["Outputs"]}
         policy = iam.get_policy(PolicyArn=outputs["AirflowPolicyArn"])["Policy"]
         document = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
         document = document["PolicyVersion"]["Document"]
@@ -170,7 +171,8 @@ def recorded(tmp_path_factory):
 
         recorder = Recorder(emulator)
         env = airflow_env(PROJECT, tmp_path_factory.mktemp("airflow-home"), emulator.env(), BUCKET,
-                          role_arn=outputs["ExecutionRoleArn"])
+                          role_arn=outputs["ExecutionRoleArn"],
+                          extra={"AIRFLOW_VAR_SAGEMAKER_RETRAIN_PREFIX": outputs["Prefix"]})
         runs = {}
         for label, conf in (("create", WEAK), ("update", {}), ("ephemeral", {"mode": "ephemeral"})):
             result = dags_test(env, conf={"endpoint_name": ENDPOINT, **conf})
@@ -214,7 +216,7 @@ def test_evaluator_refuses_what_the_policy_must_refuse(recorded):
         ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "sagemaker.amazonaws.com"}),
         ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/other/key", {}),
         ("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "other/"}),
-        ("s3:GetObject", "arn:aws:s3:::another-bucket/sagemaker-retrain/x", {}),
+        ("s3:GetObject", f"arn:aws:s3:::another-bucket/{PREFIX}/x", {}),
     ]
     allowed = [r for r in refused if _allowing_sid(document, *r) is not None]
     assert not allowed, allowed
