@@ -28,6 +28,7 @@ bench: $(STAMP)
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements.in -o requirements.txt
 	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements-dev.in -o requirements-dev.txt
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu infra/requirements-lint.in -o infra/requirements-lint.txt
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-infra .airflow .pytest_cache .ruff_cache

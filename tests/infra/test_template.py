@@ -1,0 +1,395 @@
+"""infra/sagemaker-retrain.yaml: lint-clean (cfn-lint, checkov), consistent with the code, and deployable.
+
+cfn-lint runs from the project's venv (pinned in requirements-dev.txt). checkov's dependencies
+conflict with Airflow's pins, so it runs from its own venv, ``.venv-infra/``, created here from
+``infra/requirements-lint.txt`` with the project's uv and reused while that lock is unchanged.
+
+The deployment goes through boto3's ``cloudformation.create_stack`` on the offline emulator
+(moto's CloudFormation), then reads the created resources back through S3 and IAM. moto's
+CloudFormation does not implement ``AWS::S3::BucketPolicy`` (it skips the resource with a warning)
+and, for ``AWS::S3::Bucket``, applies only ``BucketEncryption`` and ``Tags``. ``moto_cfn_gaps``
+fills both gaps for this module only: it passes the template's (resolved) bucket properties to
+the emulator's S3 API, so what is read back is what the template asked for after CloudFormation
+resolved its parameters and intrinsic functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from offline_aws.server import start_emulator
+from sagemaker_retrain.images import LINEAR_LEARNER_ACCOUNTS
+
+PROJECT = Path(__file__).resolve().parents[2]
+TEMPLATE = PROJECT / "infra" / "sagemaker-retrain.yaml"
+LINT_LOCK = PROJECT / "infra" / "requirements-lint.txt"
+LINT_VENV = PROJECT / ".venv-infra"
+VENV_BIN = Path(sys.executable).parent
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+TAG_KEY = "sagemaker-retrain:endpoint"
+
+# Every SageMaker action the Airflow policy grants, with where the DAG calls it: (file, text found
+# in that file). None = granted for a step being added (batch transform) that no code calls yet.
+HOOKS = ".venv/lib/python3.11/site-packages/airflow/providers/amazon/aws/hooks/sagemaker.py"
+TRIGGERS = ".venv/lib/python3.11/site-packages/airflow/providers/amazon/aws/triggers/sagemaker.py"
+SAGEMAKER_CALL_SITES: dict[str, tuple[str, str] | None] = {
+    "CreateTrainingJob": ("include/sagemaker_retrain/operators/training.py", "self.hook.create_training_job("),
+    "DescribeTrainingJob": ("include/sagemaker_retrain/operators/training.py", "self.hook.describe_training_job("),
+    "StopTrainingJob": ("include/sagemaker_retrain/cleanup.py", "sm.stop_training_job("),
+    "CreateModel": ("include/sagemaker_retrain/operators/endpoint.py", "hook.create_model(model)"),
+    "DescribeModel": ("include/sagemaker_retrain/gate.py", "sagemaker_client.describe_model("),
+    "DeleteModel": ("include/sagemaker_retrain/cleanup.py", "sm.delete_model"),
+    "CreateEndpointConfig": ("include/sagemaker_retrain/operators/endpoint.py", "hook.create_endpoint_config("),
+    "DescribeEndpointConfig": ("include/sagemaker_retrain/cleanup.py", "sm.describe_endpoint_config("),
+    "DeleteEndpointConfig": ("include/sagemaker_retrain/cleanup.py", "sm.delete_endpoint_config"),
+    "CreateEndpoint": ("include/sagemaker_retrain/operators/endpoint.py", "hook.create_endpoint(endpoint"),
+    "UpdateEndpoint": ("include/sagemaker_retrain/cleanup.py", "sm.update_endpoint("),
+    "DescribeEndpoint": ("include/sagemaker_retrain/triggers/endpoint.py", "client.describe_endpoint("),
+    "DeleteEndpoint": ("include/sagemaker_retrain/cleanup.py", "sm.delete_endpoint"),
+    "ListEndpointConfigs": ("include/sagemaker_retrain/cleanup.py", '"list_endpoint_configs"'),
+    "ListModels": ("include/sagemaker_retrain/cleanup.py", '"list_models"'),
+    "AddTags": ("include/sagemaker_retrain/operators/endpoint.py", "self.hook.conn.add_tags("),
+    "ListTags": ("include/sagemaker_retrain/gate.py", "sagemaker_client.list_tags("),
+    "InvokeEndpoint": ("include/sagemaker_retrain/smoke.py", "runtime_client.invoke_endpoint("),
+    "CreateTransformJob": None,
+    "DescribeTransformJob": None,
+    "StopTransformJob": None,
+}
+
+
+# --- lint ------------------------------------------------------------------------------------
+
+
+def _lint_venv() -> Path:
+    """``.venv-infra/`` with checkov from its lock; (re)installed only when the lock changed."""
+    digest = hashlib.sha256(LINT_LOCK.read_bytes()).hexdigest()
+    stamp = LINT_VENV / ".lock-sha256"
+    checkov = LINT_VENV / "bin" / "checkov"
+    if checkov.exists() and stamp.exists() and stamp.read_text() == digest:
+        return checkov
+    uv = VENV_BIN / "uv"
+    subprocess.run([uv, "venv", "-q", "--clear", "--python", sys.executable, LINT_VENV], check=True, timeout=300)
+    subprocess.run([uv, "pip", "install", "-q", "--python", LINT_VENV / "bin" / "python", "-r", LINT_LOCK],
+                   check=True, timeout=600)
+    stamp.write_text(digest)
+    return checkov
+
+
+def test_cfn_lint_finds_nothing():
+    # Errors, warnings and the informational (I…) rules alike.
+    result = subprocess.run([VENV_BIN / "cfn-lint", "--include-checks", "I", "--format", "parseable", TEMPLATE],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_checkov_finds_nothing_and_every_skip_is_justified():
+    checkov = _lint_venv()
+    result = subprocess.run(
+        [checkov, "-f", TEMPLATE, "--framework", "cloudformation", "--skip-download", "--output", "json"],
+        capture_output=True, text=True, timeout=300, cwd=PROJECT,
+    )
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0 and summary["parsing_errors"] == 0, failed
+    assert summary["passed"] >= 20  # the S3 and IAM checks ran
+    for check in report["results"]["skipped_checks"]:
+        assert len(check["check_result"].get("suppress_comment", "")) > 40, check["check_id"]
+    assert result.returncode == 0, result.stderr
+
+
+# --- the template against the code ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    from cfnlint.decode import decode
+
+    decoded, errors = decode(str(TEMPLATE))
+    assert not errors, errors
+    return decoded
+
+
+def _statements(template: dict) -> list[dict]:
+    resources = template["Resources"]
+    role = resources["ExecutionRole"]["Properties"]
+    out = list(role["AssumeRolePolicyDocument"]["Statement"])
+    for policy in role["Policies"]:
+        out += policy["PolicyDocument"]["Statement"]
+    out += resources["AirflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    out += resources["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    return out
+
+
+def _actions(statement: dict) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_every_statement_has_a_unique_sid(template):
+    sids = [s.get("Sid") for s in _statements(template)]
+    assert all(sids) and len(sids) == len(set(sids)), sids
+
+
+def test_registry_accounts_match_the_image_table(template):
+    mapping = template["Mappings"]["LinearLearnerRegistry"]
+    assert {region: row["Account"] for region, row in mapping.items()} == LINEAR_LEARNER_ACCOUNTS
+
+
+def test_airflow_policy_grants_exactly_the_sagemaker_actions_the_dag_calls(template):
+    statements = template["Resources"]["AirflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    granted = {a.split(":", 1)[1] for s in statements for a in _actions(s) if a.startswith("sagemaker:")}
+    assert granted == set(SAGEMAKER_CALL_SITES)
+    for action, site in SAGEMAKER_CALL_SITES.items():
+        if site is not None:
+            path, snippet = site
+            assert snippet in (PROJECT / path).read_text(), f"{action}: {snippet!r} not in {path}"
+    # Called through the Amazon provider: its hook checks the input channels (HeadBucket) and the
+    # deferred wait polls DescribeTrainingJob through a botocore waiter.
+    assert "self.check_training_config(config)" in (PROJECT / HOOKS).read_text()
+    assert 'job_type="Training"' in (PROJECT / "include/sagemaker_retrain/operators/training.py").read_text()
+    assert (PROJECT / TRIGGERS).exists()
+
+
+def test_the_tag_the_conditions_require_is_the_one_the_code_sets():
+    from sagemaker_retrain import config
+
+    assert config.TAG_ENDPOINT == TAG_KEY
+    # AddTags allows only tag keys under sagemaker-retrain: (tag-on-create and the rollback marker).
+    keys = [t["Key"] for t in config.tags("e", "r", training_job="j")] + [config.TAG_PREVIOUS_CONFIG]
+    assert all(key.startswith("sagemaker-retrain:") for key in keys), keys
+
+
+# --- deployed on moto's CloudFormation --------------------------------------------------------
+
+
+class _BucketPolicy:
+    """``AWS::S3::BucketPolicy`` for moto's CloudFormation (which has none): PutBucketPolicy."""
+
+    s3 = None  # set by moto_cfn_gaps
+
+    def __init__(self, bucket: str):
+        self.bucket = bucket
+        self.physical_resource_id = bucket
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        props = cloudformation_json["Properties"]
+        cls.s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+        return cls(props["Bucket"])
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        cls.s3.delete_bucket_policy(Bucket=cloudformation_json["Properties"]["Bucket"])
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::S3::BucketPolicy"
+
+    def is_created(self) -> bool:
+        return True
+
+
+def _lifecycle_rule(rule: dict) -> dict:
+    """One CloudFormation lifecycle rule as the S3 API's LifecycleRule."""
+    out = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        out["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        out["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
+    return out
+
+
+@pytest.fixture(scope="module")
+def moto_cfn_gaps(emulator_clients):
+    """Apply what moto's CloudFormation skips: the bucket properties beyond encryption/tags, and bucket policies."""
+    from moto.cloudformation import parsing
+    from moto.s3.models import FakeBucket
+
+    s3 = emulator_clients["s3"]
+    _BucketPolicy.s3 = s3
+    original_create = FakeBucket.create_from_cloudformation_json.__func__
+    original_map = parsing.get_model_map
+
+    def create_bucket(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        bucket = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        props = cloudformation_json.get("Properties", {})
+        if "VersioningConfiguration" in props:
+            s3.put_bucket_versioning(Bucket=resource_name, VersioningConfiguration={
+                "Status": props["VersioningConfiguration"]["Status"]})
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(Bucket=resource_name, PublicAccessBlockConfiguration={
+                k: str(v).lower() == "true" for k, v in props["PublicAccessBlockConfiguration"].items()})
+        if "OwnershipControls" in props:
+            s3.put_bucket_ownership_controls(Bucket=resource_name, OwnershipControls=props["OwnershipControls"])
+        if "LifecycleConfiguration" in props:
+            s3.put_bucket_lifecycle_configuration(Bucket=resource_name, LifecycleConfiguration={
+                "Rules": [_lifecycle_rule(r) for r in props["LifecycleConfiguration"]["Rules"]]})
+        return bucket
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))
+        mp.setattr(parsing, "get_model_map", lambda: {**original_map(), "AWS::S3::BucketPolicy": _BucketPolicy})
+        yield
+
+
+@pytest.fixture(scope="module")
+def emulator_clients():
+    emu = start_emulator(time_scale=0)
+    kw = dict(endpoint_url=emu.url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+    try:
+        yield {name: boto3.client(name, **kw) for name in ("cloudformation", "s3", "iam")}
+    finally:
+        emu.stop()
+
+
+def _deploy(cf, name: str, **parameters) -> dict[str, str]:
+    with warnings.catch_warnings():
+        # moto warns (and creates nothing) for a resource type it does not support: fail instead.
+        warnings.filterwarnings("error", message="Tried to parse .* not supported")
+        cf.create_stack(StackName=name, TemplateBody=TEMPLATE.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"],
+                        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+    stack = cf.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+@pytest.fixture(scope="module")
+def stack(emulator_clients, moto_cfn_gaps):
+    outputs = _deploy(emulator_clients["cloudformation"], "sagemaker-retrain", ProjectTag="test-project")
+    return outputs
+
+
+def _document(value) -> dict:
+    """A policy document as IAM returned it: a dict, or a string (moto stores a role's inline
+    policies from CloudFormation as Python's repr of the dict rather than JSON)."""
+    if isinstance(value, dict):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return ast.literal_eval(value)
+
+
+def _policy_document(iam, arn: str) -> dict:
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    return _document(iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+                     ["PolicyVersion"]["Document"])
+
+
+def _by_sid(document: dict) -> dict[str, dict]:
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def test_stack_outputs(stack, emulator_clients):
+    assert {"BucketName", "ExecutionRoleArn", "AirflowPolicyArn", "Region"} <= set(stack)
+    assert stack["Region"] == REGION
+    assert stack["ExecutionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/sagemaker-retrain-sagemaker-execution"
+    assert stack["AirflowPolicyArn"] == f"arn:aws:iam::{ACCOUNT}:policy/sagemaker-retrain-airflow"
+    emulator_clients["s3"].head_bucket(Bucket=stack["BucketName"])
+
+
+def test_bucket_is_encrypted_versioned_private_tls_only_and_expires_runs(stack, emulator_clients):
+    s3, bucket = emulator_clients["s3"], stack["BucketName"]
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True)
+    lifecycle = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert lifecycle["ExpireRunFolders"]["Filter"]["Prefix"] == "sagemaker-retrain/runs/"
+    assert lifecycle["ExpireRunFolders"]["Expiration"]["Days"] == 30
+    assert lifecycle["ExpireNoncurrentVersions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    (deny,) = policy["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(deny["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "project", "Value": "test-project"}]
+
+
+def test_execution_role_trusts_sagemaker_and_reaches_only_the_prefix(stack, emulator_clients):
+    iam, bucket = emulator_clients["iam"], stack["BucketName"]
+    role = iam.get_role(RoleName=stack["ExecutionRoleArn"].rsplit("/", 1)[1])["Role"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    assert {"Key": "project", "Value": "test-project"} in role["Tags"]
+    (name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+    statements = _by_sid(_document(document))
+    assert statements["TrainTransformReadInputsWriteOutputs"]["Resource"] == f"arn:aws:s3:::{bucket}/sagemaker-retrain/*"
+    listing = statements["TrainTransformListInputPrefix"]
+    assert listing["Resource"] == f"arn:aws:s3:::{bucket}"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["sagemaker-retrain/*"]}}
+    image = statements["TrainHostTransformPullLinearLearnerImage"]
+    assert image["Resource"] == f"arn:aws:ecr:{REGION}:{LINEAR_LEARNER_ACCOUNTS[REGION]}:repository/linear-learner"
+    assert statements["TrainHostTransformEcrLogin"]["Resource"] == "*"
+    for resource in _as_list(statements["TrainHostTransformWriteLogs"]["Resource"]):
+        assert resource.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/"), resource
+
+
+def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emulator_clients):
+    iam, bucket = emulator_clients["iam"], stack["BucketName"]
+    statements = _by_sid(_policy_document(iam, stack["AirflowPolicyArn"]))
+    sagemaker_arn = re.compile(
+        rf"^arn:aws:sagemaker:{REGION}:{ACCOUNT}:(training-job|model|endpoint-config|endpoint|transform-job)"
+        r"/sagemaker-retrain\*$")
+    for sid, statement in statements.items():
+        assert statement["Effect"] == "Allow", sid
+        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid != "TeardownListConfigsAndModels":
+            for resource in _as_list(statement["Resource"]):
+                assert sagemaker_arn.match(resource), (sid, resource)
+    assert statements["TeardownListConfigsAndModels"]["Resource"] == "*"  # List* take no resource ARN
+    for sid in ("TrainCreateTaggedTrainingJob", "DeployCreateTaggedModelConfigEndpoint", "BatchTransformCreateTaggedJob"):
+        assert statements[sid]["Condition"] == {"StringLike": {f"aws:RequestTag/{TAG_KEY}": "sagemaker-retrain*"}}
+    for sid in ("DeployRollbackUpdateOwnEndpoint", "TeardownStopOwnJobs"):
+        assert statements[sid]["Condition"] == {"StringLike": {f"aws:ResourceTag/{TAG_KEY}": "sagemaker-retrain*"}}
+    pass_role = statements["TrainDeployPassExecutionRoleToSageMaker"]
+    assert pass_role["Resource"] == stack["ExecutionRoleArn"]
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert statements["PrepareEvaluateHistoryReadWriteObjects"]["Resource"] == f"arn:aws:s3:::{bucket}/sagemaker-retrain/*"
+    assert statements["PrepareTrainEvaluateHistoryListPrefix"]["Condition"] == {
+        "StringLikeIfExists": {"s3:prefix": ["sagemaker-retrain", "sagemaker-retrain/*"]}}
+    assert statements["BlueGreenRollbackAlarms"]["Resource"] == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:sagemaker-retrain*"
+    for resource in _as_list(statements["TrainReadTrainingLogs"]["Resource"]):
+        assert resource.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/TrainingJobs:"), resource
+
+
+def test_existing_bucket_is_used_as_is(stack, emulator_clients):
+    """With ExistingBucketName the stack creates no bucket and scopes role and policy to that one."""
+    s3, iam = emulator_clients["s3"], emulator_clients["iam"]
+    s3.create_bucket(Bucket="team-ml-data")
+    outputs = _deploy(emulator_clients["cloudformation"], "other-pipeline", ExistingBucketName="team-ml-data",
+                      Prefix="other-pipeline", ResourceNamePrefix="linear-learner-housing")
+    assert outputs["BucketName"] == "team-ml-data"
+    resources = emulator_clients["cloudformation"].describe_stack_resources(StackName="other-pipeline")["StackResources"]
+    # (moto also lists an entry without a type for conditioned-out resources)
+    assert sorted(r["ResourceType"] for r in resources if r.get("ResourceType")) == [
+        "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"]
+    with pytest.raises(ClientError):
+        s3.get_bucket_policy(Bucket="team-ml-data")  # left as it was
+    statements = _by_sid(_policy_document(iam, outputs["AirflowPolicyArn"]))
+    assert statements["PrepareEvaluateHistoryReadWriteObjects"]["Resource"] == "arn:aws:s3:::team-ml-data/other-pipeline/*"
+    assert statements["WaitSmokeEvaluateInvokeEndpoint"]["Resource"] == (
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/linear-learner-housing*")
