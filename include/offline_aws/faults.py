@@ -65,6 +65,7 @@ class Faults:
     server_error: _ShareRule | None = None
     latency_seconds: float = 0.0
     latency_operations: frozenset[str] = frozenset()
+    s3_error: dict | None = None  # {"key_contains", "method", "status", "remaining"}: fail matching S3 calls
     calls: Counter = field(default_factory=Counter)
 
     # --- configuration -------------------------------------------------------------------
@@ -80,6 +81,7 @@ class Faults:
             "throttle",
             "server_error",
             "latency",
+            "s3_error",
         }
         unknown = set(spec) - known
         if unknown:
@@ -102,6 +104,14 @@ class Faults:
                 self.throttle = self._share_rule(spec["throttle"], 400)
             if "server_error" in spec:
                 self.server_error = self._share_rule(spec["server_error"], 500)
+            if "s3_error" in spec:
+                rule = spec["s3_error"]
+                if rule is not None and not str(rule.get("key_contains", "")):
+                    raise ValueError("s3_error needs a non-empty key_contains")
+                self.s3_error = None if rule is None else {
+                    "key_contains": str(rule["key_contains"]), "method": str(rule.get("method", "PUT")).upper(),
+                    "status": int(rule.get("status", 500)), "remaining": rule.get("count"),
+                }
             if "latency" in spec:
                 lat = spec["latency"]
                 if isinstance(lat, int | float):
@@ -143,6 +153,7 @@ class Faults:
             self.server_error = None
             self.latency_seconds = 0.0
             self.latency_operations = frozenset()
+            self.s3_error = None
 
     def reset(self) -> None:
         """Drop every fault and zero the call counter."""
@@ -214,7 +225,20 @@ class Faults:
                 "throttle": self.throttle.describe() if self.throttle else None,
                 "server_error": self.server_error.describe() if self.server_error else None,
                 "latency": {"seconds": self.latency_seconds, "operations": sorted(self.latency_operations)},
+                "s3_error": dict(self.s3_error) if self.s3_error else None,
             }
+
+    def on_s3_call(self, method: str, path: str) -> int | None:
+        """The HTTP status an S3 request must fail with (``s3_error`` fault), or None."""
+        with self._lock:
+            rule = self.s3_error
+            if rule is None or method.upper() != rule["method"] or rule["key_contains"] not in path:
+                return None
+            if rule["remaining"] is not None:
+                if rule["remaining"] <= 0:
+                    return None
+                rule["remaining"] -= 1
+            return rule["status"]
 
     def call_counts(self) -> dict[str, int]:
         with self._lock:

@@ -37,6 +37,7 @@ class Dispatcher:
         self.sagemaker = SageMakerResponses(service)
         self.admin = AdminApp(service, faults, token=admin_token)
         self.moto = DomainDispatcherApplication(create_backend_app)
+        self.faults = faults
 
     def pick(self, environ) -> str:
         path = environ.get("PATH_INFO", "")
@@ -52,7 +53,16 @@ class Dispatcher:
         return "moto"
 
     def __call__(self, environ, start_response):
-        return getattr(self, self.pick(environ))(environ, start_response)
+        target = self.pick(environ)
+        if target == "moto":
+            status = self.faults.on_s3_call(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+            if status is not None:  # the s3_error fault: S3's own error envelope
+                body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We '
+                        b"encountered an internal error. Please try again.</Message></Error>")
+                start_response(f"{status} Internal Server Error",
+                               [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+                return [body]
+        return getattr(self, target)(environ, start_response)
 
 
 class Emulator:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -152,6 +153,16 @@ def _check_params(params: dict) -> None:
         raise ValueError("validation_fraction + test_fraction must leave at least 10% of rows for training")
     if params["gate_metric"] not in GATE_METRICS:
         raise ValueError(f"gate_metric {params['gate_metric']!r} is not one of {sorted(GATE_METRICS)}")
+    steps = {"canary": 1, "linear": math.ceil(100 / max(int(params.get("linear_step_percent") or 100), 1)),
+             "all_at_once": 1}[params.get("deployment_strategy", "all_at_once")]
+    needed = steps * int(params.get("bake_seconds", 0)) + int(params.get("termination_wait_seconds", 0))
+    if params.get("deployment_timeout_seconds") is not None and needed >= int(params["deployment_timeout_seconds"]):
+        raise ValueError(
+            f"deployment_timeout_seconds ({params['deployment_timeout_seconds']}) must exceed the deployment's own "
+            f"length: {steps} bake(s) of bake_seconds ({params['bake_seconds']}) plus termination_wait_seconds "
+            f"({params['termination_wait_seconds']}) = {needed} s for deployment_strategy "
+            f"{params['deployment_strategy']!r}"
+        )
     suitable = METRICS_FOR_PREDICTOR[params["predictor_type"]]
     if params["gate_metric"] not in suitable:
         raise ValueError(

@@ -189,6 +189,20 @@ def test_worse_model_on_the_same_rows_keeps_the_champion_and_records_both_scores
     assert record["scored_rows"]["count"] == _plan(third)["data"]["rows"]["test"]
 
 
+def test_a_failing_keep_champion_fails_the_run(offline_aws, first_run):
+    """The run's state tells the truth: the history write failing is a failed run, though teardown succeeded."""
+    champion = _serving_config(offline_aws)
+    offline_aws.emulator.faults.configure({"s3_error": {"key_contains": "/history/", "method": "PUT"}})
+    try:
+        run = dags_test(offline_aws.env, conf=WEAK)
+    finally:
+        offline_aws.emulator.faults.clear()
+    assert run.states["keep_champion"] == "failed", run.states
+    assert run.state == "failed", run.output[-3000:]
+    assert "task(s) keep_champion failed" in run.output
+    assert _serving_config(offline_aws) == champion
+
+
 def test_garbage_model_never_receives_a_production_request(offline_aws, first_run):
     champion = _serving_config(offline_aws)
     offline_aws.emulator.faults.configure({"nan_weights_next_training_job": 1})
