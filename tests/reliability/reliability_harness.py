@@ -36,7 +36,7 @@ from offline_aws.airflow_run import BIN, DagRunResult, airflow_env, migrate, rea
 from offline_aws.linear_learner.model import LinearLearnerModel, write_model_tar_gz
 from offline_aws.persistence import load_state, save_state
 from offline_aws.server import Emulator
-from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG
+from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG, TAG_PROJECT
 from sagemaker_retrain.images import linear_learner_image
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -86,10 +86,13 @@ class Inventory:
         self.baseline_uri = f"s3://{self.bucket}/{key}"
 
     # --- the previously serving model ------------------------------------------------------
-    def seed_serving_endpoint(self, endpoint: str, timeout: float = 10) -> str:
-        """Deploy the baseline model behind ``endpoint`` (as a former run would have); return its config."""
+    def seed_serving_endpoint(self, endpoint: str, timeout: float = 10, tags: list[dict] | None = None) -> str:
+        """Deploy the baseline model behind ``endpoint`` (as a former run would have); return its config.
+
+        ``tags=[]`` makes it a foreign endpoint (not the pipeline's)."""
         name = f"{endpoint}-baseline"
-        tags = [{"Key": TAG_ENDPOINT, "Value": endpoint}]
+        if tags is None:
+            tags = [{"Key": TAG_PROJECT, "Value": "sagemaker-retrain"}, {"Key": TAG_ENDPOINT, "Value": endpoint}]
         self.sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Tags=tags, PrimaryContainer={
             "Image": linear_learner_image(REGION), "ModelDataUrl": self.baseline_uri})
         self.sm.create_endpoint_config(EndpointConfigName=name, Tags=tags, ProductionVariants=[{
@@ -397,11 +400,29 @@ class Row:
     sagemaker_calls: int
     seconds: float
     note: str = ""
+    answers_failed_model: int | None = None
 
     def write(self) -> None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with RESULTS.open("a") as f:
             f.write(json.dumps(asdict(self), default=str) + "\n")
+
+
+# The challenger's own checks, all before production changes: batch-transform scoring of the test
+# rows (with the finite-prediction check) and the gate. A task of these failing = the model failed.
+MODEL_CHECK_TASKS = ("score_challenger", "gate")
+
+
+def answers_from_failed_model(states: dict[str, str], summary: dict | None) -> int | None:
+    """Probe answers that came from this run's challenger although it failed one of its checks.
+
+    The probe tells the previously serving model (a constant) from any other; in a scenario the only
+    other model is the run's challenger. If the challenger failed a check, every such answer counts.
+    """
+    if summary is None:
+        return None
+    failed = any(states.get(task) == "failed" for task in MODEL_CHECK_TASKS)
+    return summary["answers_other"] if failed else 0
 
 
 def describe_left(inventory: dict) -> str:

@@ -14,7 +14,18 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from reliability_harness import Probe, Reliability, Row, describe_left, reason_line, slug_of
+from reliability_harness import (
+    PREFIX,
+    Probe,
+    Reliability,
+    Row,
+    answers_from_failed_model,
+    describe_left,
+    reason_line,
+    slug_of,
+)
+
+from sagemaker_retrain.config import alarm_names
 
 pytestmark = pytest.mark.slow
 GOOD = {"gate_threshold": 1000.0, "epochs": 5}
@@ -47,8 +58,8 @@ def _did(result) -> str:
 
 def scenario(rel: Reliability, name: str, injected: str, *, expected: str, needles: tuple[str, ...],
              faults: dict | None = None, conf: dict | None = None, seed: bool = True, runner=None,
-             note: str = "") -> Outcome:
-    endpoint = f"rel-{name.replace('_', '-')}"
+             note: str = "", endpoint: str | None = None) -> Outcome:
+    endpoint = endpoint or f"rel-{name.replace('_', '-')}"
     baseline = rel.seed_serving_endpoint(endpoint) if seed else None
     before = sum(rel.calls().values())
     probe = Probe(lambda: rel.emulator.url, endpoint).start() if seed else None
@@ -82,6 +93,7 @@ def scenario(rel: Reliability, name: str, injected: str, *, expected: str, needl
         failed_calls=summary["failed_calls"] if summary else None,
         answers_other=summary["answers_other"] if summary else None,
         training_jobs=len(jobs), sagemaker_calls=calls, seconds=seconds, note=note,
+        answers_failed_model=answers_from_failed_model(result.states, summary),
     )
     row.write()
     return Outcome(result, endpoint, baseline, inventory, orphans, summary, jobs, calls, row, extra)
@@ -96,6 +108,7 @@ def assert_failed_safe(out: Outcome, *reason_words: str) -> None:
         assert word in out.result.output, (word, tail)
     assert out.orphans == [], out.orphans
     assert len(out.jobs) <= 1, out.jobs
+    assert out.row.answers_failed_model in (0, None), out.row
     if out.baseline:
         assert out.inventory["endpoints"][out.endpoint] == {"status": "InService", "config": out.baseline}
         assert out.probe["failed_calls"] == 0, out.probe
@@ -153,30 +166,75 @@ def test_endpoint_update_failed_and_rolled_back(rel):
     assert out.probe["answers_other"] == 0, out.probe
 
 
-def test_smoke_test_answers_garbage(rel):
-    out = scenario(rel, "smoke_garbage", "nan_weights_next_training_job: the artifact has NaN weights behind "
-                   "good metrics, so the endpoint answers NaN", expected="failed", needles=("no finite score",),
+def test_garbage_model_never_reaches_production(rel):
+    out = scenario(rel, "garbage_model", "nan_weights_next_training_job: the artifact has NaN weights behind "
+                   "good training metrics, so the model answers NaN", expected="failed", needles=("no finite score",),
                    faults={"nan_weights_next_training_job": 1},
-                   note="blue/green switches traffic before the smoke test can ask the new model, so the probe saw "
-                        "the bad model's answers until the rollback (counted in 'answers not from the previous "
-                        "model'); there were no failed calls.")
-    assert_failed_safe(out, "no finite score")
-    assert out.result.states["rollback"] == "success"
-    assert "rolled back to" in out.result.xcoms["rollback"]
+                   note="caught by the batch-transform scoring of the test rows, before any production change: "
+                        "no endpoint config was created and UpdateEndpoint was never called.")
+    assert_failed_safe(out, "no finite score", "failed its checks on the test rows")
+    assert out.result.states["gate"] == "failed"
+    assert out.result.states["deploy"] == "upstream_failed"
+    assert out.probe["answers_other"] == 0, out.probe
 
 
-def test_evaluation_raises_midway(rel):
-    out = scenario(rel, "evaluation_midway", "server_error 500 on every InvokeEndpoint after the smoke request "
-                   "and 3 scoring batches (11 batches of 5 rows)", expected="failed",
-                   needles=("InternalFailure", "InvokeEndpoint"),
-                   faults={"server_error": {"share": 1.0, "after": 4, "status": 500, "operations": ["InvokeEndpoint"]}},
-                   conf={"eval_batch_rows": 5},
-                   note="the probe saw the new model between the switch and the rollback (answers not from the "
-                        "previous model), no failed call.")
+def test_scoring_job_fails(rel):
+    reason = "ClientError: scoring instance lost (injected)"
+    out = scenario(rel, "scoring_failed", f"fail_next_transform_job: {reason!r} (the challenger's batch transform "
+                   "over the test rows)", expected="failed", needles=("(injected)",),
+                   faults={"fail_next_transform_job": reason})
+    assert_failed_safe(out, reason)
+    assert out.result.states["score_challenger"] == "failed"
+    assert out.result.states["deploy"] in ("upstream_failed", "skipped")
+    assert out.probe["answers_other"] == 0, out.probe
+
+
+def _alarm_faults(endpoint: str) -> dict:
+    return {"alarm_during_next_bake": alarm_names(PREFIX, endpoint)["errors"]}
+
+
+def test_canary_alarm_rolls_back(rel):
+    endpoint = "rel-canary-alarm"
+    alarm = alarm_names(PREFIX, endpoint)["errors"]
+    try:
+        out = scenario(rel, "canary_alarm", f"the rollback alarm {alarm} goes into ALARM as the canary starts "
+                       "baking (alarm_during_next_bake)", expected="failed", needles=("rolled back",),
+                       faults=_alarm_faults(endpoint), endpoint=endpoint,
+                       note="SageMaker's deployment guardrails rolled the endpoint back by themselves; the canary "
+                            "had taken its share of production traffic (answers not from the previous model) as "
+                            "a model that had passed every check: that is what a canary is for.")
+    finally:
+        import boto3
+
+        boto3.client("cloudwatch", endpoint_url=rel.emulator.url, region_name="us-east-1", aws_access_key_id="t",
+                     aws_secret_access_key="t").set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="reset")
+    assert_failed_safe(out, alarm)
+    assert out.result.states["wait_for_endpoint"] == "failed"
+
+
+def test_failing_keep_champion_fails_the_run(rel):
+    out = scenario(rel, "keep_champion_failed", "gate_threshold 0.5 (no model meets it, so the champion stays) and "
+                   "every S3 PUT under history/ answers 500 (s3_error), so keep_champion cannot record the decision",
+                   expected="failed", needles=("keep_champion failed",),
+                   faults={"s3_error": {"key_contains": "/history/", "method": "PUT"}},
+                   conf={"gate_threshold": 0.5})
     assert_failed_safe(out)
-    assert out.result.states["evaluate"] == "failed"
-    assert out.result.states["rollback"] == "success"
-    assert "rolled back to" in out.result.xcoms["rollback"]
+    assert out.result.states["keep_champion"] == "failed"
+    assert out.result.states["teardown"] == "failed"
+    assert out.probe["answers_other"] == 0, out.probe
+
+
+def test_foreign_endpoint_is_refused(rel):
+    endpoint = "rel-foreign-endpoint"
+    rel.seed_serving_endpoint(endpoint, tags=[])
+    before = {op: n for op, n in rel.calls().items() if op.startswith(("Create", "Update", "Delete", "Stop"))}
+    out = scenario(rel, "foreign_endpoint", "endpoint_name names an InService endpoint without the project's tags",
+                   expected="failed", needles=("not created by this pipeline",), seed=False, endpoint=endpoint)
+    after = {op: n for op, n in rel.calls().items() if op.startswith(("Create", "Update", "Delete", "Stop"))}
+    assert out.result.state == "failed"
+    assert out.result.states["prepare"] == "failed"
+    assert after == before, "a mutating SageMaker call was made"
+    assert out.inventory["endpoints"][endpoint]["status"] == "InService"
 
 
 def test_throttling_half_of_all_calls(rel):

@@ -1,5 +1,6 @@
 """Fault-matrix scenarios that need control over processes and time: a job stopped from outside,
-the worker killed while training waits, the emulator restarted mid-run, a task timeout.
+the worker killed while training waits, the emulator restarted mid-run. (Timeouts: every task has its
+own execution_timeout and each wait one total cap, tested in tests/unit/test_endpoint_trigger_and_sensor.py.)
 
 They reuse ``test_fault_matrix.scenario`` (same endpoint seeding, probe, inventory and row), with a
 runner that drives the run as a subprocess and acts on it while it waits.
@@ -109,22 +110,3 @@ def test_emulator_restarted_mid_run(rel):
                         "model. The probe was paused while the emulator itself was down.")
     assert_failed_safe(out, "emulator stopped")
     assert len(out.jobs) == 1
-
-
-def test_task_timeout(rel):
-    env = {"AIRFLOW__CORE__DEFAULT_TASK_EXECUTION_TIMEOUT": "10"}
-
-    def runner(rel, conf, probe, extra):
-        log = rel.home / "timeout.log"
-        proc = rel.start_run(conf, extra_env=env, log=log)
-        return _finish(rel, proc, log)
-
-    out = scenario(rel, "task_timeout", "every task's execution_timeout 10 s; InvokeEndpoint answers after 30 s "
-                   "(latency fault), so the smoke request hangs", expected="failed",
-                   needles=("AirflowTaskTimeout", "Timeout"),
-                   faults={"latency": {"seconds": 30, "operations": ["InvokeEndpoint"]}}, runner=runner,
-                   note="the new model served from the switch until the rollback (answers not from the previous "
-                        "model), no failed call.")
-    assert_failed_safe(out)
-    assert out.result.states["wait_for_endpoint"] == "failed"
-    assert "rolled back to" in out.result.xcoms["rollback"]

@@ -227,3 +227,29 @@ def test_sensor_defers_while_updating(aws):
     _wait_stable(sm, "live")
     with pytest.raises(AirflowException, match="boom"):
         sensor.execute_complete(context={}, event={"status": "failure", "message": "boom"})
+
+
+def test_sensor_wait_has_one_total_cap_across_retries(aws):
+    """The deadline comes from the deploy step: a retry waits only for what is left, and none after it."""
+    from datetime import UTC, datetime, timedelta
+
+    emulator, sm = aws
+    _wait_stable(sm, "live")
+    emulator.clock.time_scale = 1.0
+    try:
+        sm.update_endpoint(EndpointName="live", EndpointConfigName="c-m1")
+        left = datetime.now(UTC) + timedelta(seconds=120)
+        sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m1",
+                                        deadline=left.isoformat(), aws_conn_id=None, poll_interval=0.5)
+        with pytest.raises(TaskDeferred) as deferred:
+            sensor.execute(context={})
+        assert 110 <= deferred.value.timeout.total_seconds() <= 120
+        assert deferred.value.trigger.max_attempts <= 240
+        passed = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m1",
+                                        deadline=(datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
+                                        aws_conn_id=None, poll_interval=0.5)
+        with pytest.raises(AirflowException, match="time limit passed"):
+            passed.execute(context={})
+    finally:
+        emulator.clock.time_scale = 0.0
+    _wait_stable(sm, "live")
