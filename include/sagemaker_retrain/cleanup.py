@@ -108,12 +108,14 @@ def teardown_ephemeral(sm, *, endpoint_name: str, config_name: str, model_name: 
     return removed
 
 
-def teardown_persistent(sm, *, endpoint_name: str) -> list[str]:
+def teardown_persistent(sm, *, endpoint_name: str, run_id: str | None = None,
+                        is_active: Callable[[str], bool] = lambda run_id: False) -> list[str]:
     """Keep what serves and one config to roll back to; delete every other config/model of this endpoint.
 
     Covers this run's never-deployed (or losing) model and config, configs superseded by earlier
     runs, and an endpoint of ours whose first create failed (it never served). An endpoint still
-    changing keeps everything it may use.
+    changing keeps everything it may use, and so does another run still in progress (``is_active``
+    of the run id its resources are tagged with): its challenger is not a leftover yet.
     """
     removed: list[str] = []
     current = describe_endpoint(sm, endpoint_name)
@@ -136,9 +138,14 @@ def teardown_persistent(sm, *, endpoint_name: str) -> list[str]:
             keep_configs.add(previous)
     keep_models: set[str] = set()
     configs = _list_all(sm, "list_endpoint_configs", "EndpointConfigs", NameContains=endpoint_name)
+    def in_flight(tags: dict[str, str]) -> bool:
+        owner = tags.get(TAG_RUN)
+        return bool(owner) and owner != (run_id or "")[:256] and is_active(owner)
+
     for config in configs:
         name = config["EndpointConfigName"]
-        if _tagged_for(sm, config["EndpointConfigArn"], endpoint_name) is None:
+        tags = _tagged_for(sm, config["EndpointConfigArn"], endpoint_name)
+        if tags is None or (name not in keep_configs and in_flight(tags)):
             continue
         if name in keep_configs:
             try:
@@ -152,7 +159,10 @@ def teardown_persistent(sm, *, endpoint_name: str) -> list[str]:
         _delete(sm.delete_endpoint_config, f"endpoint config {name}", removed, EndpointConfigName=name)
     for model in _list_all(sm, "list_models", "Models", NameContains=endpoint_name):
         name = model["ModelName"]
-        if name in keep_models or _tagged_for(sm, model["ModelArn"], endpoint_name) is None:
+        if name in keep_models:
+            continue
+        tags = _tagged_for(sm, model["ModelArn"], endpoint_name)
+        if tags is None or in_flight(tags):
             continue
         _delete(sm.delete_model, f"model {name}", removed, ModelName=name)
     return removed

@@ -197,6 +197,15 @@ def stage(plan: dict, training: dict, params: dict) -> dict:
     except ClientError as err:
         if "already existing" not in str(err):
             raise
+        existing = sm.describe_model(ModelName=names["model"])
+        artifact = (existing.get("PrimaryContainer") or {}).get("ModelDataUrl")
+        if artifact != model_request["PrimaryContainer"]["ModelDataUrl"]:
+            from sagemaker_retrain.ownership import ForeignResourceError
+
+            raise _fail(ForeignResourceError(
+                f"Model {names['model']} exists but serves {artifact}, not this run's artifact "
+                f"{model_request['PrimaryContainer']['ModelDataUrl']}: not this run's model. Clear the whole run "
+                "(from prepare) or trigger a new one.")) from err
         log.info("Model %s exists already (an earlier try of this run made it); keeping it.", names["model"])
     champion_model = None
     if params["mode"] == "persistent":
@@ -339,8 +348,12 @@ def stop_run_jobs(plan: dict) -> list[str]:
             + cleanup.stop_transform_jobs(sm, plan["slug"], plan["run_id"]))
 
 
-def teardown(plan: dict, params: dict) -> list[str]:
-    """Delete what must not stay; never waits (the teardown operator waited for the endpoint already)."""
+def teardown(plan: dict, params: dict, is_active=lambda run_id: False) -> list[str]:
+    """Delete what must not stay; never waits (the teardown operator waited for the endpoint already).
+
+    ``is_active(run_id)`` says whether another run of the DAG is still in progress: its resources
+    are not leftovers yet.
+    """
     from sagemaker_retrain import cleanup
 
     sm = Clients(DeploymentSettings(**plan["settings"])).sagemaker
@@ -348,4 +361,5 @@ def teardown(plan: dict, params: dict) -> list[str]:
     if params["mode"] == "ephemeral":
         return cleanup.teardown_ephemeral(sm, endpoint_name=names["endpoint"], config_name=names["endpoint_config"],
                                           model_name=names["model"])
-    return cleanup.teardown_persistent(sm, endpoint_name=names["endpoint"])
+    return cleanup.teardown_persistent(sm, endpoint_name=names["endpoint"], run_id=plan["run_id"],
+                                       is_active=is_active)

@@ -12,7 +12,8 @@ def get_provider_info() -> dict:
         "operators": [
             {
                 "integration-name": "Amazon SageMaker",
-                "python-modules": ["sagemaker_retrain.operators.training", "sagemaker_retrain.operators.endpoint"],
+                "python-modules": ["sagemaker_retrain.operators.training", "sagemaker_retrain.operators.endpoint",
+                                   "sagemaker_retrain.operators.restore"],
             }
         ],
         "sensors": [

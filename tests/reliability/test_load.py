@@ -50,7 +50,7 @@ def test_ten_overlapping_runs(rel):
     refused_updates = sum(o.count("it must be InService to be updated") + o.count("Cannot update in-progress")
                           for o in outputs)
     calls = {k: v - before.get(k, 0) for k, v in rel.calls().items()}
-    decisions = [r.xcoms.get("gate.decision", {}).get("deploy") for r in results]
+    decisions = [(r.xcoms.get("gate.evidence") or {}).get("decision", {}).get("deploy") for r in results]
     inventory = rel.inventory(endpoint)
     orphans = rel.orphans(endpoint, inventory)
     jobs = inventory["training_jobs"]

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 
 import pytest
 from native_deployment import DAG_ID, EMULATOR_TIME_SCALE
-from reliability_harness import Probe, Row, describe_left, wait_for
+from reliability_harness import Probe, Row, answers_from_failed_model, describe_left, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.deployment]
 HOLD = 1000.0  # emulator time scale that keeps a training job in Starting until released
-GOOD = {"gate_threshold": 1000.0, "epochs": 5}
+# A short bake at the native deployment's realistic pace (time scale 1): the canary still bakes.
+GOOD = {"gate_threshold": 1000.0, "epochs": 5, "bake_seconds": 2, "termination_wait_seconds": 0}
 FINISHED = ("success", "failed")
 
 
@@ -129,6 +130,7 @@ def native_scenario(deployment, native, name: str, injected: str, *, expected: s
         orphans=orphans, downtime_s=summary["downtime_s"], failed_calls=summary["failed_calls"],
         answers_other=summary["answers_other"], training_jobs=len(jobs), sagemaker_calls=sum(calls.values()),
         seconds=seconds, note=note(state) if callable(note) else note,
+        answers_failed_model=answers_from_failed_model({t: ti["state"] for t, ti in tis.items()}, summary),
     )
     row.write()
     return NativeOutcome(run_id, state, tis, endpoint, baseline, inventory, orphans, summary, jobs, calls, row,
@@ -258,3 +260,86 @@ def test_run_marked_failed_mid_training(deployment, native):
     if out.state != "failed":
         raise RunStateOverridden(f"the run marked failed ended {out.state}: {out.row.pipeline_did}")
     assert out.tis["teardown"]["state"] == "failed" and "still running" in out.row.reason, out.row.reason
+
+
+
+# --- the DAG run marked failed by a person during the canary's bake ----------------------------
+BAKE_NOTE = "marked failed by the reliability suite: a person gave up on this run during the canary bake"
+
+
+def _mark_failed_during_bake(deployment, native, conf, extra):
+    conf = {**conf, "bake_seconds": 600}  # a long canary bake, held there until the person has spoken
+    run_id = deployment.trigger(conf)
+    endpoint = conf["endpoint_name"]
+
+    def baking():
+        d = native.sm.describe_endpoint(EndpointName=endpoint)
+        variants = (d.get("PendingDeploymentSummary") or {}).get("ProductionVariants") or []
+        statuses = {s["Status"] for v in variants for s in v.get("VariantStatus", [])}
+        return d if d["EndpointStatus"] == "Updating" and "Baking" in statuses else None
+
+    wait_for(baking, 600, 0.5, what="the canary baking on the run's new config")
+    native.set_time_scale(HOLD)  # hold the bake while the person marks the run failed
+    extra["sensor_state"] = deployment.task_instances(run_id)["wait_for_endpoint"]["state"]
+    answer = deployment.set_run_state(run_id, "failed", note=BAKE_NOTE)
+    extra["state_after_patch"] = answer["state"]
+    native.set_time_scale(0)  # SageMaker finishes the deployment; the teardown must then put the old config back
+    final = deployment.wait_for_run(run_id, timeout=600)
+    extra["teardown"] = deployment.xcom(run_id, "teardown")
+    return run_id, final
+
+
+def _teardown_reason(deployment, run_id, tis, extra) -> str:
+    return "teardown: " + _log_line(deployment, run_id, tis["teardown"], "The run failed")[:400]
+
+
+def test_run_marked_failed_during_the_bake(deployment, native):
+    out = native_scenario(
+        deployment, native, "marked_failed_during_bake",
+        "PATCH dagRuns/{run} state=failed while the canary bakes (wait_for_endpoint deferred, the new config on "
+        "10% of the traffic)", expected="failed", runner=_mark_failed_during_bake, reason=_teardown_reason,
+        note="the canary had passed scoring and the gate (its answers are counted under 'answers not from the "
+             "previous model'); the teardown waited (deferred) for SageMaker to finish the deployment, then put the "
+             "previous config back and failed the run.")
+    assert out.extra["state_after_patch"] == "running", out.extra  # Airflow keeps it running for the teardown
+    assert out.extra["sensor_state"] == "deferred", out.extra
+    assert out.state == "failed", out.tis
+    assert out.tis["teardown"]["state"] == "failed", out.tis["teardown"]
+    assert out.calls.get("UpdateEndpoint") == 2, out.calls  # the switch, and the teardown's switch back
+    assert out.inventory["endpoints"][out.endpoint] == {"status": "InService", "config": out.baseline}
+    assert out.orphans == [], out.orphans
+    assert out.probe["failed_calls"] == 0 and out.probe["answers_previous"] > 0, out.probe
+    assert out.row.answers_failed_model == 0, out.row
+
+
+# --- Clear of a finished run -------------------------------------------------------------------
+def _clear_finished(deployment, native, conf, extra):
+    run_id = deployment.trigger(conf)
+    first = deployment.wait_for_run(run_id, timeout=600)
+    extra["first_state"] = first["state"]
+    extra["first_job"] = deployment.xcom(run_id, "prepare")["names"]["training_job"]
+    deployment.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False})
+    wait_for(lambda: deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"] != "success",
+             60, 0.2, what="the cleared run to start again")
+    final = deployment.wait_for_run(run_id, timeout=600)
+    extra["second_job"] = deployment.xcom(run_id, "prepare")["names"]["training_job"]
+    extra["did"] = [f"first pass {first['state']} with {extra['first_job']}; Clear; second pass {final['state']} "
+                    f"with {extra['second_job']}"]
+    return run_id, final
+
+
+def test_clear_of_a_finished_run_trains_anew(deployment, native):
+    out = native_scenario(
+        deployment, native, "cleared_finished_run",
+        "POST dagRuns/{run}/clear (the UI's Clear) on a run that had finished successfully",
+        expected="success", runner=_clear_finished, reason=_no_reason,
+        note="the cleared run's prepare named new resources after its clear number (…-c1): it trained a new job "
+             "instead of finding the first pass's Completed one.")
+    assert out.extra["first_state"] == "success", out.extra
+    assert out.state == "success", out.tis
+    assert out.extra["second_job"] == out.extra["first_job"] + "-c1", out.extra
+    jobs = native.inventory(out.endpoint)["training_jobs"]
+    assert jobs.get(out.extra["first_job"]) == "Completed" and jobs.get(out.extra["second_job"]) == "Completed", jobs
+    assert out.calls.get("CreateTrainingJob") == 2, out.calls
+    assert out.orphans == [], out.orphans
+    assert out.probe["failed_calls"] == 0, out.probe

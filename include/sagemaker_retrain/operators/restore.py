@@ -185,13 +185,26 @@ class PipelineTeardownOperator(EndpointRestoreOperator):
             return False  # its own endpoint: deleted below
         return super()._needs_restore(context, deployment)
 
+    @staticmethod
+    def _run_is_active(context):
+        """Whether another run of this DAG is still queued or running (asked of Airflow, once per run id)."""
+        ti = context["ti"]
+        seen: dict[str, bool] = {}
+
+        def is_active(run_id: str) -> bool:
+            if run_id not in seen:
+                seen[run_id] = ti.get_dr_count(dag_id=ti.dag_id, run_ids=[run_id], states=["queued", "running"]) > 0
+            return seen[run_id]
+
+        return is_active
+
     def finish(self, context, message: str) -> Any:
         from sagemaker_retrain import pipeline
 
         removed = getattr(self, "stopped", None)
         if removed is None:  # resumed after a deferral: the jobs were handled on the first pass
             removed = []
-        removed = removed + pipeline.teardown(self.plan, dict(context["params"]))
+        removed = removed + pipeline.teardown(self.plan, dict(context["params"]), self._run_is_active(context))
         self.log.info("Restore: %s. Teardown removed: %s", message, removed or "nothing")
         states = self._task_states(context)
         failed = sorted(t for t, s in states.items() if s in FAILED_STATES and t != self.task_id)

@@ -94,7 +94,8 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
                 raise AirflowFailException(
                     f"Training job {name} carries this run's id but was created at {created.isoformat()}, before "
                     f"this run started ({started.isoformat()}): another deployment or an earlier database made it. "
-                    "Not re-attaching; trigger a new run."
+                    "Not re-attaching: Clear the whole run (prepare names new resources after the clear number), "
+                    "or trigger a new run."
                 )
 
     def _attach(self, name: str, description: dict, reattached: bool) -> dict:
