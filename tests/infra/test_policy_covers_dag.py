@@ -1,11 +1,14 @@
 """The Airflow policy allows every AWS call the DAG really makes (a first deployment, a blue/green
-update, an ephemeral run), as recorded by the emulator and evaluated against the deployed policy.
+update that wins the gate against the champion, an ephemeral run whose teardown deletes it), as
+recorded by the emulator and evaluated against the deployed policy.
 
 The evaluator is deliberately small, not IAM: Allow statements only (the policy has no Deny),
 ``Action``/``Resource`` wildcards, and the condition operators the template uses. Resource tags are
 the ones the recorded creates and AddTags set. It catches a missing action, a name or key outside
-the prefixes, a create without the required tag and a tag key AddTags would refuse. Calls are
-the Airflow side's only (its user agent carries ``Airflow/``), not the emulated SageMaker's own.
+the prefixes, a create without the required tags and a tag key AddTags would refuse. Calls are
+the Airflow side's only (its user agent carries ``Airflow/``), not the emulated SageMaker's own;
+two implicit authorizations are added: a create's Tags (also ``AddTags`` / ``cloudwatch:TagResource``)
+and the ``cloudwatch:DescribeAlarms`` SageMaker makes for an UpdateEndpoint's rollback alarms.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 import boto3
 import pytest
+from botocore.parsers import RpcV2CBORParser
 
 from offline_aws.airflow_run import airflow_env, dags_test
 from offline_aws.sagemaker.responses import credential_scope
@@ -35,8 +39,15 @@ BUCKET = "policy-probe-data"
 ENDPOINT = "sagemaker-retrain-housing"  # starts with the default ResourceNamePrefix
 WEAK = {"epochs": 1, "learning_rate": 0.0005, "gate_threshold": 1000.0}
 SM = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
-KINDS = {"TrainingJob": ("training-job", "TrainingJobName"), "Model": ("model", "ModelName"),
-         "EndpointConfig": ("endpoint-config", "EndpointConfigName"), "Endpoint": ("endpoint", "EndpointName")}
+CW = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
+KINDS = {"TrainingJob": ("training-job", "TrainingJobName"), "TransformJob": ("transform-job", "TransformJobName"),
+         "Model": ("model", "ModelName"), "EndpointConfig": ("endpoint-config", "EndpointConfigName"),
+         "Endpoint": ("endpoint", "EndpointName")}
+SM_OP = re.compile(r"(Create|Describe|Delete|Update|Stop)(TrainingJob|TransformJob|Model|EndpointConfig|Endpoint)$")
+# CloudWatch speaks smithy-rpc-v2-cbor (POST /service/GraniteServiceVersion20100801/operation/NAME, CBOR
+# body) or, with older clients, JSON with X-Amz-Target GraniteServiceVersion20100801.NAME.
+CLOUDWATCH_SERVICE = "GraniteServiceVersion20100801"
+RPC_V2_PATH = re.compile(rf"^/service/{CLOUDWATCH_SERVICE}/operation/(\w+)$")
 
 
 def _as_list(value) -> list:
@@ -57,13 +68,26 @@ class Recorder:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         if "Airflow/" in environ.get("HTTP_USER_AGENT", ""):
-            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            target, path = environ.get("HTTP_X_AMZ_TARGET", ""), environ.get("PATH_INFO", "")
+            rpc_v2 = RPC_V2_PATH.match(path)
+            if rpc_v2:
+                target = f"{CLOUDWATCH_SERVICE}.{rpc_v2.group(1)}"
             self.calls.append({
                 "where": where, "scope": credential_scope(environ.get("HTTP_AUTHORIZATION"))[1], "target": target,
-                "method": environ["REQUEST_METHOD"], "path": environ.get("PATH_INFO", ""),
-                "query": environ.get("QUERY_STRING", ""), "body": json.loads(body or b"{}") if target else {},
+                "method": environ["REQUEST_METHOD"], "path": path,
+                "query": environ.get("QUERY_STRING", ""), "body": _decode_body(body) if target else {},
             })
         return where
+
+
+def _decode_body(body: bytes) -> dict:
+    """A JSON (awsJson) or CBOR (smithy-rpc-v2-cbor) request body as a dict."""
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return RpcV2CBORParser().parse_data_item(io.BytesIO(body))
 
 
 def _condition_holds(condition: dict, context: dict) -> bool:
@@ -75,10 +99,13 @@ def _condition_holds(condition: dict, context: dict) -> bool:
             elif operator in ("StringLike", "StringLikeIfExists"):
                 holds = (have is None and operator.endswith("IfExists")) or (
                     have is not None and any(fnmatch.fnmatchcase(h, w) for h in _as_list(have) for w in wanted))
-            elif operator == "StringEquals":
-                holds = have is not None and any(h in wanted for h in _as_list(have))
+            elif operator in ("StringEquals", "StringEqualsIfExists"):
+                holds = (have is None and operator.endswith("IfExists")) or (
+                    have is not None and any(h in wanted for h in _as_list(have)))
             elif operator == "ForAllValues:StringLike":
                 holds = have is None or all(any(fnmatch.fnmatchcase(h, w) for w in wanted) for h in have)
+            elif operator == "ForAllValues:StringEquals":
+                holds = have is None or all(h in wanted for h in have)
             else:
                 raise AssertionError(f"the evaluator does not know {operator}")
             if not holds:
@@ -99,14 +126,18 @@ def _allowing_sid(document: dict, action: str, resource: str, context: dict) -> 
     return None
 
 
+def _tag_context(prefix: str, tags: dict[str, str]) -> dict:
+    return {f"aws:{prefix}/{k}": v for k, v in tags.items()}
+
+
 def _requests(calls: list[dict], role_arn: str):
     """(what, IAM action, resource ARN, condition context) for each recorded call."""
-    tags: dict[str, dict[str, str]] = {}
+    tags: dict[str, dict[str, str]] = {}  # ARN -> tags, from the recorded creates and AddTags
     for call in calls:
         target, body = call["target"], call["body"]
         if target.startswith("SageMaker."):
             op = target.split(".", 1)[1]
-            match = re.match(r"(Create|Describe|Delete|Update|Stop)(TrainingJob|Model|EndpointConfig|Endpoint)$", op)
+            match = SM_OP.match(op)
             if match:
                 kind, field = KINDS[match.group(2)]
                 arns = [f"{SM}{kind}/{body[field]}".lower()]
@@ -114,29 +145,46 @@ def _requests(calls: list[dict], role_arn: str):
                     arns.append(f"{SM}endpoint-config/{body['EndpointConfigName']}".lower())
             elif op in ("AddTags", "ListTags"):
                 arns = [body["ResourceArn"].lower()]
-            else:
+            else:  # List* take no resource ARN
                 arns = ["*"]
             request_tags = {t["Key"]: t["Value"] for t in body.get("Tags", [])}
+            request_context = _tag_context("RequestTag", request_tags)
+            if request_tags:
+                request_context["aws:TagKeys"] = list(request_tags)
             for arn in arns:
-                context = {f"aws:ResourceTag/{k}": v for k, v in tags.get(arn, {}).items()}
-                if request_tags:
-                    context |= {f"aws:RequestTag/{k}": v for k, v in request_tags.items()}
-                    context["aws:TagKeys"] = list(request_tags)
-                yield op, f"sagemaker:{op}", arn, context
-            if request_tags and op.startswith("Create"):
-                yield f"{op} (tags)", "sagemaker:AddTags", arns[0], {"aws:TagKeys": list(request_tags)}
+                context = _tag_context("ResourceTag", tags.get(arn, {})) if arn != "*" else {}
+                yield op, f"sagemaker:{op}", arn, context | request_context
+            if request_tags and op.startswith("Create"):  # tag-on-create is authorized as AddTags as well
+                yield f"{op} (tags)", "sagemaker:AddTags", arns[0], request_context
             for field in ("RoleArn", "ExecutionRoleArn"):
                 if field in body:
                     assert body[field] == role_arn
                     yield op, "iam:PassRole", body[field], {"iam:PassedToService": "sagemaker.amazonaws.com"}
             if op.startswith("Create") or op == "AddTags":
                 tags.setdefault(arns[0], {}).update(request_tags)
+            if op == "UpdateEndpoint":  # SageMaker reads the rollback alarms with the caller's permissions
+                rollback = (body.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
+                for alarm in rollback.get("Alarms", []):
+                    yield f"{op} (alarms)", "cloudwatch:DescribeAlarms", f"{CW}{alarm['AlarmName']}", {}
+        elif target.startswith(f"{CLOUDWATCH_SERVICE}."):
+            op = target.split(".", 1)[1]
+            assert op == "PutMetricAlarm", f"the policy grants no cloudwatch:{op}"
+            arn = f"{CW}{body['AlarmName']}"
+            request_tags = {t["Key"]: t["Value"] for t in body.get("Tags", [])}
+            context = _tag_context("RequestTag", request_tags) | _tag_context("ResourceTag", tags.get(arn, {}))
+            if request_tags:
+                context["aws:TagKeys"] = list(request_tags)
+            yield op, f"cloudwatch:{op}", arn, context
+            if request_tags and arn not in tags:  # creating a tagged alarm also needs TagResource
+                yield f"{op} (tags)", "cloudwatch:TagResource", arn, context
+            tags.setdefault(arn, {}).update(request_tags)
         elif target.startswith("Logs_"):
             op = target.split(".", 1)[1]
             stream = f"log-stream:{body['logStreamName']}" if "logStreamName" in body else "*"
             yield op, f"logs:{op}", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{body['logGroupName']}:{stream}", {}
         elif call["where"] == "sagemaker":  # SageMaker Runtime: POST /endpoints/NAME/invocations
-            yield "InvokeEndpoint", "sagemaker:InvokeEndpoint", f"{SM}endpoint/{call['path'].split('/')[2]}".lower(), {}
+            arn = f"{SM}endpoint/{call['path'].split('/')[2]}".lower()
+            yield "InvokeEndpoint", "sagemaker:InvokeEndpoint", arn, _tag_context("ResourceTag", tags.get(arn, {}))
         elif call["scope"] == "s3":
             bucket, _, key = call["path"].lstrip("/").partition("/")
             query = parse_qs(call["query"])
@@ -151,6 +199,17 @@ def _requests(calls: list[dict], role_arn: str):
                 yield f"{call['method']} object", action[call["method"]], f"arn:aws:s3:::{bucket}/{unquote(key)}", {}
         else:
             yield "unexpected", f"{call['scope']}:{call['target'] or call['method']}", call["path"], {}
+
+
+def _created_tags(calls: list[dict]) -> dict[str, dict[str, str]]:
+    """ARN -> tags of every SageMaker resource the recorded runs created (lower-case ARNs)."""
+    created: dict[str, dict[str, str]] = {}
+    for call in calls:
+        match = SM_OP.match(call["target"].removeprefix("SageMaker.")) if call["target"].startswith("SageMaker.") else None
+        if match and match.group(1) == "Create":
+            kind, field = KINDS[match.group(2)]
+            created[f"{SM}{kind}/{call['body'][field]}".lower()] = {t["Key"]: t["Value"] for t in call["body"]["Tags"]}
+    return created
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +245,18 @@ def recorded(tmp_path_factory):
 def test_the_runs_took_the_paths_to_cover(recorded):
     _, _, calls, runs = recorded
     assert runs["create"]["deploy"] == runs["update"]["deploy"] == runs["ephemeral"]["teardown"] == "success"
+    # the update scored the serving model too and beat it: a blue/green switch with rollback alarms
+    assert runs["create"]["score_champion"] == "skipped" and runs["update"]["score_champion"] == "success"
     targets = {c["target"] for c in calls}
-    assert {"SageMaker.CreateEndpoint", "SageMaker.UpdateEndpoint", "SageMaker.DeleteEndpoint",
-            "SageMaker.AddTags", "SageMaker.ListModels"} <= targets
+    assert {"SageMaker.CreateModel", "SageMaker.CreateTransformJob", "SageMaker.DescribeTransformJob",
+            "SageMaker.CreateEndpoint", "SageMaker.UpdateEndpoint", "SageMaker.AddTags",
+            f"{CLOUDWATCH_SERVICE}.PutMetricAlarm", "SageMaker.ListTransformJobs", "SageMaker.ListModels",
+            "SageMaker.DeleteEndpoint", "SageMaker.DeleteEndpointConfig", "SageMaker.DeleteModel"} <= targets
+    (update,) = [c["body"] for c in calls if c["target"] == "SageMaker.UpdateEndpoint"]
+    alarms = [a["AlarmName"] for a in update["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]]
+    assert alarms == [f"{PREFIX}-{ENDPOINT}-invocation-5xx", f"{PREFIX}-{ENDPOINT}-model-latency"]
+    transform_jobs = [c["body"]["TransformJobName"] for c in calls if c["target"] == "SageMaker.CreateTransformJob"]
+    assert len(transform_jobs) == 4, transform_jobs  # challenger x3, champion x1
 
 
 def test_policy_allows_every_call_the_dag_made(recorded):
@@ -199,19 +267,53 @@ def test_policy_allows_every_call_the_dag_made(recorded):
     assert not denied, "\n".join(" | ".join(d) for d in denied)
 
 
+def test_policy_lets_teardown_stop_this_runs_jobs(recorded):
+    """The runs finish their jobs before teardown (nothing to stop at time scale 0): stopping each
+    training and scoring job they created, tagged as created, must still be allowed."""
+    document, _, calls, _ = recorded
+    jobs = {arn: tags for arn, tags in _created_tags(calls).items() if "-job/" in arn}
+    assert {arn.split(":")[-1].split("/")[0] for arn in jobs} == {"training-job", "transform-job"}
+    denied = []
+    for arn, tags in jobs.items():
+        action = "sagemaker:StopTrainingJob" if ":training-job/" in arn else "sagemaker:StopTransformJob"
+        for request in (action, "sagemaker:ListTags"):
+            if _allowing_sid(document, request, arn, _tag_context("ResourceTag", tags)) is None:
+                denied.append((request, arn))
+    assert not denied, denied
+
+
 def test_evaluator_refuses_what_the_policy_must_refuse(recorded):
     """The evaluator is not vacuous: names outside the prefix, missing or foreign tags, keys outside the prefix."""
     document, outputs, _, _ = recorded
-    tag = "aws:RequestTag/sagemaker-retrain:endpoint"
+    tag, project = "aws:RequestTag/sagemaker-retrain:endpoint", "aws:RequestTag/sagemaker-retrain:project"
+    owned = {tag: ENDPOINT, project: "sagemaker-retrain"}
+    resource_tag, resource_project = "aws:ResourceTag/sagemaker-retrain:endpoint", "aws:ResourceTag/sagemaker-retrain:project"
+    alarm = f"{CW}{PREFIX}-{ENDPOINT}-invocation-5xx"
     refused = [
-        ("sagemaker:CreateTrainingJob", f"{SM}training-job/other-job", {tag: "other-job"}),
+        ("sagemaker:CreateTrainingJob", f"{SM}training-job/other-job", {tag: "other-job", project: "sagemaker-retrain"}),
         ("sagemaker:CreateTrainingJob", f"{SM}training-job/{ENDPOINT}-x", {}),
-        ("sagemaker:CreateEndpoint", f"{SM}endpoint/{ENDPOINT}", {tag: "someone-else"}),
+        ("sagemaker:CreateTrainingJob", f"{SM}training-job/{ENDPOINT}-x", {tag: ENDPOINT}),  # no project tag
+        ("sagemaker:CreateEndpoint", f"{SM}endpoint/{ENDPOINT}", {tag: "someone-else", project: "sagemaker-retrain"}),
+        ("sagemaker:CreateModel", f"{SM}model/{ENDPOINT}-x", {tag: ENDPOINT, project: "another-project"}),
+        ("sagemaker:CreateTransformJob", f"{SM}transform-job/{ENDPOINT}-x", {tag: ENDPOINT}),
+        ("sagemaker:CreateTransformJob", f"{SM}transform-job/other-x", owned),
         ("sagemaker:UpdateEndpoint", f"{SM}endpoint/{ENDPOINT}", {}),
+        ("sagemaker:UpdateEndpoint", f"{SM}endpoint/{ENDPOINT}", {resource_tag: ENDPOINT}),  # no project tag
+        ("sagemaker:StopTransformJob", f"{SM}transform-job/{ENDPOINT}-x", {resource_tag: ENDPOINT}),
+        ("sagemaker:InvokeEndpoint", f"{SM}endpoint/{ENDPOINT}", {}),
         ("sagemaker:AddTags", f"{SM}endpoint/{ENDPOINT}", {"aws:TagKeys": ["owner"]}),
-        ("sagemaker:DeleteEndpoint", f"{SM}endpoint/{ENDPOINT}", {"aws:ResourceTag/sagemaker-retrain:endpoint": "x"}),
+        ("sagemaker:AddTags", f"{SM}endpoint-config/{ENDPOINT}-x",  # ownership tags onto a foreign config
+         {"aws:TagKeys": ["sagemaker-retrain:endpoint"], "aws:RequestTag/sagemaker-retrain:endpoint": ENDPOINT}),
+        ("sagemaker:AddTags", f"{SM}endpoint-config/{ENDPOINT}-x", {"aws:TagKeys": ["sagemaker-retrain:previous-config"]}),
+        ("sagemaker:DeleteEndpoint", f"{SM}endpoint/{ENDPOINT}", {resource_tag: "x"}),
+        ("sagemaker:DeleteEndpoint", f"{SM}endpoint/{ENDPOINT}", {resource_tag: ENDPOINT, resource_project: "other"}),
         ("sagemaker:DeleteEndpoint", f"{SM}endpoint/other", {}),
-        ("sagemaker:CreateTrainingJob", f"{SM}hyper-parameter-tuning-job/{ENDPOINT}", {tag: ENDPOINT}),
+        ("sagemaker:CreateTrainingJob", f"{SM}hyper-parameter-tuning-job/{ENDPOINT}", owned),
+        ("cloudwatch:PutMetricAlarm", alarm, {tag: ENDPOINT}),
+        ("cloudwatch:PutMetricAlarm", f"{CW}{ENDPOINT}-invocation-5xx", owned),  # not under Prefix
+        ("cloudwatch:PutMetricAlarm", f"{CW}{PREFIX}-{ENDPOINT}-cpu", owned),
+        ("cloudwatch:DescribeAlarms", f"{CW}{PREFIX}-other-invocation-5xx", {}),
+        ("cloudwatch:DeleteAlarms", alarm, {}),
         ("iam:PassRole", outputs["ExecutionRoleArn"], {"iam:PassedToService": "ec2.amazonaws.com"}),
         ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "sagemaker.amazonaws.com"}),
         ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/other/key", {}),

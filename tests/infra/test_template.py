@@ -39,33 +39,46 @@ VENV_BIN = Path(sys.executable).parent
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 TAG_KEY = "sagemaker-retrain:endpoint"
+PROJECT_TAG_KEY, PROJECT_TAG_VALUE = "sagemaker-retrain:project", "sagemaker-retrain"
 
-# Every SageMaker action the Airflow policy grants, with where the DAG calls it: (file, text found
-# in that file). None = granted for a step being added (batch transform) that no code calls yet.
-HOOKS = ".venv/lib/python3.11/site-packages/airflow/providers/amazon/aws/hooks/sagemaker.py"
-TRIGGERS = ".venv/lib/python3.11/site-packages/airflow/providers/amazon/aws/triggers/sagemaker.py"
-SAGEMAKER_CALL_SITES: dict[str, tuple[str, str] | None] = {
+# Every SageMaker and CloudWatch action the Airflow policy grants, with where the DAG calls it: (file,
+# text found in that file). Provider files are the Amazon provider's, which the DAG's operators call.
+PROVIDER = ".venv/lib/python3.11/site-packages/airflow/providers/amazon/aws"
+HOOKS = f"{PROVIDER}/hooks/sagemaker.py"
+OPERATORS = f"{PROVIDER}/operators/sagemaker.py"
+TRIGGERS = f"{PROVIDER}/triggers/sagemaker.py"
+SAGEMAKER_CALL_SITES: dict[str, tuple[str, str]] = {
     "CreateTrainingJob": ("include/sagemaker_retrain/operators/training.py", "self.hook.create_training_job("),
     "DescribeTrainingJob": ("include/sagemaker_retrain/operators/training.py", "self.hook.describe_training_job("),
     "StopTrainingJob": ("include/sagemaker_retrain/cleanup.py", "sm.stop_training_job("),
-    "CreateModel": ("include/sagemaker_retrain/operators/endpoint.py", "hook.create_model(model)"),
-    "DescribeModel": ("include/sagemaker_retrain/gate.py", "sagemaker_client.describe_model("),
+    "CreateModel": ("include/sagemaker_retrain/pipeline.py", "sm.create_model(**model_request)"),
+    # the transform operator's result (serialize_result) describes the scored model
+    "DescribeModel": (OPERATORS, "self.hook.describe_model(job_description[\"ModelName\"])"),
     "DeleteModel": ("include/sagemaker_retrain/cleanup.py", "sm.delete_model"),
     "CreateEndpointConfig": ("include/sagemaker_retrain/operators/endpoint.py", "hook.create_endpoint_config("),
-    "DescribeEndpointConfig": ("include/sagemaker_retrain/cleanup.py", "sm.describe_endpoint_config("),
+    "DescribeEndpointConfig": ("include/sagemaker_retrain/gate.py", "sagemaker_client.describe_endpoint_config("),
     "DeleteEndpointConfig": ("include/sagemaker_retrain/cleanup.py", "sm.delete_endpoint_config"),
     "CreateEndpoint": ("include/sagemaker_retrain/operators/endpoint.py", "hook.create_endpoint(endpoint"),
-    "UpdateEndpoint": ("include/sagemaker_retrain/cleanup.py", "sm.update_endpoint("),
-    "DescribeEndpoint": ("include/sagemaker_retrain/triggers/endpoint.py", "client.describe_endpoint("),
+    "UpdateEndpoint": ("include/sagemaker_retrain/operators/endpoint.py", "hook.conn.update_endpoint(**request)"),
+    "DescribeEndpoint": ("include/sagemaker_retrain/ownership.py", "sm.describe_endpoint(EndpointName=name)"),
     "DeleteEndpoint": ("include/sagemaker_retrain/cleanup.py", "sm.delete_endpoint"),
     "ListEndpointConfigs": ("include/sagemaker_retrain/cleanup.py", '"list_endpoint_configs"'),
     "ListModels": ("include/sagemaker_retrain/cleanup.py", '"list_models"'),
+    "ListTransformJobs": ("include/sagemaker_retrain/cleanup.py", '"list_transform_jobs"'),
     "AddTags": ("include/sagemaker_retrain/operators/endpoint.py", "self.hook.conn.add_tags("),
-    "ListTags": ("include/sagemaker_retrain/gate.py", "sagemaker_client.list_tags("),
+    "ListTags": ("include/sagemaker_retrain/ownership.py", "sm.list_tags(**kwargs)"),
     "InvokeEndpoint": ("include/sagemaker_retrain/smoke.py", "runtime_client.invoke_endpoint("),
-    "CreateTransformJob": None,
-    "DescribeTransformJob": None,
-    "StopTransformJob": None,
+    "CreateTransformJob": (OPERATORS, "self.hook.create_transform_job("),
+    # the provider's unique-name check (may ask for a missing name) and the job's result
+    "DescribeTransformJob": (OPERATORS, "self.hook.describe_transform_job,"),
+    "StopTransformJob": ("include/sagemaker_retrain/cleanup.py", "sm.stop_transform_job("),
+}
+CLOUDWATCH_CALL_SITES: dict[str, tuple[str, str]] = {
+    "PutMetricAlarm": ("include/sagemaker_retrain/operators/endpoint.py", "cloudwatch.put_metric_alarm(**alarm)"),
+    # PutMetricAlarm's Tags (set when the alarm is created) are authorized as TagResource as well
+    "TagResource": ("include/sagemaker_retrain/config.py", '"Tags": resource_tags,\n    }\n    return [\n'),
+    # UpdateEndpoint's AutoRollbackConfiguration: SageMaker reads the named alarms
+    "DescribeAlarms": ("include/sagemaker_retrain/config.py", '"AutoRollbackConfiguration": {"Alarms": '),
 }
 
 
@@ -148,28 +161,35 @@ def test_registry_accounts_match_the_image_table(template):
     assert {region: row["Account"] for region, row in mapping.items()} == LINEAR_LEARNER_ACCOUNTS
 
 
-def test_airflow_policy_grants_exactly_the_sagemaker_actions_the_dag_calls(template):
+def test_airflow_policy_grants_exactly_the_sagemaker_and_cloudwatch_actions_the_dag_calls(template):
     statements = template["Resources"]["AirflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    granted = {a.split(":", 1)[1] for s in statements for a in _actions(s) if a.startswith("sagemaker:")}
-    assert granted == set(SAGEMAKER_CALL_SITES)
-    for action, site in SAGEMAKER_CALL_SITES.items():
-        if site is not None:
-            path, snippet = site
+    for service, sites in (("sagemaker", SAGEMAKER_CALL_SITES), ("cloudwatch", CLOUDWATCH_CALL_SITES)):
+        granted = {a.split(":", 1)[1] for s in statements for a in _actions(s) if a.startswith(f"{service}:")}
+        assert granted == set(sites), service
+        for action, (path, snippet) in sites.items():
             assert snippet in (PROJECT / path).read_text(), f"{action}: {snippet!r} not in {path}"
+    dag = (PROJECT / "dags" / "sagemaker_retrain.py").read_text()
+    assert "SageMakerTransformOperator(" in dag and "deferrable=True" in dag
     # Called through the Amazon provider: its hook checks the input channels (HeadBucket) and the
     # deferred wait polls DescribeTrainingJob through a botocore waiter.
     assert "self.check_training_config(config)" in (PROJECT / HOOKS).read_text()
     assert 'job_type="Training"' in (PROJECT / "include/sagemaker_retrain/operators/training.py").read_text()
-    assert (PROJECT / TRIGGERS).exists()
+    assert "self.check_s3_url(config[\"TransformInput\"]" in (PROJECT / HOOKS).read_text()
+    assert "trigger=SageMakerTrigger(" in (PROJECT / OPERATORS).read_text() and (PROJECT / TRIGGERS).exists()
 
 
-def test_the_tag_the_conditions_require_is_the_one_the_code_sets():
+def test_the_tags_the_conditions_require_are_the_ones_the_code_sets():
     from sagemaker_retrain import config
 
     assert config.TAG_ENDPOINT == TAG_KEY
-    # AddTags allows only tag keys under sagemaker-retrain: (tag-on-create and the rollback marker).
-    keys = [t["Key"] for t in config.tags("e", "r", training_job="j")] + [config.TAG_PREVIOUS_CONFIG]
-    assert all(key.startswith("sagemaker-retrain:") for key in keys), keys
+    assert (config.TAG_PROJECT, config.PROJECT) == (PROJECT_TAG_KEY, PROJECT_TAG_VALUE)
+    tags = {t["Key"]: t["Value"] for t in config.tags("e", "r", training_job="j")}
+    assert tags[PROJECT_TAG_KEY] == PROJECT_TAG_VALUE and tags[TAG_KEY] == "e"
+    # Tag-on-create allows only tag keys under sagemaker-retrain:; an existing config only the rollback marker.
+    assert all(key.startswith("sagemaker-retrain:") for key in tags), tags
+    assert config.TAG_PREVIOUS_CONFIG == "sagemaker-retrain:previous-config"
+    # The alarm ARNs of the template: "<Prefix>-<endpoint>-invocation-5xx" / "-model-latency".
+    assert config.alarm_names("p", "e") == {"errors": "p-e-invocation-5xx", "latency": "p-e-model-latency"}
 
 
 # --- deployed on moto's CloudFormation --------------------------------------------------------
@@ -338,10 +358,20 @@ def test_execution_role_trusts_sagemaker_and_reaches_only_the_prefix(stack, emul
     (name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
     document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
     statements = _by_sid(_document(document))
-    assert statements["TrainTransformReadInputsWriteOutputs"]["Resource"] == f"arn:aws:s3:::{bucket}/sagemaker-retrain/*"
-    listing = statements["TrainTransformListInputPrefix"]
+    runs = f"arn:aws:s3:::{bucket}/sagemaker-retrain/runs/"
+    # read a run's inputs and model artifacts; write model artifacts and the scoring (.out) files only
+    assert statements["TrainHostScoreReadRunInputsAndModels"]["Action"] == "s3:GetObject"
+    assert statements["TrainHostScoreReadRunInputsAndModels"]["Resource"] == f"{runs}*"
+    assert statements["TrainWriteModelArtifacts"]["Resource"] == f"{runs}*/output/*"
+    assert statements["ScoreWriteTransformOutputs"]["Resource"] == f"{runs}*/scoring/*"
+    writes = [s for s in statements.values() if "s3:PutObject" in _as_list(s["Action"])]
+    assert sorted(s["Sid"] for s in writes) == ["ScoreWriteTransformOutputs", "TrainWriteModelArtifacts"]
+    listing = statements["TrainScoreListRunInputPrefix"]
     assert listing["Resource"] == f"arn:aws:s3:::{bucket}"
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["sagemaker-retrain/*"]}}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["sagemaker-retrain/runs/*"]}}
+    alarms = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:sagemaker-retrain-sagemaker-retrain*"
+    assert statements["HostReadRollbackAlarms"]["Action"] == "cloudwatch:DescribeAlarms"
+    assert statements["HostReadRollbackAlarms"]["Resource"] == [f"{alarms}-invocation-5xx", f"{alarms}-model-latency"]
     image = statements["TrainHostTransformPullLinearLearnerImage"]
     assert image["Resource"] == f"arn:aws:ecr:{REGION}:{LINEAR_LEARNER_ACCOUNTS[REGION]}:repository/linear-learner"
     assert statements["TrainHostTransformEcrLogin"]["Resource"] == "*"
@@ -355,23 +385,39 @@ def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emul
     sagemaker_arn = re.compile(
         rf"^arn:aws:sagemaker:{REGION}:{ACCOUNT}:(training-job|model|endpoint-config|endpoint|transform-job)"
         r"/sagemaker-retrain\*$")
+    listing = "TeardownListConfigsModelsTransformJobs"
     for sid, statement in statements.items():
         assert statement["Effect"] == "Allow", sid
-        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid != "TeardownListConfigsAndModels":
+        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid != listing:
             for resource in _as_list(statement["Resource"]):
                 assert sagemaker_arn.match(resource), (sid, resource)
-    assert statements["TeardownListConfigsAndModels"]["Resource"] == "*"  # List* take no resource ARN
-    for sid in ("TrainCreateTaggedTrainingJob", "DeployCreateTaggedModelConfigEndpoint", "BatchTransformCreateTaggedJob"):
-        assert statements[sid]["Condition"] == {"StringLike": {f"aws:RequestTag/{TAG_KEY}": "sagemaker-retrain*"}}
-    for sid in ("DeployRollbackUpdateOwnEndpoint", "TeardownStopOwnJobs"):
-        assert statements[sid]["Condition"] == {"StringLike": {f"aws:ResourceTag/{TAG_KEY}": "sagemaker-retrain*"}}
-    pass_role = statements["TrainDeployPassExecutionRoleToSageMaker"]
+    assert statements[listing]["Resource"] == "*"  # List* take no resource ARN
+    assert all(a.startswith("sagemaker:List") for a in statements[listing]["Action"])
+
+    def owned(kind: str, operator: str = "") -> dict:
+        return {f"StringEquals{operator}": {f"aws:{kind}/{PROJECT_TAG_KEY}": PROJECT_TAG_VALUE},
+                f"StringLike{operator}": {f"aws:{kind}/{TAG_KEY}": "sagemaker-retrain*"}}
+
+    for sid in ("TrainCreateTaggedTrainingJob", "StageDeployCreateTaggedModelConfigEndpoint",
+                "ScoreCreateTaggedTransformJob", "DeployPutTaggedRollbackAlarms"):
+        assert statements[sid]["Condition"] == owned("RequestTag"), sid
+    for sid in ("DeployRollbackUpdateOwnEndpoint", "TeardownStopOwnJobs", "WaitSmokeInvokeOwnEndpoint"):
+        assert statements[sid]["Condition"] == owned("ResourceTag"), sid
+    assert statements["RollbackTeardownDeleteOwnHostingResources"]["Condition"] == owned("ResourceTag", "IfExists")
+    assert statements["TrainStageScoreDeployTagOnCreate"]["Condition"] == {
+        **owned("RequestTag"), "ForAllValues:StringLike": {"aws:TagKeys": ["sagemaker-retrain:*"]}}
+    assert statements["DeployRecordRollbackConfigOnOwnConfig"]["Condition"] == {
+        **owned("ResourceTag"), "Null": {"aws:TagKeys": "false"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["sagemaker-retrain:previous-config"]}}
+    pass_role = statements["TrainStagePassExecutionRoleToSageMaker"]
     assert pass_role["Resource"] == stack["ExecutionRoleArn"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    assert statements["PrepareEvaluateHistoryReadWriteObjects"]["Resource"] == f"arn:aws:s3:::{bucket}/sagemaker-retrain/*"
-    assert statements["PrepareTrainEvaluateHistoryListPrefix"]["Condition"] == {
+    assert statements["PrepareGateHistoryReadWriteObjects"]["Resource"] == f"arn:aws:s3:::{bucket}/sagemaker-retrain/*"
+    assert statements["PrepareTrainScoreGateHistoryListPrefix"]["Condition"] == {
         "StringLikeIfExists": {"s3:prefix": ["sagemaker-retrain", "sagemaker-retrain/*"]}}
-    assert statements["BlueGreenRollbackAlarms"]["Resource"] == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:sagemaker-retrain*"
+    alarms = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:sagemaker-retrain-sagemaker-retrain*"
+    for sid in ("DeployPutTaggedRollbackAlarms", "DeployUpdateEndpointReadsRollbackAlarms"):
+        assert statements[sid]["Resource"] == [f"{alarms}-invocation-5xx", f"{alarms}-model-latency"], sid
     for resource in _as_list(statements["TrainReadTrainingLogs"]["Resource"]):
         assert resource.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/TrainingJobs:"), resource
 
@@ -390,6 +436,8 @@ def test_existing_bucket_is_used_as_is(stack, emulator_clients):
     with pytest.raises(ClientError):
         s3.get_bucket_policy(Bucket="team-ml-data")  # left as it was
     statements = _by_sid(_policy_document(iam, outputs["AirflowPolicyArn"]))
-    assert statements["PrepareEvaluateHistoryReadWriteObjects"]["Resource"] == "arn:aws:s3:::team-ml-data/other-pipeline/*"
-    assert statements["WaitSmokeEvaluateInvokeEndpoint"]["Resource"] == (
+    assert statements["PrepareGateHistoryReadWriteObjects"]["Resource"] == "arn:aws:s3:::team-ml-data/other-pipeline/*"
+    assert statements["WaitSmokeInvokeOwnEndpoint"]["Resource"] == (
         f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/linear-learner-housing*")
+    assert statements["DeployUpdateEndpointReadsRollbackAlarms"]["Resource"][0] == (
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:other-pipeline-linear-learner-housing*-invocation-5xx")
