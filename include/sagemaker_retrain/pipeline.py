@@ -111,7 +111,9 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         image=image,
         role_arn=settings.role_arn,
         channel_uris=data.channel_uris,
-        output_uri=f"s3://{settings.bucket}/{run_prefix}/output",
+        # Models live outside runs/ (whose folders a lifecycle rule may expire): a champion's artifact
+        # must outlive its run's inputs, since it serves and is scored again by later runs.
+        output_uri=f"s3://{settings.bucket}/{settings.prefix}/models/{slug}",
         params=params,
         feature_dim=data.feature_dim,
         resource_tags=config.tags(endpoint, run_id),

@@ -362,7 +362,7 @@ def test_execution_role_trusts_sagemaker_and_reaches_only_the_prefix(stack, emul
     # read a run's inputs and model artifacts; write model artifacts and the scoring (.out) files only
     assert statements["TrainHostScoreReadRunInputsAndModels"]["Action"] == "s3:GetObject"
     assert statements["TrainHostScoreReadRunInputsAndModels"]["Resource"] == f"{runs}*"
-    assert statements["TrainWriteModelArtifacts"]["Resource"] == f"{runs}*/output/*"
+    assert statements["TrainWriteModelArtifacts"]["Resource"] == f"{runs.removesuffix('runs/')}models/*"
     assert statements["ScoreWriteTransformOutputs"]["Resource"] == f"{runs}*/scoring/*"
     writes = [s for s in statements.values() if "s3:PutObject" in _as_list(s["Action"])]
     assert sorted(s["Sid"] for s in writes) == ["ScoreWriteTransformOutputs", "TrainWriteModelArtifacts"]
