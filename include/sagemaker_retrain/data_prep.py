@@ -37,6 +37,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from sagemaker_retrain.lineage import HashingReader, describe_source
+
 SPLITS = ("train", "validation", "test")
 MIN_ROWS = 10
 CHUNK_ROWS = 200_000
@@ -79,6 +81,7 @@ class PreparedData:
     feature_names: list[str]
     target_column: str
     smoke_features: list[list[float]] = field(default_factory=list)
+    source: dict = field(default_factory=dict)  # lineage: uri, sha256 and size of the bytes read, ETag, VersionId
     smoke_labels: list[float] = field(default_factory=list)
     content_types: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SPLITS, CSV))
     parts: dict[str, int] = field(default_factory=dict)
@@ -103,6 +106,7 @@ class PreparedData:
             "smoke_labels": self.smoke_labels,
             "content_types": self.content_types,
             "parts": self.parts,
+            "source": self.source,
         }
 
 
@@ -113,12 +117,18 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def open_source(uri: str, s3_client=None, base_dir: Path | None = None) -> IO[bytes]:
-    """Open a local path or an s3:// object for streaming; a missing source is a clear error."""
+def open_source(uri: str, s3_client=None, base_dir: Path | None = None, metadata: dict | None = None) -> IO[bytes]:
+    """Open a local path or an s3:// object for streaming; a missing source is a clear error.
+
+    ``metadata``, if given, receives the S3 object's ``ETag`` and ``VersionId`` (lineage).
+    """
     if uri.startswith("s3://"):
         bucket, key = split_s3_uri(uri)
         try:
-            return s3_client.get_object(Bucket=bucket, Key=key)["Body"]
+            response = s3_client.get_object(Bucket=bucket, Key=key)
+            if metadata is not None:
+                metadata.update({k: response.get(k) for k in ("ETag", "VersionId")})
+            return response["Body"]
         except Exception as err:  # botocore ClientError and friends
             raise DataValidationError(f"Cannot read data set {uri}: {err}") from err
     path = Path(uri)
@@ -733,7 +743,8 @@ def prepare_and_upload(
     content_type = params.get("training_content_type") or CSV
     min_parts = int(params.get("training_instance_count") or 1)
     with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
-        source = open_source(uri, s3_client=s3_client, base_dir=base_dir)
+        s3_metadata: dict = {}
+        source = HashingReader(open_source(uri, s3_client=s3_client, base_dir=base_dir, metadata=s3_metadata))
         uploader = PartUploader(s3_client, bucket, input_prefix, transfer_config)
         try:
             prepared, _ = prepare_dataset(
@@ -751,6 +762,7 @@ def prepare_and_upload(
                 on_part=uploader.submit,
             )
             prepared.channel_uris = uploader.finish()
+            prepared.source = describe_source(uri, source, s3_metadata)
         except BaseException:
             uploader.abort()
             raise

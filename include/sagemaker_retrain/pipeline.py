@@ -277,7 +277,7 @@ def decide(plan: dict, params: dict, champion_model: str | None) -> dict:
         "decision": decision.as_dict(),
         "scores": {"challenger": challenger["metrics"], "champion": champion["metrics"] if champion else None},
         "rows": {"count": challenger["rows"], "split_seed": params["split_seed"], "test_uri": test_uri,
-                 "data": {k: plan["data"].get(k) for k in ("sha256", "etag", "version_id", "rows") if k in plan["data"]}},
+                 "source": plan["data"].get("source")},
         "artifacts": artifacts,
     }
     return {**evidence, "deploy_config": _deploy_config(plan, params, settings) if decision.deploy else None}

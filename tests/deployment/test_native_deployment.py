@@ -1,8 +1,8 @@
 """The DAG on a production-shaped deployment: CeleryExecutor, Postgres, Redis, one process per component.
 
 Triggered through the REST API as the UI does, with a conf that changes Params; the waits of
-``train`` and ``wait_for_endpoint`` must be done by the triggerer (state ``deferred``), and
-the run's evaluation must land in S3.
+``train``, ``score_challenger`` (batch transform) and ``wait_for_endpoint`` must be done by the
+triggerer (state ``deferred``), and the gate's evaluation must land in S3.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from native_deployment import DAG_ID, PROJECT_DIR
 pytestmark = [pytest.mark.deployment, pytest.mark.slow]
 
 ARTIFACTS = PROJECT_DIR / "artifacts" / "native-deployment"
-WAITING_TASKS = ("train", "wait_for_endpoint")
+WAITING_TASKS = ("train", "score_challenger", "wait_for_endpoint")
 
 
-def _xcom(deployment, run_id: str, task_id: str):
+def _xcom(deployment, run_id: str, task_id: str, key: str = "return_value"):
     entry = deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}"
-                                  "/xcomEntries/return_value?deserialize=true")
+                                  f"/xcomEntries/{key}?deserialize=true")
     value = entry["value"]
     return json.loads(value) if isinstance(value, str) else value
 
@@ -46,8 +46,8 @@ def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
     assert final["state"] == "success", (
         {t: ti["state"] for t, ti in tis.items()}, deployment.all_log_tails())
     assert tis["publish"]["state"] == "skipped"  # ephemeral: nothing announced
-    assert {tis[t]["executor"] or "" for t in ("prepare", "evaluate")} <= {"", "CeleryExecutor"}
-    assert all(tis[t]["hostname"] for t in ("prepare", "train", "evaluate"))
+    assert {tis[t]["executor"] or "" for t in ("prepare", "gate")} <= {"", "CeleryExecutor"}
+    assert all(tis[t]["hostname"] for t in ("prepare", "train", "gate", "teardown"))
 
     # The waits were handed to the triggerer (state `deferred`), not held in a worker slot.
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -63,15 +63,16 @@ def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
     plan = _xcom(deployment, run_id, "prepare")
     job = deployment.sagemaker().describe_training_job(TrainingJobName=plan["names"]["training_job"])
     assert job["HyperParameters"]["epochs"] == "5"
-    evaluation = _xcom(deployment, run_id, "evaluate")
+    evidence = _xcom(deployment, run_id, "gate", key="evidence")
     s3 = deployment.s3()
-    for uri in evaluation["artifacts"].values():
+    for uri in evidence["artifacts"].values():
         bucket, key = uri.removeprefix("s3://").split("/", 1)
         assert bucket == deployment.bucket
         assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
     metrics = json.loads(s3.get_object(Bucket=deployment.bucket,
-                                       Key=evaluation["artifacts"]["metrics"].split("/", 3)[3])["Body"].read())
-    assert metrics == pytest.approx(evaluation["metrics"])
+                                       Key=evidence["artifacts"]["metrics"].split("/", 3)[3])["Body"].read())
+    assert metrics["challenger"] == pytest.approx(evidence["scores"]["challenger"])
+    assert metrics["rows"] == plan["data"]["rows"]["test"]
     # Ephemeral: teardown deleted the run's endpoint (gone, or still Deleting at the emulator's pace).
     left = {e["EndpointName"]: e["EndpointStatus"] for e in deployment.sagemaker().list_endpoints()["Endpoints"]}
     assert left.get(plan["names"]["endpoint"], "Deleting") == "Deleting", left

@@ -9,6 +9,7 @@ SageMaker itself; a foreign endpoint is refused before any change; failures are 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sqlite3
@@ -187,6 +188,11 @@ def test_worse_model_on_the_same_rows_keeps_the_champion_and_records_both_scores
     assert record["outcome"] == "kept the champion"
     assert record["scores"]["challenger"]["rmse"] > record["scores"]["champion"]["rmse"]
     assert record["scored_rows"]["count"] == _plan(third)["data"]["rows"]["test"]
+    assert record["scored_rows"]["split_seed"] == 42
+    # Which data: the sha256 of the very bytes the run read.
+    housing = (Path(__file__).resolve().parents[2] / "include" / "data" / "housing.csv").read_bytes()
+    assert record["scored_rows"]["source"]["sha256"] == hashlib.sha256(housing).hexdigest()
+    assert record["scored_rows"]["source"]["bytes"] == len(housing)
 
 
 def test_a_failing_keep_champion_fails_the_run(offline_aws, first_run):

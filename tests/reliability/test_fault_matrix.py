@@ -178,11 +178,22 @@ def test_garbage_model_never_reaches_production(rel):
     assert out.probe["answers_other"] == 0, out.probe
 
 
-def test_scoring_job_fails(rel):
+def test_scoring_job_fails_once_and_the_retry_scores_again(rel):
     reason = "ClientError: scoring instance lost (injected)"
-    out = scenario(rel, "scoring_failed", f"fail_next_transform_job: {reason!r} (the challenger's batch transform "
-                   "over the test rows)", expected="failed", needles=("(injected)",),
-                   faults={"fail_next_transform_job": reason})
+    out = scenario(rel, "scoring_failed_once", f"fail_next_transform_job: {reason!r} once (the first of the two "
+                   "batch transforms over the test rows to start)", expected="success", needles=(),
+                   faults={"fail_next_transform_job": reason},
+                   note="the task's retry started a second transform job (the provider's timestamped name) and the "
+                        "run went on.")
+    assert_succeeded(out)
+    assert out.calls >= 1
+
+
+def test_scoring_job_fails_every_try(rel):
+    reason = "ClientError: scoring instance lost (injected)"
+    out = scenario(rel, "scoring_failed", f"fail_next_transform_job: {reason!r} on every try of both batch "
+                   "transforms (challenger and champion, 3 tries each)", expected="failed", needles=("(injected)",),
+                   faults={"fail_next_transform_job": [reason] * 6})
     assert_failed_safe(out, reason)
     assert out.result.states["score_challenger"] == "failed"
     assert out.result.states["deploy"] in ("upstream_failed", "skipped")
