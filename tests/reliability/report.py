@@ -34,6 +34,16 @@ NOT_RUN_HERE = {
         "teardown that Airflow leaves pending when a run is marked failed); tests/reliability/test_native_faults.py "
         "runs it",
     ),
+    "marked_failed_during_bake": (
+        "the DAG run marked failed by a person while the canary bakes",
+        "not run in this session: needs the native deployment (scheduler, triggerer); "
+        "tests/reliability/test_native_faults.py runs it",
+    ),
+    "cleared_finished_run": (
+        "Clear of a run that had finished",
+        "not run in this session: needs the native deployment (the REST API's clear); "
+        "tests/reliability/test_native_faults.py runs it",
+    ),
 }
 
 HEADER = """# Reliability: faults, bad input and load
