@@ -17,7 +17,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .sagemaker.hosting import DeployFailed, load_variants, variant_summaries
-from .sagemaker.models import Endpoint, SageMakerBackend, TrainingJob, TransformJob
+from .sagemaker.models import SageMakerBackend
+from .sagemaker.records import Endpoint, TrainingJob, TransformJob
 from .sagemaker.training import finish_job
 from .sagemaker.transform import finish_transform_job
 

@@ -18,7 +18,7 @@ from ..linear_learner.hyperparameters import HyperparameterError, parse_hyperpar
 from ..linear_learner.model import write_model_tar_gz
 from ..linear_learner.train import train
 from .cloudwatch import LogWriter
-from .models import SageMakerBackend, TrainingJob, now, record_transition
+from .records import Backend, TrainingJob, now, record_transition
 
 LINEAR_LEARNER_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/linear-learner:(1|latest)$"
@@ -41,14 +41,14 @@ class JobStopped(Exception):
     """Ends the job Stopped (StopTrainingJob was called)."""
 
 
-def start_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
+def start_training_job(backend: Backend, job: TrainingJob) -> None:
     job.thread = threading.Thread(
         target=run_training_job, args=(backend, job), name=f"training-{job.desc['TrainingJobName']}", daemon=True
     )
     job.thread.start()
 
 
-def run_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
+def run_training_job(backend: Backend, job: TrainingJob) -> None:
     """The whole life of one job; never raises (every outcome lands in the job record)."""
     log = LogWriter(
         backend.aws, "/aws/sagemaker/TrainingJobs", f"{job.desc['TrainingJobName']}/algo-1-{int(time.time())}"
@@ -69,7 +69,7 @@ def run_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
             pass
 
 
-def _phase(backend: SageMakerBackend, job: TrainingJob, status: str, message: str, seconds: float) -> None:
+def _phase(backend: Backend, job: TrainingJob, status: str, message: str, seconds: float) -> None:
     with backend.lock:
         if job.stop_requested.is_set():
             raise JobStopped()
@@ -78,7 +78,7 @@ def _phase(backend: SageMakerBackend, job: TrainingJob, status: str, message: st
         raise JobStopped()
 
 
-def _run(backend: SageMakerBackend, job: TrainingJob, log: LogWriter) -> None:
+def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
     desc = job.desc  # read-only here except under backend.lock
     if backend.clock.pause(STARTING_SECONDS, job.stop_requested):
         raise JobStopped()
@@ -176,7 +176,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _download_channels(backend: SageMakerBackend, desc: dict) -> dict[str, tuple[str, list[bytes]]]:
+def _download_channels(backend: Backend, desc: dict) -> dict[str, tuple[str, list[bytes]]]:
     """Fetch every channel's objects (S3Prefix, all part files, sorted by key as the container sees them)."""
     s3 = backend.aws.client("s3")
     channels: dict[str, tuple[str, list[bytes]]] = {}
@@ -219,7 +219,7 @@ def _download_channels(backend: SageMakerBackend, desc: dict) -> dict[str, tuple
     return channels
 
 
-def _upload_model(backend: SageMakerBackend, desc: dict, payload: bytes) -> None:
+def _upload_model(backend: Backend, desc: dict, payload: bytes) -> None:
     bucket, key = _split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
     try:
         backend.aws.client("s3").put_object(Bucket=bucket, Key=key, Body=payload)
