@@ -15,6 +15,7 @@ from datetime import datetime
 
 from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
 from ..linear_learner.hyperparameters import HyperparameterError, parse_hyperparameters
+from ..linear_learner.metric_definitions import final_metrics
 from ..linear_learner.model import write_model_tar_gz
 from ..linear_learner.train import train
 from .cloudwatch import LogWriter
@@ -95,8 +96,11 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
         raise JobStopped()
     _phase(backend, job, "Training", "Training image download completed. Training in progress.", 0)
 
+    lines: list[str] = []  # what SageMaker's MetricDefinitions read
+
     def sink(line: str) -> None:
         log.write(line)
+        lines.append(line)
         if job.stop_requested.is_set():
             raise JobStopped()
 
@@ -124,9 +128,8 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
         raise JobStopped()
     stamp = now()
     with backend.lock:
-        desc["FinalMetricDataList"] = [
-            {"MetricName": name, "Value": float(value), "Timestamp": stamp}
-            for name, value in sorted(result.metrics.items())
+        desc["FinalMetricDataList"] = [  # as AWS: the algorithm's MetricDefinitions over its log
+            {"MetricName": name, "Value": value, "Timestamp": stamp} for name, value in final_metrics(lines).items()
         ]
     finish_job(backend, job, "Completed", "Completed", "Training job completed")
 
