@@ -7,18 +7,19 @@ client observes (statuses, transitions, logs, artifacts) comes from real work.
 
 from __future__ import annotations
 
-import gzip
 import re
 import threading
 import time
 from datetime import datetime
 
+from ..limits import MAX_DECOMPRESSED_BYTES, LimitExceeded, gunzip
 from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
 from ..linear_learner.hyperparameters import HyperparameterError, parse_hyperparameters
 from ..linear_learner.metric_definitions import final_metrics
 from ..linear_learner.model import write_model_tar_gz
 from ..linear_learner.train import train
 from .cloudwatch import LogWriter
+from .manifest import ManifestError, read_manifest
 from .records import Backend, TrainingJob, now, record_transition
 
 LINEAR_LEARNER_IMAGE = re.compile(
@@ -91,7 +92,7 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
         desc["TrainingStartTime"] = now()
     _phase(backend, job, "Downloading", "Downloading input data", 0)
     started = time.monotonic()
-    data = _download_channels(backend, desc)
+    data = _download_channels(backend, desc, log)
     if backend.clock.pause(max(0.0, DOWNLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     _phase(backend, job, "Training", "Training image download completed. Training in progress.", 0)
@@ -179,8 +180,8 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _download_channels(backend: Backend, desc: dict) -> dict[str, tuple[str, list[bytes]]]:
-    """Fetch every channel's objects (S3Prefix, all part files, sorted by key as the container sees them)."""
+def _download_channels(backend: Backend, desc: dict, log: LogWriter) -> dict[str, tuple[str, list[bytes]]]:
+    """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order."""
     s3 = backend.aws.client("s3")
     channels: dict[str, tuple[str, list[bytes]]] = {}
     names = [c["ChannelName"] for c in desc["InputDataConfig"]]
@@ -192,34 +193,71 @@ def _download_channels(backend: Backend, desc: dict) -> dict[str, tuple[str, lis
             )
     if "train" not in names:
         raise JobFailed("ClientError: Unable to initialize the algorithm. The 'train' channel is required.")
+    instances = int(desc["ResourceConfig"].get("InstanceCount", 1))
     for channel in desc["InputDataConfig"]:
+        name = channel["ChannelName"]
         source = channel["DataSource"].get("S3DataSource")
         if source is None:
+            raise JobFailed(f"ClientError: Channel {name!r}: only S3DataSource is supported offline.")
+        kind = source["S3DataType"]
+        if kind == "S3Prefix":
+            objects = _list_prefix(s3, source["S3Uri"])
+        elif kind == "ManifestFile":
+            try:
+                objects = [(bucket, key) for bucket, key, _ in read_manifest(s3, source["S3Uri"])]
+            except ManifestError as exc:
+                raise JobFailed(f"ClientError: Data download failed:{exc}") from None
+        else:
             raise JobFailed(
-                f"ClientError: Channel {channel['ChannelName']!r}: only S3DataSource is supported offline."
+                f"ClientError: Channel {name!r}: S3DataType {kind} is not supported offline (use S3Prefix or "
+                "ManifestFile; AugmentedManifestFile needs Pipe mode and attribute names, not emulated)."
             )
-        if source["S3DataType"] != "S3Prefix":
-            raise JobFailed(
-                f"ClientError: Channel {channel['ChannelName']!r}: S3DataType {source['S3DataType']} is not "
-                "supported offline (use S3Prefix)."
-            )
-        bucket, prefix = _split_s3(source["S3Uri"])
-        keys: list[str] = []
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys.extend(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
-        except Exception as exc:  # noqa: BLE001 - reported as AWS does, whatever S3 said
-            raise JobFailed(_no_objects(source["S3Uri"], bucket, f" ({exc})")) from None
-        if not keys:
-            raise JobFailed(_no_objects(source["S3Uri"], bucket, ""))
+        if source.get("S3DataDistributionType") == "ShardedByS3Key" and instances > 1:
+            # Host algo-(i+1) gets objects i, i+n, i+2n...; the emulator trains once, as all hosts together.
+            for host in range(instances):
+                shard = [f"s3://{b}/{k}" for b, k in objects[host::instances]]
+                log.write(f"Channel '{name}' (ShardedByS3Key) on algo-{host + 1}: {len(shard)} object(s) {shard}")
         blobs = []
-        for key in sorted(keys):
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for bucket, key in objects:
+            body = _get_object(s3, bucket, key, source["S3Uri"] if kind == "ManifestFile" else None)
             if channel.get("CompressionType") == "Gzip":
-                body = gzip.decompress(body)
+                try:
+                    body = gunzip(body, what=f"s3://{bucket}/{key}")
+                except (LimitExceeded, OSError) as exc:
+                    raise JobFailed(f"ClientError: Channel {name!r}: {exc}") from None
             blobs.append(body)
-        channels[channel["ChannelName"]] = (channel.get("ContentType") or RECORDIO, blobs)
+        channels[name] = (channel.get("ContentType") or RECORDIO, blobs)
     return channels
+
+
+def _list_prefix(s3, uri: str) -> list[tuple[str, str]]:
+    bucket, prefix = _split_s3(uri)
+    keys: list[str] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
+    except Exception as exc:  # noqa: BLE001 - reported as AWS does, whatever S3 said
+        raise JobFailed(_no_objects(uri, bucket, f" ({exc})")) from None
+    if not keys:
+        raise JobFailed(_no_objects(uri, bucket, ""))
+    return [(bucket, key) for key in sorted(keys)]
+
+
+def _get_object(s3, bucket: str, key: str, manifest_uri: str | None) -> bytes:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # noqa: BLE001 - a listed object that is not there fails the job
+        if manifest_uri is None:
+            raise JobFailed(f"ClientError: Data download failed:Unable to download s3://{bucket}/{key} ({exc}).") from None
+        raise JobFailed(
+            f"ClientError: Data download failed:The object s3://{bucket}/{key} listed in the manifest file "
+            f"{manifest_uri} could not be downloaded. Please ensure that every object the manifest lists exists "
+            f'in the selected region and that the role has "s3:GetObject" permissions on it.'
+        ) from None
+    if head["ContentLength"] > MAX_DECOMPRESSED_BYTES:
+        raise JobFailed(f"ClientError: s3://{bucket}/{key} is {head['ContentLength']} bytes, over the emulator's "
+                        f"cap of {MAX_DECOMPRESSED_BYTES} per object.")
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def _upload_model(backend: Backend, desc: dict, payload: bytes) -> None:

@@ -8,11 +8,11 @@ writes them under S3OutputPath. As on AWS, a stopped job stores no output.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import threading
 
+from ..limits import LimitExceeded, gunzip
 from ..linear_learner.model import LinearLearnerModel, read_model_tar_gz
 from .batching import BatchFailed, Plan, transform_object
 from .hosting import LINEAR_LEARNER_IMAGE
@@ -87,7 +87,9 @@ def _run(backend: Backend, job: TransformJob) -> None:
         body = _get(s3, bucket, key)
         if compressed:
             try:
-                body = gzip.decompress(body)
+                body = gunzip(body, what=f"s3://{bucket}/{key}")
+            except LimitExceeded as exc:
+                raise BatchFailed(f"ClientError: {exc}.") from None
             except OSError as exc:
                 raise BatchFailed(f"ClientError: s3://{bucket}/{key} is not Gzip data ({exc}).") from None
         outputs.append((f"{name}.out", transform_object(model, plan, body, f"s3://{bucket}/{key}")))
