@@ -28,8 +28,12 @@ class LimitExceeded(ValueError):
     """Input over one of the caps; ``str()`` says which and by how much."""
 
 
-def gunzip(blob: bytes, limit: int = MAX_DECOMPRESSED_BYTES, what: str = "object") -> bytes:
-    """Decompress gzip (several members too) without ever holding more than ``limit`` bytes."""
+def gunzip(blob: bytes, limit: int | None = None, what: str = "object") -> bytes:
+    """Decompress gzip (several members too) without ever holding more than ``limit`` bytes.
+
+    ``limit`` defaults to MAX_DECOMPRESSED_BYTES, read at call time.
+    """
+    limit = MAX_DECOMPRESSED_BYTES if limit is None else limit
     out = bytearray()
     data = blob
     while data:
@@ -48,9 +52,13 @@ def gunzip(blob: bytes, limit: int = MAX_DECOMPRESSED_BYTES, what: str = "object
     return bytes(out)
 
 
-def read_tar_member(blob: bytes, name: str, *, limit: int = MAX_MODEL_MEMBER_BYTES,
-                    max_members: int = MAX_MODEL_MEMBERS) -> bytes:
-    """One regular file of a (gzip) tar archive, refusing archives over the member or size caps."""
+def read_tar_member(blob: bytes, name: str, *, limit: int | None = None, max_members: int | None = None) -> bytes:
+    """One regular file of a (gzip) tar archive, refusing archives over the member or size caps.
+
+    The caps default to MAX_MODEL_MEMBER_BYTES and MAX_MODEL_MEMBERS, read at call time.
+    """
+    limit = MAX_MODEL_MEMBER_BYTES if limit is None else limit
+    max_members = MAX_MODEL_MEMBERS if max_members is None else max_members
     raw = gunzip(blob, limit * 2, "model.tar.gz") if blob[:2] == b"\x1f\x8b" else blob
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
