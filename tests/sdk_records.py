@@ -102,6 +102,15 @@ def values(record_map, key: str = "values") -> list[float]:
     return list(getattr(value, value.WhichOneof("value")).values)
 
 
+def _build_shards(num_shards: int, array: np.ndarray) -> list[np.ndarray]:
+    """``amazon_estimator._build_shards``: equal contiguous shards, the last one takes the remainder."""
+    size = int(array.shape[0] / num_shards)
+    if size == 0:
+        raise ValueError("Array length is less than num shards")
+    shards = [array[i * size:(i + 1) * size] for i in range(num_shards - 1)]
+    return [*shards, array[(num_shards - 1) * size:]]
+
+
 def upload_numpy_to_s3_shards(s3, num_shards: int, bucket: str, key_prefix: str, array: np.ndarray,
                               labels: np.ndarray | None = None) -> str:
     """``sagemaker.amazon.amazon_estimator.upload_numpy_to_s3_shards`` with a boto3 client.
@@ -109,8 +118,8 @@ def upload_numpy_to_s3_shards(s3, num_shards: int, bucket: str, key_prefix: str,
     Shards ``matrix_<i>.pbr`` under ``key_prefix``, then ``<key_prefix>.amazon.manifest``:
     ``[{"prefix": "s3://bucket/key_prefix/"}, "matrix_0.pbr", ...]``; returns the manifest's URI.
     """
-    shards = np.array_split(array, num_shards)
-    label_shards = np.array_split(labels, num_shards) if labels is not None else [None] * num_shards
+    shards = _build_shards(num_shards, array)
+    label_shards = _build_shards(num_shards, labels) if labels is not None else [None] * num_shards
     if key_prefix[-1] != "/":
         key_prefix += "/"
     uploaded = []
