@@ -13,8 +13,19 @@ from pathlib import Path
 
 import boto3
 import pytest
+import sdk_records
 from botocore.exceptions import ClientError
-from emu_helpers import BUCKET, IMAGE, ROLE, training_request, wait_endpoint, wait_job
+from emu_helpers import (
+    BUCKET,
+    IMAGE,
+    ROLE,
+    housing_split,
+    to_csv,
+    training_request,
+    wait_endpoint,
+    wait_for,
+    wait_job,
+)
 
 from offline_aws import limits
 from offline_aws.linear_learner.model import read_model_tar_gz
@@ -186,3 +197,30 @@ def test_a_state_file_pointing_outside_its_folder_is_refused(tmp_path: Path, cap
         emu.stop()
     err = capsys.readouterr().err
     assert "escape.txt not restored" in err and "outside the state directory" in err
+
+
+def test_a_batch_transform_can_answer_recordio_protobuf(backend, aws):
+    backend.create_training_job(training_request("for-transform"))
+    job = wait_job(backend, "for-transform")
+    backend.create_model(ModelName="tm", ExecutionRoleArn=ROLE,
+                         PrimaryContainer={"Image": IMAGE, "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]})
+    _, (yva, Xva), _ = housing_split()
+    body = b"\n".join(line.split(b",", 1)[1] for line in to_csv(yva, Xva).splitlines())
+    aws.put_object(Bucket=BUCKET, Key="tin/rows.csv", Body=body)
+    base = {"ModelName": "tm", "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/tin/"}},
+                               "ContentType": "text/csv", "SplitType": "Line"}}
+    backend.create_transform_job(TransformJobName="to-recordio", **base, TransformOutput={
+        "S3OutputPath": f"s3://{BUCKET}/tout/", "Accept": "application/x-recordio-protobuf"})
+    done = wait_for(lambda: (d := backend.describe_transform_job(TransformJobName="to-recordio"))[
+        "TransformJobStatus"] in ("Completed", "Failed") and d)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+    records = sdk_records.read_records(aws.get_object(Bucket=BUCKET, Key="tout/rows.csv.out")["Body"].read())
+    assert len(records) == len(yva)
+    backend.create_transform_job(TransformJobName="recordio-join", **base, DataProcessing={"JoinSource": "Input"},
+                                 TransformOutput={"S3OutputPath": f"s3://{BUCKET}/tout2/",
+                                                  "Accept": "application/x-recordio-protobuf"})
+    failed = wait_for(lambda: (d := backend.describe_transform_job(TransformJobName="recordio-join"))[
+        "TransformJobStatus"] in ("Completed", "Failed") and d)
+    assert failed["TransformJobStatus"] == "Failed" and "cannot read application/x-recordio-protobuf" in failed[
+        "FailureReason"]
