@@ -224,3 +224,12 @@ def test_a_batch_transform_can_answer_recordio_protobuf(backend, aws):
         "TransformJobStatus"] in ("Completed", "Failed") and d)
     assert failed["TransformJobStatus"] == "Failed" and "cannot read application/x-recordio-protobuf" in failed[
         "FailureReason"]
+
+
+def test_the_command_refuses_a_nan_time_scale():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "offline_aws", "--port", "0", "--time-scale", "nan"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "time_scale must be a finite number" in done.stderr
