@@ -9,9 +9,17 @@ import sys
 import threading
 
 from . import DEFAULT_REGION
+from .limits import check_time_scale
 from .persistence import load_state, save_state
 from .server import Emulator
 from .settings import TIME_SCALE_ENV
+
+
+def _time_scale(raw: str) -> float:
+    try:
+        return check_time_scale(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("OFFLINE_AWS_PORT", "4566")))
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=_time_scale,
         default=None,
         help=f"0 = instant state machines, 1 = realistic seconds (default: ${TIME_SCALE_ENV} or 1)",
     )

@@ -34,6 +34,7 @@ import os
 from werkzeug.wrappers import Request, Response
 
 from .faults import Faults
+from .limits import ADMIN_MAX_BYTES, LimitExceeded, check_time_scale, read_body
 from .sagemaker.models import SageMakerService
 from .settings import ADMIN_TOKEN_ENV as TOKEN_ENV
 from .settings import ADMIN_TOKEN_HEADER as TOKEN_HEADER
@@ -91,7 +92,11 @@ class AdminApp:
         if refused:
             return _reply({"error": refused[0]}, refused[1])(environ, start_response)
         try:
-            body = json.loads(request.get_data() or b"{}") if request.method in ("POST", "PUT") else {}
+            raw = read_body(request, ADMIN_MAX_BYTES) if request.method in ("POST", "PUT") else b""
+        except LimitExceeded as exc:
+            return _reply({"error": str(exc)}, 413)(environ, start_response)
+        try:
+            body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
             result = self.route(request.method, route, body)
@@ -116,10 +121,7 @@ class AdminApp:
             return self.faults.snapshot()
         if (method, route) == ("POST", "config"):
             if "time_scale" in body:
-                scale = float(body["time_scale"])
-                if scale < 0:
-                    raise ValueError("time_scale must be >= 0")
-                self.service.clock.time_scale = scale
+                self.service.clock.time_scale = check_time_scale(body["time_scale"])
             return {"time_scale": self.service.clock.time_scale}
         if (method, route) == ("POST", "reset"):
             self.service.reset()

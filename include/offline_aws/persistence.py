@@ -12,12 +12,14 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import sys
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from .sagemaker.hosting import DeployFailed, load_variants, variant_summaries
-from .sagemaker.models import Endpoint, SageMakerBackend, TrainingJob, TransformJob
+from .sagemaker.models import SageMakerBackend
+from .sagemaker.records import Endpoint, TrainingJob, TransformJob
 from .sagemaker.training import finish_job
 from .sagemaker.transform import finish_transform_job
 
@@ -102,6 +104,23 @@ def load_state(emulator, directory: str | Path) -> None:
         _restore_region(emulator.service.backend(region), state)
 
 
+class StateFileError(ValueError):
+    """A state file names a path outside the state directory (or not a regular file)."""
+
+
+def confined(folder: Path, *parts: str) -> Path:
+    """``folder / parts`` if it resolves (symlinks too) to a regular file inside ``folder``, else StateFileError."""
+    root = folder.resolve()
+    if any(not isinstance(p, str) or not p or "\x00" in p for p in parts):
+        raise StateFileError(f"invalid file name {parts!r} in {folder / S3_INDEX}")
+    path = root.joinpath(*parts).resolve()
+    if root not in path.parents:
+        raise StateFileError(f"{'/'.join(parts)!r} points outside the state directory {folder}")
+    if not path.is_file():
+        raise StateFileError(f"{'/'.join(parts)!r} is not a file in the state directory {folder}")
+    return path
+
+
 def _load_s3(emulator, folder: Path) -> None:
     index_path = folder / S3_INDEX
     if not index_path.exists():
@@ -117,7 +136,11 @@ def _load_s3(emulator, folder: Path) -> None:
             pass
         for key, meta in info["objects"].items():
             extra = {"ContentType": meta["ContentType"]} if meta.get("ContentType") else {}
-            body = (folder / bucket / meta["file"]).read_bytes()
+            try:
+                body = confined(folder, bucket, meta["file"]).read_bytes()
+            except (StateFileError, OSError) as exc:  # skip it, keep loading the rest and keep serving
+                print(f"# offline AWS: --state-dir object s3://{bucket}/{key} not restored: {exc}", file=sys.stderr)
+                continue
             s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
 
 

@@ -466,7 +466,7 @@ class _ChannelWriter:
 def _encoder(content_type: str) -> Callable[[_Rows, np.ndarray], bytes]:
     if content_type == CSV:
         return lambda rows, index: rows.csv(index)
-    from offline_aws.linear_learner.data import encode_recordio_protobuf
+    from sagemaker_retrain.recordio import encode_recordio_protobuf
 
     def encode(rows: _Rows, index: np.ndarray) -> bytes:
         if len(index) == 0:

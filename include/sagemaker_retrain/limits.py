@@ -8,8 +8,8 @@ at run time, what a run is *allowed* to do:
   is refused even when the form's enum offered it.
 * ``sagemaker_retrain_limits``: JSON object; any of :data:`DEFAULT_LIMITS`' keys (the defaults
   apply to keys not given).
-* ``sagemaker_retrain_gate_floors``: JSON object ``{metric: floor}`` (``"test:rmse"`` or ``"rmse"``);
-  the gate_threshold Param may only be stricter than the floor (lower for a loss such as rmse,
+* ``sagemaker_retrain_gate_floors``: JSON object ``{metric: floor}`` (``"test:mse"`` or ``"mse"``);
+  the gate_threshold Param may only be stricter than the floor (lower for a loss such as mse,
   higher for a score such as accuracy or roc_auc). Default: no floor.
 * ``sagemaker_retrain_allowed_data_prefixes``: JSON list of ``s3://bucket/prefix/`` prefixes the
   dataset_uri may be under (default: ``s3://<bucket>/<prefix>/`` of the pipeline's own settings).

@@ -19,7 +19,6 @@ from sagemaker_retrain.smoke import SmokeTestError, check_predictions
 
 # The gate's metric names (as SageMaker's Linear Learner names them) -> the metric computed on rows.
 ROW_METRIC = {
-    "test:rmse": "rmse",
     "test:mse": "mse",
     "test:absolute_loss": "mae",
     "test:binary_classification_accuracy": "accuracy",

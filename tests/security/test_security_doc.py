@@ -159,14 +159,14 @@ def _param_rows(tmp_path: Path) -> list[str]:
         assert name in message and key in message
         rows.append(f"| `{name}` | above `{key}` in Variable `{limits.LIMITS_VARIABLE}` "
                     f"(default {limits.DEFAULT_LIMITS[key]}) | `{message}` |")
-    message = refused(None, {**defaults, "gate_metric": "test:rmse", "gate_threshold": 12.0},
-                      gate_floors={"rmse": 10.0})
+    message = refused(None, {**defaults, "gate_metric": "test:mse", "gate_threshold": 12.0},
+                      gate_floors={"mse": 10.0})
     assert "gate_threshold" in message
     assert "gate_threshold" in refused(None, {**defaults, "predictor_type": "binary_classifier",
                                               "gate_metric": "test:roc_auc_score", "gate_threshold": 0.4},
                                        gate_floors={"roc_auc_score": 0.5})
     rows.append(f"| `gate_threshold` | looser than the metric's floor in Variable `{limits.GATE_FLOORS_VARIABLE}` "
-                "(a loss such as rmse: above it; a score such as accuracy or roc_auc: below it); default: no floor | "
+                "(a loss such as mse: above it; a score such as accuracy or roc_auc: below it); default: no floor | "
                 f"`{message}` |")
     cases = [
         ("an absolute path on the worker", "/etc/passwd"),

@@ -6,12 +6,12 @@ from sagemaker_retrain.gate import decide, final_metric
 
 
 def test_loss_metric_must_meet_threshold_and_beat_champion():
-    assert decide("test:rmse", 3.5, 10.0, None, None).deploy
-    assert not decide("test:rmse", 12.0, 10.0, None, None).deploy
-    assert decide("test:rmse", 3.5, 10.0, 3.6, "old").deploy
-    lost = decide("test:rmse", 3.7, 10.0, 3.6, "old")
+    assert decide("test:mse", 3.5, 10.0, None, None).deploy
+    assert not decide("test:mse", 12.0, 10.0, None, None).deploy
+    assert decide("test:mse", 3.5, 10.0, 3.6, "old").deploy
+    lost = decide("test:mse", 3.7, 10.0, 3.6, "old")
     assert not lost.deploy and "does not beat the serving model old" in lost.reason
-    assert not decide("test:rmse", 3.6, 10.0, 3.6, "old").deploy  # a tie keeps the champion
+    assert not decide("test:mse", 3.6, 10.0, 3.6, "old").deploy  # a tie keeps the champion
 
 
 def test_score_metric_direction_is_reversed():
@@ -21,11 +21,11 @@ def test_score_metric_direction_is_reversed():
 
 
 def test_missing_metric_is_not_deployed():
-    decision = decide("test:rmse", None, 10.0, None, None)
-    assert not decision.deploy and "has no test:rmse" in decision.reason
+    decision = decide("test:mse", None, 10.0, None, None)
+    assert not decision.deploy and "has no test:mse" in decision.reason
 
 
 def test_final_metric_reads_final_metric_data_list():
-    description = {"FinalMetricDataList": [{"MetricName": "test:rmse", "Value": 3.25}]}
-    assert final_metric(description, "test:rmse") == 3.25
-    assert final_metric(description, "test:mse") is None
+    description = {"FinalMetricDataList": [{"MetricName": "test:mse", "Value": 3.25}]}
+    assert final_metric(description, "test:mse") == 3.25
+    assert final_metric(description, "test:absolute_loss") is None

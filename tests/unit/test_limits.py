@@ -90,7 +90,7 @@ def test_malformed_limit_variables_fail_closed():
 
 
 @pytest.mark.parametrize(("metric", "floor", "looser", "tighter"), [
-    ("test:rmse", 8.0, 9.0, 7.5),      # lower is better: may only go lower
+    ("test:mse", 8.0, 9.0, 7.5),      # lower is better: may only go lower
     ("test:binary_f_beta", 0.6, 0.5, 0.7),  # higher is better: may only go higher
     ("test:binary_classification_accuracy", 0.8, 0.79, 0.9),
 ])

@@ -43,21 +43,21 @@ def test_both_models_are_scored_on_the_same_rows_in_order(s3):
     test_uri = _put_split(s3, rows)
     good = _put_out(s3, "challenger", [[1.0, 2.0], [3.5]])
     bad = _put_out(s3, "champion", [[0.0, 0.0], [0.0]])
-    challenger = scoring.score_model(s3, "regressor", "test:rmse", test_uri, good)
-    champion = scoring.score_model(s3, "regressor", "test:rmse", test_uri, bad)
+    challenger = scoring.score_model(s3, "regressor", "test:mse", test_uri, good)
+    champion = scoring.score_model(s3, "regressor", "test:mse", test_uri, bad)
     assert challenger["rows"] == champion["rows"] == 3
-    assert challenger["gate_value"] == pytest.approx((0.25 / 3) ** 0.5)
-    assert champion["gate_value"] == pytest.approx(((1 + 4 + 9) / 3) ** 0.5)
+    assert challenger["gate_value"] == pytest.approx(0.25 / 3)
+    assert champion["gate_value"] == pytest.approx((1 + 4 + 9) / 3)
     assert list(challenger["y"]) == [1.0, 2.0, 3.0]
 
 
 def test_a_missing_or_short_output_is_refused(s3):
     test_uri = _put_split(s3, [np.array([[1.0, 0.1], [2.0, 0.2]])])
     with pytest.raises(scoring.ScoringError, match="No transform output"):
-        scoring.score_model(s3, "regressor", "test:rmse", test_uri, f"s3://{BUCKET}/run/scoring/none/")
+        scoring.score_model(s3, "regressor", "test:mse", test_uri, f"s3://{BUCKET}/run/scoring/none/")
     short = _put_out(s3, "challenger", [[1.0]])
     with pytest.raises(scoring.ScoringError, match="1 predictions for 2 rows"):
-        scoring.score_model(s3, "regressor", "test:rmse", test_uri, short)
+        scoring.score_model(s3, "regressor", "test:mse", test_uri, short)
 
 
 def test_non_finite_predictions_fail_the_checks(s3):
@@ -65,7 +65,7 @@ def test_non_finite_predictions_fail_the_checks(s3):
     body = '{"score": NaN}\n{"score": 1.0}\n'
     s3.put_object(Bucket=BUCKET, Key="run/scoring/challenger/part-00000.csv.out", Body=body.encode())
     with pytest.raises(SmokeTestError, match="no finite score"):
-        scoring.score_model(s3, "regressor", "test:rmse", test_uri, f"s3://{BUCKET}/run/scoring/challenger/")
+        scoring.score_model(s3, "regressor", "test:mse", test_uri, f"s3://{BUCKET}/run/scoring/challenger/")
 
 
 def test_every_gate_metric_is_computable_on_rows_and_suits_one_predictor_type():

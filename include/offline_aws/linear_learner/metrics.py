@@ -18,6 +18,7 @@ def regression(y: np.ndarray, pred: np.ndarray, objective: float) -> dict[str, f
         "rmse": float(np.sqrt(mse)),
         "r2": 1.0 - mse / var if var > 0 else 0.0,
         "absolute_loss": float(np.mean(np.abs(r))),
+        "mae": float(np.mean(np.abs(r))),  # AWS logs both names (its two values differ in float rounding)
         "objective_loss": float(objective),
     }
 

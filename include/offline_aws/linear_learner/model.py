@@ -12,6 +12,8 @@ import tarfile
 
 import numpy as np
 
+from ..limits import LimitExceeded, read_tar_member
+
 FORMAT = "offline_aws.linear_learner/1"
 ARTIFACT_NAME = "model_algo-1"
 
@@ -108,20 +110,21 @@ def write_model_tar_gz(model: LinearLearnerModel) -> bytes:
 
 
 def read_model_tar_gz(data: bytes) -> LinearLearnerModel:
-    """Load a model artifact; a corrupt or foreign ``model.tar.gz`` raises ValueError."""
+    """Load a model artifact; a corrupt, foreign or oversized ``model.tar.gz`` (a tar bomb) raises ValueError.
+
+    Decompression and the member are capped (``offline_aws.limits``), so a hostile artifact cannot
+    exhaust the emulator's memory.
+    """
+    if data[:2] != b"\x1f\x8b":
+        raise ValueError("model.tar.gz is not a valid gzipped tar archive: not gzip")
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            try:
-                member = tar.getmember(ARTIFACT_NAME)
-            except KeyError:
-                names = tar.getnames()
-                raise ValueError(
-                    f"model.tar.gz has no {ARTIFACT_NAME!r} (found {names[:5]}); not a Linear Learner model"
-                ) from None
-            handle = tar.extractfile(member)
-            if handle is None:
-                raise ValueError(f"{ARTIFACT_NAME!r} in model.tar.gz is not a regular file")
-            payload = handle.read()
-    except (tarfile.TarError, OSError, EOFError) as err:
+        payload = read_tar_member(data, ARTIFACT_NAME)
+    except LimitExceeded as err:
+        raise ValueError(f"model.tar.gz refused: {err}") from None
+    except ValueError as err:
+        if "has no" in str(err):
+            raise ValueError(f"model.tar.gz has no {ARTIFACT_NAME!r}; not a Linear Learner model") from None
+        raise
+    except (OSError, EOFError) as err:
         raise ValueError(f"model.tar.gz is not a valid gzipped tar archive: {err}") from None
     return LinearLearnerModel.from_bytes(payload)

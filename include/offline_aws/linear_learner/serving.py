@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 
 import numpy as np
 
-from .data import DataError, read_recordio_protobuf
+from .data import RECORDIO_MAGIC, DataError, _varint, read_recordio_protobuf
 
-REQUEST_TYPES = ("text/csv", "application/json", "application/jsonlines", "application/x-recordio-protobuf")
-RESPONSE_TYPES = ("application/json", "application/jsonlines", "text/csv")
+RECORDIO = "application/x-recordio-protobuf"
+REQUEST_TYPES = ("text/csv", "application/json", "application/jsonlines", RECORDIO)
+# AWS documents json, jsonlines and recordio-protobuf responses; text/csv is the emulator's own (batch
+# transform's CSV JoinSource uses it), see the README.
+RESPONSE_TYPES = ("application/json", "application/jsonlines", RECORDIO, "text/csv")
 
 
 class ModelError(Exception):
@@ -57,13 +61,34 @@ def _rows_from_csv(text: str) -> list[list[float]]:
 
 
 def _features_of(instance, where: str) -> list:
+    """A record's dense features: ``{"features": [...]}``, or ``{"data": {"features": {"values": [...]}}}``
+    with ``keys`` and ``shape`` for the sparse form (AWS's common inference formats)."""
     if isinstance(instance, dict):
         if "features" in instance:
             return instance["features"]
         data = instance.get("data")
         if isinstance(data, dict) and isinstance(data.get("features"), dict) and "values" in data["features"]:
-            return data["features"]["values"]
+            tensor = data["features"]
+            if "keys" in tensor or "shape" in tensor:
+                return _sparse(tensor, where)
+            return tensor["values"]
     raise _bad(f"{where}: expected {{\"features\": [...]}} or {{\"data\": {{\"features\": {{\"values\": [...]}}}}}}")
+
+
+def _sparse(tensor: dict, where: str) -> list[float]:
+    keys, shape, values = tensor.get("keys"), tensor.get("shape"), tensor.get("values")
+    if (not isinstance(keys, list) or not isinstance(values, list) or not isinstance(shape, list)
+            or len(shape) != 1 or len(keys) != len(values)):
+        raise _bad(f"{where}: a sparse record needs \"keys\" and \"values\" of one length and a one-element \"shape\"")
+    size = shape[0]
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= 10_000_000:
+        raise _bad(f"{where}: \"shape\" must be [feature_dim]")
+    dense = [0.0] * size
+    for key, value in zip(keys, values, strict=True):
+        if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < size:
+            raise _bad(f"{where}: sparse key {key!r} is outside shape {shape}")
+        dense[key] = _to_float(value, where)
+    return dense
 
 
 def _rows_from_json(text: str) -> list[list[float]]:
@@ -167,6 +192,8 @@ def encode_response(predictions: dict[str, np.ndarray], accept: str, predictor_t
     records = _records(predictions, predictor_type)
     if media == "application/json":
         return json.dumps({"predictions": records}).encode("utf-8"), media
+    if media == RECORDIO:
+        return encode_prediction_records(records), media
     if media == "application/jsonlines":
         return "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"), media
     lines = []
@@ -178,3 +205,24 @@ def encode_response(predictions: dict[str, np.ndarray], accept: str, predictor_t
         else:
             lines.append(",".join([str(r["predicted_label"]), *(repr(p) for p in r["score"])]))
     return ("\n".join(lines) + "\n").encode("utf-8"), media
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def encode_prediction_records(records: list[dict]) -> bytes:
+    """RecordIO-protobuf responses as AWS documents them for Linear Learner: one ``Record`` per row,
+    ``label["score"]`` (one value, or one per class for multiclass) and, for classifiers,
+    ``label["predicted_label"]``, each a Float32Tensor; ``features`` empty."""
+    out = bytearray()
+    for record in records:
+        payload = b""
+        for key in ("score", "predicted_label"):
+            if key not in record:
+                continue
+            values = np.atleast_1d(np.asarray(record[key], dtype="<f4"))
+            value = _length_delimited(2, _length_delimited(1, values.tobytes()))  # Value.float32_tensor.values
+            payload += _length_delimited(2, _length_delimited(1, key.encode()) + _length_delimited(2, value))
+        out += struct.pack("<II", RECORDIO_MAGIC, len(payload)) + payload + b"\x00" * (-len(payload) % 4)
+    return bytes(out)

@@ -14,6 +14,7 @@ validation channel depends far less on the seed or on the order of the training 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -264,6 +265,7 @@ def _train(hp, train, validation, test, log, seed) -> TrainResult:
     stop_best, bad_epochs, epochs_run = np.inf, 0, 0
     batch = hp.mini_batch_size
     for epoch in range(hp.epochs):
+        epoch_start = time.perf_counter()
         perm = rng.permutation(len(y))
         batch_losses = []
         for i, start in enumerate(range(0, len(y), batch)):
@@ -272,6 +274,8 @@ def _train(hp, train, validation, test, log, seed) -> TrainResult:
             if i == 0 and epoch == 0:
                 out(f"#quality_metric: host=algo-1, epoch={epoch}, batch={i} train {obj_name} <loss>={_finite_min(batch_losses[-1]):.6g}")
         epochs_run = epoch + 1
+        out(f"#throughput_metric: host=algo-1, train throughput={len(y) / max(time.perf_counter() - epoch_start, 1e-9)!r} "
+            "records/second")
         train_loss = np.mean(batch_losses, axis=0)
         sel_loss = tr.mean_loss(*sel, tr.avg_W, tr.avg_b)  # each model's averaged iterate
         improved = sel_loss < best_loss
@@ -279,7 +283,8 @@ def _train(hp, train, validation, test, log, seed) -> TrainResult:
         best_W[improved], best_b[improved] = tr.avg_W[improved], tr.avg_b[improved]
         out(f"#quality_metric: host=algo-1, epoch={epoch}, train {obj_name} <loss>={_finite_min(train_loss):.6g}")
         if val is not None:
-            out(f"#quality_metric: host=algo-1, epoch={epoch}, validation {obj_name} <loss>={_finite_min(sel_loss):.6g}")
+            value = _label_units_loss(hp, tr, sel_loss, val[0], sel[0])
+            out(f"#quality_metric: host=algo-1, epoch={epoch}, validation {obj_name} <loss>={value!r}")
         current = _finite_min(sel_loss)
         out(f"#early_stopping_criteria_metric: host=algo-1, epoch={epoch}, criteria={obj_name}, value={current:.6g}")
         if not np.isfinite(stop_best) or (stop_best - current) / max(abs(stop_best), 1e-12) >= hp.values["early_stopping_tolerance"]:
@@ -288,27 +293,29 @@ def _train(hp, train, validation, test, log, seed) -> TrainResult:
         else:
             bad_epochs += 1
             out(f"Epoch {epoch}: Loss has not improved for {bad_epochs} epochs.")
-        out(f"#progress_metric: host=algo-1, completed {100.0 * epochs_run / hp.epochs:.3f} % of epochs")
+        out(f"#progress_metric: host=algo-1, completed {100.0 * epochs_run / hp.epochs!r} % of epochs")
         if bad_epochs >= hp.values["early_stopping_patience"]:
             out(f"Early stop condition met. Stopping training after epoch {epoch}.")
             break
 
+    out("#progress_metric: host=algo-1, completed 100 % epochs")
     model, chosen = _select(hp, tr, best_W, best_b, sel, best_loss, out, sel_name)
     result = {}
     for name, channel in (("train", (y, X)), ("validation", val), ("test", tst)):
         if channel is None:
             continue
         scores = _evaluate(hp, tr, model, channel)
-        if name == "train":
+        if name == "train":  # computed, not logged: AWS writes no final train scores
             result["train:objective_loss"] = scores["objective_loss"]
-            result["train:objective_loss:final"] = scores["objective_loss"]
             continue
         for key, value in scores.items():
             result[f"{name}:{key}"] = value
-            tag = "validation_score" if name == "validation" else "test_score"
-            out(f"#{tag} (algo-1) : ('{key}', {value!r})")
-            out(f"#quality_metric: host=algo-1, {name} {key} <{'loss' if 'loss' in key or 'mse' in key else 'score'}>={value!r}")
-        result[f"{name}:objective_loss:final"] = scores["objective_loss"]
+        # AWS's final lines: every score as a tuple, then as a quality metric (see metric_definitions)
+        lines = _score_lines(hp, obj_name, scores)
+        for log_name, value, _kind in lines:
+            out(f"#{name}_score (algo-1) : ('{log_name}', {value!r})")
+        for log_name, value, kind in lines:
+            out(f"#quality_metric: host=algo-1, {name} {log_name} <{kind}>={value!r}")
     out(f"Best model found for hyperparameters: {{'learning_rate': {tr.lr[chosen]:.6g}, 'wd': {tr.wd[chosen]:.6g}, "
         f"'l1': {tr.l1[chosen]:.6g}, 'optimizer': '{hp.optimizer}', 'loss': '{hp.loss}'}} (model #{chosen})")
     out(f"Finished training after {epochs_run} epochs; saving model to /opt/ml/model/model_algo-1")
@@ -339,6 +346,34 @@ def _select(hp, tr: _Trainer, W, b, sel, sel_loss, out: _Log, sel_name: str):
     model = LinearLearnerModel(hp.predictor_type, Wo, bo, loss=hp.loss, num_classes=hp.num_classes,
                                threshold=threshold, hyperparameters=hps)
     return model, chosen
+
+
+def _label_units_loss(hp, tr: _Trainer, sel_loss: np.ndarray, y_raw: np.ndarray, Xn: np.ndarray) -> float:
+    """The epoch's best validation objective in label units, as AWS logs it (train lines stay normalised)."""
+    if hp.predictor_type != "regressor" or not np.isfinite(sel_loss).any():
+        return _finite_min(sel_loss)
+    i = int(np.nanargmin(np.where(np.isfinite(sel_loss), sel_loss, np.inf)))
+    scores = tr.scores(Xn, tr.avg_W[i:i + 1], tr.avg_b[i:i + 1]) * tr.sy + tr.my
+    loss, _ = loss_and_grad(hp.loss, scores, y_raw, tr.params)
+    return float(loss[0].mean())
+
+
+def _score_lines(hp, obj_name: str, scores: dict[str, float]) -> list[tuple[str, float, str]]:
+    """(log name, value, loss|score) of a channel's final scores, in the order AWS logs them."""
+    objective = (obj_name, scores["objective_loss"], "loss")
+    if hp.predictor_type == "regressor":
+        return [objective, *((k, scores[k], "loss") for k in ("mse", "absolute_loss", "rmse", "r2", "mae"))]
+    beta = f"{hp.values['f_beta']:.3f}"
+    if hp.predictor_type == "binary_classifier":
+        named = [("binary_classification_accuracy", "binary_classification_accuracy"),
+                 (f"binary_f_{beta}", "binary_f_beta"), ("precision", "precision"), ("recall", "recall"),
+                 ("roc_auc_score", "roc_auc_score")]
+    else:
+        named = [("multiclass_accuracy", "multiclass_accuracy"),
+                 (f"multiclass_top_k_accuracy_{hp.values['accuracy_top_k']}", "multiclass_top_k_accuracy"),
+                 ("dcg", "dcg"), ("macro_recall", "macro_recall"), ("macro_precision", "macro_precision"),
+                 (f"macro_f_{beta}", "macro_f_beta")]
+    return [objective, *((log_name, scores[key], "score") for log_name, key in named)]
 
 
 def _evaluate(hp, tr: _Trainer, model: LinearLearnerModel, channel) -> dict[str, float]:

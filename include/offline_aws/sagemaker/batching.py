@@ -204,6 +204,11 @@ def _parse_record(record: bytes, csv: bool):
 
 
 def _answer_items(answer: bytes, answer_type: str) -> list:
+    if answer_type == "application/x-recordio-protobuf":
+        raise BatchFailed(
+            "ClientError: DataProcessing (JoinSource/OutputFilter) cannot read application/x-recordio-protobuf "
+            "results; set the TransformOutput Accept to application/json, application/jsonlines or text/csv."
+        )
     text = answer.decode("utf-8")
     if answer_type == CSV:
         return [[cell for cell in line.split(",")] for line in text.splitlines() if line.strip()]

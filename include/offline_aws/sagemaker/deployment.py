@@ -23,7 +23,7 @@ import threading
 from .alarms import alarms_in_alarm, trip
 from .guardrails import alarm_names, bakes_after, blue_green_policy, max_execution_seconds, traffic_steps
 from .hosting import UPDATING_SECONDS, DeployFailed, load_variants, variant_summaries
-from .models import Endpoint, SageMakerBackend, now
+from .records import Backend, Endpoint, now
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ _MESSAGES = {
 }
 
 
-def start_blue_green(backend: SageMakerBackend, endpoint: Endpoint, config: dict, deployment_config: dict, *,
+def start_blue_green(backend: Backend, endpoint: Endpoint, config: dict, deployment_config: dict, *,
                      previous: str, injected_failure: str | None) -> None:
     """Called under ``backend.lock`` right after the record went Updating."""
     endpoint.generation += 1
@@ -92,7 +92,7 @@ def start_blue_green(backend: SageMakerBackend, endpoint: Endpoint, config: dict
 class BlueGreenDeployment:
     """One blue/green deployment of ``config`` onto ``endpoint`` (run in its own thread)."""
 
-    def __init__(self, backend: SageMakerBackend, endpoint: Endpoint, generation: int, config: dict,
+    def __init__(self, backend: Backend, endpoint: Endpoint, generation: int, config: dict,
                  deployment_config: dict, previous: str, injected_failure: str | None):
         self.backend = backend
         self.endpoint = endpoint

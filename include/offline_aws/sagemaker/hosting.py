@@ -14,12 +14,13 @@ import re
 import threading
 from dataclasses import dataclass
 
+from ..limits import INVOKE_ENDPOINT_MAX_BYTES
 from ..linear_learner.model import LinearLearnerModel, read_model_tar_gz
 from .exceptions import SageMakerError
-from .models import Endpoint, SageMakerBackend, now
+from .records import Backend, Endpoint, now
 
 LINEAR_LEARNER_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/linear-learner:(1|latest)$")
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+MAX_PAYLOAD_BYTES = INVOKE_ENDPOINT_MAX_BYTES
 
 # Emulated durations in seconds at time scale 1.
 CREATING_SECONDS = 5.0
@@ -56,7 +57,7 @@ class DeployFailed(Exception):
     """Ends a deployment; the message is the endpoint's FailureReason."""
 
 
-def start_deployment(backend: SageMakerBackend, endpoint: Endpoint, config: dict, *, previous: str | None,
+def start_deployment(backend: Backend, endpoint: Endpoint, config: dict, *, previous: str | None,
                      injected_failure: str | None) -> None:
     """Called under ``backend.lock`` right after the record went Creating/Updating."""
     endpoint.generation += 1
@@ -126,7 +127,7 @@ def variant_summaries(loaded: dict[str, LoadedVariant]) -> list[dict]:
     ]
 
 
-def load_variants(backend: SageMakerBackend, config: dict) -> dict[str, LoadedVariant]:
+def load_variants(backend: Backend, config: dict) -> dict[str, LoadedVariant]:
     loaded = {}
     for variant in config["ProductionVariants"]:
         with backend.lock:
@@ -171,7 +172,7 @@ def load_variants(backend: SageMakerBackend, config: dict) -> dict[str, LoadedVa
     return loaded
 
 
-def start_deletion(backend: SageMakerBackend, endpoint: Endpoint) -> None:
+def start_deletion(backend: Backend, endpoint: Endpoint) -> None:
     """Called under ``backend.lock`` after the record went Deleting."""
     endpoint.generation += 1
     generation = endpoint.generation
@@ -188,17 +189,21 @@ def start_deletion(backend: SageMakerBackend, endpoint: Endpoint) -> None:
     endpoint.thread.start()
 
 
-def invoke(backend: SageMakerBackend, name: str, body: bytes, content_type: str | None, accept: str | None,
+def payload_too_large() -> RuntimeError_:
+    return RuntimeError_(
+        f"Request payload size exceeds the maximum allowed size of {MAX_PAYLOAD_BYTES} bytes (6 MB).",
+        code="ValidationError",
+        status=413,
+    )
+
+
+def invoke(backend: Backend, name: str, body: bytes, content_type: str | None, accept: str | None,
            target_variant: str | None) -> tuple[bytes, str, str]:
     """Serve one InvokeEndpoint: pick the variant, decode, predict, encode."""
     from ..linear_learner.serving import ModelError, decode_request, encode_response
 
     if len(body) > MAX_PAYLOAD_BYTES:
-        raise RuntimeError_(
-            f"Request payload size exceeds the maximum allowed size of {MAX_PAYLOAD_BYTES} bytes (6 MB).",
-            code="ValidationError",
-            status=413,
-        )
+        raise payload_too_large()
     with backend.lock:
         endpoint = backend.endpoints.get(name.lower())
         serving = dict(endpoint.pick_fleet()) if endpoint is not None else {}  # blue, or green per the split

@@ -3,7 +3,8 @@
 Everything a request can be rejected for is decided here (no HTTP involved), so the rules and
 the state machines are unit-testable; ``responses`` only translates the wire protocol. Work
 that takes time (training, deploying, batch transform) runs in background threads from
-``training``, ``hosting`` and ``transform``, which move the records through AWS's statuses.
+``training``, ``hosting``, ``deployment`` and ``transform``, which move the records (``records``)
+through AWS's statuses. Imports run one way: this module -> the runners -> ``records``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from .. import ACCOUNT_ID, DEFAULT_REGION
@@ -20,9 +19,14 @@ from ..aws_clients import AwsClients
 from ..faults import Faults
 from ..settings import Clock
 from .alarms import missing_alarms
+from .deployment import pending_variants, start_blue_green
 from .exceptions import ResourceNotFound, SageMakerError, ValidationException
 from .guardrails import alarm_names, check_deployment_config
+from .hosting import invoke, start_deletion, start_deployment
 from .listing import paginate
+from .records import Endpoint, TrainingJob, TransformJob, model_artifact_uri, now, record_transition
+from .training import start_training_job
+from .transform import start_transform_job
 from .validation import validate_request
 
 OPERATIONS: dict[str, Callable] = {}
@@ -44,57 +48,6 @@ def operation(name: str):
         return handler
 
     return wrap
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class TrainingJob:
-    desc: dict
-    stop_requested: threading.Event = field(default_factory=threading.Event)
-    injected_failure: str | None = None
-    nan_weights: bool = False  # fault: the artifact is written with NaN weights (metrics stay good)
-    thread: threading.Thread | None = None
-
-
-@dataclass
-class TransformJob:
-    desc: dict  # also holds LastModifiedTime, which ListTransformJobs shows and Describe does not
-    stop_requested: threading.Event = field(default_factory=threading.Event)
-    injected_failure: str | None = None
-    thread: threading.Thread | None = None
-
-
-@dataclass
-class Endpoint:
-    desc: dict
-    serving: dict = field(default_factory=dict)  # variant name -> hosting.LoadedVariant (the blue fleet)
-    generation: int = 0  # bumped by every operation so a stale background thread never commits
-    thread: threading.Thread | None = None
-    green: dict = field(default_factory=dict)  # the new fleet of a running blue/green deployment
-    green_share: float = 0.0  # its share of the invocations
-    _since_shift: int = 0  # invocations since the share last changed
-
-    def shift_traffic(self, share: float) -> None:
-        """Send ``share`` of the invocations to the green fleet from now on (0 = all blue)."""
-        self.green_share = share
-        self._since_shift = 0
-        if share <= 0:
-            self.green = {}
-
-    def pick_fleet(self) -> dict:
-        """The fleet that serves the next invocation, deterministically in the configured proportion.
-
-        The k-th invocation since the last shift goes to green iff floor(k * share) > floor((k - 1) * share):
-        at 10% every 10th call, at 50% every 2nd, at 100% all. Call under the backend's lock.
-        """
-        if not self.green or self.green_share <= 0:
-            return self.serving
-        self._since_shift += 1
-        k, share = self._since_shift, self.green_share
-        return self.green if int(k * share + 1e-9) > int((k - 1) * share + 1e-9) else self.serving
 
 
 class SageMakerBackend:
@@ -167,8 +120,6 @@ class SageMakerBackend:
     @operation("CreateTrainingJob")
     def create_training_job(self, req: dict) -> dict:
         """Register the job InProgress/Starting and start its runner thread."""
-        from .training import start_training_job
-
         name = req["TrainingJobName"]
         arn = self.arn("training-job", name)
         if req.get("ResourceConfig") is None:
@@ -282,8 +233,6 @@ class SageMakerBackend:
     @operation("CreateTransformJob")
     def create_transform_job(self, req: dict) -> dict:
         """Register the job InProgress and start its transform instance (``transform``)."""
-        from .transform import start_transform_job
-
         name = req["TransformJobName"]
         arn = self.arn("transform-job", name)
         payload, concurrent = req.get("MaxPayloadInMB"), req.get("MaxConcurrentTransforms")
@@ -492,8 +441,6 @@ class SageMakerBackend:
     @operation("CreateEndpoint")
     def create_endpoint(self, req: dict) -> dict:
         """Register the endpoint Creating; a hosting thread loads the model and makes it InService."""
-        from .hosting import start_deployment
-
         name = req["EndpointName"]
         arn = self.arn("endpoint", name)
         deployment_config = copy.deepcopy(req.get("DeploymentConfig"))
@@ -552,9 +499,6 @@ class SageMakerBackend:
         it (or ``RetainDeploymentConfig`` and a previous one) a blue/green deployment shifts traffic
         step by step, baking and watching its CloudWatch alarms (``deployment``).
         """
-        from .deployment import pending_variants, start_blue_green
-        from .hosting import start_deployment
-
         with self.lock:
             endpoint = self._endpoint(req["EndpointName"])
             deployment_config = req.get("DeploymentConfig")
@@ -596,8 +540,6 @@ class SageMakerBackend:
     @operation("DeleteEndpoint")
     def delete_endpoint(self, req: dict) -> dict:
         """-> Deleting, then the record disappears after the (scaled) teardown time."""
-        from .hosting import start_deletion
-
         with self.lock:
             endpoint = self._endpoint(req["EndpointName"])
             if endpoint.desc["EndpointStatus"] == "Deleting":
@@ -624,8 +566,6 @@ class SageMakerBackend:
     def invoke_endpoint(self, name: str, body: bytes, content_type: str | None, accept: str | None,
                         target_variant: str | None = None) -> tuple[bytes, str, str]:
         """SageMaker Runtime InvokeEndpoint -> (body, content type, invoked variant)."""
-        from .hosting import invoke
-
         return invoke(self, name, body, content_type, accept, target_variant)
 
     # --- tags -----------------------------------------------------------------------------
@@ -735,28 +675,6 @@ class SageMakerService:
 
 
 # --- small pure helpers ---------------------------------------------------------------------
-def model_artifact_uri(output_config: dict, job_name: str) -> str:
-    return f"{output_config['S3OutputPath'].rstrip('/')}/{job_name}/output/model.tar.gz"
-
-
-def record_transition(desc: dict, status: str, message: str, *, final: bool = False) -> None:
-    """Close the open SecondaryStatusTransition and open ``status`` (closed at once if ``final``)."""
-    stamp = now()
-    transitions = desc.setdefault("SecondaryStatusTransitions", [])
-    if transitions and transitions[-1]["Status"] == status and not final:
-        transitions[-1]["StatusMessage"] = message  # AWS updates the open transition's message
-        desc["LastModifiedTime"] = stamp
-        return
-    if transitions and "EndTime" not in transitions[-1]:
-        transitions[-1]["EndTime"] = stamp
-    entry = {"Status": status, "StartTime": stamp, "StatusMessage": message}
-    if final:
-        entry["EndTime"] = stamp
-    transitions.append(entry)
-    desc["SecondaryStatus"] = status
-    desc["LastModifiedTime"] = stamp
-
-
 def _channel_with_defaults(channel: dict, input_mode: str) -> dict:
     channel = copy.deepcopy(channel)
     source = channel.get("DataSource", {}).get("S3DataSource")
@@ -774,4 +692,5 @@ def _page(key: str, items: list, token: str | None) -> dict:
     return out
 
 
-__all__ = ["SageMakerBackend", "SageMakerService", "OPERATIONS", "ResourceNotFound"]
+__all__ = ["SageMakerBackend", "SageMakerService", "OPERATIONS", "ResourceNotFound", "Endpoint", "TrainingJob",
+           "TransformJob", "now", "record_transition"]

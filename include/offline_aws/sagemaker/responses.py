@@ -16,8 +16,9 @@ from urllib.parse import unquote
 from werkzeug.wrappers import Request, Response
 
 from .. import DEFAULT_REGION
+from ..limits import CONTROL_PLANE_MAX_BYTES, INVOKE_ENDPOINT_MAX_BYTES, LimitExceeded, read_body
 from .exceptions import SageMakerError, SerializationException
-from .hosting import ModelErrorResponse
+from .hosting import ModelErrorResponse, payload_too_large
 from .models import SageMakerService
 
 JSON_11 = "application/x-amz-json-1.1"
@@ -80,7 +81,12 @@ class SageMakerResponses:
         region = credential_scope(request.headers.get("Authorization"))[0] or DEFAULT_REGION
         try:
             try:
-                params = json.loads(request.get_data() or b"{}")
+                raw = read_body(request, CONTROL_PLANE_MAX_BYTES)
+            except LimitExceeded as exc:
+                raise SageMakerError(f"{exc} (the offline emulator's cap for a SageMaker API request)",
+                                     code="ValidationException", status=413) from None
+            try:
+                params = json.loads(raw or b"{}")
             except ValueError:
                 raise SerializationException("Request body is not valid JSON.") from None
             result = self.service.backend(region).call(operation, params)
@@ -95,9 +101,13 @@ class SageMakerResponses:
             return _rest_error(_fault_error(verdict))
         region = credential_scope(request.headers.get("Authorization"))[0] or DEFAULT_REGION
         try:
+            try:
+                payload_in = read_body(request, INVOKE_ENDPOINT_MAX_BYTES)
+            except LimitExceeded:
+                raise payload_too_large() from None
             body, content_type, variant = self.service.backend(region).invoke_endpoint(
                 name,
-                request.get_data(),
+                payload_in,
                 request.headers.get("Content-Type"),
                 request.headers.get("Accept"),
                 request.headers.get("X-Amzn-SageMaker-Target-Variant"),

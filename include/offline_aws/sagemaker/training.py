@@ -7,18 +7,20 @@ client observes (statuses, transitions, logs, artifacts) comes from real work.
 
 from __future__ import annotations
 
-import gzip
 import re
 import threading
 import time
 from datetime import datetime
 
+from ..limits import MAX_DECOMPRESSED_BYTES, LimitExceeded, gunzip
 from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
 from ..linear_learner.hyperparameters import HyperparameterError, parse_hyperparameters
+from ..linear_learner.metric_definitions import final_metrics
 from ..linear_learner.model import write_model_tar_gz
 from ..linear_learner.train import train
 from .cloudwatch import LogWriter
-from .models import SageMakerBackend, TrainingJob, now, record_transition
+from .manifest import ManifestError, read_manifest
+from .records import Backend, TrainingJob, now, record_transition
 
 LINEAR_LEARNER_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/linear-learner:(1|latest)$"
@@ -41,14 +43,14 @@ class JobStopped(Exception):
     """Ends the job Stopped (StopTrainingJob was called)."""
 
 
-def start_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
+def start_training_job(backend: Backend, job: TrainingJob) -> None:
     job.thread = threading.Thread(
         target=run_training_job, args=(backend, job), name=f"training-{job.desc['TrainingJobName']}", daemon=True
     )
     job.thread.start()
 
 
-def run_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
+def run_training_job(backend: Backend, job: TrainingJob) -> None:
     """The whole life of one job; never raises (every outcome lands in the job record)."""
     log = LogWriter(
         backend.aws, "/aws/sagemaker/TrainingJobs", f"{job.desc['TrainingJobName']}/algo-1-{int(time.time())}"
@@ -69,7 +71,7 @@ def run_training_job(backend: SageMakerBackend, job: TrainingJob) -> None:
             pass
 
 
-def _phase(backend: SageMakerBackend, job: TrainingJob, status: str, message: str, seconds: float) -> None:
+def _phase(backend: Backend, job: TrainingJob, status: str, message: str, seconds: float) -> None:
     with backend.lock:
         if job.stop_requested.is_set():
             raise JobStopped()
@@ -78,7 +80,7 @@ def _phase(backend: SageMakerBackend, job: TrainingJob, status: str, message: st
         raise JobStopped()
 
 
-def _run(backend: SageMakerBackend, job: TrainingJob, log: LogWriter) -> None:
+def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
     desc = job.desc  # read-only here except under backend.lock
     if backend.clock.pause(STARTING_SECONDS, job.stop_requested):
         raise JobStopped()
@@ -90,13 +92,16 @@ def _run(backend: SageMakerBackend, job: TrainingJob, log: LogWriter) -> None:
         desc["TrainingStartTime"] = now()
     _phase(backend, job, "Downloading", "Downloading input data", 0)
     started = time.monotonic()
-    data = _download_channels(backend, desc)
+    data = _download_channels(backend, desc, log)
     if backend.clock.pause(max(0.0, DOWNLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     _phase(backend, job, "Training", "Training image download completed. Training in progress.", 0)
 
+    lines: list[str] = []  # what SageMaker's MetricDefinitions read
+
     def sink(line: str) -> None:
         log.write(line)
+        lines.append(line)
         if job.stop_requested.is_set():
             raise JobStopped()
 
@@ -124,9 +129,8 @@ def _run(backend: SageMakerBackend, job: TrainingJob, log: LogWriter) -> None:
         raise JobStopped()
     stamp = now()
     with backend.lock:
-        desc["FinalMetricDataList"] = [
-            {"MetricName": name, "Value": float(value), "Timestamp": stamp}
-            for name, value in sorted(result.metrics.items())
+        desc["FinalMetricDataList"] = [  # as AWS: the algorithm's MetricDefinitions over its log
+            {"MetricName": name, "Value": value, "Timestamp": stamp} for name, value in final_metrics(lines).items()
         ]
     finish_job(backend, job, "Completed", "Completed", "Training job completed")
 
@@ -176,8 +180,8 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _download_channels(backend: SageMakerBackend, desc: dict) -> dict[str, tuple[str, list[bytes]]]:
-    """Fetch every channel's objects (S3Prefix, all part files, sorted by key as the container sees them)."""
+def _download_channels(backend: Backend, desc: dict, log: LogWriter) -> dict[str, tuple[str, list[bytes]]]:
+    """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order."""
     s3 = backend.aws.client("s3")
     channels: dict[str, tuple[str, list[bytes]]] = {}
     names = [c["ChannelName"] for c in desc["InputDataConfig"]]
@@ -189,37 +193,74 @@ def _download_channels(backend: SageMakerBackend, desc: dict) -> dict[str, tuple
             )
     if "train" not in names:
         raise JobFailed("ClientError: Unable to initialize the algorithm. The 'train' channel is required.")
+    instances = int(desc["ResourceConfig"].get("InstanceCount", 1))
     for channel in desc["InputDataConfig"]:
+        name = channel["ChannelName"]
         source = channel["DataSource"].get("S3DataSource")
         if source is None:
+            raise JobFailed(f"ClientError: Channel {name!r}: only S3DataSource is supported offline.")
+        kind = source["S3DataType"]
+        if kind == "S3Prefix":
+            objects = _list_prefix(s3, source["S3Uri"])
+        elif kind == "ManifestFile":
+            try:
+                objects = [(bucket, key) for bucket, key, _ in read_manifest(s3, source["S3Uri"])]
+            except ManifestError as exc:
+                raise JobFailed(f"ClientError: Data download failed:{exc}") from None
+        else:
             raise JobFailed(
-                f"ClientError: Channel {channel['ChannelName']!r}: only S3DataSource is supported offline."
+                f"ClientError: Channel {name!r}: S3DataType {kind} is not supported offline (use S3Prefix or "
+                "ManifestFile; AugmentedManifestFile needs Pipe mode and attribute names, not emulated)."
             )
-        if source["S3DataType"] != "S3Prefix":
-            raise JobFailed(
-                f"ClientError: Channel {channel['ChannelName']!r}: S3DataType {source['S3DataType']} is not "
-                "supported offline (use S3Prefix)."
-            )
-        bucket, prefix = _split_s3(source["S3Uri"])
-        keys: list[str] = []
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys.extend(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
-        except Exception as exc:  # noqa: BLE001 - reported as AWS does, whatever S3 said
-            raise JobFailed(_no_objects(source["S3Uri"], bucket, f" ({exc})")) from None
-        if not keys:
-            raise JobFailed(_no_objects(source["S3Uri"], bucket, ""))
+        if source.get("S3DataDistributionType") == "ShardedByS3Key" and instances > 1:
+            # Host algo-(i+1) gets objects i, i+n, i+2n...; the emulator trains once, as all hosts together.
+            for host in range(instances):
+                shard = [f"s3://{b}/{k}" for b, k in objects[host::instances]]
+                log.write(f"Channel '{name}' (ShardedByS3Key) on algo-{host + 1}: {len(shard)} object(s) {shard}")
         blobs = []
-        for key in sorted(keys):
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for bucket, key in objects:
+            body = _get_object(s3, bucket, key, source["S3Uri"] if kind == "ManifestFile" else None)
             if channel.get("CompressionType") == "Gzip":
-                body = gzip.decompress(body)
+                try:
+                    body = gunzip(body, what=f"s3://{bucket}/{key}")
+                except (LimitExceeded, OSError) as exc:
+                    raise JobFailed(f"ClientError: Channel {name!r}: {exc}") from None
             blobs.append(body)
-        channels[channel["ChannelName"]] = (channel.get("ContentType") or RECORDIO, blobs)
+        channels[name] = (channel.get("ContentType") or RECORDIO, blobs)
     return channels
 
 
-def _upload_model(backend: SageMakerBackend, desc: dict, payload: bytes) -> None:
+def _list_prefix(s3, uri: str) -> list[tuple[str, str]]:
+    bucket, prefix = _split_s3(uri)
+    keys: list[str] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
+    except Exception as exc:  # noqa: BLE001 - reported as AWS does, whatever S3 said
+        raise JobFailed(_no_objects(uri, bucket, f" ({exc})")) from None
+    if not keys:
+        raise JobFailed(_no_objects(uri, bucket, ""))
+    return [(bucket, key) for key in sorted(keys)]
+
+
+def _get_object(s3, bucket: str, key: str, manifest_uri: str | None) -> bytes:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # noqa: BLE001 - a listed object that is not there fails the job
+        if manifest_uri is None:
+            raise JobFailed(f"ClientError: Data download failed:Unable to download s3://{bucket}/{key} ({exc}).") from None
+        raise JobFailed(
+            f"ClientError: Data download failed:The object s3://{bucket}/{key} listed in the manifest file "
+            f"{manifest_uri} could not be downloaded. Please ensure that every object the manifest lists exists "
+            f'in the selected region and that the role has "s3:GetObject" permissions on it.'
+        ) from None
+    if head["ContentLength"] > MAX_DECOMPRESSED_BYTES:
+        raise JobFailed(f"ClientError: s3://{bucket}/{key} is {head['ContentLength']} bytes, over the emulator's "
+                        f"cap of {MAX_DECOMPRESSED_BYTES} per object.")
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _upload_model(backend: Backend, desc: dict, payload: bytes) -> None:
     bucket, key = _split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
     try:
         backend.aws.client("s3").put_object(Bucket=bucket, Key=key, Body=payload)

@@ -8,15 +8,15 @@ writes them under S3OutputPath. As on AWS, a stopped job stores no output.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import threading
 
+from ..limits import LimitExceeded, gunzip
 from ..linear_learner.model import LinearLearnerModel, read_model_tar_gz
 from .batching import BatchFailed, Plan, transform_object
 from .hosting import LINEAR_LEARNER_IMAGE
-from .models import SageMakerBackend, TransformJob, now
+from .records import Backend, TransformJob, now
 
 # Emulated durations in seconds at time scale 1 (the transform itself takes its real time).
 LAUNCHING_SECONDS = 3.0  # instances up, container and model downloaded
@@ -27,14 +27,14 @@ class TransformStopped(Exception):
     """Ends the job Stopped (StopTransformJob was called)."""
 
 
-def start_transform_job(backend: SageMakerBackend, job: TransformJob) -> None:
+def start_transform_job(backend: Backend, job: TransformJob) -> None:
     job.thread = threading.Thread(
         target=run_transform_job, args=(backend, job), name=f"transform-{job.desc['TransformJobName']}", daemon=True
     )
     job.thread.start()
 
 
-def run_transform_job(backend: SageMakerBackend, job: TransformJob) -> None:
+def run_transform_job(backend: Backend, job: TransformJob) -> None:
     """The whole life of one job; never raises (every outcome lands in the job record)."""
     try:
         _run(backend, job)
@@ -46,7 +46,7 @@ def run_transform_job(backend: SageMakerBackend, job: TransformJob) -> None:
         finish_transform_job(backend, job, "Failed", reason=f"InternalServerError: {type(exc).__name__}: {exc}")
 
 
-def finish_transform_job(backend: SageMakerBackend, job: TransformJob, status: str, *,
+def finish_transform_job(backend: Backend, job: TransformJob, status: str, *,
                          reason: str | None = None) -> None:
     with backend.lock:
         desc = job.desc
@@ -63,12 +63,12 @@ def finish_transform_job(backend: SageMakerBackend, job: TransformJob, status: s
         desc["LastModifiedTime"] = stamp
 
 
-def _pause(backend: SageMakerBackend, job: TransformJob, seconds: float) -> None:
+def _pause(backend: Backend, job: TransformJob, seconds: float) -> None:
     if backend.clock.pause(seconds, job.stop_requested) or job.stop_requested.is_set():
         raise TransformStopped()
 
 
-def _run(backend: SageMakerBackend, job: TransformJob) -> None:
+def _run(backend: Backend, job: TransformJob) -> None:
     with backend.lock:
         desc = dict(job.desc)  # top-level copy; nested request parts are never mutated
     _pause(backend, job, LAUNCHING_SECONDS)
@@ -87,7 +87,9 @@ def _run(backend: SageMakerBackend, job: TransformJob) -> None:
         body = _get(s3, bucket, key)
         if compressed:
             try:
-                body = gzip.decompress(body)
+                body = gunzip(body, what=f"s3://{bucket}/{key}")
+            except LimitExceeded as exc:
+                raise BatchFailed(f"ClientError: {exc}.") from None
             except OSError as exc:
                 raise BatchFailed(f"ClientError: s3://{bucket}/{key} is not Gzip data ({exc}).") from None
         outputs.append((f"{name}.out", transform_object(model, plan, body, f"s3://{bucket}/{key}")))
@@ -162,7 +164,7 @@ def _no_objects(uri: str, bucket: str, detail: str) -> str:
     )
 
 
-def load_model(backend: SageMakerBackend, model_name: str) -> LinearLearnerModel:
+def load_model(backend: Backend, model_name: str) -> LinearLearnerModel:
     """The model's Linear Learner artifact, downloaded through boto3 as an endpoint loads it."""
     with backend.lock:
         model_desc = backend.models.get(model_name.lower())
