@@ -6,6 +6,8 @@ deployment of ``tests/native_deployment.py``, shared with ``tests/deployment`` a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import native_deployment
 import pytest
 from reliability_harness import RESULTS, NativeEmulator, Reliability
@@ -41,9 +43,29 @@ def native(results, deployment):
     return NativeEmulator(deployment.emulator_url, deployment.bucket)
 
 
+def _whole_suite(session) -> bool:
+    """Did this session run every reliability test (no -k/-m, no deselect, no test picked by node id)?"""
+    options = session.config.option
+    if options.keyword or options.markexpr or getattr(options, "deselect", None) or options.lf:
+        return False
+    here = Path(__file__).resolve().parent
+    for arg in session.config.args:
+        path = Path(arg.split("::", 1)[0]).resolve()
+        if "::" in arg or (path != here and here not in path.parents and path not in here.parents):
+            return False
+    return not session.testsfailed
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Render docs/reliability.md from this session's rows (only when reliability scenarios ran)."""
+    """Render the report from this session's rows: docs/reliability.md only after the whole suite passed.
+
+    A partial run (one file, -k, a failure) renders to .airflow/reliability-partial.md instead, so the
+    committed document never silently loses rows.
+    """
     if RESULTS.exists() and RESULTS.read_text().strip():
         import report
 
-        report.render()
+        if _whole_suite(session):
+            report.render()
+        else:
+            report.render(RESULTS.parent / "reliability-partial.md")
