@@ -51,6 +51,8 @@ def _did(result) -> str:
     bits = [f"failed: {', '.join(failed)}" if failed else "all tasks ok"]
     for key in ("rollback", "teardown"):
         value = result.xcoms.get(key)
+        if isinstance(value, dict):  # the teardown's {"restore": ..., "removed": [...]}
+            value = f"{value.get('restore')}; removed: {'; '.join(value.get('removed') or []) or 'nothing'}"
         if value:
             bits.append(f"{key}: {value if isinstance(value, str) else '; '.join(map(str, value))}")
     return ". ".join(bits)

@@ -63,6 +63,8 @@ def _did(deployment, run_id: str, tis: dict, extra: dict) -> str:
     bits += extra.get("did", [])
     for key in ("rollback", "teardown"):
         value = deployment.xcom(run_id, key) if tis.get(key, {}).get("state") == "success" else None
+        if isinstance(value, dict):  # the teardown's {"restore": ..., "removed": [...]}
+            value = f"{value.get('restore')}; removed: {'; '.join(value.get('removed') or []) or 'nothing'}"
         if value:
             bits.append(f"{key}: {value if isinstance(value, str) else '; '.join(map(str, value)) or 'nothing'}")
         elif key == "teardown" and tis.get(key, {}).get("state") == "failed":
@@ -211,7 +213,7 @@ MARK_FAILED_NOTE = (
 MARK_FAILED_BUG = (
     " BUG (open): the scheduler then marked the run successful, the person's 'failed' overridden: its leaves are "
     "publish (skipped by the mark) and teardown (success). Fix: pipeline.teardown fails (AirflowFailException) when "
-    "it had to stop this run's training job, so the teardown, a leaf with on_failure_fail_dagrun, fails the run.")
+    "any task of the run failed, so the teardown, a leaf with on_failure_fail_dagrun, fails the run.")
 MARK_NOTE = "marked failed by the reliability suite: a person gave up on this run mid-training"
 
 
@@ -231,7 +233,7 @@ def _mark_failed(deployment, native, conf, extra):
 def _mark_failed_reason(deployment, run_id, tis, extra) -> str:
     bits = [f"run note: {extra.get('note')!r}", f"train {tis['train']['state']} while deferred"]
     if tis["teardown"]["state"] == "failed":
-        bits.append("teardown: " + _log_line(deployment, run_id, tis["teardown"], "still running")[:400])
+        bits.append("teardown: " + _log_line(deployment, run_id, tis["teardown"], "The run failed")[:400])
     return "; ".join(bits)
 
 
@@ -259,7 +261,7 @@ def test_run_marked_failed_mid_training(deployment, native):
     # The person's verdict stands, with the reason.
     if out.state != "failed":
         raise RunStateOverridden(f"the run marked failed ended {out.state}: {out.row.pipeline_did}")
-    assert out.tis["teardown"]["state"] == "failed" and "still running" in out.row.reason, out.row.reason
+    assert out.tis["teardown"]["state"] == "failed" and "task(s) train failed" in out.row.reason, out.row.reason
 
 
 
