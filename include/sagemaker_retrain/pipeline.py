@@ -81,6 +81,9 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
     try:
         return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number)
     except (DataValidationError, SettingsError, ForeignResourceError, ValueError) as err:
+        from sagemaker_retrain import outcome
+
+        outcome.report_refusal(err)  # refused before anything was spent: say so on the run page
         raise _fail(err) from err
 
 
@@ -143,19 +146,22 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
 
 
 def _check_params(params: dict) -> None:
-    """Cross-field rules a JSON schema cannot state; fail before anything is spent."""
+    """Cross-field rules a JSON schema cannot state; fail before anything is spent, naming both Params."""
     from sagemaker_retrain.params import GATE_METRICS, METRICS_FOR_PREDICTOR
 
-    if params["predictor_type"] == "multiclass_classifier" and not params.get("num_classes"):
-        raise ValueError("predictor_type multiclass_classifier needs the num_classes param")
+    predictor = params["predictor_type"]
+    if predictor == "multiclass_classifier" and not params.get("num_classes"):
+        raise ValueError("Param num_classes (Number of classes) is required when Param predictor_type is "
+                         "multiclass_classifier: set it to the number of labels (3 or more)")
     if params["validation_fraction"] + params["test_fraction"] >= 0.9:
-        raise ValueError("validation_fraction + test_fraction must leave at least 10% of rows for training")
+        raise ValueError(f"Params validation_fraction ({params['validation_fraction']}) + test_fraction "
+                         f"({params['test_fraction']}) must leave at least 10% of rows for training")
     if params["gate_metric"] not in GATE_METRICS:
-        raise ValueError(f"gate_metric {params['gate_metric']!r} is not one of {sorted(GATE_METRICS)}")
-    suitable = METRICS_FOR_PREDICTOR[params["predictor_type"]]
+        raise ValueError(f"Param gate_metric {params['gate_metric']!r} is not one of {sorted(GATE_METRICS)}")
+    suitable = METRICS_FOR_PREDICTOR[predictor]
     if params["gate_metric"] not in suitable:
         raise ValueError(
-            f"gate_metric {params['gate_metric']!r} does not suit predictor_type {params['predictor_type']!r}: "
+            f"Param gate_metric {params['gate_metric']!r} does not suit Param predictor_type {predictor!r}: "
             f"choose one of {', '.join(suitable)}"
         )
 
