@@ -123,16 +123,15 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _fit_note(lines: list[str]) -> str:
-    """The lines that fit the note column, the links (last) kept whenever they fit at all."""
+    """The lines that fit the note column; the last line (the links) is kept whenever it fits at all."""
     note = "\n".join(lines)
-    if len(note) <= NOTE_MAX_CHARS:
-        return note
-    head, tail = lines[:-1], lines[-1:]
-    while head and len("\n".join(head + tail)) > NOTE_MAX_CHARS:
-        head[-1] = _cut(head[-1], max(0, len(head[-1]) - (len("\n".join(head + tail)) - NOTE_MAX_CHARS)))
-        if not head[-1] or head[-1] == "…":
-            head.pop()
-    return _cut("\n".join(head + tail), NOTE_MAX_CHARS)
+    if len(note) <= NOTE_MAX_CHARS or len(lines) < 2:
+        return _cut(note, NOTE_MAX_CHARS)
+    tail = lines[-1]
+    room = NOTE_MAX_CHARS - len(tail) - 1  # what the other lines may take, newline before the tail included
+    if room < 2:
+        return _cut(note, NOTE_MAX_CHARS)
+    return f"{_cut(chr(10).join(lines[:-1]), room)}\n{tail}"
 
 
 # --- showing it -----------------------------------------------------------------------------------

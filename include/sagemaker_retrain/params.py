@@ -136,8 +136,8 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
         ),
         "endpoint_name": _param(
             default_endpoint_name, ESSENTIALS, "Endpoint name",
-            "SageMaker endpoint to serve the model: letters, digits and hyphens, starting and ending with a "
-            "letter or digit, at most 41 letters or digits (no spaces). Ephemeral runs add a run suffix.",
+            "Letters, digits and hyphens (no spaces), starting and ending with a letter or digit, at most 41 "
+            "letters or digits: the SageMaker endpoint that serves the model. Ephemeral runs add a run suffix.",
             type="string", pattern=NAME_PATTERN, minLength=1, maxLength=63,
         ),
         # --- Promotion: how a persistent endpoint is switched to the new model -----------------
