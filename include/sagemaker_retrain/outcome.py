@@ -102,7 +102,8 @@ def summarize(*, decision: str, why: str, evidence: Mapping | None, endpoint: st
               history: str | None = None) -> tuple[str, str]:
     """``(headline, markdown)``: one line for the task list, a short markdown note for the run."""
     scores = _scores(evidence)
-    headline = " · ".join(part for part in (decision, scores) if part)
+    said = f"{decision}: {why}" if why and decision in ("Failed", "Rejected by a person") else decision
+    headline = " · ".join(part for part in (said, scores) if part)
     lines = [f"{MARKER}{decision}**" + (f" — {why}" if why else "")]
     if scores:
         lines.append(f"- Scores on the same rows: {scores}")

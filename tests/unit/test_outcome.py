@@ -55,7 +55,7 @@ def test_summary_without_champion_or_evidence():
     assert "challenger 5.1 vs no champion serving" in headline
     headline, note = outcome.summarize(decision="Failed", why="train failed", evidence=None, endpoint=None,
                                        model=None, endpoint_param="ep", base_url="", restore="nothing deployed")
-    assert headline == "Failed" and "Restore: nothing deployed" in note and "(/model-history/?endpoint=ep)" in note
+    assert headline == "Failed: train failed" and "Restore: nothing deployed" in note and "(/model-history/?endpoint=ep)" in note
 
 
 def test_note_fits_airflows_column_and_keeps_the_links():
