@@ -3,7 +3,7 @@
 Drives Debian's Chromium with Playwright against the native deployment (CeleryExecutor,
 Postgres, Redis, one process per Airflow component). Screenshots are saved as test artifacts
 under artifacts/browser/: trigger-form-sections.png, trigger-form-refused.png,
-run-refused-multiclass.png, dag-run.png, model-history.png, run-outcome-note.png.
+run-refused-multiclass.png, dag-run.png, model-history.png, run-outcome.png, run-outcome-note.png.
 
 The tests run in file order and share the deployment: the ephemeral run (form) comes before the
 two persistent runs (API) whose second one has a champion to compare with.
@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = PROJECT_DIR / "artifacts" / "browser"
 RUN_TIMEOUT_MS = 600_000
 PERSISTENT_ENDPOINT = "linear-learner-browser-p"
+# The machine may be busy (other suites): give the UI longer than Playwright's 5 s to render.
+expect.set_options(timeout=20_000)
 FAST_PROMOTION = {"bake_seconds": 0, "termination_wait_seconds": 0, "deployment_strategy": "all_at_once"}
 
 
@@ -66,6 +68,11 @@ def _open_form(page, deployment):
     return form
 
 
+def _label(form, title: str):
+    """A field's label (a required field's label ends with an asterisk)."""
+    return form.locator("label").filter(has_text=re.compile(rf"^{re.escape(title)}\W*$"))
+
+
 def _open_section(form, name: str) -> None:
     form.get_by_role("button", name=name).click()
 
@@ -86,13 +93,22 @@ def _trigger_and_open_run(page, form, deployment, runs_before: set[str]) -> str:
 
 def _wait_for_end(page, run_id: str) -> str:
     badge = page.locator("h2", has_text=run_id).locator("xpath=following-sibling::span[@data-testid='state-badge']")
-    expect(badge).to_be_visible()
+    expect(badge).to_be_visible(timeout=60_000)
     expect(badge).to_have_text(re.compile("Success|Failed"), timeout=RUN_TIMEOUT_MS)
     return badge.inner_text().strip()
 
 
 def _task_row(page, task_id: str):
     return page.get_by_role("row").filter(has=page.get_by_role("link", name=task_id, exact=True))
+
+
+def _open_note(page):
+    """The run's note as a person sees it on opening the run page (rendered markdown)."""
+    page.reload()
+    page.get_by_role("button", name="Edit note", exact=True).first.click()
+    note = page.get_by_role("dialog").filter(has=page.get_by_role("heading", name="Dag Run Note"))
+    expect(note.get_by_role("button", name="Edit", exact=True)).to_be_visible()  # shown, not being edited
+    return note
 
 
 def _wait_for_run_api(deployment, run_id: str, timeout: float = RUN_TIMEOUT_MS / 1000) -> dict:
@@ -112,14 +128,17 @@ def test_form_has_sections_and_names_the_field_a_bad_value_breaks(ready, page):
     form = _open_form(page, deployment)
 
     # Essentials open (data set ... endpoint name); every other section is there, collapsed.
-    for field in ("dataset_uri", "target_column", "num_classes", "gate_threshold", "endpoint_name"):
-        expect(form.locator(f"#element_{field}")).to_be_visible()
+    for title in ("Data set", "Target column", "Predictor type", "Number of classes", "Gate metric",
+                  "Gate threshold", "Mode", "Endpoint name"):
+        expect(_label(form, title)).to_be_visible()
     expect(form.get_by_text("multiclass_classifier only, and then required")).to_be_visible()
     for section in COLLAPSED_SECTIONS:
         expect(form.get_by_role("button", name=section)).to_be_visible()
-    for hidden in ("epochs", "training_instance_count", "canary_percent", "test_fraction"):
-        expect(form.locator(f"#element_{hidden}")).to_be_hidden()
-    page.screenshot(path=str(ARTIFACTS / "trigger-form-sections.png"), full_page=True)
+    for hidden in ("Epochs", "Training instances", "Canary share (%)", "Test share"):
+        expect(form.get_by_role("spinbutton", name=hidden)).to_be_hidden()
+    page.set_viewport_size({"width": 1400, "height": 2300})  # the whole dialog: essentials and sections
+    page.screenshot(path=str(ARTIFACTS / "trigger-form-sections.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
     # The browser enforces a number's bounds as you leave the field.
     _open_section(form, "Training (Linear Learner hyperparameters)")
@@ -127,7 +146,7 @@ def test_form_has_sections_and_names_the_field_a_bad_value_breaks(ready, page):
     epochs.fill("5000")
     epochs.blur()
     expect(epochs).to_have_value("1000")  # the Param's maximum: the field will not hold more
-    expect(form.locator("#element_dataset_uri")).to_be_hidden()  # one section open at a time
+    expect(_label(form, "Data set")).to_be_hidden()  # one section open at a time
 
     # A value the browser cannot check (a pattern) is refused by the API: no run, field and rule named.
     _open_section(form, ESSENTIALS)
@@ -136,8 +155,9 @@ def test_form_has_sections_and_names_the_field_a_bad_value_breaks(ready, page):
     alert = form.get_by_test_id("error-alert")
     expect(alert).to_contain_text("Invalid input for param endpoint_name")
     expect(alert).to_contain_text("Endpoint name")
-    expect(alert).to_contain_text("letters, digits and hyphens")
+    expect(alert).to_contain_text("Letters, digits and hyphens")
     expect(form).to_be_visible()
+    alert.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "trigger-form-refused.png"))
     assert {r["dag_run_id"] for r in _runs(deployment)} == runs_before
 
@@ -154,9 +174,7 @@ def test_multiclass_without_num_classes_is_refused_at_the_start_naming_both_fiel
     assert _wait_for_end(page, run_id) == "Failed"
     refused = _task_row(page, "prepare")
     expect(refused).to_contain_text(re.compile(r"Refused: Param num_classes .* predictor_type"))
-    expect(_task_row(page, "train").get_by_test_id("state-badge")).to_have_text("Upstream Failed")
-    page.get_by_role("button", name="Note").click()
-    note = page.get_by_test_id("markdown-modal")
+    note = _open_note(page)
     expect(note).to_contain_text("Refused before anything was spent")
     expect(note).to_contain_text("num_classes")
     expect(note).to_contain_text("predictor_type is multiclass_classifier")
@@ -213,12 +231,14 @@ def test_run_page_shows_both_scores_and_working_links(ready, page):
     label = re.compile(r"Kept the champion · test:rmse: challenger [0-9.]+ vs champion [0-9.]+ "
                        r"\(threshold 0\.0001\) on \d+ test rows")
     expect(_task_row(page, "teardown")).to_contain_text(label)
-    page.get_by_role("button", name="Note").click()
-    note = page.get_by_test_id("markdown-modal")
+    expect(page.get_by_text(re.compile(r"Outcome: Kept the champion")).first).to_be_visible()  # the header's note
+    page.screenshot(path=str(ARTIFACTS / "run-outcome.png"))
+    note = _open_note(page)
     expect(note).to_contain_text("Outcome: Kept the champion")
     expect(note).to_contain_text("misses the threshold")
     expect(note).to_contain_text(re.compile(r"challenger [0-9.]+ vs champion [0-9.]+"))
     expect(note).to_contain_text(f"Endpoint {PERSISTENT_ENDPOINT}")
+    page.wait_for_timeout(1000)  # the dialog's fade-in
     page.screenshot(path=str(ARTIFACTS / "run-outcome-note.png"))
 
     plot = note.get_by_role("link", name="plot: predicted vs actual")
