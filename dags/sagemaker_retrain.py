@@ -75,6 +75,8 @@ Failures are mailed through the `smtp_default` connection to Variable `sagemaker
     tags=["sagemaker", "ml", "retraining"],
     doc_md=DOC,
     params=build_params(),
+    # datetime.timedelta, not pendulum's Duration: a deferring task sends its timeout to the supervisor,
+    # whose msgpack encoder (Airflow 3.3.2) refuses a Duration, so the task fails as it defers.
     default_args={
         "retries": 2,
         "retry_delay": timedelta(seconds=POLL_SECONDS),

@@ -1,7 +1,27 @@
-"""The Trigger form: every per-run setting as a Param with a title, description, type and bounds.
+"""The Trigger form: every per-run setting as a Param with a section, title, description, type and bounds.
 
-Imported while the DAG file is parsed, so it only builds ``Param`` objects (no I/O). A wrong
-value is refused by the form (and by ``airflow dags trigger``) before any task runs.
+Imported while the DAG file is parsed, so it only builds ``Param`` objects (no I/O).
+
+What Airflow 3.3's Trigger form does with these schemas (read from its UI and API source):
+
+* in the browser, as you type: ``enum`` becomes a drop-down (nothing else can be chosen),
+  ``minimum``/``maximum`` clamp a number field when it loses focus, ``maxLength`` stops typing,
+  and a field whose ``type`` does not allow ``null`` is *required* (empty: "This field is
+  required", Trigger disabled). ``pattern``, ``minLength``, ``exclusiveMinimum`` are not checked
+  there;
+* on Trigger, the API server validates every Param against its whole JSON schema and refuses
+  the run (400, no run created) with ``Invalid input for param <name>: <rule broken>`` followed by
+  the field's schema, which the form shows above the fields. The schema carries ``title`` and
+  ``description_md``, so the refusal names the field and states its rule in words;
+* ``section`` groups fields into collapsible sections in the order of their first field; only
+  the section named ``Run Parameters`` (the form's default) starts open, one open at a time;
+* ``description_md`` (markdown) is the help line under a field (used here instead of
+  ``description``, which the form shows too but which is not part of the schema, hence not of the
+  API's refusal).
+
+Rules between fields (num_classes for multiclass, the gate metric for the predictor type, the
+admins' limits) cannot be stated in one Param's schema: ``pipeline._check_params`` and
+``limits.check_params`` refuse them at the start of the run, and each field's description says so.
 """
 
 from __future__ import annotations
@@ -34,123 +54,226 @@ METRICS_FOR_PREDICTOR: dict[str, tuple[str, ...]] = {
     "multiclass_classifier": ("test:multiclass_accuracy", "test:macro_f_beta"),
 }
 
+# The form's sections, in the order they appear. Airflow 3.3 opens only its default section,
+# "Run Parameters", so the essentials (data, gate and promotion) are there; the rest start collapsed.
+ESSENTIALS = "Run Parameters"
+PROMOTION = "Promotion: traffic shifting and rollback"
+TRAINING = "Training (Linear Learner hyperparameters)"
+INFRASTRUCTURE = "Infrastructure: instances and time limits"
+EVALUATION = "Evaluation: data split and checks"
+SECTIONS = (ESSENTIALS, PROMOTION, TRAINING, INFRASTRUCTURE, EVALUATION)
+COLLAPSED_SECTIONS = SECTIONS[1:]
 
-def _optional_number(default, title, description, minimum=None, maximum=None, exclusive_minimum=None):
-    schema: dict = {"type": ["null", "number"], "title": title, "description": description}
+ALLOWED_TYPES = ", ".join(DEFAULT_INSTANCE_TYPES)
+INSTANCE_RULE = ("Allowed by the admins: Variable `sagemaker_retrain_allowed_instance_types` (default: the "
+                 "types listed); limits in Variable `sagemaker_retrain_limits` are checked when the run starts.")
+
+
+def _param(default, section: str, title: str, description: str, **schema) -> Param:
+    return Param(default, section=section, title=title, description_md=description, **schema)
+
+
+def _optional_number(default, section, title, description, minimum=None, maximum=None, exclusive_minimum=None):
+    schema: dict = {"type": ["null", "number"]}
     if minimum is not None:
         schema["minimum"] = minimum
     if exclusive_minimum is not None:
         schema["exclusiveMinimum"] = exclusive_minimum
     if maximum is not None:
         schema["maximum"] = maximum
-    return Param(default, **schema)
+    return _param(default, section, title, description, **schema)
 
 
 def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[str, Param]:
-    """Return the DAG's params; defaults train the walkthrough's model on the bundled housing table."""
+    """Return the DAG's params, grouped by section; the defaults train on the bundled housing table."""
     return {
-        "dataset_uri": Param(
-            "include/data/housing.csv",
-            type="string",
-            minLength=1,
-            maxLength=MAX_URI_LENGTH,
+        # --- Run Parameters (open): data, gate and promotion ------------------------------------
+        "dataset_uri": _param(
+            "include/data/housing.csv", ESSENTIALS, "Data set",
+            "CSV with a header row: `s3://bucket/key` under a prefix the admins allow "
+            "(Variable `sagemaker_retrain_allowed_data_prefixes`), or a file under `include/data/`. "
+            f"1–{MAX_URI_LENGTH} characters. Default: the bundled Boston housing table.",
+            type="string", minLength=1, maxLength=MAX_URI_LENGTH,
             pattern=r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+|[^:]+)$",
-            title="Data set",
-            description="CSV with a header row: an s3:// URI under a prefix the admins allow, or a file under "
-            "include/data/ (relative to the project).",
         ),
-        "target_column": Param(
-            "medv", type="string", minLength=1, maxLength=128, title="Target column",
-            description="The column to predict; every other column is a feature.",
+        "target_column": _param(
+            "medv", ESSENTIALS, "Target column",
+            "The column to predict (1–128 characters, a header of the data set); every other column is a "
+            "feature. Default `medv` (median house value) for the housing table.",
+            type="string", minLength=1, maxLength=128,
         ),
-        "predictor_type": Param(
-            "regressor", type="string", enum=PREDICTOR_TYPES, title="Predictor type",
-            description="Linear Learner's predictor_type.",
+        "predictor_type": _param(
+            "regressor", ESSENTIALS, "Predictor type",
+            "`regressor` (numeric target), `binary_classifier` (0/1 target) or `multiclass_classifier` "
+            "(labels 0…num_classes−1; needs *Number of classes*).",
+            type="string", enum=PREDICTOR_TYPES,
         ),
-        "num_classes": Param(
-            None, type=["null", "integer"], minimum=3, maximum=1_000_000, title="Number of classes",
-            description="Required for multiclass_classifier; leave empty otherwise.",
+        "num_classes": _param(
+            None, ESSENTIALS, "Number of classes",
+            "multiclass_classifier only, and then required: 3–1,000,000 labels. Leave empty for the other "
+            "predictor types (a multiclass run without it is refused when it starts).",
+            type=["null", "integer"], minimum=3, maximum=1_000_000,
         ),
-        "mini_batch_size": Param(
-            30, type="integer", minimum=1, maximum=1_000_000, title="Mini-batch size",
-            description="Observations per mini-batch (the walkthrough uses 30).",
+        "gate_metric": _param(
+            "test:mse", ESSENTIALS, "Gate metric",
+            "Must suit the predictor type — regressor: `test:mse`, `test:absolute_loss`; "
+            "binary: `test:binary_classification_accuracy`, `test:binary_f_beta`, `test:roc_auc_score`; "
+            "multiclass: `test:multiclass_accuracy`, `test:macro_f_beta`. Scored for new and serving model "
+            "on the same test rows.",
+            type="string", enum=list(GATE_METRICS),
         ),
-        "epochs": Param(15, type="integer", minimum=1, maximum=1000, title="Epochs",
-                        description="Maximum passes over the training data."),
-        "learning_rate": _optional_number(None, "Learning rate", "Empty for 'auto'.", exclusive_minimum=0, maximum=1),
-        "wd": _optional_number(None, "L2 weight decay (wd)", "Empty for 'auto'.", minimum=0, maximum=1000),
-        "l1": _optional_number(None, "L1 regularisation", "Empty for 'auto'.", minimum=0, maximum=1000),
-        "num_models": Param(None, type=["null", "integer"], minimum=1, maximum=64, title="Parallel models",
-                            description="Models trained in parallel (best one kept); empty for 'auto'."),
-        "normalize_data": Param(True, type="boolean", title="Normalise features",
-                                description="Standardise features before training."),
-        "use_bias": Param(True, type="boolean", title="Use bias", description="Fit an intercept."),
-        "early_stopping_patience": Param(3, type="integer", minimum=1, maximum=100,
-                                         title="Early-stopping patience",
-                                         description="Epochs without improvement before stopping."),
-        "validation_fraction": Param(0.1, type="number", minimum=0.01, maximum=0.5, title="Validation share",
-                                     description="Share of rows held out for the validation channel."),
-        "test_fraction": Param(0.1, type="number", minimum=0.01, maximum=0.5, title="Test share",
-                               description="Share of rows held out for test metrics and evaluation."),
-        "split_seed": Param(42, type="integer", minimum=0, maximum=2**31 - 1, title="Split seed",
-                            description="Seed of the deterministic train/validation/test split."),
-        "training_content_type": Param(
-            "text/csv", type="string", enum=["text/csv", "application/x-recordio-protobuf"],
-            title="Training data format",
-            description="RecordIO-protobuf is Linear Learner's fastest input for large data sets.",
+        "gate_threshold": _param(
+            100.0, ESSENTIALS, "Gate threshold",
+            "The new model must reach it: at most this for losses (mse, absolute_loss), at least this "
+            "for scores (accuracy, f_beta, roc_auc, 0–1), and beat the serving model. Admins may set a floor "
+            "(Variable `sagemaker_retrain_gate_floors`). Default 100.0 (mse, in the target's units squared: "
+            "an rmse of 10).",
+            type="number",
         ),
-        "training_instance_type": Param("ml.m5.large", type="string", pattern=INSTANCE_TYPE_PATTERN,
-                                        enum=list(DEFAULT_INSTANCE_TYPES),
-                                        title="Training instance type",
-                                        description="One the admins allow (Variable sagemaker_retrain_allowed_instance_types)."),
-        "training_instance_count": Param(1, type="integer", minimum=1, maximum=20,
-                                         title="Training instances",
-                                         description="More than one shards the training data by S3 key."),
-        "max_runtime_seconds": Param(3600, type="integer", minimum=60, maximum=432000,
-                                     title="Training time limit (s)",
-                                     description="SageMaker stops the job after this many seconds."),
-        "endpoint_instance_type": Param("ml.m5.large", type="string", pattern=INSTANCE_TYPE_PATTERN,
-                                        enum=list(DEFAULT_INSTANCE_TYPES),
-                                        title="Endpoint instance type",
-                                        description="One the admins allow (Variable sagemaker_retrain_allowed_instance_types)."),
-        "endpoint_instance_count": Param(1, type="integer", minimum=1, maximum=10, title="Endpoint instances",
-                                         description="Initial instance count of the production variant."),
-        "gate_metric": Param("test:mse", type="string", enum=list(GATE_METRICS), title="Gate metric",
-                             description="Computed on this run's test rows for the new model and the serving one "
-                             "alike; regressor: mse/absolute_loss, binary: accuracy/f_beta/roc_auc, "
-                             "multiclass: accuracy/macro_f_beta."),
-        "gate_threshold": Param(100.0, type="number", title="Gate threshold",
-                                description="The new model must be at least this good (<= for losses, >= for scores)."),
-        "mode": Param("persistent", type="string", enum=["persistent", "ephemeral"], title="Mode",
-                      description="persistent: keep the endpoint serving (retraining). "
-                      "ephemeral: deploy, evaluate, then delete everything (the walkthrough's clean-up)."),
-        "endpoint_name": Param(default_endpoint_name, type="string", pattern=NAME_PATTERN, title="Endpoint name",
-                               description="Serving endpoint (ephemeral runs add a run suffix)."),
-        "smoke_rows": Param(5, type="integer", minimum=1, maximum=100, title="Smoke-test rows",
-                            description="Held-out rows sent to the endpoint once it serves the new model."),
-        "transform_instance_type": Param("ml.m5.large", type="string", pattern=INSTANCE_TYPE_PATTERN,
-                                         title="Scoring instance type",
-                                         description="Batch transform instance that scores champion and "
-                                         "challenger on the test rows (production is never asked)."),
-        "deployment_strategy": Param(
-            "canary", type="string", enum=["canary", "linear", "all_at_once"], title="Traffic shifting",
-            description="Blue/green update of a serving endpoint: canary (a share first, then the rest), "
-            "linear (equal steps) or all at once; every step bakes while the rollback alarms are watched.",
+        "mode": _param(
+            "persistent", ESSENTIALS, "Mode",
+            "`persistent`: the endpoint keeps serving the promoted model (retraining). `ephemeral`: deploy "
+            "to a run-own endpoint, check it, record it, then delete everything.",
+            type="string", enum=["persistent", "ephemeral"],
         ),
-        "canary_percent": Param(10, type="integer", minimum=1, maximum=50, title="Canary share (%)",
-                                description="Share of capacity the new model takes first (canary only)."),
-        "linear_step_percent": Param(25, type="integer", minimum=5, maximum=50, title="Linear step (%)",
-                                     description="Capacity shifted per step (linear only)."),
-        "bake_seconds": Param(300, type="integer", minimum=0, maximum=3600, title="Bake time (s)",
-                              description="Seconds each traffic step is watched before the next one."),
-        "termination_wait_seconds": Param(120, type="integer", minimum=0, maximum=3600,
-                                          title="Old fleet kept (s)",
-                                          description="Seconds the old fleet stays after the shift, for a fast "
-                                          "rollback."),
-        "deployment_timeout_seconds": Param(3600, type="integer", minimum=600, maximum=28800,
-                                            title="Deployment time limit (s)",
-                                            description="SageMaker rolls back a deployment that takes longer; "
-                                            "also the total time the pipeline waits for it."),
-        "latency_alarm_ms": Param(500, type="integer", minimum=1, maximum=60000, title="Latency alarm (ms)",
-                                  description="Average model latency that rolls a deployment back."),
+        "endpoint_name": _param(
+            default_endpoint_name, ESSENTIALS, "Endpoint name",
+            "Letters, digits and hyphens (no spaces), starting and ending with a letter or digit, at most 41 "
+            "letters or digits: the SageMaker endpoint that serves the model. Ephemeral runs add a run suffix.",
+            type="string", pattern=NAME_PATTERN, minLength=1, maxLength=63,
+        ),
+        # --- Promotion: how a persistent endpoint is switched to the new model -----------------
+        "deployment_strategy": _param(
+            "canary", PROMOTION, "Traffic shifting",
+            "Blue/green update of a serving endpoint: `canary` (a share first, then the rest), `linear` "
+            "(equal steps) or `all_at_once`; each step bakes while the rollback alarms are watched. "
+            "Persistent mode only.",
+            type="string", enum=["canary", "linear", "all_at_once"],
+        ),
+        "canary_percent": _param(
+            10, PROMOTION, "Canary share (%)",
+            "Percent of capacity the new model takes first, 1–50. `canary` only.",
+            type="integer", minimum=1, maximum=50,
+        ),
+        "linear_step_percent": _param(
+            25, PROMOTION, "Linear step (%)",
+            "Percent of capacity shifted per step, 5–50. `linear` only.",
+            type="integer", minimum=5, maximum=50,
+        ),
+        "bake_seconds": _param(
+            300, PROMOTION, "Bake time (s)",
+            "Seconds each traffic step is watched before the next one, 0–3600.",
+            type="integer", minimum=0, maximum=3600,
+        ),
+        "termination_wait_seconds": _param(
+            120, PROMOTION, "Old fleet kept (s)",
+            "Seconds the old fleet stays after the shift, for a fast rollback, 0–3600.",
+            type="integer", minimum=0, maximum=3600,
+        ),
+        "latency_alarm_ms": _param(
+            500, PROMOTION, "Latency alarm (ms)",
+            "Average model latency in milliseconds that rolls a deployment back, 1–60000. Persistent mode only.",
+            type="integer", minimum=1, maximum=60000,
+        ),
+        "deployment_timeout_seconds": _param(
+            3600, PROMOTION, "Deployment time limit (s)",
+            "Seconds, 600–28800: SageMaker rolls back a deployment that takes longer; also how long the "
+            "pipeline waits for it.",
+            type="integer", minimum=600, maximum=28800,
+        ),
+        # --- Training --------------------------------------------------------------------------
+        "mini_batch_size": _param(
+            30, TRAINING, "Mini-batch size",
+            "Observations per mini-batch, 1–1,000,000 (the walkthrough uses 30).",
+            type="integer", minimum=1, maximum=1_000_000,
+        ),
+        "epochs": _param(
+            15, TRAINING, "Epochs",
+            "Maximum passes over the training data, 1–1000.",
+            type="integer", minimum=1, maximum=1000,
+        ),
+        "learning_rate": _optional_number(
+            None, TRAINING, "Learning rate", "Step size, above 0 and at most 1; empty for `auto`.",
+            exclusive_minimum=0, maximum=1,
+        ),
+        "wd": _optional_number(
+            None, TRAINING, "L2 weight decay (wd)", "0–1000; empty for `auto`.", minimum=0, maximum=1000,
+        ),
+        "l1": _optional_number(
+            None, TRAINING, "L1 regularisation", "0–1000; empty for `auto`.", minimum=0, maximum=1000,
+        ),
+        "num_models": _param(
+            None, TRAINING, "Parallel models",
+            "Models trained in parallel (the best one is kept), 1–64; empty for `auto`.",
+            type=["null", "integer"], minimum=1, maximum=64,
+        ),
+        "normalize_data": _param(
+            True, TRAINING, "Normalise features", "Standardise features before training.", type="boolean",
+        ),
+        "use_bias": _param(True, TRAINING, "Use bias", "Fit an intercept.", type="boolean"),
+        "early_stopping_patience": _param(
+            3, TRAINING, "Early-stopping patience",
+            "Epochs without improvement on the validation rows before stopping, 1–100.",
+            type="integer", minimum=1, maximum=100,
+        ),
+        "training_content_type": _param(
+            "text/csv", TRAINING, "Training data format",
+            "`text/csv`, or `application/x-recordio-protobuf` (Linear Learner's fastest input for large "
+            "data sets).",
+            type="string", enum=["text/csv", "application/x-recordio-protobuf"],
+        ),
+        # --- Infrastructure --------------------------------------------------------------------
+        "training_instance_type": _param(
+            "ml.m5.large", INFRASTRUCTURE, "Training instance type", f"One of {ALLOWED_TYPES}. {INSTANCE_RULE}",
+            type="string", pattern=INSTANCE_TYPE_PATTERN, enum=list(DEFAULT_INSTANCE_TYPES),
+        ),
+        "training_instance_count": _param(
+            1, INFRASTRUCTURE, "Training instances",
+            "1–20 (admin limit `max_training_instance_count`, default 2); more than one shards the data by "
+            "S3 key.",
+            type="integer", minimum=1, maximum=20,
+        ),
+        "max_runtime_seconds": _param(
+            3600, INFRASTRUCTURE, "Training time limit (s)",
+            "Seconds, 60–432000; SageMaker stops the job after it (admin limit `max_runtime_seconds`, "
+            "default 14400).",
+            type="integer", minimum=60, maximum=432000,
+        ),
+        "endpoint_instance_type": _param(
+            "ml.m5.large", INFRASTRUCTURE, "Endpoint instance type", f"One of {ALLOWED_TYPES}. {INSTANCE_RULE}",
+            type="string", pattern=INSTANCE_TYPE_PATTERN, enum=list(DEFAULT_INSTANCE_TYPES),
+        ),
+        "endpoint_instance_count": _param(
+            1, INFRASTRUCTURE, "Endpoint instances",
+            "Instances of the production variant, 1–10 (admin limit `max_endpoint_instance_count`, default 2).",
+            type="integer", minimum=1, maximum=10,
+        ),
+        "transform_instance_type": _param(
+            "ml.m5.large", INFRASTRUCTURE, "Scoring instance type",
+            "Batch transform instance (`ml.<family>.<size>`) that scores both models on the test rows; "
+            "production is never asked.",
+            type="string", pattern=INSTANCE_TYPE_PATTERN,
+        ),
+        # --- Evaluation ------------------------------------------------------------------------
+        "test_fraction": _param(
+            0.1, EVALUATION, "Test share",
+            "Share of rows held out to score both models for the gate, 0.01–0.5; with the validation "
+            "share it must leave at least 10% for training.",
+            type="number", minimum=0.01, maximum=0.5,
+        ),
+        "validation_fraction": _param(
+            0.1, EVALUATION, "Validation share",
+            "Share of rows for the validation channel (early stopping), 0.01–0.5.",
+            type="number", minimum=0.01, maximum=0.5,
+        ),
+        "split_seed": _param(
+            42, EVALUATION, "Split seed",
+            "Seed of the deterministic train/validation/test split, 0–2147483647.",
+            type="integer", minimum=0, maximum=2**31 - 1,
+        ),
+        "smoke_rows": _param(
+            5, EVALUATION, "Smoke-test rows",
+            "Held-out rows sent to the endpoint once it serves the new model, 1–100.",
+            type="integer", minimum=1, maximum=100,
+        ),
     }

@@ -82,6 +82,9 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
     try:
         return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number)
     except (DataValidationError, SettingsError, ForeignResourceError, ValueError) as err:
+        from sagemaker_retrain import outcome
+
+        outcome.report_refusal(err)  # refused before anything was spent: say so on the run page
         raise _fail(err) from err
 
 
@@ -146,29 +149,32 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
 
 
 def _check_params(params: dict) -> None:
-    """Cross-field rules a JSON schema cannot state; fail before anything is spent."""
+    """Cross-field rules a JSON schema cannot state; fail before anything is spent, naming both Params."""
     from sagemaker_retrain.params import GATE_METRICS, METRICS_FOR_PREDICTOR
 
-    if params["predictor_type"] == "multiclass_classifier" and not params.get("num_classes"):
-        raise ValueError("predictor_type multiclass_classifier needs the num_classes param")
+    predictor = params["predictor_type"]
+    if predictor == "multiclass_classifier" and not params.get("num_classes"):
+        raise ValueError("Param num_classes (Number of classes) is required when Param predictor_type is "
+                         "multiclass_classifier: set it to the number of labels (3 or more)")
     if params["validation_fraction"] + params["test_fraction"] >= 0.9:
-        raise ValueError("validation_fraction + test_fraction must leave at least 10% of rows for training")
+        raise ValueError(f"Params validation_fraction ({params['validation_fraction']}) + test_fraction "
+                         f"({params['test_fraction']}) must leave at least 10% of rows for training")
     if params["gate_metric"] not in GATE_METRICS:
-        raise ValueError(f"gate_metric {params['gate_metric']!r} is not one of {sorted(GATE_METRICS)}")
+        raise ValueError(f"Param gate_metric {params['gate_metric']!r} is not one of {sorted(GATE_METRICS)}")
     steps = {"canary": 1, "linear": math.ceil(100 / max(int(params.get("linear_step_percent") or 100), 1)),
              "all_at_once": 1}[params.get("deployment_strategy", "all_at_once")]
     needed = steps * int(params.get("bake_seconds", 0)) + int(params.get("termination_wait_seconds", 0))
     if params.get("deployment_timeout_seconds") is not None and needed >= int(params["deployment_timeout_seconds"]):
         raise ValueError(
-            f"deployment_timeout_seconds ({params['deployment_timeout_seconds']}) must exceed the deployment's own "
-            f"length: {steps} bake(s) of bake_seconds ({params['bake_seconds']}) plus termination_wait_seconds "
-            f"({params['termination_wait_seconds']}) = {needed} s for deployment_strategy "
-            f"{params['deployment_strategy']!r}"
+            f"Param deployment_timeout_seconds ({params['deployment_timeout_seconds']}) must exceed the deployment's "
+            f"own length: {steps} bake(s) of Param bake_seconds ({params['bake_seconds']}) plus Param "
+            f"termination_wait_seconds ({params['termination_wait_seconds']}) = {needed} s for Param "
+            f"deployment_strategy {params['deployment_strategy']!r}"
         )
-    suitable = METRICS_FOR_PREDICTOR[params["predictor_type"]]
+    suitable = METRICS_FOR_PREDICTOR[predictor]
     if params["gate_metric"] not in suitable:
         raise ValueError(
-            f"gate_metric {params['gate_metric']!r} does not suit predictor_type {params['predictor_type']!r}: "
+            f"Param gate_metric {params['gate_metric']!r} does not suit Param predictor_type {predictor!r}: "
             f"choose one of {', '.join(suitable)}"
         )
 

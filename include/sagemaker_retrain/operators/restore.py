@@ -209,6 +209,9 @@ class PipelineTeardownOperator(EndpointRestoreOperator):
         states = self._task_states(context)
         failed = sorted(t for t, s in states.items() if s in FAILED_STATES and t != self.task_id)
         stopped_training = [item for item in removed if item.startswith("training job ")]
+        from sagemaker_retrain import outcome
+
+        outcome.report_run(context, states, restore=message)  # the run page's summary; never raises
         if failed or stopped_training:
             why = f"task(s) {', '.join(failed)} failed" if failed else "train ended before its training job did"
             raise AirflowFailException(
