@@ -228,7 +228,7 @@ def test_run_page_shows_both_scores_and_working_links(ready, page):
 
     _log_in(page, deployment)
     page.goto(f"{deployment.base_url}/dags/{DAG_ID}/runs/{run_id}")
-    label = re.compile(r"Kept the champion · test:rmse: challenger [0-9.]+ vs champion [0-9.]+ "
+    label = re.compile(r"Kept the champion · test:mse: challenger [0-9.]+ vs champion [0-9.]+ "
                        r"\(threshold 0\.0001\) on \d+ test rows")
     expect(_task_row(page, "teardown")).to_contain_text(label)
     expect(page.get_by_text(re.compile(r"Outcome: Kept the champion")).first).to_be_visible()  # the header's note
