@@ -46,7 +46,7 @@ def native(results, deployment):
 def _whole_suite(session) -> bool:
     """Did this session run every reliability test (no -k/-m, no deselect, no test picked by node id)?"""
     options = session.config.option
-    if options.keyword or options.markexpr or getattr(options, "deselect", None) or options.lf:
+    if any(getattr(options, name, None) for name in ("keyword", "markexpr", "deselect", "lf", "last_failed")):
         return False
     here = Path(__file__).resolve().parent
     for arg in session.config.args:
