@@ -152,4 +152,12 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
                                             "also the total time the pipeline waits for it."),
         "latency_alarm_ms": Param(500, type="integer", minimum=1, maximum=60000, title="Latency alarm (ms)",
                                   description="Average model latency that rolls a deployment back."),
+        # Model registry approval (resolved at run time: a Param default cannot read a Variable at parse time).
+        "require_approval": Param(
+            "policy", type="string", enum=["policy", "yes", "no"], title="Require approval",
+            description="yes: a person approves the promotion in Required actions before deploy; no: promote "
+            "when the gate says so; policy: Variable sagemaker_retrain_require_approval (true/false) decides.",
+        ),
+        "approval_timeout_hours": Param(24, type="integer", minimum=1, maximum=168, title="Approval timeout (h)",
+                                        description="No answer within this many hours counts as a rejection."),
     }
