@@ -99,6 +99,10 @@ def _allowing_sid(document: dict, action: str, resource: str, context: dict) -> 
     return None
 
 
+def _package_arn(name: str) -> str:
+    return (name if name.startswith("arn:") else f"{SM}model-package/{name}").lower()
+
+
 def _requests(calls: list[dict], role_arn: str):
     """(what, IAM action, resource ARN, condition context) for each recorded call."""
     tags: dict[str, dict[str, str]] = {}
@@ -112,13 +116,20 @@ def _requests(calls: list[dict], role_arn: str):
                 arns = [f"{SM}{kind}/{body[field]}".lower()]
                 if op in ("CreateEndpoint", "UpdateEndpoint"):
                     arns.append(f"{SM}endpoint-config/{body['EndpointConfigName']}".lower())
+            elif op in ("CreateModelPackageGroup", "DescribeModelPackageGroup"):
+                arns = [f"{SM}model-package-group/{body['ModelPackageGroupName']}".lower()]
+            elif op == "CreateModelPackage":  # the version's number is the answer's: any in the group
+                arns = [f"{SM}model-package/{body['ModelPackageGroupName']}/new".lower()]
+            elif op in ("DescribeModelPackage", "UpdateModelPackage"):
+                arns = [_package_arn(body.get("ModelPackageName") or body["ModelPackageArn"])]
             elif op in ("AddTags", "ListTags"):
                 arns = [body["ResourceArn"].lower()]
             else:
                 arns = ["*"]
             request_tags = {t["Key"]: t["Value"] for t in body.get("Tags", [])}
             for arn in arns:
-                context = {f"aws:ResourceTag/{k}": v for k, v in tags.get(arn, {}).items()}
+                known = tags.get(arn) or tags.get(re.sub(r"(:model-package/[^/]+)/\d+$", r"\1/new", arn), {})
+                context = {f"aws:ResourceTag/{k}": v for k, v in known.items()}
                 if request_tags:
                     context |= {f"aws:RequestTag/{k}": v for k, v in request_tags.items()}
                     context["aws:TagKeys"] = list(request_tags)
@@ -188,7 +199,8 @@ def test_the_runs_took_the_paths_to_cover(recorded):
     assert runs["create"]["deploy"] == runs["update"]["deploy"] == runs["ephemeral"]["teardown"] == "success"
     targets = {c["target"] for c in calls}
     assert {"SageMaker.CreateEndpoint", "SageMaker.UpdateEndpoint", "SageMaker.DeleteEndpoint",
-            "SageMaker.AddTags", "SageMaker.ListModels"} <= targets
+            "SageMaker.AddTags", "SageMaker.ListModels", "SageMaker.CreateModelPackageGroup",
+            "SageMaker.CreateModelPackage", "SageMaker.UpdateModelPackage"} <= targets
 
 
 def test_policy_allows_every_call_the_dag_made(recorded):
@@ -212,6 +224,8 @@ def test_evaluator_refuses_what_the_policy_must_refuse(recorded):
         ("sagemaker:DeleteEndpoint", f"{SM}endpoint/{ENDPOINT}", {"aws:ResourceTag/sagemaker-retrain:endpoint": "x"}),
         ("sagemaker:DeleteEndpoint", f"{SM}endpoint/other", {}),
         ("sagemaker:CreateTrainingJob", f"{SM}hyper-parameter-tuning-job/{ENDPOINT}", {tag: ENDPOINT}),
+        ("sagemaker:CreateModelPackage", f"{SM}model-package/other/1", {tag: "other"}),
+        ("sagemaker:UpdateModelPackage", f"{SM}model-package/{ENDPOINT}/1", {}),
         ("iam:PassRole", outputs["ExecutionRoleArn"], {"iam:PassedToService": "ec2.amazonaws.com"}),
         ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "sagemaker.amazonaws.com"}),
         ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/other/key", {}),
