@@ -81,10 +81,12 @@ Failures are mailed through the `smtp_default` connection to Variable `sagemaker
     tags=["sagemaker", "ml", "retraining"],
     doc_md=DOC,
     params=build_params(),
+    # datetime.timedelta, not pendulum's Duration: a deferring task sends its timeout to the supervisor,
+    # whose msgpack encoder (Airflow 3.3.2) refuses a Duration, so the task fails as it defers.
     default_args={
         "retries": 2,
-        "retry_delay": pendulum.duration(seconds=POLL_SECONDS),
-        "execution_timeout": pendulum.duration(minutes=30),
+        "retry_delay": timedelta(seconds=POLL_SECONDS),
+        "execution_timeout": timedelta(minutes=30),
         "on_failure_callback": [task_failed],
     },
     deadline=DeadlineAlert(
@@ -94,7 +96,7 @@ Failures are mailed through the `smtp_default` connection to Variable `sagemaker
     ) if DEADLINE_HOURS > 0 else None,
 )
 def sagemaker_retrain():
-    @task(execution_timeout=pendulum.duration(hours=1))
+    @task(execution_timeout=timedelta(hours=1))
     def prepare(params=None, run_id=None, dag_run=None) -> dict:
         """Validate params, data and endpoint ownership; upload the data set; name this run's resources."""
         from sagemaker_retrain import pipeline
@@ -113,7 +115,7 @@ def sagemaker_retrain():
         check_interval=POLL_SECONDS,
         print_log=True,
         # The job stops itself at MaxRuntimeInSeconds (a Param, at most 5 days); this is the backstop.
-        execution_timeout=pendulum.duration(days=5, hours=2),
+        execution_timeout=timedelta(days=5, hours=2),
     )
 
     @task
@@ -146,7 +148,7 @@ def sagemaker_retrain():
             check_interval=POLL_SECONDS,
             action_if_job_exists="timestamp",
             check_if_model_exists=False,
-            execution_timeout=pendulum.duration(hours=3),
+            execution_timeout=timedelta(hours=3),
         )
         for role in ("challenger", "champion")
     ]
@@ -190,7 +192,7 @@ def sagemaker_retrain():
         config=XComArg(decision.operator, key="deploy_config"),
         aws_conn_id=AWS_CONN_ID,
         region_name=plan["region"],
-        execution_timeout=pendulum.duration(minutes=15),
+        execution_timeout=timedelta(minutes=15),
     )
 
     wait_for_endpoint = EndpointDeployedSensor(
@@ -202,7 +204,7 @@ def sagemaker_retrain():
         poll_interval=POLL_SECONDS,
         aws_conn_id=AWS_CONN_ID,
         region_name=plan["region"],
-        execution_timeout=pendulum.duration(hours=9),
+        execution_timeout=timedelta(hours=9),
     )
 
     @task(outlets=[SERVED_MODEL])
@@ -222,7 +224,7 @@ def sagemaker_retrain():
         return published
 
     restore_args = {"poll_interval": POLL_SECONDS, "aws_conn_id": AWS_CONN_ID,
-                    "execution_timeout": pendulum.duration(hours=3)}
+                    "execution_timeout": timedelta(hours=3)}
     rollback = EndpointRestoreOperator(task_id="rollback", trigger_rule="one_failed", retries=3, **restore_args)
     teardown = PipelineTeardownOperator(task_id="teardown", verified_task_ids=("publish",), retries=3,
                                         **restore_args)
