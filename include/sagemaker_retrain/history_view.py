@@ -92,7 +92,7 @@ border:1px solid currentColor}.Approved{color:var(--ok)}.Rejected{color:var(--ba
 .PendingManualApproval{color:var(--warn)}img{height:96px;border-radius:4px}
 svg text{fill:var(--muted);font-size:11px}.chal{stroke:var(--accent);fill:var(--accent)}
 .champ{stroke:var(--champ);fill:var(--champ)}.thr{stroke:var(--bad);stroke-dasharray:5 4}
-.axis{stroke:var(--line)}.promoted{fill:var(--ok);stroke:var(--ok)}
+.axis{stroke:var(--line)}.promoted{fill:var(--ok);stroke:var(--ok)}.ring{fill:none;stroke:var(--ok);stroke-width:2}
 """
 THEME_SCRIPT = ("<script>try{var m=localStorage.getItem('chakra-ui-color-mode');"
                 "if(!m&&matchMedia('(prefers-color-scheme: dark)').matches)m='dark';"
@@ -215,7 +215,7 @@ def chart(records: list[dict], serving_arn: str | None = None, width: int = 720,
         parts.append(f'<circle class="{css} point-challenger" cx="{x(i):.1f}" cy="{y(p["challenger"]):.1f}" '
                      f'r="{6 if p["promoted"] else 4}"><title>{title}</title></circle>')
         if p["arn"] and p["arn"] == serving_arn:
-            parts.append(f'<circle class="promoted point-serving" fill="none" stroke-width="2" cx="{x(i):.1f}" '
+            parts.append(f'<circle class="ring point-serving" cx="{x(i):.1f}" '
                          f'cy="{y(p["challenger"]):.1f}" r="10"><title>serving</title></circle>')
         parts.append(f'<text x="{x(i):.1f}" y="{height - 10}" text-anchor="middle">{i + 1}</text>')
     parts.append("</svg>")
