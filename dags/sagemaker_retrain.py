@@ -12,6 +12,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformO
 from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Metadata, XComArg, dag, task
 
 from sagemaker_retrain.alerts import task_failed
+from sagemaker_retrain.operators.approval import ModelApprovalOperator
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
 from sagemaker_retrain.operators.restore import EndpointRestoreOperator, PipelineTeardownOperator
 from sagemaker_retrain.operators.training import SageMakerReattachingTrainingOperator
@@ -48,10 +49,15 @@ DOC = """
 ### SageMaker Linear Learner retraining
 
 **prepare** (validate params, data and endpoint ownership; split; upload) → **train** (Linear
-Learner, deferrable, re-attaches only to this run's own job) → **stage** (the challenger's model;
-the champion is the model serving) → **score_challenger** / **score_champion** (batch transform of
-*this run's* test rows through each model; production is never asked) → **gate** (threshold and
-champion, on the same rows; a model that lost is a successful run) → **deploy** (endpoint config,
+Learner, deferrable, re-attaches only to this run's own job) → **register** (a new version in the
+endpoint's SageMaker Model Registry group, pending approval, with its lineage) → **stage** (the
+challenger's model, created from its package; the champion is the model serving, and its package)
+→ **score_challenger** / **score_champion** (batch transform of *this run's* test rows through each
+model; production is never asked) → **gate** (threshold and champion, on the same rows; a model
+that lost is a successful run, its package Rejected) → **approve** (when Param `require_approval`
+or Variable `sagemaker_retrain_require_approval` asks for it, a person answers in *Required
+actions*: Approve → package Approved; Reject or no answer in `approval_timeout_hours` → package
+Rejected, **rejected** records it, nothing is deployed) → **deploy** (endpoint config,
 rollback alarms; create the endpoint, or update it blue/green with canary/linear traffic shifting
 and auto-rollback) → **wait_for_endpoint** (our deferrable sensor: through the whole deployment,
 then a smoke request) → **publish** (history record and the served-model Asset).
@@ -112,17 +118,26 @@ def sagemaker_retrain():
         execution_timeout=timedelta(days=5, hours=2),
     )
 
-    @task.branch
-    def stage(plan: dict, training: dict, params=None, ti=None) -> list[str]:
-        """Create the challenger's model; name the champion; score both, or the challenger alone."""
+    @task
+    def register(plan: dict, training: dict, params=None) -> dict:
+        """Register the trained model as a new version of the endpoint's model package group."""
         from sagemaker_retrain import pipeline
 
-        staged = pipeline.stage(plan, training["Training"], dict(params))
-        for key in ("challenger_transform", "champion_transform", "champion_model"):
+        return pipeline.register(plan, training["Training"], dict(params))
+
+    package = register(plan, train.output)
+
+    @task.branch
+    def stage(plan: dict, training: dict, package: dict, params=None, ti=None) -> list[str]:
+        """Create the challenger's model from its package; name the champion; score both, or the challenger."""
+        from sagemaker_retrain import pipeline
+
+        staged = pipeline.stage(plan, training["Training"], dict(params), package)
+        for key in ("challenger_transform", "champion_transform", "champion_model", "champion_package"):
             ti.xcom_push(key=key, value=staged[key])
         return ["score_challenger", "score_champion"] if staged["champion_model"] else ["score_challenger"]
 
-    staged = stage(plan, train.output)
+    staged = stage(plan, train.output, package)
     scores = [
         SageMakerTransformOperator(
             task_id=f"score_{role}",
@@ -144,10 +159,13 @@ def sagemaker_retrain():
         from sagemaker_retrain import pipeline
 
         plan = ti.xcom_pull(task_ids="prepare")  # pulled, not passed: a setup's direct downstreams need ALL_SUCCESS
-        result = pipeline.decide(plan, dict(params), ti.xcom_pull(task_ids="stage", key="champion_model"))
+        result = pipeline.decide(plan, dict(params), ti.xcom_pull(task_ids="stage", key="champion_model"),
+                                 ti.xcom_pull(task_ids="register"),
+                                 ti.xcom_pull(task_ids="stage", key="champion_package"))
         ti.xcom_push(key="deploy_config", value=result.pop("deploy_config"))
         ti.xcom_push(key="evidence", value=result)
-        return "deploy" if result["decision"]["deploy"] else "keep_champion"
+        ti.xcom_push(key="approval_policy", value=pipeline.approval_policy(dict(params)))
+        return "approve" if result["decision"]["deploy"] else "keep_champion"
 
     decision = gate()
 
@@ -156,10 +174,18 @@ def sagemaker_retrain():
         """Record a model that lost at the gate, with both scores; the serving endpoint is untouched."""
         from sagemaker_retrain import pipeline
 
-        evidence = ti.xcom_pull(task_ids="gate", key="evidence")
-        return pipeline.record(plan, dict(params), "kept the champion", gate=evidence["decision"],
-                               scores=evidence["scores"], scored_rows=evidence["rows"],
-                               artifacts=evidence["artifacts"])
+        return pipeline.keep_champion(plan, dict(params), ti.xcom_pull(task_ids="gate", key="evidence"))
+
+    approve = ModelApprovalOperator(task_id="approve", gate_task_id="gate", approve_task_id="deploy",
+                                    reject_task_id="rejected")
+
+    @task
+    def rejected(plan: dict, params=None, ti=None) -> str:
+        """Record a promotion a person rejected (or left unanswered): nothing is deployed; the run succeeds."""
+        from sagemaker_retrain import pipeline
+
+        return pipeline.rejected(plan, dict(params), ti.xcom_pull(task_ids="gate", key="evidence"),
+                                 ti.xcom_pull(task_ids="approve", key="approval"))
 
     deploy = SageMakerDeployOperator(
         task_id="deploy",
@@ -189,7 +215,8 @@ def sagemaker_retrain():
         from sagemaker_retrain import pipeline
 
         evidence = ti.xcom_pull(task_ids="gate", key="evidence")
-        published = pipeline.publish(plan, dict(params), evidence, verification)
+        published = pipeline.publish(plan, dict(params), evidence, verification,
+                                     ti.xcom_pull(task_ids="approve", key="approval"))
         if params["mode"] != "persistent":
             raise AirflowSkipException(f"ephemeral run recorded at {published['history']}; its endpoint is deleted")
         yield Metadata(SERVED_MODEL, {"endpoint": plan["names"]["endpoint"], "model": plan["names"]["model"],
@@ -203,11 +230,13 @@ def sagemaker_retrain():
                                         **restore_args)
 
     published = publish(plan, wait_for_endpoint.output)
-    rejected = keep_champion(plan)
-    train >> staged >> scores >> decision >> [deploy, rejected]
+    kept = keep_champion(plan)
+    refused = rejected(plan)
+    staged >> scores >> decision >> [approve, kept]
+    approve >> [deploy, refused]
     deploy >> wait_for_endpoint >> published
     [wait_for_endpoint, published] >> rollback
-    [rollback, rejected, published, decision, *scores, staged, train] >> teardown.as_teardown(
+    [rollback, kept, refused, published, approve, decision, *scores, staged, package, train] >> teardown.as_teardown(
         setups=plan, on_failure_fail_dagrun=True)
 
 

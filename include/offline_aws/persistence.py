@@ -63,6 +63,9 @@ def save_state(emulator, directory: str | Path) -> None:
                 "endpoint_configs": copy.deepcopy(list(backend.endpoint_configs.values())),
                 "endpoints": [copy.deepcopy(e.desc) for e in backend.endpoints.values()],
                 "tags": copy.deepcopy(backend.tags),
+                "model_package_groups": copy.deepcopy(list(backend.model_package_groups.values())),
+                "model_packages": copy.deepcopy(list(backend.model_packages.values())),
+                "model_package_versions": dict(backend.model_package_versions),
             }
     _write_json(directory / SAGEMAKER_FILE, {"regions": regions})
     _save_s3(emulator, directory)
@@ -147,6 +150,11 @@ def _load_s3(emulator, folder: Path) -> None:
 def _restore_region(backend: SageMakerBackend, state: dict) -> None:
     with backend.lock:
         backend.tags.update(state.get("tags", {}))
+        for desc in state.get("model_package_groups", []):
+            backend.model_package_groups[desc["ModelPackageGroupName"].lower()] = desc
+        for desc in state.get("model_packages", []):
+            backend.model_packages[desc["ModelPackageArn"]] = desc
+        backend.model_package_versions.update(state.get("model_package_versions", {}))
         for desc in state.get("models", []):
             backend.models[desc["ModelName"].lower()] = desc
         for desc in state.get("endpoint_configs", []):

@@ -119,6 +119,56 @@ def build_model_config(
     }
 
 
+def build_model_from_package_config(
+    *, model_name: str, model_package_arn: str, role_arn: str, resource_tags: list[dict[str, str]]
+) -> dict:
+    """CreateModel request from a registered model package (its image and artifact), as AWS recommends."""
+    return {
+        "ModelName": model_name,
+        "Containers": [{"ModelPackageName": model_package_arn}],
+        "ExecutionRoleArn": role_arn,
+        "Tags": resource_tags,
+    }
+
+
+def build_model_package_group_config(*, group_name: str, endpoint_name: str,
+                                     resource_tags: list[dict[str, str]]) -> dict:
+    """CreateModelPackageGroup request: one group per endpoint, tagged as the pipeline's."""
+    return {
+        "ModelPackageGroupName": group_name,
+        "ModelPackageGroupDescription": f"Linear Learner models trained for endpoint {endpoint_name}",
+        "Tags": resource_tags,
+    }
+
+
+def build_model_package_config(
+    *, group_name: str, image: str, model_data_url: str, params: Mapping, metrics_uri: str,
+    customer_metadata: Mapping[str, str], client_token: str, description: str,
+    resource_tags: list[dict[str, str]],
+) -> dict:
+    """CreateModelPackage request: a new version in the endpoint's group, pending manual approval.
+
+    ``metrics_uri`` is where the gate writes both models' metrics on this run's test rows
+    (``…/evaluation/metrics.json``): known before it exists, so the package names it from the start.
+    """
+    return {
+        "ModelPackageGroupName": group_name,
+        "ModelPackageDescription": description[:1024],
+        "InferenceSpecification": {
+            "Containers": [{"Image": image, "ModelDataUrl": model_data_url}],
+            "SupportedContentTypes": ["text/csv", "application/json", "application/x-recordio-protobuf"],
+            "SupportedResponseMIMETypes": ["application/json", "application/jsonlines"],
+            "SupportedRealtimeInferenceInstanceTypes": [params["endpoint_instance_type"]],
+            "SupportedTransformInstanceTypes": [params["transform_instance_type"]],
+        },
+        "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}},
+        "CustomerMetadataProperties": dict(customer_metadata),
+        "ModelApprovalStatus": "PendingManualApproval",
+        "ClientToken": client_token,
+        "Tags": resource_tags,
+    }
+
+
 def build_endpoint_config_config(
     *, config_name: str, model_name: str, params: Mapping, resource_tags: list[dict[str, str]]
 ) -> dict:

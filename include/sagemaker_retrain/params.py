@@ -276,4 +276,16 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
             "Held-out rows sent to the endpoint once it serves the new model, 1–100.",
             type="integer", minimum=1, maximum=100,
         ),
+        # Model registry approval (resolved at run time: a Param default cannot read a Variable at parse time).
+        "require_approval": _param(
+            "policy", ESSENTIALS, "Require approval",
+            "`yes`: a person approves the promotion in the run's Required actions before deploy; `no`: promote "
+            "when the gate says so; `policy`: Variable `sagemaker_retrain_require_approval` (true/false) decides.",
+            type="string", enum=["policy", "yes", "no"],
+        ),
+        "approval_timeout_hours": _param(
+            24, PROMOTION, "Approval timeout (h)",
+            "Hours to wait for a person's answer, 1–168; no answer counts as a rejection.",
+            type="integer", minimum=1, maximum=168,
+        ),
     }

@@ -124,6 +124,9 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     )
     log.info("Data set %s: %s rows per split, %s features, uploaded to %s",
              params["dataset_uri"], data.rows, data.feature_dim, data.channel_uris)
+    # The data set's version for the registry and the history: what identifies the bytes the run read.
+    version = {k: v for k, v in data.source.items() if k in ("sha256", "etag", "version_id", "bytes") and v}
+    data_dict = {**data.as_dict(), "version": version}
     return {
         "settings": settings.as_dict(),
         "slug": slug,
@@ -138,7 +141,7 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         "scoring_uris": {
             role: f"s3://{settings.bucket}/{run_prefix}/scoring/{role}/" for role in ("challenger", "champion")
         },
-        "data": data.as_dict(),
+        "data": data_dict,
         "training_config": training,
         # Flat copies for operator arguments (an XComArg can be subscripted only one level deep).
         "region": settings.region,
@@ -183,21 +186,76 @@ def _model_tags(plan: dict, training_job: str) -> list[dict]:
     return config.tags(plan["names"]["endpoint"], plan["run_id"], training_job=training_job)
 
 
-def stage(plan: dict, training: dict, params: dict) -> dict:
-    """Create the challenger's model and name the champion; build both scoring (transform) requests.
+def metrics_uri(plan: dict) -> str:
+    """Where the gate writes both models' metrics on this run's test rows (the package's ModelMetrics)."""
+    return f"s3://{plan['settings']['bucket']}/{plan['run_prefix']}/evaluation/metrics.json"
 
-    Nothing here touches production: the model is new, and the champion is only read.
+
+def register(plan: dict, training: dict, params: dict) -> dict:
+    """Register the trained model: the endpoint's package group (made once, tagged) and a new version.
+
+    The version is ``PendingManualApproval`` until the gate and the approval step decide; its
+    metadata carries the run's lineage (run, data set and its version, rows, training job). A retry
+    of this task registers no second version (the request's ClientToken is the run's).
     """
+    from sagemaker_retrain import registry
+    from sagemaker_retrain.ownership import ForeignResourceError
+
+    settings = DeploymentSettings(**plan["settings"])
+    sm = Clients(settings).sagemaker
+    group = registry.group_name(params)
+    try:
+        registry.ensure_group(sm, group, params["endpoint_name"],
+                              config.tags(params["endpoint_name"], plan["run_id"]))
+    except ForeignResourceError as err:
+        raise _fail(err) from err
+    data = plan["data"]
+    version = data.get("version") or {}
+    lineage = {
+        "run-id": plan["run_id"], "dag-id": "sagemaker_retrain", "training-job": training["TrainingJobName"],
+        "dataset-uri": params["dataset_uri"], "dataset-sha256": version.get("sha256"),
+        "dataset-etag": version.get("etag"), "dataset-version-id": version.get("version_id"),
+        **{f"rows-{split}": count for split, count in (data.get("rows") or {}).items()},
+        "target": params["target_column"], "predictor-type": params["predictor_type"],
+        "gate-metric": params["gate_metric"], "gate-decision": "pending",
+        "endpoint": plan["names"]["endpoint"], "mode": params["mode"],
+    }
+    request = config.build_model_package_config(
+        group_name=group, image=plan["image"], model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
+        params=params, metrics_uri=metrics_uri(plan), customer_metadata=registry.metadata(lineage),
+        client_token=registry.client_token(plan["run_id"], plan["slug"]),
+        description=f"Run {plan['run_id']}: training job {training['TrainingJobName']} on {params['dataset_uri']}",
+        resource_tags=_model_tags(plan, training["TrainingJobName"]),
+    )
+    arn = sm.create_model_package(**request)["ModelPackageArn"]
+    package = registry.summary(sm, arn)
+    log.info("Registered %s (version %s of group %s, %s).", arn, package["version"], group, package["approval"])
+    return package
+
+
+def stage(plan: dict, training: dict, params: dict, package: dict | None = None) -> dict:
+    """Create the challenger's model from its package and name the champion; build both scoring requests.
+
+    Nothing here touches production: the model is new, and the champion is only read. The champion
+    is what the endpoint serves, and its registry entry the package that model was created from.
+    """
+    from sagemaker_retrain import registry
     from sagemaker_retrain.ownership import require_owned_endpoint
 
     settings = DeploymentSettings(**plan["settings"])
     sm = Clients(settings).sagemaker
     names = plan["names"]
-    model_request = config.build_model_config(
-        model_name=names["model"], image=plan["image"],
-        model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
-        role_arn=settings.role_arn, resource_tags=_model_tags(plan, training["TrainingJobName"]),
-    )
+    if package:
+        model_request = config.build_model_from_package_config(
+            model_name=names["model"], model_package_arn=package["arn"], role_arn=settings.role_arn,
+            resource_tags=_model_tags(plan, training["TrainingJobName"]),
+        )
+    else:
+        model_request = config.build_model_config(
+            model_name=names["model"], image=plan["image"],
+            model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
+            role_arn=settings.role_arn, resource_tags=_model_tags(plan, training["TrainingJobName"]),
+        )
     from botocore.exceptions import ClientError
 
     try:
@@ -220,6 +278,7 @@ def stage(plan: dict, training: dict, params: dict) -> dict:
         from sagemaker_retrain import gate
 
         champion_model = gate.serving_model(sm, require_owned_endpoint(sm, names["endpoint"]))
+    champion_package = registry.package_of_model(sm, champion_model)
     test_uri = plan["data"]["channel_uris"]["test"]
     run_tags = config.tags(names["endpoint"], plan["run_id"])
 
@@ -229,16 +288,20 @@ def stage(plan: dict, training: dict, params: dict) -> dict:
             output_uri=plan["scoring_uris"][role], params=params, resource_tags=run_tags,
         )
 
-    log.info("Challenger: model %s. Champion: %s.", names["model"], champion_model or "none (nothing serves yet)")
+    log.info("Challenger: model %s (package %s). Champion: %s (package %s).", names["model"],
+             (package or {}).get("arn"), champion_model or "none (nothing serves yet)",
+             (champion_package or {}).get("arn"))
     return {
         "challenger_model": names["model"],
         "champion_model": champion_model,
+        "champion_package": champion_package,
         "challenger_transform": transform("challenger", names["model"]),
         "champion_transform": transform("champion", champion_model) if champion_model else None,
     }
 
 
-def decide(plan: dict, params: dict, champion_model: str | None) -> dict:
+def decide(plan: dict, params: dict, champion_model: str | None, package: dict | None = None,
+           champion_package: dict | None = None) -> dict:
     """Score both models on the same test rows, apply the gate, keep the evidence, build the deploy request.
 
     A challenger whose predictions are not finite has failed its checks: that fails the run,
@@ -283,9 +346,22 @@ def decide(plan: dict, params: dict, champion_model: str | None) -> dict:
         "decision": decision.as_dict(),
         "scores": {"challenger": challenger["metrics"], "champion": champion["metrics"] if champion else None},
         "rows": {"count": challenger["rows"], "split_seed": params["split_seed"], "test_uri": test_uri,
-                 "source": plan["data"].get("source")},
+                 "source": plan["data"].get("source"),
+                 "data": {"rows": plan["data"].get("rows"), **(plan["data"].get("version") or {})}},
         "artifacts": artifacts,
+        "package": package,
+        "champion_package": champion_package,
     }
+    if package:
+        from sagemaker_retrain import registry
+
+        registry.annotate(clients.sagemaker, package["arn"], {
+            "gate-decision": "promote" if decision.deploy else "keep champion",
+            "gate-reason": decision.reason, "gate-threshold": decision.threshold,
+            "challenger-score": challenger["gate_value"], "champion-score": champion["gate_value"] if champion else None,
+            "champion-package": (champion_package or {}).get("arn"), "champion-model": champion_model,
+            "scored-rows": challenger["rows"], "plot": artifacts["plot"],
+        })
     return {**evidence, "deploy_config": _deploy_config(plan, params, settings) if decision.deploy else None}
 
 
@@ -337,12 +413,81 @@ def _record(clients: Clients, plan: dict, params: dict, outcome: str, **details)
                               plan["slug"], entry)
 
 
-def publish(plan: dict, params: dict, evidence: dict, verification: dict) -> dict:
+APPROVAL_VARIABLE = "sagemaker_retrain_require_approval"
+MAX_APPROVAL_TIMEOUT_HOURS = 168
+NO_APPROVAL_REASON = "policy: no approval required"
+
+
+def approval_policy(params: dict) -> dict:
+    """Whether promotion waits for a person, resolved at run time.
+
+    ``require_approval`` is ``yes``/``no``, or ``policy``: then Variable ``sagemaker_retrain_require_approval``
+    (true/yes/1/on) decides, so scheduled runs follow the team's policy. Ephemeral runs promote
+    nothing, so they never wait (and leave the package's approval as it is).
+    """
+    hours = max(1, min(int(params.get("approval_timeout_hours") or 24), MAX_APPROVAL_TIMEOUT_HOURS))
+    if params["mode"] == "ephemeral":
+        return {"required": False, "reason": "ephemeral run: nothing is promoted", "timeout_hours": hours,
+                "record": False}
+    choice = params.get("require_approval") or "policy"
+    if choice == "policy":
+        from airflow.sdk import Variable
+
+        raw = Variable.get(APPROVAL_VARIABLE, default=None)
+        required = str(raw or "").strip().lower() in ("1", "true", "yes", "on", "required")
+        source = f"Variable {APPROVAL_VARIABLE}={raw!r}" if raw is not None else f"Variable {APPROVAL_VARIABLE} unset"
+    else:
+        required, source = choice == "yes", f"param require_approval={choice}"
+    reason = f"approval required ({source})" if required else f"{NO_APPROVAL_REASON} ({source})"
+    return {"required": required, "reason": reason, "timeout_hours": hours, "record": True}
+
+
+def decide_approval(plan: dict, package: dict | None, approved: bool, description: str, **facts) -> dict:
+    """Record the approval decision in the package (Approved/Rejected, who and why); return it."""
+    from sagemaker_retrain import registry
+
+    status = registry.APPROVED if approved else registry.REJECTED
+    if package:
+        sm = Clients(DeploymentSettings(**plan["settings"])).sagemaker
+        registry.set_approval(sm, package["arn"], status, description,
+                              {"approval": status, **{k.replace("_", "-"): v for k, v in facts.items()}})
+    return {"status": status, "description": description, **facts}
+
+
+def keep_champion(plan: dict, params: dict, evidence: dict) -> str:
+    """A challenger that lost at the gate: its package is Rejected (by the gate) and the run recorded."""
+    package = evidence.get("package")
+    if package and params["mode"] == "persistent":
+        decide_approval(plan, package, False, f"gate: {evidence['decision']['reason']}"[:1024], approver="gate")
+    return record(plan, params, "kept the champion", gate=evidence["decision"], scores=evidence["scores"],
+                  scored_rows=evidence["rows"], artifacts=evidence["artifacts"], package=_package_ref(package),
+                  champion_package=_package_ref(evidence.get("champion_package")),
+                  approval={"status": "Rejected", "description": "gate: " + evidence["decision"]["reason"],
+                            "approver": "gate"})
+
+
+def rejected(plan: dict, params: dict, evidence: dict, approval: dict) -> str:
+    """A challenger that passed the gate but was rejected (or not answered in time): nothing deployed."""
+    return record(plan, params, "rejected at approval", gate=evidence["decision"], scores=evidence["scores"],
+                  scored_rows=evidence["rows"], artifacts=evidence["artifacts"],
+                  package=_package_ref(evidence.get("package")),
+                  champion_package=_package_ref(evidence.get("champion_package")), approval=approval)
+
+
+def _package_ref(package: dict | None) -> dict | None:
+    if not package:
+        return None
+    return {k: package.get(k) for k in ("arn", "group", "version")}
+
+
+def publish(plan: dict, params: dict, evidence: dict, verification: dict, approval: dict | None = None) -> dict:
     """Record the promoted model (persistent) or the evaluated one (ephemeral) after its checks passed."""
     outcome = "promoted" if params["mode"] == "persistent" else "evaluated, then deleted (ephemeral)"
     history_uri = record(plan, params, outcome, gate=evidence["decision"], scores=evidence["scores"],
                          scored_rows=evidence["rows"], artifacts=evidence["artifacts"],
-                         smoke_scores=verification.get("smoke_scores"))
+                         smoke_scores=verification.get("smoke_scores"),
+                         package=_package_ref(evidence.get("package")),
+                         champion_package=_package_ref(evidence.get("champion_package")), approval=approval)
     return {"outcome": outcome, "history": history_uri, "scores": evidence["scores"],
             "artifacts": evidence["artifacts"]}
 

@@ -194,6 +194,16 @@ def test_worse_model_on_the_same_rows_keeps_the_champion_and_records_both_scores
     assert record["scored_rows"]["source"]["sha256"] == hashlib.sha256(housing).hexdigest()
     assert record["scored_rows"]["source"]["bytes"] == len(housing)
 
+    # The champion the gate compared with is the package behind the serving model, read from the registry.
+    serving = _serving_package(offline_aws)
+    assert evidence["champion_package"]["arn"] == serving["ModelPackageArn"]
+    assert serving["ModelApprovalStatus"] == "Approved"
+    lost = offline_aws.sm.describe_model_package(ModelPackageName=evidence["package"]["arn"])
+    assert lost["ModelApprovalStatus"] == "Rejected" and lost["ApprovalDescription"].startswith("gate: ")
+    assert lost["CustomerMetadataProperties"]["gate-decision"] == "keep champion"
+    assert record["approval"]["status"] == "Rejected" and record["package"]["arn"] == lost["ModelPackageArn"]
+
+
 
 def test_a_failing_keep_champion_fails_the_run(offline_aws, first_run):
     """The run's state tells the truth: the history write failing is a failed run, though teardown succeeded."""
@@ -207,6 +217,47 @@ def test_a_failing_keep_champion_fails_the_run(offline_aws, first_run):
     assert run.state == "failed", run.output[-3000:]
     assert "task(s) keep_champion failed" in run.output
     assert _serving_config(offline_aws) == champion
+
+
+def _serving_package(aws, endpoint: str = ENDPOINT) -> dict:
+    config = aws.sm.describe_endpoint_config(EndpointConfigName=_serving_config(aws, endpoint))
+    model = aws.sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    return aws.sm.describe_model_package(ModelPackageName=model["Containers"][0]["ModelPackageName"])
+
+
+def test_every_run_registers_a_version_with_its_metrics_and_lineage(offline_aws, first_run):
+    """Runs so far: the first (v1, promoted), the canary rolled back (v2), the better (v3, serving), the worse (v4)."""
+    sm = offline_aws.sm
+    summaries = sm.list_model_packages(ModelPackageGroupName=ENDPOINT, SortOrder="Ascending",
+                                       MaxResults=100)["ModelPackageSummaryList"]
+    packages = [sm.describe_model_package(ModelPackageName=p["ModelPackageArn"]) for p in summaries]
+    assert len(packages) >= 3
+    assert [p["ModelPackageVersion"] for p in packages] == list(range(1, len(packages) + 1))
+    assert packages[0]["ModelPackageArn"] == first_run.xcoms["register"]["arn"]
+    assert packages[0]["ModelPackageArn"].endswith(f":model-package/{ENDPOINT}/1")
+    group = sm.describe_model_package_group(ModelPackageGroupName=ENDPOINT)
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=group["ModelPackageGroupArn"])["Tags"]}
+    assert tags["sagemaker-retrain:endpoint"] == ENDPOINT
+    for package in packages[:3]:
+        meta = package["CustomerMetadataProperties"]
+        assert meta["dataset-uri"] == "include/data/housing.csv" and len(meta["dataset-sha256"]) == 64
+        assert int(meta["rows-test"]) > 0 and meta["training-job"] and meta["run-id"]
+        assert meta["gate-decision"] in ("promote", "keep champion")
+        assert float(meta["challenger-score"]) > 0
+        spec = package["InferenceSpecification"]
+        assert spec["Containers"][0]["Image"].endswith("/linear-learner:1")
+        assert spec["Containers"][0]["ModelDataUrl"].endswith(f"/{meta['training-job']}/output/model.tar.gz")
+        metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+        metrics = json.loads(offline_aws.s3.get_object(Bucket=offline_aws.bucket,
+                                                       Key=metrics_uri.split("/", 3)[3])["Body"].read())
+        assert set(metrics["challenger"]) >= {"rmse", "mae"}
+    assert packages[0]["ModelApprovalStatus"] == "Approved"
+    assert packages[0]["ApprovalDescription"] == "policy: no approval required"
+    assert packages[0]["CustomerMetadataProperties"]["approver"] == "policy"
+    # What serves was created from the registry: the serving model names its package.
+    serving = _serving_package(offline_aws)
+    assert serving["ModelApprovalStatus"] == "Approved"
+    assert serving["CustomerMetadataProperties"]["gate-decision"] == "promote"
 
 
 def test_garbage_model_never_receives_a_production_request(offline_aws, first_run):

@@ -130,6 +130,10 @@ def _tag_context(prefix: str, tags: dict[str, str]) -> dict:
     return {f"aws:{prefix}/{k}": v for k, v in tags.items()}
 
 
+def _package_arn(name: str) -> str:
+    return (name if name.startswith("arn:") else f"{SM}model-package/{name}").lower()
+
+
 def _requests(calls: list[dict], role_arn: str):
     """(what, IAM action, resource ARN, condition context) for each recorded call."""
     tags: dict[str, dict[str, str]] = {}  # ARN -> tags, from the recorded creates and AddTags
@@ -143,6 +147,12 @@ def _requests(calls: list[dict], role_arn: str):
                 arns = [f"{SM}{kind}/{body[field]}".lower()]
                 if op in ("CreateEndpoint", "UpdateEndpoint"):
                     arns.append(f"{SM}endpoint-config/{body['EndpointConfigName']}".lower())
+            elif op in ("CreateModelPackageGroup", "DescribeModelPackageGroup"):
+                arns = [f"{SM}model-package-group/{body['ModelPackageGroupName']}".lower()]
+            elif op == "CreateModelPackage":  # the version's number is the answer's: any in the group
+                arns = [f"{SM}model-package/{body['ModelPackageGroupName']}/new".lower()]
+            elif op in ("DescribeModelPackage", "UpdateModelPackage"):
+                arns = [_package_arn(body.get("ModelPackageName") or body["ModelPackageArn"])]
             elif op in ("AddTags", "ListTags"):
                 arns = [body["ResourceArn"].lower()]
             else:  # List* take no resource ARN
@@ -152,7 +162,8 @@ def _requests(calls: list[dict], role_arn: str):
             if request_tags:
                 request_context["aws:TagKeys"] = list(request_tags)
             for arn in arns:
-                context = _tag_context("ResourceTag", tags.get(arn, {})) if arn != "*" else {}
+                known = tags.get(arn) or tags.get(re.sub(r"(:model-package/[^/]+)/\d+$", r"\1/new", arn), {})
+                context = _tag_context("ResourceTag", known) if arn != "*" else {}
                 yield op, f"sagemaker:{op}", arn, context | request_context
             if request_tags and op.startswith("Create"):  # tag-on-create is authorized as AddTags as well
                 yield f"{op} (tags)", "sagemaker:AddTags", arns[0], request_context
@@ -251,7 +262,8 @@ def test_the_runs_took_the_paths_to_cover(recorded):
     assert {"SageMaker.CreateModel", "SageMaker.CreateTransformJob", "SageMaker.DescribeTransformJob",
             "SageMaker.CreateEndpoint", "SageMaker.UpdateEndpoint", "SageMaker.AddTags",
             f"{CLOUDWATCH_SERVICE}.PutMetricAlarm", "SageMaker.ListTransformJobs", "SageMaker.ListModels",
-            "SageMaker.DeleteEndpoint", "SageMaker.DeleteEndpointConfig", "SageMaker.DeleteModel"} <= targets
+            "SageMaker.DeleteEndpoint", "SageMaker.DeleteEndpointConfig", "SageMaker.DeleteModel",
+            "SageMaker.CreateModelPackageGroup", "SageMaker.CreateModelPackage", "SageMaker.UpdateModelPackage"} <= targets
     (update,) = [c["body"] for c in calls if c["target"] == "SageMaker.UpdateEndpoint"]
     alarms = [a["AlarmName"] for a in update["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]]
     assert alarms == [f"{PREFIX}-{ENDPOINT}-invocation-5xx", f"{PREFIX}-{ENDPOINT}-model-latency"]
@@ -314,6 +326,8 @@ def test_evaluator_refuses_what_the_policy_must_refuse(recorded):
         ("cloudwatch:PutMetricAlarm", f"{CW}{PREFIX}-{ENDPOINT}-cpu", owned),
         ("cloudwatch:DescribeAlarms", f"{CW}{PREFIX}-other-invocation-5xx", {}),
         ("cloudwatch:DeleteAlarms", alarm, {}),
+        ("sagemaker:CreateModelPackage", f"{SM}model-package/other/1", {tag: "other"}),
+        ("sagemaker:UpdateModelPackage", f"{SM}model-package/{ENDPOINT}/1", {}),
         ("iam:PassRole", outputs["ExecutionRoleArn"], {"iam:PassedToService": "ec2.amazonaws.com"}),
         ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "sagemaker.amazonaws.com"}),
         ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/other/key", {}),

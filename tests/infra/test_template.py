@@ -79,6 +79,12 @@ CLOUDWATCH_CALL_SITES: dict[str, tuple[str, str]] = {
     "TagResource": ("include/sagemaker_retrain/config.py", '"Tags": resource_tags,\n    }\n    return [\n'),
     # UpdateEndpoint's AutoRollbackConfiguration: SageMaker reads the named alarms
     "DescribeAlarms": ("include/sagemaker_retrain/config.py", '"AutoRollbackConfiguration": {"Alarms": '),
+    "CreateModelPackageGroup": ("include/sagemaker_retrain/registry.py", "sm.create_model_package_group("),
+    "DescribeModelPackageGroup": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package_group("),
+    "CreateModelPackage": ("include/sagemaker_retrain/pipeline.py", "sm.create_model_package("),
+    "DescribeModelPackage": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package("),
+    "UpdateModelPackage": ("include/sagemaker_retrain/registry.py", "sm.update_model_package("),
+    "ListModelPackages": ("include/sagemaker_retrain/registry.py", "sm.list_model_packages("),
 }
 
 

@@ -164,3 +164,32 @@ def test_plugin_registers_app_and_nav_link():
     assert plugin.fastapi_apps[0]["url_prefix"] == "/model-history"
     assert plugin.external_views[0]["href"] == "/model-history/"
     assert plugin.fastapi_apps[0]["app"].router.dependencies  # the access check guards every route
+
+
+def test_chart_and_registry_columns():
+    """One point per run (oldest left), the promoted ones marked, the serving package highlighted."""
+    from sagemaker_retrain.history_view import render
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/ep/{}"
+    records = [  # newest first, as read_page answers
+        {"run_id": f"manual__r{i}", "recorded_at": f"2026-11-2{i}T10:00:00", "model": f"ep-r{i}",
+         "outcome": outcome, "dataset_uri": "include/data/housing.csv",
+         "gate": {"metric": "test:rmse", "candidate": 5.0 - i, "champion": None if i == 1 else 5.5 - i,
+                  "threshold": 10.0, "reason": "r"},
+         "package": {"arn": arn.format(i), "version": i}, "approval": {"status": status, "description": desc},
+         "scored_rows": {"data": {"sha256": "ab" * 32, "rows": {"train": 400, "test": 51}}}}
+        for i, outcome, status, desc in ((3, "rejected at approval", "Rejected", "rejected by bob: drift"),
+                                         (2, "promoted", "Approved", "approved by alice"),
+                                         (1, "promoted", "Approved", "policy: no approval required"))]
+    page = {"endpoint": "ep", "records": records, "total": 3, "total_is_lower_bound": False, "offset": 0,
+            "limit": 20, "next_offset": None}
+    serving = {"arn": arn.format(2), "version": 2, "approval": "Approved", "approval_description": "approved by alice",
+               "metadata": {"run-id": "manual__r2"}}
+    html_page = render([page], ["ep"], registry_info={"ep": {"serving": serving, "packages": {}}})
+    assert html_page.count("point-challenger") == 3 and html_page.count("point-champion") == 2
+    assert html_page.count("point-promoted") == 2 and html_page.count("point-serving") == 1
+    assert "threshold 10" in html_page
+    assert 'Serving: model package <b>v2</b>' in html_page and html_page.count('<tr class="serving">') == 1
+    assert 'href="/dags/sagemaker_retrain/runs/manual__r3"' in html_page and "rejected by bob: drift" in html_page
+    assert "/tasks/gate" in html_page and "abababababab" in html_page and "451 rows" in html_page
+    assert "chakra-ui-color-mode" in html_page and "[data-theme=dark]" in html_page

@@ -134,7 +134,7 @@ def load_variants(backend: Backend, config: dict) -> dict[str, LoadedVariant]:
             model_desc = backend.models.get(variant["ModelName"].lower())
         if model_desc is None:
             raise DeployFailed(f'Could not find model "{backend.arn("model", variant["ModelName"])}".')
-        container = model_desc.get("PrimaryContainer") or (model_desc.get("Containers") or [{}])[0]
+        container = backend.model_container(model_desc)
         image = container.get("Image", "")
         if not LINEAR_LEARNER_IMAGE.match(image):
             raise DeployFailed(

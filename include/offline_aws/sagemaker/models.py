@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from .. import ACCOUNT_ID, DEFAULT_REGION
@@ -24,33 +23,16 @@ from .exceptions import ResourceNotFound, SageMakerError, ValidationException
 from .guardrails import alarm_names, check_deployment_config
 from .hosting import invoke, start_deletion, start_deployment
 from .listing import paginate
+from .operations import OPERATIONS, operation
 from .records import Endpoint, TrainingJob, TransformJob, model_artifact_uri, now, record_transition
+from .registry import RegistryMixin, model_package_container
 from .training import start_training_job
 from .transform import start_transform_job
-from .validation import validate_request
 
-OPERATIONS: dict[str, Callable] = {}
 MAX_TRANSFORM_PAYLOAD_MB = 100  # AWS: MaxPayloadInMB (times MaxConcurrentTransforms) at most 100 MB
 
 
-def operation(name: str):
-    """Register a backend method as SageMaker operation ``name``; validate its input shape first."""
-
-    def wrap(fn):
-        def handler(self, params: dict | None = None, **kwargs) -> dict:
-            params = dict(params or {}, **kwargs)
-            validate_request(name, params)
-            return fn(self, params)
-
-        handler.__name__ = fn.__name__
-        handler.__doc__ = fn.__doc__
-        OPERATIONS[name] = handler
-        return handler
-
-    return wrap
-
-
-class SageMakerBackend:
+class SageMakerBackend(RegistryMixin):
     """One account/region of SageMaker. Thread-safe: every record change happens under ``lock``."""
 
     def __init__(
@@ -74,6 +56,7 @@ class SageMakerBackend:
         self.endpoint_configs: dict[str, dict] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.tags: dict[str, list[dict]] = {}
+        self._init_registry()
 
     # --- helpers -------------------------------------------------------------------------
     def arn(self, kind: str, name: str) -> str:
@@ -105,12 +88,15 @@ class SageMakerBackend:
 
     def _arn_exists(self, arn: str) -> bool:
         kind, _, name = arn.partition(":")[2].rpartition(":")[2].partition("/")
+        if kind == "model-package":
+            return arn in self.model_packages
         table = {
             "training-job": self.training_jobs,
             "transform-job": self.transform_jobs,
             "model": self.models,
             "endpoint-config": self.endpoint_configs,
             "endpoint": self.endpoints,
+            "model-package-group": self.model_package_groups,
         }.get(kind)
         if table is None or not arn.startswith(f"arn:aws:sagemaker:{self.region}:{self.account_id}:"):
             return False
@@ -320,6 +306,9 @@ class SageMakerBackend:
         for container in [req.get("PrimaryContainer")] + list(req.get("Containers") or []):
             if container is not None and not container.get("Image") and not container.get("ModelPackageName"):
                 raise ValidationException("Image is required for a container definition.")
+            if container is not None and container.get("ModelPackageName"):
+                with self.lock:
+                    self._check_container_package(container)
         desc = {
             "ModelName": name,
             "ModelArn": arn,
@@ -339,6 +328,11 @@ class SageMakerBackend:
             self._set_tags(arn, req.get("Tags"))
             self.models[name.lower()] = desc
         return {"ModelArn": arn}
+
+    def model_container(self, model_desc: dict) -> dict:
+        """The container a model runs: its first, resolved through its model package if it names one."""
+        container = model_desc.get("PrimaryContainer") or (model_desc.get("Containers") or [{}])[0]
+        return model_package_container(self, container)
 
     def _model(self, name: str) -> dict:
         model = self.models.get(name.lower())
@@ -622,6 +616,9 @@ class SageMakerBackend:
                     for j in self.transform_jobs.values()
                 },
                 "models": sorted(m["ModelName"] for m in self.models.values()),
+                "model_packages": {
+                    arn: p.get("ModelApprovalStatus", "") for arn, p in sorted(self.model_packages.items())
+                },
                 "endpoint_configs": sorted(c["EndpointConfigName"] for c in self.endpoint_configs.values()),
                 "endpoints": {
                     e.desc["EndpointName"]: {

@@ -170,7 +170,7 @@ def load_model(backend: Backend, model_name: str) -> LinearLearnerModel:
         model_desc = backend.models.get(model_name.lower())
     if model_desc is None:
         raise BatchFailed(f'ClientError: Could not find model "{backend.arn("model", model_name)}".')
-    container = model_desc.get("PrimaryContainer") or (model_desc.get("Containers") or [{}])[0]
+    container = backend.model_container(model_desc)
     image = container.get("Image", "")
     if not LINEAR_LEARNER_IMAGE.match(image):
         raise BatchFailed(

@@ -28,11 +28,24 @@ def enum_values(shape_name: str) -> list[str]:
     return list(service_model().shape_for(shape_name).enum)
 
 
+# Java's Unicode classes as Python can state them (inside a character class): letters and digits
+# through \w (which adds '_'), separators as the space characters.
+_JAVA_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": " \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"}
+
+
 @functools.cache
 def _compile(pattern: str) -> re.Pattern | None:
+    r"""The pattern in Python's syntax; None if it cannot be translated (AWS checks it, we cannot cheaply).
+
+    Handles the Java idioms of SageMaker's shapes: ``\p{L}``/``\p{N}``/``\p{Z}`` in a character
+    class, and a length quantifier on the end anchor (``...)${1,256}``, the map keys' and values' form).
+    """
+    pattern = re.sub(r"\$\{\d+,\d+\}$", "$", pattern)
+    for java, python in _JAVA_CLASSES.items():
+        pattern = pattern.replace(java, python)
     try:
         return re.compile(pattern)
-    except re.error:  # Java-only syntax such as \p{L}: AWS checks it, we cannot cheaply
+    except re.error:
         return None
 
 

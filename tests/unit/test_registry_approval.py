@@ -1,0 +1,246 @@
+"""Model registry requests (botocore's shapes, AWS's own patterns) and the approval step's paths."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from offline_aws.sagemaker.models import SageMakerBackend
+from offline_aws.sagemaker.validation import validate_request
+from sagemaker_retrain import config, pipeline, registry
+from sagemaker_retrain.images import linear_learner_image
+from sagemaker_retrain.operators import approval as approval_module
+from sagemaker_retrain.operators.approval import ModelApprovalOperator, request_body
+
+RUN_ID = "scheduled__2026-11-26T10:00:00+00:00"
+TAGS = config.tags("linear-learner-housing", RUN_ID)
+PARAMS = {"endpoint_instance_type": "ml.m5.large", "transform_instance_type": "ml.m5.xlarge"}
+GATE_REASON = "test:rmse=3.1234 beats the serving model m-1 (3.5000)"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+def _valid(model, operation: str, request: dict) -> None:
+    report = ParamValidator().validate(request, model.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+    validate_request(operation, request)  # the server side too: enums, lengths, patterns (metadata values)
+
+
+def _package_request(**metadata) -> dict:
+    return config.build_model_package_config(
+        group_name="linear-learner-housing", image=linear_learner_image("us-east-1"),
+        model_data_url="s3://b/p/runs/x/output/job/output/model.tar.gz", params=PARAMS,
+        metrics_uri="s3://b/p/runs/x/evaluation/metrics.json",
+        customer_metadata=registry.metadata({"run-id": RUN_ID, "dataset-uri": "s3://b/data/housing.csv",
+                                             "rows-test": 51, "gate-reason": GATE_REASON, **metadata}),
+        client_token=registry.client_token(RUN_ID, "20261126-100000-abcdef"), description=f"Run {RUN_ID}",
+        resource_tags=TAGS,
+    )
+
+
+def test_registry_requests_are_valid(model):
+    _valid(model, "CreateModelPackageGroup", config.build_model_package_group_config(
+        group_name="linear-learner-housing", endpoint_name="linear-learner-housing", resource_tags=TAGS))
+    request = _package_request()
+    _valid(model, "CreateModelPackage", request)
+    assert request["ModelApprovalStatus"] == "PendingManualApproval"
+    assert request["ModelMetrics"]["ModelQuality"]["Statistics"] == {
+        "ContentType": "application/json", "S3Uri": "s3://b/p/runs/x/evaluation/metrics.json"}
+    assert request["InferenceSpecification"]["SupportedTransformInstanceTypes"] == ["ml.m5.xlarge"]
+    _valid(model, "CreateModel", config.build_model_from_package_config(
+        model_name="m", model_package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/g/3",
+        role_arn="arn:aws:iam::123456789012:role/R", resource_tags=TAGS))
+    _valid(model, "UpdateModelPackage", {
+        "ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/3",
+        "ModelApprovalStatus": "Approved", "ApprovalDescription": "approved by admin: fine, ship it (v3)",
+        "CustomerMetadataProperties": registry.metadata({"approver": "admin", "comment": "fine, ship it (v3)"})})
+
+
+def test_metadata_values_keep_to_aws_characters():
+    assert registry.metadata_value(GATE_REASON) == "test:rmse=3.1234 beats the serving model m-1  3.5000"
+    assert registry.metadata_value("x" * 300) == "x" * 256
+    assert registry.metadata_value("()") == "-"
+    assert registry.metadata({"a": None, "b": 1}) == {"b": "1"}
+    token = registry.client_token(RUN_ID, "slug")
+    assert token == registry.client_token(RUN_ID, "slug") != registry.client_token(RUN_ID, "other")
+    assert len(token) == 36
+
+
+def test_lineage_hashes_the_bytes_read_as_they_stream():
+    import io
+
+    from sagemaker_retrain.lineage import HashingReader, describe_source
+
+    reader = HashingReader(io.BytesIO(b"a,b\n1,2\n"))
+    while reader.read(3):
+        pass
+    source = describe_source("d.csv", reader, {"ETag": '"abc"', "VersionId": "v1"})
+    assert source == {"uri": "d.csv", "sha256": hashlib.sha256(b"a,b\n1,2\n").hexdigest(), "bytes": 8,
+                      "etag": "abc", "version_id": "v1"}
+
+
+# --- the registry against the emulator's backend (same method names and members as boto3) ---------
+@pytest.fixture
+def sm():
+    backend = SageMakerBackend()
+    backend.create_model_package_group(ModelPackageGroupName="linear-learner-housing", Tags=TAGS)
+    return backend
+
+
+def test_package_of_model_and_approval_recorded(sm):
+    arn = sm.create_model_package(**_package_request())["ModelPackageArn"]
+    assert arn.endswith("model-package/linear-learner-housing/1")
+    sm.create_model(**config.build_model_from_package_config(
+        model_name="m-1", model_package_arn=arn, role_arn="arn:aws:iam::123456789012:role/R", resource_tags=TAGS))
+    found = registry.package_of_model(sm, "m-1")
+    assert found["arn"] == arn and found["version"] == 1 and found["approval"] == "PendingManualApproval"
+    assert found["metrics_uri"] == "s3://b/p/runs/x/evaluation/metrics.json"
+    assert registry.package_of_model(sm, None) is None
+    registry.set_approval(sm, arn, registry.APPROVED, "approved by alice: good", {"approver": "alice"})
+    desc = sm.describe_model_package(ModelPackageName=arn)
+    assert desc["ModelApprovalStatus"] == "Approved" and desc["ApprovalDescription"] == "approved by alice: good"
+    assert desc["CustomerMetadataProperties"]["approver"] == "alice"
+    assert desc["CustomerMetadataProperties"]["run-id"] == RUN_ID
+    assert [p["ModelPackageArn"] for p in registry.list_packages(sm, "linear-learner-housing")] == [arn]
+
+
+# --- approval policy ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("choice", "variable", "required"), [
+    ("yes", None, True), ("no", "true", False), ("policy", "true", True), ("policy", "False", False),
+    ("policy", None, False),
+])
+def test_approval_policy(monkeypatch, choice, variable, required):
+    from airflow.sdk import Variable
+
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None: variable))
+    policy = pipeline.approval_policy({"mode": "persistent", "require_approval": choice,
+                                       "approval_timeout_hours": 500})
+    assert policy["required"] is required and policy["timeout_hours"] == pipeline.MAX_APPROVAL_TIMEOUT_HOURS
+    if not required:
+        assert policy["reason"].startswith("policy: no approval required")
+
+
+def test_ephemeral_runs_never_wait():
+    policy = pipeline.approval_policy({"mode": "ephemeral", "require_approval": "yes", "approval_timeout_hours": 2})
+    assert policy == {"required": False, "reason": "ephemeral run: nothing is promoted", "timeout_hours": 2,
+                      "record": False}
+
+
+# --- the approval step ----------------------------------------------------------------------------
+EVIDENCE = {
+    "decision": {"deploy": True, "reason": GATE_REASON, "metric": "test:rmse", "candidate": 3.12, "champion": 3.5,
+                 "champion_model": "m-1", "threshold": 10.0},
+    "scores": {"challenger": {"rmse": 3.1234}, "champion": {"rmse": 3.5}},
+    "rows": {"count": 51},
+    "artifacts": {"plot": "s3://b/p/runs/x/evaluation/predicted_vs_actual.png",
+                  "metrics": "s3://b/p/runs/x/evaluation/metrics.json"},
+    "package": {"arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/linear-learner-housing/2",
+                "group": "linear-learner-housing", "version": 2},
+    "champion_package": {"arn": "arn:…/1", "version": 1},
+}
+PLAN = {"names": {"endpoint": "linear-learner-housing"}, "settings": {}}
+
+
+class FakeTI:
+    def __init__(self, policy):
+        self.xcoms = {("prepare", None): PLAN, ("gate", "evidence"): EVIDENCE, ("gate", "approval_policy"): policy}
+        self.pushed = {}
+        self.id = "ti-1"
+
+    def xcom_pull(self, task_ids, key=None):
+        return self.xcoms[(task_ids, key)]
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+@pytest.fixture
+def step(monkeypatch):
+    decisions = []
+
+    def decide(plan, package, approved, description, **facts):
+        decisions.append((approved, description, facts))
+        return {"status": "Approved" if approved else "Rejected", "description": description, **facts}
+
+    monkeypatch.setattr(pipeline, "decide_approval", decide)
+    op = ModelApprovalOperator(task_id="approve")
+    monkeypatch.setattr(op, "do_branch", lambda context, branches: branches)
+    return op, decisions
+
+
+def _policy(required=True, hours=6):
+    return {"required": required, "reason": "r", "timeout_hours": hours, "record": True}
+
+
+def test_no_approval_needed_does_not_wait(step):
+    op, decisions = step
+    ti = FakeTI(_policy(required=False))
+    assert op.execute({"ti": ti, "task_instance": ti}) == ["deploy"]
+    assert decisions == [(True, "policy: no approval required", {"approver": "policy"})]
+    assert ti.pushed["approval"]["status"] == "Approved"
+
+
+def test_required_approval_parks_the_task_with_the_evidence(step, monkeypatch):
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    op, decisions = step
+    written = {}
+    monkeypatch.setattr("airflow.providers.standard.operators.hitl.upsert_hitl_detail",
+                        lambda **kw: written.update(kw))
+    ti = FakeTI(_policy(hours=6))
+    with pytest.raises(TaskAwaitingInput) as parked:
+        op.execute({"ti": ti, "task_instance": ti})
+    assert parked.value.timeout == timedelta(hours=6)
+    assert written["options"] == ["Approve", "Reject"] and written["defaults"] == ["Reject"]
+    assert written["subject"] == "Promote model version 2 to linear-learner-housing?"
+    assert "| score | 3.1234 | 3.5000 |" in written["body"] and GATE_REASON in written["body"]
+    assert "/model-history/plot?uri=s3%3A%2F%2Fb%2Fp%2Fruns%2Fx%2Fevaluation%2Fpredicted_vs_actual.png" in written["body"]
+    assert set(written["params"]) == {"comment"}
+    assert decisions == []
+
+
+def _answer(option, user, comment="", timedout=False):
+    return {"chosen_options": [option], "params_input": {"comment": comment},
+            "responded_at": datetime.now(UTC), "responded_by_user": user, "timedout": timedout}
+
+
+def test_approve_records_the_approver(step):
+    op, decisions = step
+    ti = FakeTI(_policy())
+    assert op.execute_complete({"ti": ti}, _answer("Approve", {"id": "7", "name": "alice"}, "looks right")) == [
+        "deploy"]
+    assert decisions == [(True, "approved by alice (id 7): looks right", {"approver": "alice",
+                                                                          "comment": "looks right"})]
+    assert ti.pushed["approval"]["status"] == "Approved"
+
+
+def test_reject_records_approver_and_comment(step):
+    op, decisions = step
+    ti = FakeTI(_policy())
+    assert op.execute_complete({"ti": ti}, _answer("Reject", {"id": "bob", "name": "bob"}, "drift")) == ["rejected"]
+    assert decisions == [(False, "rejected by bob: drift", {"approver": "bob", "comment": "drift"})]
+
+
+def test_timeout_is_a_rejection_with_that_reason(step):
+    op, decisions = step
+    ti = FakeTI(_policy(hours=6))
+    assert op.execute_complete({"ti": ti}, _answer("Reject", None, timedout=True)) == ["rejected"]
+    assert decisions[0][0] is False and decisions[0][1].startswith("timeout: no answer within 6 h")
+    decisions.clear()
+    assert op.execute_complete({"ti": ti}, {"error": "timed out", "error_type": "timeout"}) == ["rejected"]
+    assert decisions[0][0] is False and decisions[0][2]["approver"] == "timeout"
+
+
+def test_request_body_without_a_champion():
+    body = request_body({**EVIDENCE, "champion_package": None, "scores": {"challenger": {"rmse": 3.0},
+                                                                          "champion": None}},
+                        _policy(hours=3))
+    assert "| score | 3.0000 | – |" in body and "within 3 h" in body
+    assert approval_module.APPROVE == "Approve"
