@@ -86,7 +86,7 @@ def _optional_number(default, section, title, description, minimum=None, maximum
 
 def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[str, Param]:
     """Return the DAG's params, grouped by section; the defaults train on the bundled housing table."""
-    return {
+    params = {
         # --- Run Parameters (open): data, gate and promotion ------------------------------------
         "dataset_uri": _param(
             "include/data/housing.csv", ESSENTIALS, "Data set",
@@ -289,3 +289,5 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
             type="integer", minimum=1, maximum=168,
         ),
     }
+    # The form lists a section's fields together, in SECTIONS order (a stable sort keeps each one's order).
+    return dict(sorted(params.items(), key=lambda item: SECTIONS.index(item[1].schema["section"])))

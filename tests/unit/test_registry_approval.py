@@ -135,9 +135,9 @@ def test_ephemeral_runs_never_wait():
 
 # --- the approval step ----------------------------------------------------------------------------
 EVIDENCE = {
-    "decision": {"deploy": True, "reason": GATE_REASON, "metric": "test:rmse", "candidate": 3.12, "champion": 3.5,
+    "decision": {"deploy": True, "reason": GATE_REASON, "metric": "test:mse", "candidate": 3.12, "champion": 3.5,
                  "champion_model": "m-1", "threshold": 10.0},
-    "scores": {"challenger": {"rmse": 3.1234}, "champion": {"rmse": 3.5}},
+    "scores": {"challenger": {"mse": 3.1234}, "champion": {"mse": 3.5}},
     "rows": {"count": 51},
     "artifacts": {"plot": "s3://b/p/runs/x/evaluation/predicted_vs_actual.png",
                   "metrics": "s3://b/p/runs/x/evaluation/metrics.json"},
@@ -239,7 +239,7 @@ def test_timeout_is_a_rejection_with_that_reason(step):
 
 
 def test_request_body_without_a_champion():
-    body = request_body({**EVIDENCE, "champion_package": None, "scores": {"challenger": {"rmse": 3.0},
+    body = request_body({**EVIDENCE, "champion_package": None, "scores": {"challenger": {"mse": 3.0},
                                                                           "champion": None}},
                         _policy(hours=3))
     assert "| score | 3.0000 | – |" in body and "within 3 h" in body
