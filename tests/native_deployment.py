@@ -195,8 +195,11 @@ class NativeDeployment:
             # Triggered runs only: a scheduled run would queue ahead of the test's (max_active_runs=1).
             SAGEMAKER_RETRAIN_SCHEDULE="",
         )
-        return airflow_env(PROJECT_DIR, self.home, emulator_env(self.emulator_url), self.bucket,
-                           poll_seconds=1, extra=extra)
+        env = airflow_env(PROJECT_DIR, self.home, emulator_env(self.emulator_url), self.bucket,
+                          poll_seconds=1, extra=extra)
+        # airflow_run turns the deadline alert off for `airflow dags test`; a real deployment keeps it.
+        env.pop("SAGEMAKER_RETRAIN_DEADLINE_HOURS", None)
+        return env
 
     def _create_database(self) -> None:
         _admin_sql(f'CREATE DATABASE "{self.name}"')

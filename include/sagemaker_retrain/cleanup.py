@@ -9,12 +9,12 @@ resources carrying the pipeline's tags for this endpoint are ever deleted.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from botocore.exceptions import ClientError
 
 from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG, TAG_RUN
+from sagemaker_retrain.ownership import describe_endpoint
 
 log = logging.getLogger(__name__)
 STABLE = ("InService", "Failed")
@@ -22,27 +22,6 @@ STABLE = ("InService", "Failed")
 
 def _missing(err: ClientError) -> bool:
     return err.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound")
-
-
-def describe_endpoint(sm, name: str) -> dict | None:
-    try:
-        return sm.describe_endpoint(EndpointName=name)
-    except ClientError as err:
-        if _missing(err):
-            return None
-        raise
-
-
-def wait_stable(sm, name: str, poll: float, timeout: float = 3600, sleep: Callable = time.sleep) -> dict | None:
-    """Wait until the endpoint is InService/Failed or gone; return its last description."""
-    deadline = time.monotonic() + timeout
-    while True:
-        description = describe_endpoint(sm, name)
-        if description is None or description["EndpointStatus"] in STABLE:
-            return description
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Endpoint {name} still {description['EndpointStatus']} after {timeout}s")
-        sleep(poll)
 
 
 def _delete(action: Callable, label: str, removed: list[str], **kwargs) -> None:
