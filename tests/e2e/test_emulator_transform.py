@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -26,6 +27,16 @@ from offline_aws.server import start_emulator  # noqa: E402
 
 BUCKET = "e2e-transform"
 TEST_KEY = "transform/input/test.csv"
+
+
+def _in_own_loop(coroutine):
+    """Run a trigger's coroutine on a fresh loop in its own thread, as a triggerer does.
+
+    The browser tests of the same session leave Playwright's loop on the main thread, where
+    ``asyncio.run`` would refuse to start.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +246,7 @@ def test_provider_transform_operator_deferrable(emulator, model, invoked, client
         async for event in trigger.run():
             return event
 
-    event = asyncio.run(first_event())
+    event = _in_own_loop(first_event())
     assert event.payload["status"] == "success", event.payload
     result = getattr(transform_deferred, deferred.value.method_name)({}, event.payload)
     assert result["Transform"]["TransformJobStatus"] == "Completed"
@@ -255,7 +266,7 @@ def test_provider_deferred_trigger_reports_failure(emulator, model):
         async for event in trigger.run():
             return event
 
-    event = asyncio.run(first_event())
+    event = _in_own_loop(first_event())
     assert event.payload["status"] == "failed"
     assert event.payload["message"] == "ClientError: injected for the trigger"
     assert json.dumps(event.payload)
