@@ -102,13 +102,14 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     run_prefix = f"{settings.prefix}/runs/{slug}"
     clients = Clients(settings)
     endpoint = endpoint_for(params, slug)
-    if params["mode"] == "persistent":
-        # Refuse a foreign endpoint before anything is spent (deploy checks again before it mutates).
-        require_owned_endpoint(clients.sagemaker, endpoint)
     data = prepare_and_upload(
         params["dataset_uri"], s3_client=clients.s3, bucket=settings.bucket, input_prefix=f"{run_prefix}/input",
         params=params, base_dir=project_dir,
     )
+    if params["mode"] == "persistent":
+        # Refuse a foreign endpoint before any SageMaker resource is made (deploy checks again before it
+        # mutates); after the data checks, so bad data is refused without a single SageMaker call.
+        require_owned_endpoint(clients.sagemaker, endpoint)
     training = config.build_training_config(
         job_name=name,
         image=image,

@@ -72,6 +72,12 @@ SAGEMAKER_CALL_SITES: dict[str, tuple[str, str]] = {
     # the provider's unique-name check (may ask for a missing name) and the job's result
     "DescribeTransformJob": (OPERATORS, "self.hook.describe_transform_job,"),
     "StopTransformJob": ("include/sagemaker_retrain/cleanup.py", "sm.stop_transform_job("),
+    "CreateModelPackageGroup": ("include/sagemaker_retrain/registry.py", "sm.create_model_package_group("),
+    "DescribeModelPackageGroup": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package_group("),
+    "CreateModelPackage": ("include/sagemaker_retrain/pipeline.py", "sm.create_model_package("),
+    "DescribeModelPackage": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package("),
+    "UpdateModelPackage": ("include/sagemaker_retrain/registry.py", "sm.update_model_package("),
+    "ListModelPackages": ("include/sagemaker_retrain/registry.py", "sm.list_model_packages("),
 }
 CLOUDWATCH_CALL_SITES: dict[str, tuple[str, str]] = {
     "PutMetricAlarm": ("include/sagemaker_retrain/operators/endpoint.py", "cloudwatch.put_metric_alarm(**alarm)"),
@@ -79,12 +85,6 @@ CLOUDWATCH_CALL_SITES: dict[str, tuple[str, str]] = {
     "TagResource": ("include/sagemaker_retrain/config.py", '"Tags": resource_tags,\n    }\n    return [\n'),
     # UpdateEndpoint's AutoRollbackConfiguration: SageMaker reads the named alarms
     "DescribeAlarms": ("include/sagemaker_retrain/config.py", '"AutoRollbackConfiguration": {"Alarms": '),
-    "CreateModelPackageGroup": ("include/sagemaker_retrain/registry.py", "sm.create_model_package_group("),
-    "DescribeModelPackageGroup": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package_group("),
-    "CreateModelPackage": ("include/sagemaker_retrain/pipeline.py", "sm.create_model_package("),
-    "DescribeModelPackage": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package("),
-    "UpdateModelPackage": ("include/sagemaker_retrain/registry.py", "sm.update_model_package("),
-    "ListModelPackages": ("include/sagemaker_retrain/registry.py", "sm.list_model_packages("),
 }
 
 
@@ -367,7 +367,8 @@ def test_execution_role_trusts_sagemaker_and_reaches_only_the_prefix(stack, emul
     runs = f"arn:aws:s3:::{bucket}/sagemaker-retrain/runs/"
     # read a run's inputs and model artifacts; write model artifacts and the scoring (.out) files only
     assert statements["TrainHostScoreReadRunInputsAndModels"]["Action"] == "s3:GetObject"
-    assert statements["TrainHostScoreReadRunInputsAndModels"]["Resource"] == f"{runs}*"
+    assert statements["TrainHostScoreReadRunInputsAndModels"]["Resource"] == [
+        f"{runs}*", f"{runs.removesuffix('runs/')}models/*"]
     assert statements["TrainWriteModelArtifacts"]["Resource"] == f"{runs.removesuffix('runs/')}models/*"
     assert statements["ScoreWriteTransformOutputs"]["Resource"] == f"{runs}*/scoring/*"
     writes = [s for s in statements.values() if "s3:PutObject" in _as_list(s["Action"])]
@@ -389,12 +390,13 @@ def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emul
     iam, bucket = emulator_clients["iam"], stack["BucketName"]
     statements = _by_sid(_policy_document(iam, stack["AirflowPolicyArn"]))
     sagemaker_arn = re.compile(
-        rf"^arn:aws:sagemaker:{REGION}:{ACCOUNT}:(training-job|model|endpoint-config|endpoint|transform-job)"
+        rf"^arn:aws:sagemaker:{REGION}:{ACCOUNT}:(training-job|model|endpoint-config|endpoint|transform-job|model-package-group|model-package)"
         r"/sagemaker-retrain\*$")
     listing = "TeardownListConfigsModelsTransformJobs"
     for sid, statement in statements.items():
         assert statement["Effect"] == "Allow", sid
-        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid != listing:
+        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid not in (
+                listing, "HistoryListPackageVersions"):
             for resource in _as_list(statement["Resource"]):
                 assert sagemaker_arn.match(resource), (sid, resource)
     assert statements[listing]["Resource"] == "*"  # List* take no resource ARN
