@@ -182,7 +182,7 @@ def test_garbage_model_never_reaches_production(rel):
 
 def test_scoring_job_fails_once_and_the_retry_scores_again(rel):
     reason = "ClientError: scoring instance lost (injected)"
-    out = scenario(rel, "scoring_failed_once", f"fail_next_transform_job: {reason!r} once (the first of the two "
+    out = scenario(rel, "scoring_retried", f"fail_next_transform_job: {reason!r} once (the first of the two "
                    "batch transforms over the test rows to start)", expected="success", needles=(),
                    faults={"fail_next_transform_job": reason},
                    note="the task's retry started a second transform job (the provider's timestamped name) and the "
