@@ -234,6 +234,12 @@ def register(plan: dict, training: dict, params: dict) -> dict:
     return package
 
 
+def _model_source(model: dict) -> str | None:
+    """What a model serves: its model package, or its artifact (a CreateModel request or a DescribeModel answer)."""
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    return container.get("ModelPackageName") or container.get("ModelDataUrl")
+
+
 def stage(plan: dict, training: dict, params: dict, package: dict | None = None) -> dict:
     """Create the challenger's model from its package and name the champion; build both scoring requests.
 
@@ -264,15 +270,13 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None)
     except ClientError as err:
         if "already existing" not in str(err):
             raise
-        existing = sm.describe_model(ModelName=names["model"])
-        artifact = (existing.get("PrimaryContainer") or {}).get("ModelDataUrl")
-        if artifact != model_request["PrimaryContainer"]["ModelDataUrl"]:
+        existing, wanted = _model_source(sm.describe_model(ModelName=names["model"])), _model_source(model_request)
+        if existing != wanted:
             from sagemaker_retrain.ownership import ForeignResourceError
 
             raise _fail(ForeignResourceError(
-                f"Model {names['model']} exists but serves {artifact}, not this run's artifact "
-                f"{model_request['PrimaryContainer']['ModelDataUrl']}: not this run's model. Clear the whole run "
-                "(from prepare) or trigger a new one.")) from err
+                f"Model {names['model']} exists but serves {existing}, not this run's {wanted}: not this run's "
+                "model. Clear the whole run (from prepare) or trigger a new one.")) from err
         log.info("Model %s exists already (an earlier try of this run made it); keeping it.", names["model"])
     champion_model = None
     if params["mode"] == "persistent":
