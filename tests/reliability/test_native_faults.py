@@ -271,6 +271,7 @@ BAKE_NOTE = "marked failed by the reliability suite: a person gave up on this ru
 
 def _mark_failed_during_bake(deployment, native, conf, extra):
     conf = {**conf, "bake_seconds": 600}  # a long canary bake, held there until the person has spoken
+    native.set_time_scale(EMULATOR_TIME_SCALE)  # native_scenario seeds at 0: the bake must take real time
     run_id = deployment.trigger(conf)
     endpoint = conf["endpoint_name"]
 
