@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,3 +60,19 @@ def page(browser, tmp_path):
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def log_in(deployment):
+    """Sign in as the deployment's admin through the login form, as a person would."""
+    from playwright.sync_api import expect
+
+    def sign_in(page) -> None:
+        page.goto(deployment.base_url)
+        expect(page).to_have_url(re.compile(r"/auth/login"))
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(deployment.password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("link", name="Dags").first).to_be_visible()
+
+    return sign_in

@@ -8,7 +8,6 @@ artifacts/browser/.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -21,15 +20,6 @@ ARTIFACTS = PROJECT_DIR / "artifacts" / "browser"
 ENDPOINT = "browser-approval"
 CONF = {"endpoint_name": ENDPOINT, "require_approval": "yes", "gate_threshold": 1000.0,
         "deployment_strategy": "all_at_once", "bake_seconds": 0, "termination_wait_seconds": 0}
-
-
-def _login(page, deployment) -> None:
-    page.goto(deployment.base_url)
-    expect(page).to_have_url(re.compile(r"/auth/login"))
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(deployment.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags").first).to_be_visible()
 
 
 def _wait_for_state(deployment, run_id: str, task_id: str, states: tuple[str, ...], timeout: float = 600) -> None:
@@ -51,11 +41,11 @@ def _history_frame(page, deployment):
     return frame
 
 
-def test_approve_in_the_ui_and_see_the_history(deployment, page, browser):
+def test_approve_in_the_ui_and_see_the_history(deployment, page, browser, log_in):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     deployment.wait_for_dag()
     deployment.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    _login(page, deployment)
+    log_in(page)
 
     # A first run, approved through the API, so the chart has a point before the one approved here.
     first = deployment.trigger({**CONF, "epochs": 1, "learning_rate": 0.0005})  # weak: the next one wins

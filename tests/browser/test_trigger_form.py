@@ -51,15 +51,6 @@ def ready(deployment):
     deployment.api("DELETE", f"/api/v2/connections/{API_CONN_ID}")
 
 
-def _log_in(page, deployment) -> None:
-    page.goto(deployment.base_url)
-    expect(page).to_have_url(re.compile(r"/auth/login"))
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(deployment.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags").first).to_be_visible()
-
-
 def _open_form(page, deployment):
     page.goto(f"{deployment.base_url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger Dag").click()
@@ -121,10 +112,10 @@ def _wait_for_run_api(deployment, run_id: str, timeout: float = RUN_TIMEOUT_MS /
     raise AssertionError(f"run {run_id} did not end: {deployment.all_log_tails()}")
 
 
-def test_form_has_sections_and_names_the_field_a_bad_value_breaks(ready, page):
+def test_form_has_sections_and_names_the_field_a_bad_value_breaks(ready, page, log_in):
     deployment = ready
     runs_before = {r["dag_run_id"] for r in _runs(deployment)}
-    _log_in(page, deployment)
+    log_in(page)
     form = _open_form(page, deployment)
 
     # Essentials open (data set ... endpoint name); every other section is there, collapsed.
@@ -162,10 +153,10 @@ def test_form_has_sections_and_names_the_field_a_bad_value_breaks(ready, page):
     assert {r["dag_run_id"] for r in _runs(deployment)} == runs_before
 
 
-def test_multiclass_without_num_classes_is_refused_at_the_start_naming_both_fields(ready, page):
+def test_multiclass_without_num_classes_is_refused_at_the_start_naming_both_fields(ready, page, log_in):
     deployment = ready
     runs_before = {r["dag_run_id"] for r in _runs(deployment)}
-    _log_in(page, deployment)
+    log_in(page)
     form = _open_form(page, deployment)
     _choose(page, form, "Predictor type", "multiclass_classifier")
     _choose(page, form, "Gate metric", "test:multiclass_accuracy")
@@ -183,10 +174,10 @@ def test_multiclass_without_num_classes_is_refused_at_the_start_naming_both_fiel
     assert (tis["prepare"]["try_number"], tis["train"]["state"]) == (1, "upstream_failed")  # no retry, no job
 
 
-def test_ephemeral_run_from_the_form_shows_its_outcome(ready, page):
+def test_ephemeral_run_from_the_form_shows_its_outcome(ready, page, log_in):
     deployment = ready
     runs_before = {r["dag_run_id"] for r in _runs(deployment)}
-    _log_in(page, deployment)
+    log_in(page)
     form = _open_form(page, deployment)
     _choose(page, form, "Mode", "ephemeral")
     expect(form.locator("input[name=element_mode]")).to_have_value("ephemeral")
@@ -217,7 +208,7 @@ def test_ephemeral_run_from_the_form_shows_its_outcome(ready, page):
     page.screenshot(path=str(ARTIFACTS / "model-history.png"), full_page=True)
 
 
-def test_run_page_shows_both_scores_and_working_links(ready, page):
+def test_run_page_shows_both_scores_and_working_links(ready, page, log_in):
     deployment = ready
     conf = {"endpoint_name": PERSISTENT_ENDPOINT, "epochs": 5, **FAST_PROMOTION}
     first = _wait_for_run_api(deployment, deployment.trigger(conf))
@@ -226,7 +217,7 @@ def test_run_page_shows_both_scores_and_working_links(ready, page):
     run_id = deployment.trigger({**conf, "gate_threshold": 0.0001})
     assert _wait_for_run_api(deployment, run_id)["state"] == "success", deployment.all_log_tails()
 
-    _log_in(page, deployment)
+    log_in(page)
     page.goto(f"{deployment.base_url}/dags/{DAG_ID}/runs/{run_id}")
     label = re.compile(r"Kept the champion · test:mse: challenger [0-9.]+ vs champion [0-9.]+ "
                        r"\(threshold 0\.0001\) on \d+ test rows")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 from email import message_from_bytes
 from email.policy import default as email_policy
@@ -75,6 +76,24 @@ def offline_aws(tmp_path_factory):
         yield OfflineAws(emulator, tmp_path_factory.mktemp("airflow-home"))
     finally:
         emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """An emulator (time scale 0) whose endpoint is this process's AWS environment for the module,
+    as ``offline-aws``'s export lines would make it: the provider's hooks and triggers find it there."""
+    emu = start_emulator(time_scale=0)
+    saved = {k: os.environ.get(k) for k in emu.env()}
+    os.environ.update(emu.env())
+    try:
+        yield emu
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        emu.stop()
 
 
 class SmtpSink:

@@ -35,22 +35,6 @@ NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    emu = start_emulator(time_scale=0)
-    saved = {k: os.environ.get(k) for k in emu.env()}
-    os.environ.update(emu.env())
-    try:
-        yield emu
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        emu.stop()
-
-
-@pytest.fixture(scope="module")
 def clients(emulator):
     kw = dict(endpoint_url=emulator.url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
     return {name: boto3.client(name, **kw) for name in ("s3", "sagemaker", "sagemaker-runtime", "logs")} | {

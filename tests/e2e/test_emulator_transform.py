@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "emulator"
 from emu_helpers import IMAGE, ROLE, housing_split, shape_problems, to_csv  # noqa: E402
 
 from offline_aws.admin_client import call_admin  # noqa: E402
-from offline_aws.server import start_emulator  # noqa: E402
 
 BUCKET = "e2e-transform"
 TEST_KEY = "transform/input/test.csv"
@@ -37,22 +35,6 @@ def _in_own_loop(coroutine):
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    emu = start_emulator(time_scale=0)
-    saved = {k: os.environ.get(k) for k in emu.env()}
-    os.environ.update(emu.env())
-    try:
-        yield emu
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        emu.stop()
 
 
 @pytest.fixture(scope="module")
