@@ -24,6 +24,7 @@ RUNS = 10
 CONF = {"gate_threshold": 1000.0, "epochs": 2, "bake_seconds": 0, "termination_wait_seconds": 0}
 
 
+@pytest.mark.timeout(1800)  # ten runs one after the other: on a loaded 2-core machine more than the default 900 s
 def test_ten_runs_queued_by_the_scheduler_all_succeed_in_order(deployment, native):
     endpoint = "rel-native-load"
     native.set_time_scale(0)
