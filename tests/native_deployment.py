@@ -2,7 +2,8 @@
 
 No Docker engine runs on CI machines, so the tests build the stack of ``docker-compose.yaml``
 from what the machine has: its PostgreSQL (a database of our own, dropped at the end) and
-Redis (a database number of our own, flushed at the end), ``airflow db migrate`` (the compose
+Redis (a database number of our own, flushed at the end) where they answer, else servers of our
+own started from wheels of the dev lock (``tests/local_services.py``); ``airflow db migrate`` (the compose
 file's ``airflow-init``), then api-server, scheduler, dag-processor, triggerer, a Celery worker
 and the offline AWS emulator, each a process in its own process group on free loopback ports.
 
@@ -31,6 +32,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import local_services
+
 from offline_aws.admin_client import call_admin
 from offline_aws.airflow_run import airflow_env
 from offline_aws.server import emulator_env
@@ -38,8 +41,6 @@ from offline_aws.server import emulator_env
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAG_ID = "sagemaker_retrain"
-PG_DSN = os.environ.get("NATIVE_DEPLOYMENT_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 ADMIN_USER = "admin"
 # Realistic pace (training ~5 s, endpoint creation 5 s): at time scale 0 every job is finished
 # before the operator's first describe, so nothing would ever be handed to the triggerer.
@@ -48,8 +49,8 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 
 # compose service -> how the native run starts it (None: provided by the machine or run once).
 SERVICES: dict[str, list[str] | None] = {
-    "postgres": None,  # the machine's PostgreSQL, a database of our own
-    "redis": None,  # the machine's Redis, a database number of our own
+    "postgres": None,  # the machine's PostgreSQL (else our own: local_services), a database of our own
+    "redis": None,  # the machine's Redis (else our own: local_services), a database number of our own
     "offline-aws": None,  # `offline-aws`, started below
     "airflow-init": ["db", "migrate"],
     "airflow-apiserver": ["api-server"],
@@ -130,6 +131,9 @@ class NativeDeployment:
     env: dict[str, str] = field(default_factory=dict)
     redis_db: int | None = None
     database_created: bool = False
+    # PostgreSQL and Redis: the machine's where they answer, else our own (None: env NATIVE_DEPLOYMENT_OWN_SERVICES).
+    own_services: bool | None = None
+    services: local_services.Services = field(default_factory=local_services.Services)
     api_port: int = 0
     emulator_url: str = ""
     _token: str | None = None
@@ -159,6 +163,7 @@ class NativeDeployment:
         _check_celery_executor_imports()
         self.home.mkdir(parents=True)
         self.log_dir.mkdir()
+        self.services = local_services.start(self.own_services)
         self._create_database()
         self._claim_redis_db()
         self._start_emulator()
@@ -172,15 +177,15 @@ class NativeDeployment:
 
     def build_env(self) -> dict[str, str]:
         """The environment of every Airflow process: airflow_run's, plus the compose file's settings."""
-        db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.name}"
+        db_url = self.services.pg_url(self.name)
         self.api_port = free_port()
         from cryptography.fernet import Fernet
 
         extra = dict(SHARED_SETTINGS)
         extra.update(
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=db_url,
-            AIRFLOW__CELERY__BROKER_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
-            AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql://postgres@127.0.0.1:5432/{self.name}",
+            AIRFLOW__CELERY__BROKER_URL=self.services.redis_url(self.redis_db),
+            AIRFLOW__CELERY__RESULT_BACKEND="db+" + self.services.pg_url(self.name, driver="postgresql"),
             AIRFLOW__CORE__FERNET_KEY=Fernet.generate_key().decode(),
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "simple_auth_manager_passwords.json"),
@@ -202,14 +207,14 @@ class NativeDeployment:
         return env
 
     def _create_database(self) -> None:
-        _admin_sql(f'CREATE DATABASE "{self.name}"')
+        _admin_sql(self.services.pg_dsn, f'CREATE DATABASE "{self.name}"')
         self.database_created = True
 
     def _claim_redis_db(self) -> None:
         import redis
 
         for number in range(15, 0, -1):
-            client = redis.Redis(REDIS_HOST, REDIS_PORT, db=number)
+            client = redis.Redis(self.services.redis_host, self.services.redis_port, db=number)
             if client.dbsize() == 0 and client.set("native-deployment-owner", self.name, nx=True):
                 self.redis_db = number
                 return
@@ -397,7 +402,7 @@ class NativeDeployment:
 
     # --- stop --------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop every process group we started, then drop the database and free the Redis db."""
+        """Stop every process group we started, drop the database, free the Redis db, stop our own servers."""
         for proc in self.procs.values():
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -415,11 +420,12 @@ class NativeDeployment:
         if self.redis_db is not None:
             import redis
 
-            redis.Redis(REDIS_HOST, REDIS_PORT, db=self.redis_db).flushdb()
+            redis.Redis(self.services.redis_host, self.services.redis_port, db=self.redis_db).flushdb()
             self.redis_db = None
         if self.database_created:
-            _admin_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            _admin_sql(self.services.pg_dsn, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             self.database_created = False
+        self.services.stop()
 
 
 def _check_celery_executor_imports() -> None:
@@ -432,10 +438,10 @@ def _check_celery_executor_imports() -> None:
                               f"3.26.0 imports; pin celery<5.7):\n{proc.stderr[-1500:]}")
 
 
-def _admin_sql(statement: str) -> None:
+def _admin_sql(dsn: str, statement: str) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(PG_DSN)
+    conn = psycopg2.connect(dsn)
     try:
         conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
         conn.cursor().execute(statement)

@@ -1,4 +1,11 @@
-"""Chromium from Debian's packages (installed here if missing) and the shared native deployment."""
+"""Chromium, obtained by the tests themselves, and the shared native deployment.
+
+Where Chromium comes from, first that works: Debian's ``/usr/bin/chromium`` if installed; else
+``apt-get install chromium`` (as root, or with password-less sudo); else Playwright's own build,
+``playwright install chromium`` (machines without apt, e.g. macOS). Playwright's download is not a
+package registry, so on machines that reach only registries (ours, CI) the Debian package is the way.
+If none can be had, the browser tests fail with what each way answered.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import native_deployment
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Playwright's own browser download cannot work here: its Python package drives Debian's Chromium.
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -26,26 +33,49 @@ def deployment(request):
     native_deployment.release(keep_files=request.session.testsfailed > 0)
 
 
-def _install_chromium() -> None:
-    if CHROMIUM.exists():
-        return
+def _run(cmd: list[str], **kwargs) -> str:
+    """An empty string when ``cmd`` succeeded, else what it said."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kwargs)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"{' '.join(cmd)}: {err}"
+    return "" if proc.returncode == 0 else f"{' '.join(cmd)} (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-800:]}"
+
+
+def _apt_get_chromium() -> str:
     if shutil.which("apt-get") is None:
-        pytest.fail("/usr/bin/chromium is missing and there is no apt-get to install it")
+        return "apt-get: not on this machine"
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        proc = subprocess.run(sudo + cmd, env=env, capture_output=True, text=True, timeout=900)
-        if proc.returncode:
-            pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        failed = _run(sudo + cmd, env=env)
+        if failed:
+            return failed
+    return "" if CHROMIUM.exists() else "apt-get install chromium: no /usr/bin/chromium afterwards"
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium (None: Playwright's own, which ``playwright install chromium`` put in place)."""
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    answers = [_apt_get_chromium()]
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    answers.append(_run([sys.executable, "-m", "playwright", "install", "chromium"]))
+    if not answers[-1]:
+        return None
+    pytest.fail("no Chromium for the browser tests: /usr/bin/chromium is missing, and\n- " + "\n- ".join(answers)
+                + "\nInstall Debian's chromium package, or run `.venv/bin/playwright install chromium` where "
+                  "Playwright's download host is reachable.")
 
 
 @pytest.fixture(scope="session")
 def browser():
-    _install_chromium()
+    executable = chromium_executable()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         try:
             yield chromium
         finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -372,8 +373,65 @@ def slug_of(result: DagRunResult) -> str | None:
     return None
 
 
+# The last line of a traceback: ``package.module.ExceptionName: message`` at the start of a line.
+_EXCEPTION_LINE = re.compile(r"^((?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Exit|Timeout|Failure)))(?:: (.*))?$")
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT")  # a new log record ends a multi-line message
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
+
+
+@dataclass
+class RunError:
+    """An exception a task of the run raised, as its traceback ended: ``ExcType: message``."""
+
+    task: str | None
+    exc_type: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.exc_type}: {self.message}" if self.message else self.exc_type
+
+
+def run_errors(output: str) -> list[RunError]:
+    """Every exception the run's tasks raised, in order, read from the ends of the tracebacks in the output
+    of ``airflow dags test`` (never a source line of the traceback: that is not the run's message)."""
+    errors: list[RunError] = []
+    task, in_traceback, current = None, False, None
+    for line in output.splitlines():
+        started = _TASK_START.search(line)
+        if started:
+            task = started.group(1)
+        if current is not None:  # a message that goes on over several lines
+            if not line.strip() or _LOG_LINE.match(line) or line.startswith(("Traceback", "During handling",
+                                                                              "The above exception")):
+                current = None
+            else:
+                current.message += "\n" + line.rstrip()
+                continue
+        if line.startswith("Traceback (most recent call last):"):
+            in_traceback = True
+            continue
+        if in_traceback and line and not line[0].isspace():
+            match = _EXCEPTION_LINE.match(line.rstrip())
+            in_traceback = False
+            if match:
+                current = RunError(task, match.group(2), (match.group(3) or "").strip())
+                errors.append(current)
+    return errors
+
+
+def run_reason(output: str, *needles: str) -> str:
+    """The run's own message: the first exception it raised whose message holds one of ``needles`` (in the
+    order given), else the first exception it raised; "" when it raised none."""
+    errors = run_errors(output)
+    for needle in needles:
+        for error in errors:
+            if needle in str(error):
+                return str(error)
+    return str(errors[0]) if errors else ""
+
+
 def reason_line(output: str, *needles: str) -> str:
-    """The first log line holding one of ``needles`` (the run's stated reason), trimmed."""
+    """The first log line holding one of ``needles``, trimmed (for output without a traceback)."""
     for needle in needles:
         for line in output.splitlines():
             if needle in line:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from reliability_harness import BIN, BUCKET, PREFIX, PROJECT_DIR, Row, reason_line
+from reliability_harness import BIN, BUCKET, PREFIX, PROJECT_DIR, Row, reason_line, run_reason
 
 pytestmark = pytest.mark.slow
 CORPUS = PROJECT_DIR / "tests" / "data" / "bad_inputs"
@@ -227,7 +227,8 @@ def test_bad_param_refused_by_dags_test_before_any_run(rel):
                            json.dumps({"epochs": "ten", "endpoint_name": "rel-params"})],
                           env=rel.env, capture_output=True, text=True, timeout=300)
     output = proc.stdout + proc.stderr
-    message = reason_line(output, "ParamValidationError", "Invalid input for param")
+    message = (run_reason(output, "ParamValidationError", "Invalid input for param")
+               or reason_line(output, "ParamValidationError", "Invalid input for param"))
     calls = sum(rel.calls().values()) - before_calls
     Row(scenario="bad_input:param via dags test -c", injected="`airflow dags test -c '{\"epochs\": \"ten\"}'`",
         expected_state="refused", state="refused" if proc.returncode else "accepted",

@@ -21,7 +21,7 @@ from reliability_harness import (
     Row,
     answers_from_failed_model,
     describe_left,
-    reason_line,
+    run_reason,
     slug_of,
 )
 
@@ -85,7 +85,7 @@ def scenario(rel: Reliability, name: str, injected: str, *, expected: str, needl
     slug = slug_of(result)
     jobs = rel.jobs_of_run(endpoint, slug)
     summary = probe.summary() if probe else None
-    reason = reason_line(result.output, *needles) if result.state != "success" else ""
+    reason = run_reason(result.output, *needles) if result.state != "success" else ""
     row = Row(
         scenario=name, injected=injected, expected_state=expected, state=result.state,
         pipeline_did=_did(result), reason=reason or ("run succeeded" if result.state == "success" else "(none found)"),

@@ -25,6 +25,11 @@ def _is_missing(err: ClientError) -> bool:
     return err.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound")
 
 
+def _is_update_in_progress(err: ClientError) -> bool:
+    error = err.response["Error"]
+    return error["Code"] == "ValidationException" and "Cannot update in-progress endpoint" in error.get("Message", "")
+
+
 class SageMakerDeployOperator(SageMakerEndpointOperator):
     """
     Create the run's endpoint config and alarms, then create the endpoint or switch it blue/green.
@@ -98,7 +103,16 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
         self.log.info("Updating endpoint %s: %s -> %s (blue/green, %s).", name, serving, wanted,
                       routing.get("Type", "ALL_AT_ONCE"))
         self._remember_previous(wanted, serving)
-        hook.conn.update_endpoint(**request)
+        try:
+            hook.conn.update_endpoint(**request)
+        except ClientError as err:
+            if not _is_update_in_progress(err):
+                raise
+            # Another deployment started between our DescribeEndpoint and this call: the same refusal as above.
+            raise AirflowException(
+                f"Endpoint {name} is Updating (another deployment started just now); it must be InService to be "
+                f"updated. SageMaker said: {err.response['Error'].get('Message', '')}"
+            ) from err
         return {**result, "previous_config_name": serving, "operation": "update"}
 
     def _put_alarms(self, alarms: list[dict]) -> None:
