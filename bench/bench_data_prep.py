@@ -66,7 +66,7 @@ def child(method: str, path: str, prefix: str) -> None:
     import numpy as np
     import pandas as pd
 
-    from sagemaker_retrain.data_prep import prepare_and_upload
+    from sagemaker_retrain.data_prep.prepare import prepare_and_upload
 
     s3 = _s3()
     s3.head_bucket(Bucket=BUCKET)  # warm the connection pool

@@ -14,13 +14,9 @@ import pytest
 from moto import mock_aws
 
 from offline_aws.linear_learner.data import read_recordio_protobuf
-from sagemaker_retrain.data_prep import (
-    RECORDIO,
-    DataValidationError,
-    PreparedData,
-    prepare_and_upload,
-    prepare_dataset,
-)
+from sagemaker_retrain.data_prep.encoding import RECORDIO
+from sagemaker_retrain.data_prep.errors import DataValidationError
+from sagemaker_retrain.data_prep.prepare import PreparedData, prepare_and_upload, prepare_dataset
 
 PROJECT = Path(__file__).resolve().parents[2]
 HOUSING = PROJECT / "include" / "data" / "housing.csv"
@@ -303,22 +299,21 @@ def test_recordio_upload(s3, tmp_path):
 
 
 def test_failure_after_some_parts_were_uploaded_leaves_nothing(s3, tmp_path, monkeypatch):
-    import sagemaker_retrain.data_prep as data_prep
+    import sagemaker_retrain.data_prep.prepare as data_prep
+    from sagemaker_retrain.data_prep.upload import PartUploader
 
     lines = to_csv(table(5000)).decode().splitlines()
     lines[4900] = "1,oops,3"
     source = tmp_path / "data.csv"
     source.write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(data_prep, "PART_BYTES", 2000)
-    monkeypatch.setattr(data_prep, "CHUNK_ROWS", 200)
     uploaded = []
-    real_submit = data_prep.PartUploader.submit
+    real_submit = PartUploader.submit
 
     def submit(self, channel, path):
         uploaded.append(path.name)
         real_submit(self, channel, path)
 
-    monkeypatch.setattr(data_prep.PartUploader, "submit", submit)
+    monkeypatch.setattr(PartUploader, "submit", submit)
     original = data_prep.prepare_dataset
     monkeypatch.setattr(data_prep, "prepare_dataset",
                         lambda *a, **kw: original(*a, **kw, part_bytes=2000, chunk_rows=200))
