@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import re
+import threading
 
 import numpy as np
 import pandas as pd
@@ -119,11 +120,8 @@ class _FastRows(Rows):
         lens = self.seg_len[index].ravel()
         out_start = np.cumsum(lens) - lens
         total = int(out_start[-1] + lens[-1])
-        dtype = np.int32 if max(total, len(self.raw)) < 2**31 - 1 else np.int64
-        gather = np.repeat((self.seg_src[index].ravel() - out_start).astype(dtype), lens)
-        gather += _arange(total, dtype)
-        out = self.raw[gather]
-        del gather
+        gather = _segment_gather(self.seg_src[index].ravel(), lens, out_start, total)
+        out = np.take(self.raw, gather, out=_scratch("out", total, np.uint8))
         if self.swap:
             row_start = out_start[::3]
             out[row_start + self.target_len[index]] = _COMMA
@@ -131,18 +129,35 @@ class _FastRows(Rows):
         return out.tobytes()
 
 
-_ARANGE: dict = {}
-_ARANGE_MIN = 16 * 1024 * 1024  # twice a chunk: one cached array serves every gather
+_SCRATCH = threading.local()
 
 
-def _arange(n: int, dtype) -> np.ndarray:
-    """``np.arange(n)`` from a cached array (saves allocating and faulting in one per gather)."""
-    cached = _ARANGE.get(np.dtype(dtype))
-    if cached is None or len(cached) < n:
-        if n > 64 * 1024 * 1024:  # too big to keep around
-            return np.arange(n, dtype=dtype)
-        cached = _ARANGE[np.dtype(dtype)] = np.arange(max(n, _ARANGE_MIN), dtype=dtype)
-    return cached[:n]
+def _scratch(name: str, size: int, dtype) -> np.ndarray:
+    """A reused array of ``size`` items for this thread's gathers.
+
+    A fresh array of tens of megabytes per call costs its page faults every time (the allocator
+    hands such blocks back to the kernel); one kept per thread is faulted in once.
+    """
+    arrays = _SCRATCH.__dict__
+    array = arrays.get(name)
+    if array is None or len(array) < size or array.dtype != dtype:
+        array = arrays[name] = np.empty(max(size, 1), dtype=dtype)
+    return array[:size]
+
+
+def _segment_gather(src: np.ndarray, lens: np.ndarray, out_start: np.ndarray, total: int) -> np.ndarray:
+    """Byte positions that copy segments ``src[k]:src[k]+lens[k]`` one after another.
+
+    Built as a running sum of steps (1 inside a segment, a jump where the next one starts), so
+    it costs one array and one pass, with no per-byte arithmetic in Python.
+    """
+    keep = lens > 0
+    src, lens, out_start = src[keep], lens[keep], out_start[keep]
+    steps = _scratch("steps", total, np.intp)
+    steps.fill(1)
+    steps[0] = src[0]
+    steps[out_start[1:]] = src[1:] - (src[:-1] + lens[:-1]) + 1
+    return np.cumsum(steps, out=steps)
 
 
 class _FormattedRows(Rows):

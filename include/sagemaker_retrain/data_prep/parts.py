@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-PART_BYTES = 64 * 1024 * 1024
+# Small enough that uploading starts early and little is left to send after the last chunk
+# (every open part file is sent at the end), large enough that requests stay few.
+PART_BYTES = 16 * 1024 * 1024
 
 
 class ChannelWriter:
