@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from sagemaker_retrain.data_prep.source import open_source
 from sagemaker_retrain.data_prep.splitting import SPLITS, Splitter
 from sagemaker_retrain.data_prep.upload import PartUploader
 from sagemaker_retrain.lineage import HashingReader, describe_source
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -118,8 +122,7 @@ def prepare_dataset(
     smoke: list[np.ndarray] = []
     chunk_number = 0
     try:
-        for first_line, data in chunks:
-            rows = parse_chunk(data, names, first_line, order)
+        for rows in _parsed_ahead(chunks, lambda chunk: parse_chunk(chunk[1], names, chunk[0], order)):
             if len(rows) == 0:
                 continue
             checks.check_labels(rows, predictor_type, num_classes)
@@ -155,6 +158,30 @@ def prepare_dataset(
         parts={s: len(w.parts) for s, w in writers.items()},
     )
     return prepared, {s: w.parts for s, w in writers.items()}
+
+
+def _parsed_ahead(chunks: Iterator[T], parse: Callable[[T], R]) -> Iterator[R]:
+    """``parse(chunk)`` for each chunk in order, the next one read and parsed on a worker thread meanwhile.
+
+    Reading, hashing and pandas' parser release the GIL, so on a machine with a spare core the
+    next chunk is parsed while this one is split, gathered and written. Results and errors come
+    back in file order, so the first bad line is still the one reported.
+    """
+    iterator = iter(chunks)
+    done = object()
+
+    def step():
+        chunk = next(iterator, done)
+        return done if chunk is done else parse(chunk)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-parse") as pool:
+        ahead = pool.submit(step)
+        while True:
+            rows = ahead.result()
+            if rows is done:
+                return
+            ahead = pool.submit(step)
+            yield rows
 
 
 def prepare_and_upload(
