@@ -193,9 +193,14 @@ def _filter_input(record: bytes, plan: Plan, csv: bool) -> bytes:
     return _encode_record(picked, csv).encode("utf-8")
 
 
+_ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes from ASCII text
+
+
 def _parse_record(record: bytes, csv: bool):
     text = record.decode("utf-8", errors="replace")
     if csv:
+        if record.isascii() and len(record.translate(None, _ASCII_SPACE)) == len(record):
+            return text.split(",")  # nothing to strip
         return [cell.strip() for cell in text.split(",")]
     try:
         return json.loads(text)
@@ -246,8 +251,11 @@ def _number(cell: str):
 
 
 def _encode_record(value, csv: bool) -> str:
-    if csv and isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
-        return ",".join(str(v) for v in value)
+    if csv and isinstance(value, list):
+        if set(map(type, value)) <= {str}:  # CSV cells as read: nothing to convert
+            return ",".join(value)
+        if not any(isinstance(v, dict | list) for v in value):
+            return ",".join(map(str, value))
     if csv and not isinstance(value, dict | list):
         return str(value)
     return json.dumps(value)
