@@ -219,6 +219,9 @@ def encode_response(predictions: dict[str, np.ndarray], accept: str, predictor_t
     if media == RECORDIO:
         return encode_prediction_records(records), media
     if media == "application/jsonlines":
+        scores = [r["score"] for r in records]
+        if predictor_type == "regressor" and all(map(math.isfinite, scores)):  # json.dumps writes repr(float)
+            return "".join(f'{{"score": {score!r}}}\n' for score in scores).encode("utf-8"), media
         return "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"), media
     lines = []
     for r in records:

@@ -147,7 +147,8 @@ def transform_object(model: LinearLearnerModel, plan: Plan, body: bytes, where: 
     if not records:
         return b""
     csv = plan.media == CSV
-    sent = [_filter_input(r, plan, csv) for r in records] if plan.input_filter.strip() != "$" else records
+    sent = records if plan.input_filter.strip() == "$" else (
+        (csv and _sliced_csv(records, plan.input_filter)) or [_filter_input(r, plan, csv) for r in records])
     sep = b"\n" if plan.split_type == "Line" else b""
     raw_answers: list[bytes] = []
     encoded: list[str] = []
@@ -182,6 +183,25 @@ def _predict(model: LinearLearnerModel, plan: Plan, payload: bytes, where: str) 
             f"ClientError: Bad HTTP status received from algorithm: {exc.status} while transforming {where}: "
             f"{exc.message}"
         ) from None
+
+
+def _sliced_csv(records: list[bytes], path: str) -> list[bytes] | None:
+    """InputFilter ``$[a:b]`` on plain CSV records (ASCII, nothing to strip): the cells sliced as bytes.
+
+    The same bytes ``_filter_input`` makes record by record, at a fraction of the cost; None when
+    the filter or the records need the general path (which also reports any fault).
+    """
+    try:
+        steps = data_processing.parse(path)
+    except FilterError:
+        return None
+    if len(steps) != 1 or steps[0][0] != "slice":
+        return None
+    joined = b"\n".join(records)
+    if not joined.isascii() or len(joined.translate(None, _ASCII_SPACE)) != len(joined) - len(records) + 1:
+        return None
+    cells = slice(*steps[0][1])
+    return [b",".join(record.split(b",")[cells]) for record in records]
 
 
 def _filter_input(record: bytes, plan: Plan, csv: bool) -> bytes:
