@@ -335,3 +335,26 @@ def test_source_on_s3_and_missing_sources(s3, tmp_path):
         prepare_and_upload("no/such/file.csv", s3_client=s3, bucket=BUCKET, input_prefix="x", params=PARAMS,
                            base_dir=tmp_path)
     assert keys(s3, "x/") == []
+
+
+def test_chunks_are_parsed_one_ahead_in_order_and_the_worker_stops_with_the_loop():
+    from sagemaker_retrain.data_prep.prepare import _parsed_ahead
+
+    seen = []
+
+    def parse(chunk: int) -> int:
+        seen.append(chunk)
+        if chunk == 3:
+            raise DataValidationError("bad chunk 3")
+        return chunk * 10
+
+    parsed = _parsed_ahead(iter(range(10)), parse)
+    assert [next(parsed), next(parsed)] == [0, 10]
+    parsed.close()
+    assert seen == [0, 1, 2]  # one chunk ahead at most, and nothing after close
+    seen.clear()
+    results = []
+    with pytest.raises(DataValidationError, match="bad chunk 3"):
+        for value in _parsed_ahead(iter(range(10)), parse):
+            results.append(value)
+    assert results == [0, 10, 20] and seen == [0, 1, 2, 3]

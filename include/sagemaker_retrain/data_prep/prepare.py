@@ -121,8 +121,9 @@ def prepare_dataset(
     label_min, label_max = math.inf, -math.inf
     smoke: list[np.ndarray] = []
     chunk_number = 0
+    parsed = _parsed_ahead(chunks, lambda chunk: parse_chunk(chunk[1], names, chunk[0], order))
     try:
-        for rows in _parsed_ahead(chunks, lambda chunk: parse_chunk(chunk[1], names, chunk[0], order)):
+        for rows in parsed:
             if len(rows) == 0:
                 continue
             checks.check_labels(rows, predictor_type, num_classes)
@@ -144,6 +145,8 @@ def prepare_dataset(
         for writer in writers.values():
             writer.close(notify=False)
         raise
+    finally:
+        parsed.close()  # an error stops the worker now, before the caller closes the source
     for writer in writers.values():
         writer.close(notify=True)
     smoke_matrix = np.vstack(smoke)[:smoke_rows]
