@@ -2,7 +2,8 @@
 
 Each benchmark runs as its own process and prints ``BENCH ...`` lines (progress lines start with
 ``#``); this script collects their figures and writes the table of the run into
-``docs/benchmarks.md`` (between the generated-table markers) unless ``--no-docs``.
+``docs/benchmarks.md`` (between the generated-table markers) unless ``--no-docs``; with ``--only``
+it replaces the rows of the benchmarks it ran and keeps the others' rows from the last run.
 Generated data lives in a temp dir (``$BENCH_TMPDIR`` or the system's), never in the repo.
 
     python bench/run_all.py [--quick] [--no-docs] [--only parse,orchestration,data_prep,scoring,recordio]
@@ -76,6 +77,34 @@ def markdown(results: dict[str, tuple[list[dict], float, str | None]], total: fl
     return "\n".join(lines) + "\n"
 
 
+# Which benchmark wrote a row of the table, by the start of its figure name.
+ROW_OWNERS = (("DAG parse", "parse"), ("recordio-protobuf", "recordio"), ("scoring", "scoring"),
+              ("orchestration", "orchestration"), ("data prep", "data_prep"), ("naive pandas", "data_prep"))
+
+
+def _owner(row: str) -> str | None:
+    figure = row.strip().strip("|").split("|")[0].strip()
+    return next((name for prefix, name in ROW_OWNERS if figure.startswith(prefix)), None)
+
+
+def merge_rows(table: str, ran: list[str], old_text: str) -> str:
+    """The new table with the rows of the benchmarks that did not run this time kept from the old one.
+
+    ``--only`` reruns a few benchmarks; the others' last figures stay, in the usual order.
+    """
+    old = old_text.split(BEGIN, 1)[1].split(END, 1)[0] if BEGIN in old_text and END in old_text else ""
+    old_rows = [line for line in old.splitlines() if line.startswith("| ") and _owner(line)]
+    new_lines = table.splitlines()
+    head = [line for line in new_lines if not (line.startswith("| ") and _owner(line))]
+    new_rows = [line for line in new_lines if line.startswith("| ") and _owner(line)]
+    rows = {name: [r for r in new_rows if _owner(r) == name] if name in ran else
+            [r for r in old_rows if _owner(r) == name] for name in BENCHMARKS}
+    failed = [line for line in new_lines if line.startswith("| ") and not _owner(line) and "failed" in line]
+    head = [line for line in head if line not in failed]
+    head[0] += f" Rerun this time: {', '.join(ran)}; the other rows are from the run before."
+    return "\n".join(head + failed + [r for name in BENCHMARKS for r in rows[name]]) + "\n"
+
+
 def write_docs(table: str) -> None:
     text = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:
@@ -114,7 +143,9 @@ def main() -> int:
             print(f"BENCH {fig['name']}: {fig['ours']} vs baseline {fig['baseline']} ({fig['ratio']}){goal}{verdict}")
     table = markdown(results, total, args.quick)
     print("\n" + table)
-    if not args.no_docs and not args.only:
+    if not args.no_docs:
+        if args.only:
+            table = merge_rows(table, names, DOCS.read_text() if DOCS.exists() else "")
         write_docs(table)
         print(f"# table written to {DOCS.relative_to(PROJECT)}")
     return 1 if any(error for _, _, error in results.values()) else 0

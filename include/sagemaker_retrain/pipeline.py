@@ -76,7 +76,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
     Bad input (params, settings, data, a foreign endpoint) raises AirflowFailException before
     any SageMaker resource is created: retrying cannot fix it.
     """
-    from sagemaker_retrain.data_prep import DataValidationError
+    from sagemaker_retrain.data_prep.errors import DataValidationError
     from sagemaker_retrain.ownership import ForeignResourceError
 
     try:
@@ -90,7 +90,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
 def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None,
              clear_number: int) -> dict:
-    from sagemaker_retrain.data_prep import prepare_and_upload
+    from sagemaker_retrain.data_prep.prepare import prepare_and_upload
     from sagemaker_retrain.ownership import require_owned_endpoint
 
     _check_params(params)

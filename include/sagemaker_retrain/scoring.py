@@ -47,7 +47,15 @@ def _list_keys(s3, uri: str) -> list[str]:
 
 
 def _parse_lines(body: bytes, where: str) -> list[dict]:
-    predictions = []
+    """One JSON value per non-blank line; the whole body is parsed in one call when it is well formed."""
+    lines = [line for line in body.decode().splitlines() if line.strip()]
+    try:
+        predictions = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        predictions = None
+    if predictions is not None and len(predictions) == len(lines):
+        return predictions
+    predictions = []  # some line is not one JSON value: find it and name it
     for number, line in enumerate(body.decode().splitlines(), 1):
         if not line.strip():
             continue

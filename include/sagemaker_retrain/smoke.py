@@ -25,6 +25,9 @@ def check_predictions(predictions: list[dict], expected_rows: int) -> list[float
     """Return the scores; raise SmokeTestError unless there is one finite score per row."""
     if len(predictions) != expected_rows:
         raise SmokeTestError(f"Sent {expected_rows} rows, got {len(predictions)} predictions")
+    scores = _plain_scores(predictions)
+    if scores is not None:
+        return scores
     scores = []
     for i, prediction in enumerate(predictions):
         score = prediction.get("score") if isinstance(prediction, dict) else None
@@ -32,6 +35,16 @@ def check_predictions(predictions: list[dict], expected_rows: int) -> list[float
         if not values or not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
             raise SmokeTestError(f"Prediction {i} has no finite score: {prediction!r}")
         scores.append(values[0] if len(values) == 1 else max(values))
+    return scores
+
+
+def _plain_scores(predictions: list[dict]) -> list[float] | None:
+    """The scores when every prediction is a dict whose score is one finite float (the usual answer), else None."""
+    if set(map(type, predictions)) != {dict}:
+        return None
+    scores = [prediction.get("score") for prediction in predictions]
+    if set(map(type, scores)) != {float} or not all(map(math.isfinite, scores)):
+        return None
     return scores
 
 

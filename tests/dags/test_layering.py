@@ -1,5 +1,5 @@
 """Dependencies run one way: the DAG and the provider never import the emulator, nor it them;
-inside the emulator, imports form no cycle. Read from the source with ``ast`` (nothing imported)."""
+inside the emulator and inside data preparation, imports form no cycle. Read from the source with ``ast`` (nothing imported)."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def test_emulator_does_not_import_the_provider():
     assert not offenders, offenders
 
 
-def _emulator_graph() -> dict[str, set[str]]:
-    files = _sources(INCLUDE / "offline_aws")
+def _package_graph(root: str) -> dict[str, set[str]]:
+    files = _sources(INCLUDE / root)
     modules = {_module_name(p): p for p in files}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
@@ -99,7 +99,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycle_inside_the_emulator():
-    assert not _cycles(_emulator_graph()), _cycles(_emulator_graph())
+    assert not _cycles(_package_graph("offline_aws")), _cycles(_package_graph("offline_aws"))
+
+
+def test_no_import_cycle_inside_data_preparation():
+    graph = {name: targets for name, targets in _package_graph("sagemaker_retrain").items()
+             if name.startswith("sagemaker_retrain.data_prep")}
+    assert len(graph) > 5, sorted(graph)  # the package's modules were found
+    assert not _cycles(graph), _cycles(graph)
 
 
 def test_the_cycle_check_sees_a_cycle():

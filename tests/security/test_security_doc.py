@@ -192,7 +192,8 @@ def _param_rows(tmp_path: Path) -> list[str]:
 
 
 def _non_csv_row(tmp_path: Path) -> str:
-    from sagemaker_retrain.data_prep import DataValidationError, prepare_dataset
+    from sagemaker_retrain.data_prep.errors import DataValidationError
+    from sagemaker_retrain.data_prep.prepare import prepare_dataset
 
     for content in (json.dumps({"admin": SECRET}), f"admin;{SECRET}\n", f"admin:{SECRET}\n"):
         path = tmp_path / "secret.json"

@@ -14,13 +14,9 @@ import pytest
 from moto import mock_aws
 
 from offline_aws.linear_learner.data import read_recordio_protobuf
-from sagemaker_retrain.data_prep import (
-    RECORDIO,
-    DataValidationError,
-    PreparedData,
-    prepare_and_upload,
-    prepare_dataset,
-)
+from sagemaker_retrain.data_prep.encoding import RECORDIO
+from sagemaker_retrain.data_prep.errors import DataValidationError
+from sagemaker_retrain.data_prep.prepare import PreparedData, prepare_and_upload, prepare_dataset
 
 PROJECT = Path(__file__).resolve().parents[2]
 HOUSING = PROJECT / "include" / "data" / "housing.csv"
@@ -303,22 +299,21 @@ def test_recordio_upload(s3, tmp_path):
 
 
 def test_failure_after_some_parts_were_uploaded_leaves_nothing(s3, tmp_path, monkeypatch):
-    import sagemaker_retrain.data_prep as data_prep
+    import sagemaker_retrain.data_prep.prepare as data_prep
+    from sagemaker_retrain.data_prep.upload import PartUploader
 
     lines = to_csv(table(5000)).decode().splitlines()
     lines[4900] = "1,oops,3"
     source = tmp_path / "data.csv"
     source.write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(data_prep, "PART_BYTES", 2000)
-    monkeypatch.setattr(data_prep, "CHUNK_ROWS", 200)
     uploaded = []
-    real_submit = data_prep.PartUploader.submit
+    real_submit = PartUploader.submit
 
     def submit(self, channel, path):
         uploaded.append(path.name)
         real_submit(self, channel, path)
 
-    monkeypatch.setattr(data_prep.PartUploader, "submit", submit)
+    monkeypatch.setattr(PartUploader, "submit", submit)
     original = data_prep.prepare_dataset
     monkeypatch.setattr(data_prep, "prepare_dataset",
                         lambda *a, **kw: original(*a, **kw, part_bytes=2000, chunk_rows=200))
@@ -340,3 +335,26 @@ def test_source_on_s3_and_missing_sources(s3, tmp_path):
         prepare_and_upload("no/such/file.csv", s3_client=s3, bucket=BUCKET, input_prefix="x", params=PARAMS,
                            base_dir=tmp_path)
     assert keys(s3, "x/") == []
+
+
+def test_chunks_are_parsed_one_ahead_in_order_and_the_worker_stops_with_the_loop():
+    from sagemaker_retrain.data_prep.prepare import _parsed_ahead
+
+    seen = []
+
+    def parse(chunk: int) -> int:
+        seen.append(chunk)
+        if chunk == 3:
+            raise DataValidationError("bad chunk 3")
+        return chunk * 10
+
+    parsed = _parsed_ahead(iter(range(10)), parse)
+    assert [next(parsed), next(parsed)] == [0, 10]
+    parsed.close()
+    assert seen == [0, 1, 2]  # one chunk ahead at most, and nothing after close
+    seen.clear()
+    results = []
+    with pytest.raises(DataValidationError, match="bad chunk 3"):
+        for value in _parsed_ahead(iter(range(10)), parse):
+            results.append(value)
+    assert results == [0, 10, 20] and seen == [0, 1, 2, 3]

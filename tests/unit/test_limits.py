@@ -159,7 +159,9 @@ def test_oversized_local_file_refused(project):
 
 def test_password_file_in_an_allowed_place_is_not_echoed_by_data_validation(project, tmp_path):
     """Even if an admin allowed the directory, an error about a non-CSV file never shows its content."""
-    from sagemaker_retrain.data_prep import DataValidationError, open_source, prepare_dataset
+    from sagemaker_retrain.data_prep.errors import DataValidationError
+    from sagemaker_retrain.data_prep.prepare import prepare_dataset
+    from sagemaker_retrain.data_prep.source import open_source
 
     for content in (json.dumps({"admin": SECRET}), json.dumps({"admin": SECRET}, indent=2),
                     f"admin;{SECRET}\n", f"admin\t{SECRET}\nx\ty\n", f"admin:{SECRET}\n"):

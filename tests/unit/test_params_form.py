@@ -88,3 +88,19 @@ def test_cross_field_refusals_name_both_params(params, change, words):
         pipeline._check_params(values)
     for word in words:
         assert word in str(refused.value)
+
+
+def test_deep_copies_share_the_schema_but_not_the_value(params):
+    """Airflow deep-copies the DAG's params into every task at parse time; the schemas are shared (cheap)."""
+    import copy
+    import json
+
+    original = ParamsDict(params)
+    copied = copy.deepcopy(original)
+    name = "epochs"
+    assert copied.get_param(name) is not original.get_param(name)
+    assert copied.get_param(name).schema is original.get_param(name).schema
+    before = original[name]
+    copied[name] = before + 1
+    assert original[name] == before and copied[name] == before + 1
+    assert json.loads(json.dumps(copied.get_param(name).schema)) == dict(original.get_param(name).schema)

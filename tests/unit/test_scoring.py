@@ -72,3 +72,19 @@ def test_every_gate_metric_is_computable_on_rows_and_suits_one_predictor_type():
     assert set(scoring.ROW_METRIC) == set(GATE_METRICS)
     suited = [m for metrics in METRICS_FOR_PREDICTOR.values() for m in metrics]
     assert sorted(suited) == sorted(GATE_METRICS)
+
+
+def test_bulk_paths_agree_with_the_line_by_line_checks():
+    """The one-call JSON parse and score check fall back to naming the bad line or prediction."""
+    from sagemaker_retrain.scoring import _parse_lines
+    from sagemaker_retrain.smoke import check_predictions
+
+    assert _parse_lines(b'{"score": 1}\n\n{"score": 2.5}\n', "out") == [{"score": 1}, {"score": 2.5}]
+    with pytest.raises(scoring.ScoringError, match="out line 2 is not JSON"):
+        _parse_lines(b'{"score": 1}\n{"score": 2}, {"score": 3}\n', "out")
+    assert check_predictions([{"score": 1.5}, {"score": 2.0}], 2) == [1.5, 2.0]
+    assert check_predictions([{"score": [0.1, 0.7]}, {"score": 2}], 2) == [0.7, 2]
+    for bad, index in (([{"score": 1.0}, {"score": float("nan")}], 1), ([{"score": "1"}], 0), ([{}], 0),
+                       ([{"score": 1e308}, {"score": float("inf")}], 1)):
+        with pytest.raises(SmokeTestError, match=f"Prediction {index} has no finite score"):
+            check_predictions(bad, len(bad))

@@ -51,13 +51,37 @@ def _to_float(value, where: str) -> float:
     return number
 
 
-def _rows_from_csv(text: str) -> list[list[float]]:
+def _rows_from_csv(text: str) -> list[list[float]] | np.ndarray:
+    matrix = _csv_matrix(text)
+    if matrix is not None:
+        return matrix
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         rows.append([_to_float(cell.strip(), f"line {lineno}") for cell in line.split(",")])
     return rows
+
+
+def _csv_matrix(text: str) -> np.ndarray | None:
+    """Every cell converted in one numpy call (as ``float()`` would), or None so the per-cell path names the fault.
+
+    Only for a payload whose lines all have the same number of cells and whose values are all
+    finite; anything else goes through ``_to_float`` one cell at a time, which says what is wrong.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    commas = lines[0].count(",")
+    if any(line.count(",") != commas for line in lines):
+        return None
+    try:
+        values = np.array(",".join(lines).split(","), dtype=np.float64)
+    except ValueError:
+        return None
+    if not np.isfinite(values).all():
+        return None
+    return values.reshape(len(lines), commas + 1)
 
 
 def _features_of(instance, where: str) -> list:
@@ -149,7 +173,7 @@ def decode_request(body: bytes, content_type: str, feature_dim: int) -> np.ndarr
         parse = {"text/csv": _rows_from_csv, "application/json": _rows_from_json,
                  "application/jsonlines": _rows_from_jsonlines}[media]
         rows = parse(text)
-        if not rows:
+        if len(rows) == 0:
             raise _bad("the request contains no records")
     for i, row in enumerate(rows, start=1):
         if len(row) != feature_dim:
@@ -195,6 +219,9 @@ def encode_response(predictions: dict[str, np.ndarray], accept: str, predictor_t
     if media == RECORDIO:
         return encode_prediction_records(records), media
     if media == "application/jsonlines":
+        scores = [r["score"] for r in records]
+        if predictor_type == "regressor" and all(map(math.isfinite, scores)):  # json.dumps writes repr(float)
+            return "".join(f'{{"score": {score!r}}}\n' for score in scores).encode("utf-8"), media
         return "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"), media
     lines = []
     for r in records:

@@ -147,7 +147,8 @@ def transform_object(model: LinearLearnerModel, plan: Plan, body: bytes, where: 
     if not records:
         return b""
     csv = plan.media == CSV
-    sent = [_filter_input(r, plan, csv) for r in records] if plan.input_filter.strip() != "$" else records
+    sent = records if plan.input_filter.strip() == "$" else (
+        (csv and _sliced_csv(records, plan.input_filter)) or [_filter_input(r, plan, csv) for r in records])
     sep = b"\n" if plan.split_type == "Line" else b""
     raw_answers: list[bytes] = []
     encoded: list[str] = []
@@ -184,6 +185,25 @@ def _predict(model: LinearLearnerModel, plan: Plan, payload: bytes, where: str) 
         ) from None
 
 
+def _sliced_csv(records: list[bytes], path: str) -> list[bytes] | None:
+    """InputFilter ``$[a:b]`` on plain CSV records (ASCII, nothing to strip): the cells sliced as bytes.
+
+    The same bytes ``_filter_input`` makes record by record, at a fraction of the cost; None when
+    the filter or the records need the general path (which also reports any fault).
+    """
+    try:
+        steps = data_processing.parse(path)
+    except FilterError:
+        return None
+    if len(steps) != 1 or steps[0][0] != "slice":
+        return None
+    joined = b"\n".join(records)
+    if not joined.isascii() or len(joined.translate(None, _ASCII_SPACE)) != len(joined) - len(records) + 1:
+        return None
+    cells = slice(*steps[0][1])
+    return [b",".join(record.split(b",")[cells]) for record in records]
+
+
 def _filter_input(record: bytes, plan: Plan, csv: bool) -> bytes:
     value = _parse_record(record, csv)
     try:
@@ -193,9 +213,14 @@ def _filter_input(record: bytes, plan: Plan, csv: bool) -> bytes:
     return _encode_record(picked, csv).encode("utf-8")
 
 
+_ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes from ASCII text
+
+
 def _parse_record(record: bytes, csv: bool):
     text = record.decode("utf-8", errors="replace")
     if csv:
+        if record.isascii() and len(record.translate(None, _ASCII_SPACE)) == len(record):
+            return text.split(",")  # nothing to strip
         return [cell.strip() for cell in text.split(",")]
     try:
         return json.loads(text)
@@ -246,8 +271,11 @@ def _number(cell: str):
 
 
 def _encode_record(value, csv: bool) -> str:
-    if csv and isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
-        return ",".join(str(v) for v in value)
+    if csv and isinstance(value, list):
+        if set(map(type, value)) <= {str}:  # CSV cells as read: nothing to convert
+            return ",".join(value)
+        if not any(isinstance(v, dict | list) for v in value):
+            return ",".join(map(str, value))
     if csv and not isinstance(value, dict | list):
         return str(value)
     return json.dumps(value)

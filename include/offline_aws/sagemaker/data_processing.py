@@ -9,6 +9,7 @@ clear message, never guessed at.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -29,6 +30,12 @@ class FilterError(ValueError):
 
 def parse(path: str) -> list[tuple[str, Any]]:
     """``$.a[1:]`` -> [("name", "a"), ("slice", (1, None))]; raise FilterError outside the subset."""
+    return list(_parsed(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: str) -> tuple[tuple[str, Any], ...]:
+    """``parse`` once per path: a transform applies the same filter to every record."""
     text = (path or "$").strip()
     if not text.startswith("$"):
         raise FilterError(f"Invalid JSONPath {path!r}: it must start with '$'.")
@@ -55,13 +62,13 @@ def parse(path: str) -> list[tuple[str, Any]]:
         else:
             steps.append(("wildcard", None))
         pos = match.end()
-    return steps
+    return tuple(steps)
 
 
 def apply(path: str, record: Any) -> Any:
     """Select from ``record`` as Batch Transform does; a path naming nothing raises FilterError."""
     value = record
-    for kind, arg in parse(path):
+    for kind, arg in _parsed(path):
         value = _step(path, kind, arg, value)
     return value
 

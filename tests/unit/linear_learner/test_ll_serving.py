@@ -102,3 +102,17 @@ def test_end_to_end_through_the_artifact():
     X = decode_request(b"1,1\n0,0\n", "text/csv", served.feature_dim)
     body, _ = encode_response(served.predict(X), "application/json", served.predictor_type)
     assert json.loads(body) == {"predictions": [{"score": 6.0}, {"score": 3.0}]}
+
+
+def test_csv_fast_and_per_cell_paths_agree():
+    """Whole-payload conversion gives what the per-cell path gives; anything odd still gets its message."""
+    from offline_aws.linear_learner.serving import _csv_matrix
+
+    text = " 1, 2.5\n\n-3e2,4_0 \n"
+    assert _csv_matrix(text).tolist() == [[1.0, 2.5], [-300.0, 40.0]]
+    assert _csv_matrix(text).tolist() == [[float(c) for c in line.split(",")] for line in text.split("\n") if line.strip()]
+    for odd, words in (("1,2\n3\n", "record 2 has 1 features"), ("1,nan\n", "line 1: 'nan' is not a finite"),
+                       ("1,x\n", "line 1: 'x' is not a number"), ("2,1\n1,inf\n", "line 2: 'inf' is not a finite")):
+        assert _csv_matrix(odd) is None
+        with pytest.raises(ModelError, match=words):
+            decode_request(odd.encode(), "text/csv", 2)

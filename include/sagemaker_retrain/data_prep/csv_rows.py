@@ -1,0 +1,240 @@
+"""Turn CSV text into validated float rows: the header's names, then each chunk of lines.
+
+Two paths through a chunk, with the same result:
+
+* the **fast path** (plain numeric CSV: digits, ``.eE+-``, commas, newlines, one field per
+  column on every line): pandas' C parser converts the chunk to floats for validation, and the
+  output rows are the input's own bytes, rearranged label-first and gathered with numpy (no
+  number is formatted back to text, so nothing is rounded);
+* the **careful path** (quotes, blanks, spaces, ragged lines, anything unusual): Python's csv
+  module, one line at a time, which names the first bad line and column exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import threading
+
+import numpy as np
+import pandas as pd
+
+from sagemaker_retrain.data_prep.errors import DataValidationError
+
+# Bytes allowed on the fast path: what plain numbers, commas and newlines are made of.
+_FAST_BYTES = b"0123456789.eE+-,\n"
+_COMMA, _NEWLINE = ord(","), ord("\n")
+
+
+def parse_header(raw: bytes) -> list[str]:
+    """The header's column names, validated (binary, blank, duplicate, wrong delimiter)."""
+    if raw.startswith(b"\x1f\x8b") or b"\x00" in raw:
+        raise DataValidationError("Line 1 is binary, not text: the data set must be an uncompressed, "
+                                  "comma-separated CSV file (is it gzip or another binary format?)")
+    try:
+        line = raw.decode("utf-8-sig").strip("\r\n")
+    except UnicodeDecodeError as err:
+        raise DataValidationError(f"Line 1 is not UTF-8 text ({err.reason} at byte {err.start}): the data set "
+                                  "must be a comma-separated CSV file") from None
+    if not line.strip():
+        raise DataValidationError("Line 1 is blank: the first line must be the header row")
+    names = next(csv.reader([line]))
+    if len(names) == 1 and any(sep in line for sep in (";", "\t", "|")):
+        # The line itself is not shown: a file that is not CSV may hold anything (a password file, say).
+        raise DataValidationError("The header has a single column: the file must be comma-separated")
+    stripped = [name.strip() for name in names]
+    for position, name in enumerate(stripped, start=1):
+        if not name:
+            raise DataValidationError(f"Column {position} of the header has a blank name")
+    seen: set[str] = set()
+    for name in stripped:
+        if name in seen:
+            raise DataValidationError(f"Column name {name!r} appears more than once in the header")
+        seen.add(name)
+    return stripped
+
+
+_COLUMN_NAME = re.compile(r"^[A-Za-z0-9_ .()%/#-]{1,64}$")
+
+
+def looks_like_column_names(names: list[str]) -> bool:
+    """Whether a header may be echoed in a message: several plain names, so not some other kind of file."""
+    return len(names) >= 2 and all(_COLUMN_NAME.match(name) for name in names)
+
+
+class Rows:
+    """One chunk's rows: float values (file column order) and label-first rows or CSV on demand."""
+
+    values: np.ndarray
+    order: list[int]
+    first_line: int
+    line_numbers: np.ndarray | None = None  # per row, when blank lines make them irregular
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.values[:, self.order[0]]
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """Rows ``index`` as floats, label first."""
+        return self.values[index][:, self.order]
+
+    def line_of(self, row: int) -> int:
+        """The file line number of data row ``row`` of this chunk."""
+        if self.line_numbers is not None:
+            return int(self.line_numbers[row])
+        return self.first_line + row
+
+    def csv(self, index: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+
+class _FastRows(Rows):
+    """Rows of plain numeric CSV: the output is the input's bytes, gathered with numpy.
+
+    A row ``P,T,S\\n`` (``T`` the target field) is three byte segments written as ``T,`` + ``P,``
+    + ``S\\n``; when the target is the last field (``P,T\\n``) two separators are swapped after.
+    """
+
+    def __init__(self, raw: np.ndarray, seps: np.ndarray, values: np.ndarray, order: list[int], first_line: int):
+        self.raw, self.values, self.order, self.first_line = raw, values, order, first_line
+        target = order[0]
+        ends = seps[:, -1]
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        t_start = starts if target == 0 else seps[:, target - 1] + 1
+        t_end = seps[:, target]
+        self.seg_src = np.stack([t_start, starts, t_end + 1], axis=1)
+        self.seg_len = np.stack([t_end + 1 - t_start, t_start - starts, ends - t_end], axis=1)
+        self.target_len = t_end - t_start
+        self.swap = target == seps.shape[1] - 1
+
+    def csv(self, index: np.ndarray) -> bytes:
+        if len(index) == 0:
+            return b""
+        lens = self.seg_len[index].ravel()
+        out_start = np.cumsum(lens) - lens
+        total = int(out_start[-1] + lens[-1])
+        gather = _segment_gather(self.seg_src[index].ravel(), lens, out_start, total)
+        out = np.take(self.raw, gather, out=_scratch("out", total, np.uint8))
+        if self.swap:
+            row_start = out_start[::3]
+            out[row_start + self.target_len[index]] = _COMMA
+            out[row_start + lens.reshape(-1, 3).sum(axis=1) - 1] = _NEWLINE
+        return out.tobytes()
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, size: int, dtype) -> np.ndarray:
+    """A reused array of ``size`` items for this thread's gathers.
+
+    A fresh array of tens of megabytes per call costs its page faults every time (the allocator
+    hands such blocks back to the kernel); one kept per thread is faulted in once.
+    """
+    arrays = _SCRATCH.__dict__
+    array = arrays.get(name)
+    if array is None or len(array) < size or array.dtype != dtype:
+        array = arrays[name] = np.empty(max(size, 1), dtype=dtype)
+    return array[:size]
+
+
+def _segment_gather(src: np.ndarray, lens: np.ndarray, out_start: np.ndarray, total: int) -> np.ndarray:
+    """Byte positions that copy segments ``src[k]:src[k]+lens[k]`` one after another.
+
+    Built as a running sum of steps (1 inside a segment, a jump where the next one starts), so
+    it costs one array and one pass, with no per-byte arithmetic in Python.
+    """
+    keep = lens > 0
+    src, lens, out_start = src[keep], lens[keep], out_start[keep]
+    steps = _scratch("steps", total, np.intp)
+    steps.fill(1)
+    steps[0] = src[0]
+    steps[out_start[1:]] = src[1:] - (src[:-1] + lens[:-1]) + 1
+    return np.cumsum(steps, out=steps)
+
+
+class _FormattedRows(Rows):
+    """Rows that came through the careful path: written back as shortest round-trip floats."""
+
+    def __init__(self, values: np.ndarray, order: list[int], first_line: int, line_numbers: list[int]):
+        self.values, self.order, self.first_line = values, order, first_line
+        self.line_numbers = np.asarray(line_numbers, dtype=np.int64)
+
+    def csv(self, index: np.ndarray) -> bytes:
+        if len(index) == 0:
+            return b""
+        lines = [",".join(map(repr, row)) for row in self.take(index).tolist()]
+        return ("\n".join(lines) + "\n").encode()
+
+
+def _fast_rows(data: bytes, width: int, order: list[int], first_line: int) -> Rows | None:
+    """The fast path, or None when the chunk needs the careful path (or has an error to name)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if data.translate(None, _FAST_BYTES):
+        return None
+    newline = raw == _NEWLINE
+    rows = int(np.count_nonzero(newline))
+    seps = np.flatnonzero(newline | (raw == _COMMA))
+    del newline
+    if len(seps) != rows * width:
+        return None
+    seps = seps.reshape(rows, width)
+    if not (raw[seps[:, -1]] == _NEWLINE).all():  # so every line has width - 1 commas: none is blank
+        return None
+    try:
+        frame = pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c")
+    except (ValueError, pd.errors.ParserError):
+        return None
+    values = frame.to_numpy(dtype=np.float64)
+    if values.shape != (rows, width) or not np.isfinite(values).all():
+        return None
+    return _FastRows(raw, seps, values, order, first_line)
+
+
+def _careful_rows(data: bytes, names: list[str], first_line: int, order: list[int]) -> Rows:
+    """Parse line by line; raise DataValidationError naming the first bad line and column."""
+    width = len(names)
+    out: list[list[float]] = []
+    line_numbers: list[int] = []
+    for offset, line in enumerate(data.decode("utf-8", errors="replace").split("\n")):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        lineno = first_line + offset
+        fields = next(csv.reader([line])) if '"' in line else line.split(",")
+        if len(fields) != width:
+            hint = " (is the delimiter a comma?)" if len(fields) == 1 and width > 1 else " (ragged row)"
+            raise DataValidationError(
+                f"Line {lineno} has {len(fields)} field(s) but the header has {width} columns{hint}"
+            )
+        row = []
+        for name, cell in zip(names, fields, strict=True):
+            token = cell.strip()
+            if not token:
+                raise DataValidationError(f"Line {lineno}, column {name!r} is empty or missing")
+            try:
+                value = float(token)
+            except ValueError:
+                raise DataValidationError(f"Line {lineno}, column {name!r} is not numeric: {token!r}") from None
+            if not math.isfinite(value):
+                raise DataValidationError(f"Line {lineno}, column {name!r} is not finite: {token!r}")
+            row.append(value)
+        out.append(row)
+        line_numbers.append(lineno)
+    values = np.asarray(out, dtype=np.float64).reshape(-1, width)
+    return _FormattedRows(values, order, first_line, line_numbers)
+
+
+def parse_chunk(data: bytes, names: list[str], first_line: int, order: list[int]) -> Rows:
+    """Validate one chunk of whole lines; its values and text come back in ``order`` (label first)."""
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    rows = _fast_rows(data, len(names), order, first_line) if data else None
+    return rows if rows is not None else _careful_rows(data, names, first_line, order)
