@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sagemaker_retrain.params import GATE_METRICS
+from sagemaker_retrain.gate_metrics import GATE_METRICS
 
 
 @dataclass

@@ -27,6 +27,8 @@ import math
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
+from sagemaker_retrain.gate_metrics import GATE_METRICS
+
 ALLOWED_INSTANCE_TYPES_VARIABLE = "sagemaker_retrain_allowed_instance_types"
 LIMITS_VARIABLE = "sagemaker_retrain_limits"
 GATE_FLOORS_VARIABLE = "sagemaker_retrain_gate_floors"
@@ -102,7 +104,6 @@ def limits(variables: Variables) -> dict[str, int]:
 
 
 def gate_floors(variables: Variables) -> dict[str, float]:
-    from sagemaker_retrain.params import GATE_METRICS
 
     value = _json_variable(variables, GATE_FLOORS_VARIABLE, dict) or {}
     floors = {}
@@ -181,7 +182,6 @@ def check_params(params: Mapping, project_dir: Path, variables: Variables | None
         value = params.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value > caps[key]:
             raise ValueError(f"Param {name}={value!r} is over the limit {key}={caps[key]} (Variable {LIMITS_VARIABLE})")
-    from sagemaker_retrain.params import GATE_METRICS
 
     metric = params.get("gate_metric")
     floor = gate_floors(variables).get(metric)

@@ -28,32 +28,12 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+from sagemaker_retrain.gate_metrics import GATE_METRICS
 from sagemaker_retrain.limits import DEFAULT_INSTANCE_TYPES, MAX_URI_LENGTH
 
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,40}$"
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 PREDICTOR_TYPES = ["regressor", "binary_classifier", "multiclass_classifier"]
-# Metrics the gate can compare, and whether lower is better: only names AWS's Linear Learner reports
-# for the test channel (its documented metrics table), so a gate that passes offline passes on AWS.
-# test:rmse and test:r2 are not among them (AWS reports rmse and r2 for the validation channel only).
-GATE_METRICS: dict[str, bool] = {
-    "test:mse": True,
-    "test:absolute_loss": True,
-    "test:binary_classification_accuracy": False,
-    "test:binary_f_beta": False,
-    "test:roc_auc_score": False,
-    "test:multiclass_accuracy": False,
-    "test:macro_f_beta": False,
-}
-
-
-# Which gate metrics suit which predictor type (the others do not exist for it).
-METRICS_FOR_PREDICTOR: dict[str, tuple[str, ...]] = {
-    "regressor": ("test:mse", "test:absolute_loss"),
-    "binary_classifier": ("test:binary_classification_accuracy", "test:binary_f_beta", "test:roc_auc_score"),
-    "multiclass_classifier": ("test:multiclass_accuracy", "test:macro_f_beta"),
-}
-
 # The form's sections, in the order they appear. Airflow 3.3 opens only its default section,
 # "Run Parameters", so the essentials (data, gate and promotion) are there; the rest start collapsed.
 ESSENTIALS = "Run Parameters"

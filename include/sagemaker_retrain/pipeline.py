@@ -154,7 +154,7 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
 
 def _check_params(params: dict) -> None:
     """Cross-field rules a JSON schema cannot state; fail before anything is spent, naming both Params."""
-    from sagemaker_retrain.params import GATE_METRICS, METRICS_FOR_PREDICTOR
+    from sagemaker_retrain.gate_metrics import GATE_METRICS, METRICS_FOR_PREDICTOR
 
     predictor = params["predictor_type"]
     if predictor == "multiclass_classifier" and not params.get("num_classes"):

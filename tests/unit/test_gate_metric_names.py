@@ -12,7 +12,8 @@ import pytest
 from airflow.sdk.definitions.param import ParamsDict
 
 from sagemaker_retrain import scoring
-from sagemaker_retrain.params import GATE_METRICS, METRICS_FOR_PREDICTOR, build_params
+from sagemaker_retrain.gate_metrics import GATE_METRICS, METRICS_FOR_PREDICTOR
+from sagemaker_retrain.params import build_params
 
 AWS_TEST_METRICS = {
     "regressor": {"test:absolute_loss", "test:mse", "test:objective_loss"},

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from sagemaker_retrain import scoring
-from sagemaker_retrain.params import GATE_METRICS, METRICS_FOR_PREDICTOR
+from sagemaker_retrain.gate_metrics import GATE_METRICS, METRICS_FOR_PREDICTOR
 from sagemaker_retrain.smoke import SmokeTestError
 
 BUCKET = "scoring-bucket"

@@ -1,0 +1,28 @@
+"""The metrics the gate may compare, which way is better, and which suit which predictor type.
+
+Its own module because the Params (the form's enum), the admins' limits (the threshold floors) and
+the gate all need it, and none of them should import another for it.
+"""
+
+from __future__ import annotations
+
+# Metrics the gate can compare, and whether lower is better: only names AWS's Linear Learner reports
+# for the test channel (its documented metrics table), so a gate that passes offline passes on AWS.
+# test:rmse and test:r2 are not among them (AWS reports rmse and r2 for the validation channel only).
+GATE_METRICS: dict[str, bool] = {
+    "test:mse": True,
+    "test:absolute_loss": True,
+    "test:binary_classification_accuracy": False,
+    "test:binary_f_beta": False,
+    "test:roc_auc_score": False,
+    "test:multiclass_accuracy": False,
+    "test:macro_f_beta": False,
+}
+
+
+# Which gate metrics suit which predictor type (the others do not exist for it).
+METRICS_FOR_PREDICTOR: dict[str, tuple[str, ...]] = {
+    "regressor": ("test:mse", "test:absolute_loss"),
+    "binary_classifier": ("test:binary_classification_accuracy", "test:binary_f_beta", "test:roc_auc_score"),
+    "multiclass_classifier": ("test:multiclass_accuracy", "test:macro_f_beta"),
+}
