@@ -10,6 +10,9 @@ fi
 if [ ! -x .venv/bin/uv ] || ! .venv/bin/uv --version | grep -q "$UV_VERSION"; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
-.venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.txt -r requirements-dev.txt
+# --compile-bytecode: write the .pyc files once, as pip and the Docker image do. Without them every
+# Python process (each Airflow component, each task, each `airflow dags test`) compiles Airflow,
+# pandas, botocore... from source again: seconds per process (docs/benchmarks.md).
+.venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -r requirements.txt -r requirements-dev.txt
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
 touch .venv/.installed

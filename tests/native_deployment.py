@@ -72,6 +72,7 @@ SHARED_SETTINGS: dict[str, str] = {
     "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow",
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "true",
+    "AIRFLOW__AWS__SESSION_FACTORY": "sagemaker_retrain.aws_session.SharedModelsSessionFactory",
 }
 
 # Set in both, with a value per deployment (addresses, secrets, the pipeline's settings).

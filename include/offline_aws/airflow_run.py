@@ -45,6 +45,9 @@ def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: 
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        # Every deployment of the project sets it (docker-compose.yaml, the native deployment): boto3
+        # sessions share parsed botocore data files instead of re-parsing them for every client.
+        AIRFLOW__AWS__SESSION_FACTORY="sagemaker_retrain.aws_session.SharedModelsSessionFactory",
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET=bucket,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN=role_arn,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION=aws_env.get("AWS_DEFAULT_REGION", "us-east-1"),
