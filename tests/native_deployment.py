@@ -73,6 +73,7 @@ SHARED_SETTINGS: dict[str, str] = {
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "true",
     "AIRFLOW__AWS__SESSION_FACTORY": "sagemaker_retrain.aws_session.SharedModelsSessionFactory",
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "sagemaker_retrain.celery_worker.CELERY_CONFIG",
 }
 
 # Set in both, with a value per deployment (addresses, secrets, the pipeline's settings).

@@ -1,0 +1,40 @@
+"""The Celery worker config preloads the provider and botocore's models once, before the pool forks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+from sagemaker_retrain.celery_worker import CELERY_CONFIG
+
+
+def test_config_is_airflows_plus_the_warmup_import():
+    assert {k: v for k, v in CELERY_CONFIG.items() if k != "imports"} == \
+        {k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"}
+    assert CELERY_CONFIG["imports"][-1] == "sagemaker_retrain.worker_warmup"
+
+
+def test_after_the_warmup_a_tasks_clients_parse_no_botocore_file():
+    """What a forked task process inherits: its hooks' sessions build clients without reading a model."""
+    script = textwrap.dedent("""
+        import sys
+        from botocore import loaders
+        import sagemaker_retrain.worker_warmup
+        assert {"pandas", "matplotlib.figure", "airflow.providers.amazon.aws.operators.sagemaker"} <= set(sys.modules)
+        reads = []
+        original = loaders.JSONFileLoader.load_file
+        loaders.JSONFileLoader.load_file = lambda self, path: reads.append(path) or original(self, path)
+        from sagemaker_retrain.aws_session import SharedModelsSessionFactory
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        hook = AwsBaseHook(aws_conn_id=None, client_type="sagemaker", region_name="eu-west-1")
+        session = SharedModelsSessionFactory(conn=hook.conn_config, region_name="eu-west-1").create_session()
+        for service in ("sagemaker", "s3", "sagemaker-runtime", "logs", "cloudwatch"):
+            session.client(service, aws_access_key_id="a", aws_secret_access_key="b")
+        print(len(reads), reads[:3])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1].startswith("0 "), out.stdout
