@@ -117,15 +117,17 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def open_source(uri: str, s3_client=None, base_dir: Path | None = None, metadata: dict | None = None) -> IO[bytes]:
-    """Open a local path or an s3:// object for streaming; a missing source is a clear error.
+def open_source(uri: str, s3_client=None, base_dir: Path | None = None, metadata: dict | None = None,
+                version_id: str | None = None) -> IO[bytes]:
+    """Open a local path or an s3:// object (``version_id``: that version) for streaming; a missing
+    source is a clear error.
 
     ``metadata``, if given, receives the S3 object's ``ETag`` and ``VersionId`` (lineage).
     """
     if uri.startswith("s3://"):
         bucket, key = split_s3_uri(uri)
         try:
-            response = s3_client.get_object(Bucket=bucket, Key=key)
+            response = s3_client.get_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
             if metadata is not None:
                 metadata.update({k: response.get(k) for k in ("ETag", "VersionId")})
             return response["Body"]
@@ -139,6 +141,105 @@ def open_source(uri: str, s3_client=None, base_dir: Path | None = None, metadata
     if not os.access(path, os.R_OK):
         raise DataValidationError(f"Data set {path} is not readable")
     return path.open("rb")
+
+
+class ConcatenatedParts:
+    """The parts of a multi-part drop read as one CSV: the first part's header, then every part's rows.
+
+    Each part must start with the same header line (byte for byte) and is hashed on its own
+    (``parts``); ``sha256`` is the digest of all parts' bytes in order, what ``cat PARTS | sha256sum``
+    prints. Parts are opened one at a time, as the reader reaches them.
+    """
+
+    def __init__(self, sources: list[dict], opener: Callable[[dict, dict], IO[bytes]]):
+        import hashlib
+
+        self._sources = list(sources)
+        self._opener = opener
+        self._index = -1
+        self._current: HashingReader | None = None
+        self._metadata: dict = {}
+        self._header: bytes | None = None
+        self._pending = b""
+        self._last_byte = b"\n"
+        self._hash = hashlib.sha256()
+        self.bytes_read = 0
+        self.parts: list[dict] = []
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def _raw(self, size: int) -> bytes:
+        block = self._current.read(size)
+        self._hash.update(block)
+        self.bytes_read += len(block)
+        return block
+
+    def _next_part(self) -> bool:
+        self._finish_part()
+        self._index += 1
+        if self._index >= len(self._sources):
+            return False
+        source = self._sources[self._index]
+        self._metadata = {}
+        self._current = HashingReader(self._opener(source, self._metadata))
+        header = b""
+        while not header.endswith(b"\n") and len(header) <= MAX_HEADER_BYTES:
+            block = self._raw(1 if header else min(65536, MAX_HEADER_BYTES))
+            if not block:
+                break
+            header += block
+        line, newline, rest = header.partition(b"\n")
+        if self._header is None:
+            self._header = line
+            self._pending = header
+        else:
+            if line.rstrip(b"\r") != self._header.rstrip(b"\r"):
+                raise DataValidationError(
+                    f"Part {source['uri']} of the drop has another header than the first part "
+                    f"({self._sources[0]['uri']}): every part must start with the same header line")
+            self._pending = (b"\n" if self._last_byte != b"\n" else b"") + rest
+        return True
+
+    def _finish_part(self) -> None:
+        if self._current is not None:
+            self.parts.append(describe_source(self._sources[self._index]["uri"], self._current, self._metadata))
+            self._current.close()
+            self._current = None
+
+    def read(self, size: int = -1) -> bytes:
+        out = b""
+        want = size if size and size > 0 else None
+        while want is None or len(out) < want:
+            if self._pending:
+                take = self._pending if want is None else self._pending[: want - len(out)]
+                self._pending = self._pending[len(take):]
+                out += take
+                self._last_byte = take[-1:] or self._last_byte
+                continue
+            if self._current is None and not self._next_part():
+                break
+            if self._pending:
+                continue
+            block = self._raw(65536 if want is None else max(want - len(out), 1))
+            if not block:
+                self._finish_part()
+                continue
+            out += block
+            self._last_byte = block[-1:]
+        return out
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+
+def describe_parts(reader: ConcatenatedParts, label: str) -> dict:
+    """The lineage of a multi-part drop: every part's record and the digest of all their bytes."""
+    return {"uri": label, "sha256": reader.sha256, "bytes": reader.bytes_read, "etag": None, "version_id": None,
+            "parts": reader.parts}
 
 
 # ----------------------------------------------------------------------------- reading
@@ -732,8 +833,13 @@ def prepare_and_upload(
     params: dict,
     base_dir: Path | None = None,
     transfer_config=None,
+    sources: list[dict] | None = None,
 ) -> PreparedData:
     """The prepare task's body: validate and split ``uri``, uploading parts under ``input_prefix``.
+
+    ``sources`` (``[{"uri", "version_id"}]``), when given, are what is read instead: one object at
+    its version, or the parts of a multi-part drop as one CSV (``uri`` then labels the drop, e.g.
+    its manifest).
 
     Reads from ``params``: target_column, predictor_type, validation_fraction, test_fraction,
     split_seed, smoke_rows, num_classes, and optionally ``training_content_type`` (``text/csv``,
@@ -744,7 +850,13 @@ def prepare_and_upload(
     min_parts = int(params.get("training_instance_count") or 1)
     with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
         s3_metadata: dict = {}
-        source = HashingReader(open_source(uri, s3_client=s3_client, base_dir=base_dir, metadata=s3_metadata))
+        if sources and len(sources) > 1:
+            source = ConcatenatedParts(sources, lambda src, meta: open_source(
+                src["uri"], s3_client=s3_client, base_dir=base_dir, metadata=meta, version_id=src.get("version_id")))
+        else:
+            version = (sources or [{}])[0].get("version_id")
+            source = HashingReader(open_source(uri, s3_client=s3_client, base_dir=base_dir, metadata=s3_metadata,
+                                               version_id=version))
         uploader = PartUploader(s3_client, bucket, input_prefix, transfer_config)
         try:
             prepared, _ = prepare_dataset(
@@ -762,7 +874,8 @@ def prepare_and_upload(
                 on_part=uploader.submit,
             )
             prepared.channel_uris = uploader.finish()
-            prepared.source = describe_source(uri, source, s3_metadata)
+            prepared.source = (describe_parts(source, uri) if isinstance(source, ConcatenatedParts)
+                               else describe_source(uri, source, s3_metadata))
         except BaseException:
             uploader.abort()
             raise
