@@ -11,6 +11,7 @@ at time scale 0 here (instant jobs and bakes); the delay from upload to run star
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from datetime import datetime
 
@@ -113,7 +114,7 @@ def test_a_three_part_drop_with_its_manifest_is_one_run_over_all_parts(watching)
     parts = [(f"sagemaker-retrain/staging/drop-7/part-{i}.csv", (header + "".join(p)).encode())
              for i, p in enumerate(thirds)]
     manifest = (WATCH_PREFIX + "drop-7.manifest.json",
-                ('{"parts": [%s]}' % ", ".join(f'"s3://{deployment.bucket}/{k}"' for k, _ in parts)).encode())
+                json.dumps({"parts": [f"s3://{deployment.bucket}/{k}" for k, _ in parts]}).encode())
     run = _upload_and_wait(deployment, [*parts, manifest], "three-part drop")
     assert run["state"] == "success", deployment.task_instances(run["dag_run_id"])
     plan = deployment.xcom(run["dag_run_id"], "prepare")
