@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from urllib.parse import quote
 from datetime import datetime
 
 import pytest
@@ -63,6 +64,13 @@ def watching(deployment):
     deployment.wait_for_dag()
     deployment.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     deployment.set_time_scale(0)
+    # The watcher's trigger is handed to the triggerer once the DAG is active; wait until it polls the queue.
+    unpaused = time.monotonic()
+    log = deployment.log_dir / "airflow-triggerer.log"
+    while "SqsSensor checking for message on queue" not in log.read_text(errors="replace"):
+        assert time.monotonic() - unpaused < START_BOUND, deployment.log_tail("airflow-triggerer")
+        time.sleep(0.5)
+    print(f"watcher polling the queue {time.monotonic() - unpaused:.1f} s after the DAG was unpaused")
     yield deployment
     deployment.set_time_scale(1.0)
 
@@ -91,7 +99,7 @@ def test_one_object_starts_one_run_on_it_and_the_served_model_names_its_bytes(wa
     assert answer["records"] == {"model_package": sha, "training_job": sha, "history": sha}
     assert answer["data"]["version_id"] == plan["data"]["source"]["version_id"]
     # … and the served model's Asset event says the same.
-    events = deployment.api("GET", f"/api/v2/assets/events?source_run_id={run['dag_run_id']}")["asset_events"]
+    events = deployment.api("GET", "/api/v2/assets/events?source_run_id=" + quote(run["dag_run_id"], safe=""))["asset_events"]
     served = [e for e in events if e.get("asset", {}).get("name") == "sagemaker_retrain_served_model"
               or e.get("uri") == "s3://sagemaker-retrain/served-model"]
     assert served and served[0]["extra"]["data"]["sha256"] == sha, events
