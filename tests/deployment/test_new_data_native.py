@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from urllib.parse import quote
 from datetime import datetime
+from urllib.parse import quote
 
 import pytest
 from native_deployment import DAG_ID, PROJECT_DIR, WATCH_PREFIX
