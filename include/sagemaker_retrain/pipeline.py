@@ -118,9 +118,10 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     if params["mode"] == "persistent":
         # Refuse a foreign endpoint before any SageMaker resource is made (deploy checks again before it
         # mutates); after the data checks, so bad data is refused without a single SageMaker call.
-        if require_owned_endpoint(clients.sagemaker, endpoint) is not None:
+        owned = require_owned_endpoint(clients.sagemaker, endpoint)
+        if owned is not None and skip_unchanged(params, run_type):
             served = _served_data(clients, endpoint)
-    if skip_unchanged(params, run_type) and served and served.get("sha256") == data.source.get("sha256"):
+    if served and served.get("sha256") == data.source.get("sha256"):
         _skip_unchanged(clients, params, run_id, slug, f"{run_prefix}/input", dataset_uri, data, served, trigger)
     training = config.build_training_config(
         job_name=name,
