@@ -44,6 +44,40 @@ SCHEDULE = os.environ.get("SAGEMAKER_RETRAIN_SCHEDULE", "@weekly") or None
 # turns it off (`airflow dags test` in Airflow 3.3.2 crashes on any DAG with a DeadlineAlert).
 DEADLINE_HOURS = float(os.environ.get("SAGEMAKER_RETRAIN_DEADLINE_HOURS", "2") or 0)
 SERVED_MODEL = Asset(name="sagemaker_retrain_served_model", uri="s3://sagemaker-retrain/served-model")
+# New data: S3 event notifications of the watched prefix on this SQS queue (the infra stack's output
+# NewDataQueueUrl). Unset: the DAG keeps the plain schedule above.
+WATCH_QUEUE_URL = os.environ.get("SAGEMAKER_RETRAIN_WATCH_QUEUE_URL", "").strip()
+# Seconds the watcher waits between two empty long polls (each long poll waits up to 20 s itself).
+WATCH_POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_WATCH_POLL_SECONDS", "1"))
+
+
+def _new_data_asset() -> Asset | None:
+    """The Asset a new-data notification updates, watched on the queue; None when no queue is set."""
+    if not WATCH_QUEUE_URL:
+        return None
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    from airflow.sdk import AssetWatcher
+
+    trigger = MessageQueueTrigger(
+        scheme="sqs", sqs_queue=WATCH_QUEUE_URL, aws_conn_id=AWS_CONN_ID, max_messages=10,
+        wait_time_seconds=20, waiter_delay=WATCH_POLL_SECONDS,
+    )
+    return Asset(name="sagemaker_retrain_new_data", uri="s3://sagemaker-retrain/new-data",
+                 watchers=[AssetWatcher(name="sagemaker_retrain_new_data_queue", trigger=trigger)])
+
+
+def _schedule(cron: str | None, new_data: Asset | None):
+    """The cron alone, new data alone, or whichever comes first (AssetOrTimeSchedule)."""
+    if new_data is None:
+        return cron
+    if cron is None:
+        return [new_data]
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[new_data])
+
+
+NEW_DATA = _new_data_asset()
 
 DOC = """
 ### SageMaker Linear Learner retraining
@@ -66,6 +100,11 @@ runs: it stops this run's jobs, restores the previous config if the new one was 
 (also when the run was marked failed), deletes what must not stay, and fails the run if any task
 failed.
 
+Runs on the schedule (env `SAGEMAKER_RETRAIN_SCHEDULE`) or, when env `SAGEMAKER_RETRAIN_WATCH_QUEUE_URL`
+names the SQS queue of the watched prefix's S3 notifications, also when new data lands (whichever
+comes first): such a run trains on the object, or the parts a `*.manifest.json` names, that arrived.
+Param `on_unchanged_data` decides what data the serving model was trained on already does.
+
 Deployment settings come from Variables `sagemaker_retrain_bucket`, `sagemaker_retrain_role_arn`,
 `sagemaker_retrain_region`, `sagemaker_retrain_prefix` (or `AIRFLOW_VAR_…` environment variables).
 Failures are mailed through the `smtp_default` connection to Variable `sagemaker_retrain_alert_emails`.
@@ -74,7 +113,7 @@ Failures are mailed through the `smtp_default` connection to Variable `sagemaker
 
 @dag(
     dag_id="sagemaker_retrain",
-    schedule=SCHEDULE,
+    schedule=_schedule(SCHEDULE, NEW_DATA),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -97,12 +136,16 @@ Failures are mailed through the `smtp_default` connection to Variable `sagemaker
 )
 def sagemaker_retrain():
     @task(execution_timeout=timedelta(hours=1))
-    def prepare(params=None, run_id=None, dag_run=None) -> dict:
+    def prepare(params=None, run_id=None, dag_run=None, triggering_asset_events=None) -> dict:
         """Validate params, data and endpoint ownership; upload the data set; name this run's resources."""
         from sagemaker_retrain import pipeline
 
+        data_events = [dict(event.extra or {}) for asset, events in (triggering_asset_events or {}).items()
+                       if asset.name == "sagemaker_retrain_new_data" for event in events]
+        run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
         return pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID,
-                                clear_number=dag_run.clear_number or 0)
+                                clear_number=dag_run.clear_number or 0, run_type=str(run_type),
+                                data_events=data_events)
 
     plan = prepare()
 
@@ -220,7 +263,8 @@ def sagemaker_retrain():
         if params["mode"] != "persistent":
             raise AirflowSkipException(f"ephemeral run recorded at {published['history']}; its endpoint is deleted")
         yield Metadata(SERVED_MODEL, {"endpoint": plan["names"]["endpoint"], "model": plan["names"]["model"],
-                                      "scores": published["scores"], "history": published["history"]})
+                                      "scores": published["scores"], "history": published["history"],
+                                      "data": published["data"]})
         return published
 
     restore_args = {"poll_interval": POLL_SECONDS, "aws_conn_id": AWS_CONN_ID,

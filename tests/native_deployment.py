@@ -45,6 +45,9 @@ ADMIN_USER = "admin"
 # Realistic pace (training ~5 s, endpoint creation 5 s): at time scale 0 every job is finished
 # before the operator's first describe, so nothing would ever be handed to the triggerer.
 EMULATOR_TIME_SCALE = 1.0
+# The watched prefix of new data and its notification suffixes (one object, or a multi-part drop's manifest).
+WATCH_PREFIX = "sagemaker-retrain/incoming/"
+WATCH_SUFFIXES = (".csv", ".manifest.json")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 # compose service -> how the native run starts it (None: provided by the machine or run once).
@@ -92,6 +95,8 @@ DEPLOYMENT_VARIABLES: list[str] = [
     "AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION",
     "SAGEMAKER_RETRAIN_POLL_SECONDS",
     "SAGEMAKER_RETRAIN_SCHEDULE",
+    "SAGEMAKER_RETRAIN_WATCH_QUEUE_URL",
+    "AIRFLOW_VAR_SAGEMAKER_RETRAIN_WATCH_PREFIX",
     *emulator_env("http://offline-aws:4566"),
 ]
 
@@ -138,6 +143,7 @@ class NativeDeployment:
     services: local_services.Services = field(default_factory=local_services.Services)
     api_port: int = 0
     emulator_url: str = ""
+    watch_queue_url: str = ""
     _token: str | None = None
 
     # --- start -------------------------------------------------------------------------------
@@ -201,6 +207,9 @@ class NativeDeployment:
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()),
             # Triggered runs only: a scheduled run would queue ahead of the test's (max_active_runs=1).
             SAGEMAKER_RETRAIN_SCHEDULE="",
+            # New data under the watched prefix starts a run (S3 notification -> SQS -> AssetWatcher).
+            SAGEMAKER_RETRAIN_WATCH_QUEUE_URL=self.watch_queue_url,
+            AIRFLOW_VAR_SAGEMAKER_RETRAIN_WATCH_PREFIX=f"s3://{self.bucket}/{WATCH_PREFIX}",
         )
         env = airflow_env(PROJECT_DIR, self.home, emulator_env(self.emulator_url), self.bucket,
                           poll_seconds=1, extra=extra)
@@ -230,6 +239,25 @@ class NativeDeployment:
         self.emulator_url = f"http://127.0.0.1:{port}"
         self._wait_for(lambda: _http_ok(f"{self.emulator_url}/_offline_aws/state"), 60, "offline-aws")
         self.s3().create_bucket(Bucket=self.bucket)
+        self._watch_new_data()
+
+    def _watch_new_data(self) -> None:
+        """What infra/ creates on AWS: the queue and the bucket's notifications of the watched prefix."""
+        import boto3
+
+        s3 = self.s3()
+        s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
+        sqs = boto3.client("sqs", endpoint_url=self.emulator_url, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        self.watch_queue_url = sqs.create_queue(QueueName=f"{self.name}-new-data")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.watch_queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        rules = [{"Id": f"new-data{suffix}", "QueueArn": arn["QueueArn"], "Events": ["s3:ObjectCreated:*"],
+                  "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": WATCH_PREFIX},
+                                                     {"Name": "suffix", "Value": suffix}]}}}
+                 for suffix in WATCH_SUFFIXES]
+        s3.put_bucket_notification_configuration(Bucket=self.bucket,
+                                                 NotificationConfiguration={"QueueConfigurations": rules})
+        sqs.purge_queue(QueueUrl=self.watch_queue_url)  # S3's s3:TestEvent: no run for it
 
     def _spawn(self, service: str, cmd: list[str], env: dict[str, str]) -> None:
         self.commands[service] = (cmd, env)

@@ -16,6 +16,7 @@ from . import DEFAULT_REGION
 from .admin import PREFIX as ADMIN_PREFIX
 from .admin import AdminApp
 from .faults import Faults
+from .s3_events import install as install_s3_events
 from .sagemaker.models import SageMakerService
 from .sagemaker.responses import INVOCATIONS, SageMakerResponses, credential_scope
 from .settings import Clock
@@ -71,6 +72,7 @@ class Emulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, time_scale: float | None = None,
                  region: str = DEFAULT_REGION, access_log: bool = False, admin_token: str | None = None):
         self.region = region
+        install_s3_events()  # S3 notifications carry versionId, sequencer… as AWS's do
         self.clock = Clock(time_scale)
         self.faults = Faults()
         self.service = SageMakerService(clock=self.clock, faults=self.faults)

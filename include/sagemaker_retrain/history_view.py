@@ -131,12 +131,39 @@ def _package_cell(record: dict, packages: dict[str, dict]) -> str:
 
 
 def _data_cell(record: dict) -> str:
-    data = (record.get("scored_rows") or {}).get("data") or {}
-    version = data.get("sha256", "")[:12] or data.get("version_id") or data.get("etag") or ""
+    data = record.get("data_source") or (record.get("scored_rows") or {}).get("data") or {}
+    version = (data.get("sha256") or "")[:12] or data.get("version_id") or data.get("etag") or ""
     rows = data.get("rows") or record.get("rows") or {}
     count = sum(v for v in rows.values() if isinstance(v, int)) if isinstance(rows, dict) else rows
+    parts = f" · {len(data['parts'])} parts" if data.get("parts") else ""
+    trigger = f"<br><span class=\"muted\">{_e(record['trigger'])}</span>" if record.get("trigger") else ""
     return (f"{_e(record.get('dataset_uri', ''))}<br><span class=\"muted\">"
-            f"{_e(version) or 'version –'} · {_e(count)} rows</span>")
+            f"{_e(version) or 'version –'} · {_e(count)} rows{parts}</span>{trigger}")
+
+
+def lineage_card(answer: dict | None) -> str:
+    """Which data trained the serving model (``lineage.data_behind_endpoint``), and whether its records agree."""
+    if not answer or not answer.get("data"):
+        return ""
+    data = answer["data"]
+    rows = data.get("rows") or {}
+    facts = [f"sha256 <code class=\"sha256\">{_e(data.get('sha256'))}</code>"]
+    if data.get("version_id"):
+        facts.append(f"version {_e(data['version_id'])}")
+    if data.get("etag"):
+        facts.append(f"ETag {_e(data['etag'])}")
+    if data.get("parts"):
+        facts.append(f"{_e(data['parts'])} parts")
+    if rows:
+        facts.append(" / ".join(f"{_e(k)} {_e(v)}" for k, v in rows.items()) + " rows")
+    if data.get("split_seed") is not None:
+        facts.append(f"split seed {_e(data['split_seed'])}")
+    agree = ("records agree" if answer.get("consistent") else
+             '<b class="Rejected">records disagree</b>')
+    sources = ", ".join(f"{_e(k)}: {_e((v or '–')[:12])}" for k, v in (answer.get("records") or {}).items())
+    return (f'<div class="card lineage">Trained on <b>{_e(data.get("uri"))}</b> · {" · ".join(facts)}<br>'
+            f'<span class="muted">training job {_e(answer.get("training_job"))} · run {_e(answer.get("run_id"))} · '
+            f'{agree} ({sources})</span></div>')
 
 
 def _row(record: dict, packages: dict[str, dict], serving_arn: str | None) -> str:
@@ -255,7 +282,9 @@ def render(pages: list[dict], endpoints: list[str] | None = None, more_endpoints
                 f'<span class="badge {_e(serving.get("approval"))}">{_e(serving.get("approval"))}</span> '
                 f'<span class="muted">{_e(serving.get("approval_description"))} · {_e(serving_arn)} · run '
                 f'{_e((serving.get("metadata") or {}).get("run-id"))}</span></div>')
-        elif info.get("endpoint_model"):
+        if serving or info.get("endpoint_model"):
+            parts.append(lineage_card(info.get("lineage")))
+        if not serving and info.get("endpoint_model"):
             parts.append(f'<div class="card serving-model">Serving: model {_e(info["endpoint_model"])} '
                          '<span class="muted">(not from the registry)</span></div>')
         parts.append(chart(page["records"], serving_arn))
@@ -276,21 +305,24 @@ def render(pages: list[dict], endpoints: list[str] | None = None, more_endpoints
     return "".join(parts)
 
 
-def registry_view(sm, endpoint: str, records: list[dict]) -> dict:
+def registry_view(sm, endpoint: str, records: list[dict], s3=None, bucket: str | None = None,
+                  prefix: str | None = None) -> dict:
     """What the registry says for a page: the serving package, and each shown record's package now.
 
     Bounded: one DescribeEndpoint/EndpointConfig/Model for the serving package, one
     DescribeModelPackage per record shown (at most ``MAX_LIMIT``). A registry that cannot be read
     leaves the page to the S3 records.
     """
-    from sagemaker_retrain import gate, registry
+    from sagemaker_retrain import gate, lineage, registry
     from sagemaker_retrain.ownership import describe_endpoint
 
-    info: dict = {"serving": None, "packages": {}, "endpoint_model": None}
+    info: dict = {"serving": None, "packages": {}, "endpoint_model": None, "lineage": None}
     try:
         model = gate.serving_model(sm, describe_endpoint(sm, endpoint))
         info["endpoint_model"] = model
         info["serving"] = registry.package_of_model(sm, model)
+        if model:
+            info["lineage"] = lineage.data_behind_endpoint(sm, endpoint, s3=s3, bucket=bucket, prefix=prefix)
     except Exception:  # noqa: BLE001 - the page still shows the S3 records
         pass
     for record in records:
@@ -343,7 +375,7 @@ def create_app() -> FastAPI:
         else:
             pages = [history.read_page(s3, bucket, prefix, e, OVERVIEW_ROWS) for e in names[:OVERVIEW_ENDPOINTS]]
         sm = _sagemaker() if pages else None
-        info = {p["endpoint"]: registry_view(sm, p["endpoint"], p["records"]) for p in pages}
+        info = {p["endpoint"]: registry_view(sm, p["endpoint"], p["records"], s3, bucket, prefix) for p in pages}
         return render(pages, names, more, paged=endpoint is not None, registry_info=info)
 
     @app.get("/api/endpoints")

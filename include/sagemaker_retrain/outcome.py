@@ -258,3 +258,16 @@ def report_refusal(error: BaseException) -> None:
     show(context, _cut(f"Refused: {message}", LABEL_MAX_CHARS),
          _fit_note([f"{MARKER}Refused before anything was spent** — {message}",
                     "- Fix the Param(s) named above in the Trigger form and trigger again."]))
+
+
+def report_skip(message: str) -> None:
+    """Sum up a run that ended early on purpose (the data is what the serving model was trained on)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        context = get_current_context()
+    except Exception:  # noqa: BLE001 - called outside a task (tests, scripts): nothing to show
+        return
+    show(context, _cut(message, LABEL_MAX_CHARS),
+         _fit_note([f"{MARKER}Skipped: unchanged data** — {message}",
+                    "- Nothing was trained; the serving model stays."]))

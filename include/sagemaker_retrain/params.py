@@ -270,6 +270,13 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
             "Held-out rows sent to the endpoint once it serves the new model, 1–100.",
             type="integer", minimum=1, maximum=100,
         ),
+        "on_unchanged_data": _param(
+            "auto", EVALUATION, "Unchanged data",
+            "When the data has the same sha256 as the data the serving model was trained on: `skip` ends the "
+            "run successfully without training, `retrain` trains anyway, `auto` skips runs started by new data "
+            "or the schedule and retrains runs a person triggered.",
+            type="string", enum=["auto", "skip", "retrain"],
+        ),
         # Model registry approval (resolved at run time: a Param default cannot read a Variable at parse time).
         "require_approval": _param(
             "policy", ESSENTIALS, "Require approval",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from sagemaker_retrain import config, limits, naming
+from sagemaker_retrain import config, limits, lineage, naming
 from sagemaker_retrain.images import linear_learner_image
 from sagemaker_retrain.settings import DeploymentSettings, SettingsError, load_settings
 
@@ -70,18 +70,25 @@ def _fail(err: Exception):
 
 
 def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
-            aws_conn_id: str | None = "aws_default", clear_number: int = 0) -> dict:
+            aws_conn_id: str | None = "aws_default", clear_number: int = 0, run_type: str = "manual",
+            data_events: list[dict] | None = None) -> dict:
     """Validate params, ownership and data; upload the data; name the run's resources.
 
-    Bad input (params, settings, data, a foreign endpoint) raises AirflowFailException before
-    any SageMaker resource is created: retrying cannot fix it.
+    ``data_events`` are the extras of the run's triggering ``sagemaker_retrain_new_data`` events (a
+    run started by new data trains on the drop they announce); ``run_type`` is the DagRun's
+    (``manual``, ``scheduled``, ``asset_triggered``). Bad input (params, settings, data, a foreign
+    endpoint) raises AirflowFailException before any SageMaker resource is created: retrying
+    cannot fix it. Data the serving model was trained on already ends the run early when Param
+    ``on_unchanged_data`` says skip (AirflowSkipException: a successful run that says so).
     """
+    from sagemaker_retrain.data_events import DropError
     from sagemaker_retrain.data_prep.errors import DataValidationError
     from sagemaker_retrain.ownership import ForeignResourceError
 
     try:
-        return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number)
-    except (DataValidationError, SettingsError, ForeignResourceError, ValueError) as err:
+        return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number, run_type,
+                        data_events or [])
+    except (DataValidationError, SettingsError, ForeignResourceError, DropError, ValueError) as err:
         from sagemaker_retrain import outcome
 
         outcome.report_refusal(err)  # refused before anything was spent: say so on the run page
@@ -89,7 +96,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
 
 def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None,
-             clear_number: int) -> dict:
+             clear_number: int, run_type: str = "manual", data_events: list[dict] | None = None) -> dict:
     from sagemaker_retrain.data_prep.prepare import prepare_and_upload
     from sagemaker_retrain.ownership import require_owned_endpoint
 
@@ -102,14 +109,20 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     run_prefix = f"{settings.prefix}/runs/{slug}"
     clients = Clients(settings)
     endpoint = endpoint_for(params, slug)
+    dataset_uri, sources, trigger = choose_data(params, run_type, data_events or [], clients.s3, project_dir)
     data = prepare_and_upload(
-        params["dataset_uri"], s3_client=clients.s3, bucket=settings.bucket, input_prefix=f"{run_prefix}/input",
-        params=params, base_dir=project_dir,
+        dataset_uri, s3_client=clients.s3, bucket=settings.bucket, input_prefix=f"{run_prefix}/input",
+        params=params, base_dir=project_dir, sources=sources,
     )
+    served = None
     if params["mode"] == "persistent":
         # Refuse a foreign endpoint before any SageMaker resource is made (deploy checks again before it
         # mutates); after the data checks, so bad data is refused without a single SageMaker call.
-        require_owned_endpoint(clients.sagemaker, endpoint)
+        owned = require_owned_endpoint(clients.sagemaker, endpoint)
+        if owned is not None and skip_unchanged(params, run_type):
+            served = _served_data(clients, endpoint)
+    if served and served.get("sha256") == data.source.get("sha256"):
+        _skip_unchanged(clients, params, run_id, slug, f"{run_prefix}/input", dataset_uri, data, served, trigger)
     training = config.build_training_config(
         job_name=name,
         image=image,
@@ -120,15 +133,16 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         output_uri=f"s3://{settings.bucket}/{settings.prefix}/models/{slug}",
         params=params,
         feature_dim=data.feature_dim,
-        resource_tags=config.tags(endpoint, run_id),
+        resource_tags=config.tags(endpoint, run_id, **lineage.training_tags(data.source)),
         content_type=data.content_types,
     )
-    log.info("Data set %s: %s rows per split, %s features, uploaded to %s",
-             params["dataset_uri"], data.rows, data.feature_dim, data.channel_uris)
+    log.info("Data set %s (%s; sha256 %s): %s rows per split, %s features, uploaded to %s",
+             dataset_uri, trigger, data.source.get("sha256"), data.rows, data.feature_dim, data.channel_uris)
     # The data set's version for the registry and the history: what identifies the bytes the run read.
     version = {k: v for k, v in data.source.items() if k in ("sha256", "etag", "version_id", "bytes") and v}
-    data_dict = {**data.as_dict(), "version": version}
+    data_dict = {**data.as_dict(), "version": version, "split_seed": params["split_seed"], "trigger": trigger}
     return {
+        "dataset_uri": dataset_uri,
         "settings": settings.as_dict(),
         "slug": slug,
         "run_id": run_id,
@@ -150,6 +164,94 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         "endpoint_config_name": name,
         "smoke_features": data.smoke_features,
     }
+
+
+UNCHANGED_DATA_CHOICES = ("auto", "skip", "retrain")
+
+
+def skip_unchanged(params: dict, run_type: str) -> bool:
+    """Whether data the serving model was trained on (same sha256) ends the run instead of retraining.
+
+    Param ``on_unchanged_data``: ``skip``, ``retrain``, or ``auto`` (the default): skip for runs
+    started by new data or by the schedule, retrain when a person triggered the run.
+    """
+    choice = params.get("on_unchanged_data") or "auto"
+    if choice == "auto":
+        return run_type in ("asset_triggered", "scheduled")
+    return choice == "skip"
+
+
+def choose_data(params: dict, run_type: str, data_events: list[dict], s3_client,
+                project_dir: Path) -> tuple[str, list[dict] | None, str]:
+    """(the data set's label URI, the sources to read or None for the Param's URI, why these).
+
+    A run started by new data reads the drop its events announce; a scheduled run with a watched
+    prefix (Variable ``sagemaker_retrain_watch_prefix``) reads the newest drop under it; otherwise,
+    the ``dataset_uri`` Param. Every location is checked against the admins' allowed prefixes first.
+    """
+    from sagemaker_retrain import data_events as events
+
+    variables = limits.airflow_variables
+    watch = events.load_watch(variables)
+    max_bytes = limits.limits(variables)["max_dataset_bytes"]
+
+    def allowed(uri: str) -> None:
+        limits.check_dataset_uri(uri, project_dir, variables, max_bytes)
+
+    drop = None
+    if data_events:
+        drop = events.drop_from_events(s3_client, data_events, watch, allowed)
+        if drop is None:
+            raise ValueError("This run was started by new data, but its events name no new object under the "
+                             f"watched prefix ({watch.uri if watch else 'any'}): nothing to train on")
+        why = f"new data: {drop.describe()}"
+    elif run_type == "scheduled" and watch is not None:
+        drop = events.latest_drop(s3_client, watch, allowed)
+        why = f"scheduled: newest drop under {watch.uri}: {drop.describe()}" if drop else (
+            f"scheduled: nothing under {watch.uri}, so Param dataset_uri")
+    else:
+        why = "Param dataset_uri"
+    if drop is None:
+        return params["dataset_uri"], None, why
+    if drop.ignored:
+        log.info("Also announced, not read (another drop is newer, or outside the watched prefix): %s", drop.ignored)
+    return drop.trigger.uri, drop.sources, why
+
+
+def _served_data(clients: Clients, endpoint: str) -> dict | None:
+    """The data behind the model the endpoint serves (its registry and job records), or None."""
+    try:
+        return lineage.data_behind_endpoint(clients.sagemaker, endpoint)["data"]
+    except Exception as err:  # noqa: BLE001 - no answer: the run trains (never skips on a guess)
+        log.info("Cannot tell which data trained the model behind %s (%s): training.", endpoint, err)
+        return None
+
+
+def _skip_unchanged(clients: Clients, params: dict, run_id: str, slug: str, input_prefix: str, dataset_uri: str,
+                    data, served: dict, trigger: str) -> None:
+    """End the run early: the serving model was trained on these very bytes. Recorded, and said on the run page."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from sagemaker_retrain import history, outcome
+
+    settings = clients.settings
+    s3 = clients.s3
+    stale = [{"Key": o["Key"]} for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.bucket, Prefix=f"{input_prefix}/") for o in page.get("Contents", [])]
+    for start in range(0, len(stale), 1000):
+        s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": stale[start:start + 1000], "Quiet": True})
+    sha = data.source.get("sha256")
+    message = (f"Skipped: {dataset_uri} has the same sha256 ({sha[:12]}…) as the data the model serving "
+               f"{params['endpoint_name']} was trained on ({trigger}); Param on_unchanged_data="
+               f"{params.get('on_unchanged_data') or 'auto'}. Set it to retrain to train anyway.")
+    history.record_run(s3, settings.bucket, settings.prefix, params["endpoint_name"], slug, {
+        "run_id": run_id, "slug": slug, "recorded_at": datetime.now(UTC).isoformat(),
+        "outcome": "skipped: unchanged data", "mode": params["mode"], "endpoint": params["endpoint_name"],
+        "dataset_uri": dataset_uri, "rows": data.rows, "data_source": data.source, "trigger": trigger,
+        "served_data": served, "reason": message,
+    })
+    outcome.report_skip(message)
+    raise AirflowSkipException(message)
 
 
 def _check_params(params: dict) -> None:
@@ -214,8 +316,10 @@ def register(plan: dict, training: dict, params: dict) -> dict:
     version = data.get("version") or {}
     lineage = {
         "run-id": plan["run_id"], "dag-id": "sagemaker_retrain", "training-job": training["TrainingJobName"],
-        "dataset-uri": params["dataset_uri"], "dataset-sha256": version.get("sha256"),
+        "dataset-uri": plan.get("dataset_uri", params["dataset_uri"]), "dataset-sha256": version.get("sha256"),
         "dataset-etag": version.get("etag"), "dataset-version-id": version.get("version_id"),
+        "dataset-bytes": version.get("bytes"), "dataset-parts": len((data.get("source") or {}).get("parts") or []) or None,
+        "split-seed": params.get("split_seed"), "run-slug": plan["slug"],
         **{f"rows-{split}": count for split, count in (data.get("rows") or {}).items()},
         "target": params["target_column"], "predictor-type": params["predictor_type"],
         "gate-metric": params["gate_metric"], "gate-decision": "pending",
@@ -225,7 +329,8 @@ def register(plan: dict, training: dict, params: dict) -> dict:
         group_name=group, image=plan["image"], model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
         params=params, metrics_uri=metrics_uri(plan), customer_metadata=registry.metadata(lineage),
         client_token=registry.client_token(plan["run_id"], plan["slug"]),
-        description=f"Run {plan['run_id']}: training job {training['TrainingJobName']} on {params['dataset_uri']}",
+        description=f"Run {plan['run_id']}: training job {training['TrainingJobName']} on "
+                    f"{plan.get('dataset_uri', params['dataset_uri'])}",
         resource_tags=_model_tags(plan, training["TrainingJobName"]),
     )
     arn = sm.create_model_package(**request)["ModelPackageArn"]
@@ -410,8 +515,10 @@ def _record(clients: Clients, plan: dict, params: dict, outcome: str, **details)
         "endpoint": plan["names"]["endpoint"],
         "training_job": plan["names"]["training_job"],
         "model": plan["names"]["model"],
-        "dataset_uri": params["dataset_uri"],
+        "dataset_uri": plan.get("dataset_uri", params["dataset_uri"]),
         "rows": plan["data"]["rows"],
+        "data_source": {**(plan["data"].get("source") or {}), "split_seed": params.get("split_seed")},
+        "trigger": plan["data"].get("trigger"),
         **details,
     }
     return history.record_run(clients.s3, settings.bucket, settings.prefix, params["endpoint_name"],
@@ -494,7 +601,18 @@ def publish(plan: dict, params: dict, evidence: dict, verification: dict, approv
                          package=_package_ref(evidence.get("package")),
                          champion_package=_package_ref(evidence.get("champion_package")), approval=approval)
     return {"outcome": outcome, "history": history_uri, "scores": evidence["scores"],
-            "artifacts": evidence["artifacts"]}
+            "artifacts": evidence["artifacts"], "data": served_data_summary(plan, params)}
+
+
+def served_data_summary(plan: dict, params: dict) -> dict:
+    """The lineage announced with the served model (its Asset event): what trained it, exactly."""
+    source = plan["data"].get("source") or {}
+    return {"uri": plan.get("dataset_uri", params["dataset_uri"]), "sha256": source.get("sha256"),
+            "bytes": source.get("bytes"), "etag": source.get("etag"), "version_id": source.get("version_id"),
+            "parts": [{k: p.get(k) for k in ("uri", "sha256", "version_id")} for p in source.get("parts") or []],
+            "rows": plan["data"].get("rows"), "split_seed": params.get("split_seed"),
+            "trigger": plan["data"].get("trigger"), "run_id": plan["run_id"],
+            "training_job": plan["names"]["training_job"]}
 
 
 def stop_run_jobs(plan: dict) -> list[str]:

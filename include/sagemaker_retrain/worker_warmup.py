@@ -8,13 +8,13 @@ import (the DAG file is parsed again by every task), then the botocore models th
 from __future__ import annotations
 
 import aiobotocore.session  # noqa: F401 - the deferrable operators' triggers
-
 import airflow.providers.amazon.aws.operators.sagemaker  # noqa: F401
 import airflow.providers.amazon.aws.triggers.sagemaker  # noqa: F401
 import boto3
 import matplotlib.backends.backend_agg  # noqa: F401 - the gate's plot
 import matplotlib.figure  # noqa: F401
 
+import sagemaker_retrain.data_events  # noqa: F401
 import sagemaker_retrain.data_prep.prepare  # noqa: F401 - pandas and numpy
 import sagemaker_retrain.evaluation  # noqa: F401 - matplotlib (the plot)
 import sagemaker_retrain.operators.approval  # noqa: F401

@@ -157,3 +157,43 @@ def test_param_defaults_validate_and_bounds_refuse(dagbag):
             param.resolve(value=value)
     with pytest.raises(ParamValidationError):
         params.get_param("epochs").resolve(value="ten")
+
+
+NEW_DATA_ENV = {"SAGEMAKER_RETRAIN_WATCH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/new-data"}
+
+
+def test_with_a_watched_queue_parsing_still_does_no_io(tmp_path, monkeypatch):
+    probe = tmp_path / "probe.py"
+    probe.write_text(PARSE_PROBE)
+    env = {**__import__("os").environ, **NEW_DATA_ENV}
+    out = subprocess.run([sys.executable, str(probe), str(DAGS_DIR / "sagemaker_retrain.py")], capture_output=True,
+                         text=True, check=True, env=env)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (report["connects"], report["lookups"], report["clients"]) == ([], [], [])
+
+
+@pytest.mark.parametrize("cron, expected", [("@weekly", "AssetOrTimeSchedule"), ("", "AssetTriggeredTimetable")])
+def test_new_data_or_the_cron_when_a_queue_is_set(monkeypatch, cron, expected):
+    """The queue's SQS watcher (MessageQueueTrigger → the Amazon provider's SqsSensorTrigger) on an Asset."""
+    import importlib.util
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for key, value in {**NEW_DATA_ENV, "SAGEMAKER_RETRAIN_SCHEDULE": cron}.items():
+        monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location("dag_with_watcher", DAGS_DIR / "sagemaker_retrain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = module.sagemaker_retrain()
+    serialized = DagSerialization.to_dict(dag)["dag"]
+    assert expected in json.dumps(serialized["timetable"], default=str)
+    (watcher,) = module.NEW_DATA.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "airflow.providers.amazon.aws.triggers.sqs.SqsSensorTrigger"
+    assert kwargs["sqs_queue"] == NEW_DATA_ENV["SAGEMAKER_RETRAIN_WATCH_QUEUE_URL"]
+    assert kwargs["delete_message_on_reception"] is True and kwargs["max_messages"] == 10
+
+
+def test_without_a_queue_the_plain_schedule(dagbag):
+    dag = dagbag.dags["sagemaker_retrain"]
+    assert "Asset" not in type(dag.timetable).__name__

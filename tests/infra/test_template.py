@@ -228,6 +228,41 @@ class _BucketPolicy:
         return True
 
 
+class _QueuePolicy:
+    """``AWS::SQS::QueuePolicy`` for moto's CloudFormation (which has none): the queues' Policy attribute."""
+
+    sqs = None  # set by moto_cfn_gaps
+
+    def __init__(self, queues: list[str]):
+        self.queues = queues
+        self.physical_resource_id = ",".join(queues)
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        props = cloudformation_json["Properties"]
+        for queue in props["Queues"]:
+            cls.sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+        return cls(props["Queues"])
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        for queue in cloudformation_json["Properties"]["Queues"]:
+            cls.sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": ""})
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SQS::QueuePolicy"
+
+    def is_created(self) -> bool:
+        return True
+
+
+def _queue_notification(rule: dict) -> dict:
+    """One CloudFormation QueueConfiguration as the S3 API's."""
+    return {"QueueArn": rule["Queue"], "Events": [rule["Event"]], "Filter": {"Key": {"FilterRules": [
+        {"Name": r["Name"], "Value": r["Value"]} for r in rule["Filter"]["S3Key"]["Rules"]]}}}
+
+
 def _lifecycle_rule(rule: dict) -> dict:
     """One CloudFormation lifecycle rule as the S3 API's LifecycleRule."""
     out = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
@@ -250,6 +285,7 @@ def moto_cfn_gaps(emulator_clients):
 
     s3 = emulator_clients["s3"]
     _BucketPolicy.s3 = s3
+    _QueuePolicy.sqs = emulator_clients["sqs"]
     original_create = FakeBucket.create_from_cloudformation_json.__func__
     original_map = parsing.get_model_map
 
@@ -264,6 +300,10 @@ def moto_cfn_gaps(emulator_clients):
                 k: str(v).lower() == "true" for k, v in props["PublicAccessBlockConfiguration"].items()})
         if "OwnershipControls" in props:
             s3.put_bucket_ownership_controls(Bucket=resource_name, OwnershipControls=props["OwnershipControls"])
+        if "NotificationConfiguration" in props:
+            s3.put_bucket_notification_configuration(Bucket=resource_name, NotificationConfiguration={
+                "QueueConfigurations": [_queue_notification(r) for r in
+                                        props["NotificationConfiguration"].get("QueueConfigurations", [])]})
         if "LifecycleConfiguration" in props:
             s3.put_bucket_lifecycle_configuration(Bucket=resource_name, LifecycleConfiguration={
                 "Rules": [_lifecycle_rule(r) for r in props["LifecycleConfiguration"]["Rules"]]})
@@ -271,7 +311,8 @@ def moto_cfn_gaps(emulator_clients):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))
-        mp.setattr(parsing, "get_model_map", lambda: {**original_map(), "AWS::S3::BucketPolicy": _BucketPolicy})
+        mp.setattr(parsing, "get_model_map", lambda: {**original_map(), "AWS::S3::BucketPolicy": _BucketPolicy,
+                                                      "AWS::SQS::QueuePolicy": _QueuePolicy})
         yield
 
 
@@ -280,7 +321,7 @@ def emulator_clients():
     emu = start_emulator(time_scale=0)
     kw = dict(endpoint_url=emu.url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
     try:
-        yield {name: boto3.client(name, **kw) for name in ("cloudformation", "s3", "iam")}
+        yield {name: boto3.client(name, **kw) for name in ("cloudformation", "s3", "iam", "sqs")}
     finally:
         emu.stop()
 
@@ -439,13 +480,54 @@ def test_existing_bucket_is_used_as_is(stack, emulator_clients):
     assert outputs["BucketName"] == "team-ml-data"
     resources = emulator_clients["cloudformation"].describe_stack_resources(StackName="other-pipeline")["StackResources"]
     # (moto also lists an entry without a type for conditioned-out resources)
+    # The new-data queue is made as well; an existing bucket's notifications are the owner's to add (README).
     assert sorted(r["ResourceType"] for r in resources if r.get("ResourceType")) == [
-        "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"]
+        "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy"]
     with pytest.raises(ClientError):
         s3.get_bucket_policy(Bucket="team-ml-data")  # left as it was
+    assert not s3.get_bucket_notification_configuration(Bucket="team-ml-data").get("QueueConfigurations")
+    queue_policy = json.loads(emulator_clients["sqs"].get_queue_attributes(
+        QueueUrl=outputs["NewDataQueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
+    assert queue_policy["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:s3:::team-ml-data"
     statements = _by_sid(_policy_document(iam, outputs["AirflowPolicyArn"]))
     assert statements["PrepareGateHistoryReadWriteObjects"]["Resource"] == "arn:aws:s3:::team-ml-data/other-pipeline/*"
     assert statements["WaitSmokeInvokeOwnEndpoint"]["Resource"] == (
         f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/linear-learner-housing*")
     assert statements["DeployUpdateEndpointReadsRollbackAlarms"]["Resource"][0] == (
         f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:other-pipeline-linear-learner-housing*-invocation-5xx")
+
+
+def test_new_data_under_the_watched_prefix_notifies_the_queue(stack, emulator_clients):
+    """The stack's bucket notification and queue, used as the DAG's watcher uses them."""
+    from sagemaker_retrain import data_events
+
+    s3, sqs = emulator_clients["s3"], emulator_clients["sqs"]
+    queue = stack["NewDataQueueUrl"]
+    watch = data_events.Watch.parse(stack["NewDataPrefixUri"])
+    assert (watch.bucket, watch.prefix) == (stack["BucketName"], "sagemaker-retrain/incoming/")
+    sqs.purge_queue(QueueUrl=queue)  # S3's s3:TestEvent
+    tls_only = s3.get_bucket_policy(Bucket=watch.bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=watch.bucket)  # the emulator speaks plain HTTP, which the policy denies
+    try:
+        for key in ("sagemaker-retrain/incoming/d.csv", "sagemaker-retrain/incoming/d.manifest.json",
+                    "sagemaker-retrain/incoming/d.txt", "sagemaker-retrain/runs/x/part.csv"):
+            s3.put_object(Bucket=watch.bucket, Key=key, Body=b"a,b\n1,2\n")
+    finally:
+        s3.put_bucket_policy(Bucket=watch.bucket, Policy=tls_only)
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    keys = sorted(o.key for o in data_events.objects_from_messages(messages))
+    assert keys == ["sagemaker-retrain/incoming/d.csv", "sagemaker-retrain/incoming/d.manifest.json"]
+    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]["Policy"])
+    (statement,) = policy["Statement"]
+    assert (statement["Principal"], statement["Action"]) == ({"Service": "s3.amazonaws.com"}, "sqs:SendMessage")
+
+
+def test_airflow_policy_lets_the_watcher_receive_and_delete_only(stack, emulator_clients):
+    iam = emulator_clients["iam"]
+    arn = stack["AirflowPolicyArn"]
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = _document(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
+    sqs_statements = [s for s in document["Statement"] if any(a.startswith("sqs:") for a in _as_list(s["Action"]))]
+    assert len(sqs_statements) == 1
+    assert sorted(_as_list(sqs_statements[0]["Action"])) == ["sqs:DeleteMessage", "sqs:ReceiveMessage"]
+    assert sqs_statements[0]["Resource"].endswith(":" + stack["NewDataQueueUrl"].rsplit("/", 1)[-1])

@@ -193,3 +193,26 @@ def test_chart_and_registry_columns():
     assert 'href="/dags/sagemaker_retrain/runs/manual__r3"' in html_page and "rejected by bob: drift" in html_page
     assert "/tasks/gate" in html_page and "abababababab" in html_page and "451 rows" in html_page
     assert "chakra-ui-color-mode" in html_page and "[data-theme=dark]" in html_page
+
+
+def test_serving_model_shows_the_data_that_trained_it():
+    """The lineage card: from the registry and job records, and whether they agree."""
+    from sagemaker_retrain.history_view import render
+
+    page = {"endpoint": "ep", "records": [{
+        "run_id": "asset_triggered__r1", "outcome": "promoted", "dataset_uri": "s3://b/incoming/drop.manifest.json",
+        "data_source": {"sha256": "cd" * 32, "parts": [{"uri": "s3://b/p0.csv"}, {"uri": "s3://b/p1.csv"}]},
+        "trigger": "new data: 2 part(s) named by manifest s3://b/incoming/drop.manifest.json", "rows": {"train": 9}}],
+        "total": 1, "total_is_lower_bound": False, "offset": 0, "limit": 20, "next_offset": None}
+    answer = {"data": {"uri": "s3://b/incoming/drop.manifest.json", "sha256": "cd" * 32, "version_id": "v9",
+                       "rows": {"train": 400, "test": 51}, "split_seed": "42", "parts": "2"},
+              "records": {"model_package": "cd" * 32, "training_job": "cd" * 32}, "consistent": True,
+              "training_job": "job-1", "run_id": "asset_triggered__r1"}
+    serving = {"arn": "arn:p/1", "version": 1, "approval": "Approved", "metadata": {}}
+    html_page = render([page], ["ep"], registry_info={"ep": {"serving": serving, "packages": {}, "lineage": answer}})
+    assert f'Trained on <b>s3://b/incoming/drop.manifest.json</b> · sha256 <code class="sha256">{"cd" * 32}</code>' in html_page
+    assert "version v9" in html_page and "split seed 42" in html_page and "records agree" in html_page
+    assert "2 parts" in html_page and "new data: 2 part(s)" in html_page and "cdcdcdcdcdcd" in html_page
+    disagree = render([page], ["ep"], registry_info={"ep": {"serving": serving, "packages": {},
+                                                             "lineage": {**answer, "consistent": False}}})
+    assert "records disagree" in disagree

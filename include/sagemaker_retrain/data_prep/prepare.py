@@ -29,6 +29,7 @@ import numpy as np
 from sagemaker_retrain.data_prep import checks, encoding
 from sagemaker_retrain.data_prep.chunks import CHUNK_BYTES, CHUNK_ROWS, iter_raw_chunks
 from sagemaker_retrain.data_prep.csv_rows import parse_chunk, parse_header
+from sagemaker_retrain.data_prep.drop import ConcatenatedParts, describe_parts
 from sagemaker_retrain.data_prep.encoding import CONTENT_TYPES, CSV
 from sagemaker_retrain.data_prep.parts import PART_BYTES, ChannelWriter
 from sagemaker_retrain.data_prep.source import open_source
@@ -196,8 +197,13 @@ def prepare_and_upload(
     params: dict,
     base_dir: Path | None = None,
     transfer_config=None,
+    sources: list[dict] | None = None,
 ) -> PreparedData:
     """The prepare task's body: validate and split ``uri``, uploading parts under ``input_prefix``.
+
+    ``sources`` (``[{"uri", "version_id"}]``), when given, are what is read instead: one object at
+    its version, or the parts of a multi-part drop as one CSV (``uri`` then labels the drop, e.g.
+    its manifest).
 
     Reads from ``params``: target_column, predictor_type, validation_fraction, test_fraction,
     split_seed, smoke_rows, num_classes, and optionally ``training_content_type`` (``text/csv``,
@@ -208,7 +214,13 @@ def prepare_and_upload(
     min_parts = int(params.get("training_instance_count") or 1)
     with tempfile.TemporaryDirectory(prefix="prepare-") as tmp:
         s3_metadata: dict = {}
-        source = HashingReader(open_source(uri, s3_client=s3_client, base_dir=base_dir, metadata=s3_metadata))
+        if sources and len(sources) > 1:
+            source = ConcatenatedParts(sources, lambda src, meta: open_source(
+                src["uri"], s3_client=s3_client, base_dir=base_dir, metadata=meta, version_id=src.get("version_id")))
+        else:
+            version = (sources or [{}])[0].get("version_id")
+            source = HashingReader(open_source(uri, s3_client=s3_client, base_dir=base_dir, metadata=s3_metadata,
+                                               version_id=version))
         uploader = PartUploader(s3_client, bucket, input_prefix, transfer_config)
         try:
             prepared, _ = prepare_dataset(
@@ -226,7 +238,8 @@ def prepare_and_upload(
                 on_part=uploader.submit,
             )
             prepared.channel_uris = uploader.finish()
-            prepared.source = describe_source(uri, source, s3_metadata)
+            prepared.source = (describe_parts(source, uri) if isinstance(source, ConcatenatedParts)
+                               else describe_source(uri, source, s3_metadata))
         except BaseException:
             uploader.abort()
             raise

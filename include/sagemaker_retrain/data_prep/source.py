@@ -16,15 +16,17 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def open_source(uri: str, s3_client=None, base_dir: Path | None = None, metadata: dict | None = None) -> IO[bytes]:
-    """Open a local path or an s3:// object for streaming; a missing source is a clear error.
+def open_source(uri: str, s3_client=None, base_dir: Path | None = None, metadata: dict | None = None,
+                version_id: str | None = None) -> IO[bytes]:
+    """Open a local path or an s3:// object (``version_id``: that version) for streaming; a missing
+    source is a clear error.
 
     ``metadata``, if given, receives the S3 object's ``ETag`` and ``VersionId`` (lineage).
     """
     if uri.startswith("s3://"):
         bucket, key = split_s3_uri(uri)
         try:
-            response = s3_client.get_object(Bucket=bucket, Key=key)
+            response = s3_client.get_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
             if metadata is not None:
                 metadata.update({k: response.get(k) for k in ("ETag", "VersionId")})
             return response["Body"]
