@@ -16,8 +16,8 @@ from urllib.parse import unquote
 from werkzeug.wrappers import Request, Response
 
 from .. import DEFAULT_REGION
-from ..limits import CONTROL_PLANE_MAX_BYTES, INVOKE_ENDPOINT_MAX_BYTES, LimitExceeded, read_body
 from ..iam_enforcement import AccessDenied, IamEnforcer
+from ..limits import CONTROL_PLANE_MAX_BYTES, INVOKE_ENDPOINT_MAX_BYTES, LimitExceeded, read_body
 from .authorization import invoke_requests, sagemaker_requests
 from .exceptions import SageMakerError, SerializationException
 from .hosting import ModelErrorResponse, payload_too_large
