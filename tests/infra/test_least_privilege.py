@@ -29,7 +29,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from offline_aws.airflow_run import airflow_env, dags_test
+from offline_aws.airflow_run import DagTestSession, airflow_env
 from offline_aws.server import start_emulator
 
 pytestmark = pytest.mark.slow
@@ -91,6 +91,7 @@ class World:
         self.env = airflow_env(PROJECT, home, aws_env, BUCKET, role_arn=self.outputs["ExecutionRoleArn"],
                                poll_seconds=0.2, extra={"AIRFLOW_VAR_SAGEMAKER_RETRAIN_PREFIX": PREFIX})
         self.removed: str | None = None
+        self.session = DagTestSession(self.env)
 
     def use_policy_without(self, sid: str | None) -> None:
         """Make the managed policy's default version the template's, minus statement ``sid``."""
@@ -109,7 +110,7 @@ class World:
         decisions = self.emulator.enforcer.decisions
         start = len(decisions)
         began = time.monotonic()
-        result = dags_test(self.env, conf=conf, timeout=600)
+        result = self.session.run(conf, timeout=600)
         print(f"# run {conf} without {self.removed}: {result.state} in {time.monotonic() - began:.1f} s", flush=True)
         mine = [d for d in decisions[start:] if d["caller"] == self.user_arn]
         return result, mine
@@ -131,7 +132,11 @@ def _first_failed(states: dict) -> str:
 def world(tmp_path_factory):
     emulator = start_emulator(time_scale=0, enforce_iam=True)
     try:
-        yield World(emulator, tmp_path_factory.mktemp("airflow-home"))
+        world = World(emulator, tmp_path_factory.mktemp("airflow-home"))
+        try:
+            yield world
+        finally:
+            world.session.close()
     finally:
         emulator.stop()
 
