@@ -28,6 +28,7 @@ identity, so the operator can set up users and stacks, and a test gives Airflow 
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import threading
@@ -52,6 +53,7 @@ class AuthRequest:
     action: str
     resource: str
     context: Context = field(default_factory=dict)
+    role: str | None = None  # evaluated against this IAM role's policies (a service acting as it), not the caller's
 
 
 class AccessDenied(Exception):
@@ -144,6 +146,11 @@ def statements(policies: list) -> list[dict]:
 
     out = []
     for policy in policies:
+        if isinstance(policy, str):  # moto keeps a role's inline policy from CloudFormation as repr(dict)
+            try:
+                json.loads(policy)
+            except ValueError:
+                policy = json.dumps(ast.literal_eval(policy))
         document = IAMPolicy(policy)._policy_json
         found = document["Statement"]
         out += found if isinstance(found, list) else [found]
@@ -211,15 +218,30 @@ class IamEnforcer:
         access_key = signed._access_key
         return Caller(access_key.arn, statements(access_key.collect_policies()))
 
+    def role(self, arn: str) -> Caller:
+        """A role as its own principal (inline and attached policies); no policies if it does not exist."""
+        from moto.iam.access_control import AssumedRoleAccessKey
+        from moto.iam.models import iam_backends
+
+        backend = iam_backends[self.account_id][self.partition]
+        try:
+            name = backend.get_role_by_arn(arn).name
+        except Exception:  # NoSuchEntity: nothing allows it
+            return Caller(arn, [])
+        holder = AssumedRoleAccessKey.__new__(AssumedRoleAccessKey)  # moto's policy collection for a role
+        holder.account_id, holder.partition, holder._owner_role_name = self.account_id, self.partition, name
+        return Caller(arn, statements(holder.collect_policies()))
+
     def authorize(self, caller: Caller, requests: list[AuthRequest]) -> None:
-        """Raise AccessDenied for the first request the caller's policies do not allow."""
+        """Raise AccessDenied for the first request the caller's (or its named role's) policies do not allow."""
         for request in requests:
-            allowed, sids = decide(caller.statements, request)
+            principal = caller if request.role is None else self.role(request.role)
+            allowed, sids = decide(principal.statements, request)
             with self._lock:
-                self.decisions.append({"caller": caller.arn, "action": request.action, "resource": request.resource,
-                                       "allowed": allowed, "sids": sids})
+                self.decisions.append({"caller": principal.arn, "on_behalf_of": caller.arn, "action": request.action,
+                                       "resource": request.resource, "allowed": allowed, "sids": sids})
             if not allowed:
-                raise AccessDenied(caller.arn, request)
+                raise AccessDenied(principal.arn, request)
 
 
 def _moto_message(exc: Exception) -> str:

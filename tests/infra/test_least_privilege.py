@@ -4,12 +4,18 @@ DAG, and every statement of it is needed.
 The emulator enforces IAM (``start_emulator(enforce_iam=True)``, ``offline_aws/iam_enforcement.py``).
 The stack is deployed by the emulator's service identity; Airflow gets the access keys of an IAM
 user whose only permission is the stack's managed policy ``AirflowPolicy``. With it, a persistent
-first deployment, an ephemeral run (deploy, verify, delete) and a blue/green update that beats the
-first model all succeed. Then, for each statement, the policy's default version is swapped for one
-without that statement (the same user, emulator and Airflow home) and a run that needs it is
-repeated: it fails, and the emulator's decision log and the task log show an AccessDenied for an
-action of that statement, by that user. The update-only statements are removed on the endpoint of
-the first run, whose weak model every update beats, before the update that proves the full policy.
+first deployment (a weak model) and an ephemeral run (deploy, verify, delete) succeed, then, after
+the per-statement runs, a blue/green update that beats the weak model. For each statement, the
+user's policy becomes the template's minus that statement (a new default policy version) and a run
+that needs it is repeated: it fails, and the emulator's decision log and the task log show AWS's
+AccessDenied for an action of that statement, by that user. Statements the first two runs used are
+removed in ephemeral runs; the update-only ones in updates of the weak endpoint (each leaves the
+weak model serving, checked), before the update that proves the whole policy.
+
+Speed (the budget of ``make test``): one emulator; two workers, each an IAM user with its own copy
+of the policy, an Airflow home (the second a copy of the first's migrated database) and one
+long-lived ``dags test`` process (``airflow_run.DagTestSession``), run side by side on
+different endpoints; ``SAGEMAKER_RETRAIN_POLL_SECONDS=0.2``.
 
 ``TeardownStopOwnJobs`` is the exception, said here and in docs/security.md: at time scale 0 no
 job is still running when teardown runs (it stops only InProgress jobs of its own run), so no run
@@ -23,13 +29,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
 import pytest
 
-from offline_aws.airflow_run import DagTestSession, airflow_env
+from offline_aws.airflow_run import DagTestSession, airflow_env, migrate
 from offline_aws.server import start_emulator
 
 pytestmark = pytest.mark.slow
@@ -62,14 +70,14 @@ def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
 
 
-class World:
-    """One enforcing emulator, the deployed stack, the Airflow user and one Airflow home for every run."""
+class Stack:
+    """One enforcing emulator and the deployed stack; the admin clients are the emulator's service identity's."""
 
-    def __init__(self, emulator, home: Path):
+    def __init__(self, emulator):
         self.emulator = emulator
-        admin = emulator.env()
-        kw = dict(endpoint_url=emulator.url, region_name=REGION, aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
-                  aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"])
+        self.admin = emulator.env()
+        kw = dict(endpoint_url=emulator.url, region_name=REGION, aws_access_key_id=self.admin["AWS_ACCESS_KEY_ID"],
+                  aws_secret_access_key=self.admin["AWS_SECRET_ACCESS_KEY"])
         self.iam, self.sm = boto3.client("iam", **kw), boto3.client("sagemaker", **kw)
         boto3.client("s3", **kw).create_bucket(Bucket=BUCKET)
         cf = boto3.client("cloudformation", **kw)
@@ -79,25 +87,48 @@ class World:
         stack = cf.describe_stacks(StackName=PREFIX)["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-        self.policy_arn = self.outputs["AirflowPolicyArn"]
-        policy = self.iam.get_policy(PolicyArn=self.policy_arn)["Policy"]
-        document = self.iam.get_policy_version(PolicyArn=self.policy_arn, VersionId=policy["DefaultVersionId"])
+        policy = self.iam.get_policy(PolicyArn=self.outputs["AirflowPolicyArn"])["Policy"]
+        document = self.iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
         document = document["PolicyVersion"]["Document"]
         self.document = document if isinstance(document, dict) else json.loads(document)
-        self.user_arn = self.iam.create_user(UserName=USER)["User"]["Arn"]
-        self.iam.attach_user_policy(UserName=USER, PolicyArn=self.policy_arn)  # and nothing else
-        key = self.iam.create_access_key(UserName=USER)["AccessKey"]
-        aws_env = {**admin, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-        self.env = airflow_env(PROJECT, home, aws_env, BUCKET, role_arn=self.outputs["ExecutionRoleArn"],
+
+    def serving_config(self, endpoint: str) -> str:
+        return self.sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+
+
+class Worker:
+    """An IAM user with one managed policy (nothing else), and one Airflow home and dags-test session.
+
+    Worker 0's user holds the stack's own ``AirflowPolicy`` for the runs with the whole policy; each
+    worker's statement-less variants are versions of a copy of it, so two workers can run side by side.
+    """
+
+    def __init__(self, stack: Stack, index: int, home: Path):
+        self.stack, self.iam = stack, stack.iam
+        user = f"{USER}-{index}"
+        self.user_arn = self.iam.create_user(UserName=user)["User"]["Arn"]
+        if index == 0:
+            self.policy_arn = stack.outputs["AirflowPolicyArn"]
+        else:
+            self.policy_arn = self.iam.create_policy(PolicyName=f"{PREFIX}-airflow-variant-{index}",
+                                                     PolicyDocument=json.dumps(stack.document))["Policy"]["Arn"]
+        self.iam.attach_user_policy(UserName=user, PolicyArn=self.policy_arn)  # and nothing else
+        key = self.iam.create_access_key(UserName=user)["AccessKey"]
+        aws_env = {**stack.admin, "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                   "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        self.env = airflow_env(PROJECT, home, aws_env, BUCKET, role_arn=stack.outputs["ExecutionRoleArn"],
                                poll_seconds=0.2, extra={"AIRFLOW_VAR_SAGEMAKER_RETRAIN_PREFIX": PREFIX})
         self.removed: str | None = None
+        self.session: DagTestSession | None = None
+
+    def start(self) -> None:
         self.session = DagTestSession(self.env)
 
     def use_policy_without(self, sid: str | None) -> None:
-        """Make the managed policy's default version the template's, minus statement ``sid``."""
+        """Make the user's policy the template's, minus statement ``sid`` (a new default version)."""
         if sid == self.removed:
             return
-        document = {**self.document, "Statement": [s for s in self.document["Statement"] if s["Sid"] != sid]}
+        document = {**self.stack.document, "Statement": [s for s in self.stack.document["Statement"] if s["Sid"] != sid]}
         version = self.iam.create_policy_version(PolicyArn=self.policy_arn, PolicyDocument=json.dumps(document),
                                                  SetAsDefault=True)["PolicyVersion"]["VersionId"]
         for old in self.iam.list_policy_versions(PolicyArn=self.policy_arn)["Versions"]:
@@ -106,17 +137,31 @@ class World:
         self.removed = sid
 
     def run(self, conf: dict) -> tuple:
-        """One ``airflow dags test`` as the user: (result, the user's decisions during it)."""
-        decisions = self.emulator.enforcer.decisions
+        """One ``dags test`` run as this user: (result, the user's IAM decisions during it)."""
+        decisions = self.stack.emulator.enforcer.decisions
         start = len(decisions)
         began = time.monotonic()
         result = self.session.run(conf, timeout=600)
-        print(f"# run {conf} without {self.removed}: {result.state} in {time.monotonic() - began:.1f} s", flush=True)
-        mine = [d for d in decisions[start:] if d["caller"] == self.user_arn]
-        return result, mine
+        print(f"# {self.user_arn.rsplit('/', 1)[1]}: {conf} without {self.removed}: {result.state} "
+              f"in {time.monotonic() - began:.1f} s", flush=True)
+        return result, [d for d in decisions[start:] if d["caller"] == self.user_arn]
 
-    def serving_config(self, endpoint: str) -> str:
-        return self.sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    def without(self, sid: str, conf: dict, scenario: str) -> dict:
+        """A run without ``sid`` fails, its first AccessDenied on an action of ``sid`` (decision log and task log)."""
+        statement = next(s for s in self.stack.document["Statement"] if s["Sid"] == sid)
+        actions = set(_as_list(statement["Action"]))
+        self.use_policy_without(sid)
+        result, decisions = self.run(conf)
+        denied = [d for d in decisions if not d["allowed"]]
+        assert result.state == "failed", (sid, result.states)
+        assert denied and denied[0]["action"] in actions, (sid, denied[:3])
+        first = denied[0]
+        message = (f"User: {self.user_arn} is not authorized to perform: {first['action']} on resource: "
+                   f"{first['resource']} because no identity-based policy allows the {first['action']} action")
+        assert message in result.output, (sid, message, result.output[-3000:])
+        resource = first["resource"].replace(self.stack.outputs["ExecutionRoleArn"], "<execution role>")
+        return {"actions": sorted(actions), "task": _first_failed(result.states), "scenario": scenario,
+                "denied": f"`{first['action']}` on `{resource}`"}
 
 
 def _used(decisions: list[dict]) -> set[str]:
@@ -129,76 +174,83 @@ def _first_failed(states: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def workers(tmp_path_factory):
     emulator = start_emulator(time_scale=0, enforce_iam=True)
+    made = []
     try:
-        world = World(emulator, tmp_path_factory.mktemp("airflow-home"))
-        try:
-            yield world
-        finally:
-            world.session.close()
+        stack = Stack(emulator)
+        made += [Worker(stack, i, tmp_path_factory.mktemp(f"airflow-home-{i}")) for i in range(2)]
+        migrate(made[0].env)  # once: the second home starts from a copy of the migrated database
+        home = Path(made[1].env["AIRFLOW_HOME"])
+        shutil.copy(Path(made[0].env["AIRFLOW_HOME"]) / "airflow.db", home / "airflow.db")
+        (home / ".migrated").touch()
+        for worker in made:
+            worker.start()
+        yield made
     finally:
+        for worker in made:
+            if worker.session is not None:
+                worker.session.close()
         emulator.stop()
 
 
-def test_the_policy_is_enough_and_every_statement_is_needed(world):
+def test_the_policy_is_enough_and_every_statement_is_needed(workers):
     started = time.monotonic()
-    sids = [s["Sid"] for s in world.document["Statement"]]
+    first, second = workers
+    stack = first.stack
+    sids = [s["Sid"] for s in stack.document["Statement"]]
     rows: dict[str, dict] = {}
 
-    # 1. the full policy: a first (weak) deployment that stays, and an ephemeral run
-    world.use_policy_without(None)
-    created, d_create = world.run({"endpoint_name": ENDPOINT, **WEAK})
+    # 1. the whole policy, side by side: a first (weak) deployment that stays; an ephemeral run
+    with ThreadPoolExecutor(2) as pool:
+        creating = pool.submit(first.run, {"endpoint_name": ENDPOINT, **WEAK})
+        ephemeral, d_ephemeral = second.run({"endpoint_name": f"{ENDPOINT}-eph", "mode": "ephemeral"})
+        created, d_create = creating.result()
     assert created.state == "success", created.output[-4000:]
     assert created.states["deploy"] == "success" and created.states["score_champion"] == "skipped"
-    weak_config = world.serving_config(ENDPOINT)
-    ephemeral, d_ephemeral = world.run({"endpoint_name": f"{ENDPOINT}-eph", "mode": "ephemeral"})
     assert ephemeral.state == "success", ephemeral.output[-4000:]
     assert not [d for d in d_create + d_ephemeral if not d["allowed"]]
-    early = _used(d_create) | _used(d_ephemeral)
-
-    # 2. each statement those runs used: an ephemeral run without it fails with AccessDenied on one of its actions
-    def without(sid: str, conf: dict, scenario: str) -> None:
-        statement = next(s for s in world.document["Statement"] if s["Sid"] == sid)
-        actions = set(_as_list(statement["Action"]))
-        world.use_policy_without(sid)
-        result, decisions = world.run(conf)
-        denied = [d for d in decisions if not d["allowed"]]
-        assert result.state == "failed", (sid, result.states)
-        assert denied and denied[0]["action"] in actions, (sid, denied[:3])
-        first = denied[0]
-        message = (f"User: {world.user_arn} is not authorized to perform: {first['action']} on resource: "
-                   f"{first['resource']} because no identity-based policy allows the {first['action']} action")
-        assert message in result.output, (sid, message, result.output[-3000:])
-        rows[sid] = {"actions": sorted(actions), "task": _first_failed(result.states), "scenario": scenario,
-                     "denied": f"{first['action']} on `{first['resource'].replace(world.outputs['ExecutionRoleArn'], '<execution role>')}`"}
-
-    for i, sid in enumerate(s for s in sids if s in early):
-        without(sid, {"endpoint_name": f"{ENDPOINT}-v{i}", "mode": "ephemeral"}, "ephemeral run")
-
-    # 3. the statements only an update needs: an update of the weak endpoint without each fails, and the
-    #    weak model keeps serving (so the next one is an update that wins again)
+    weak_config = stack.serving_config(ENDPOINT)
+    early = [s for s in sids if s in _used(d_create) | _used(d_ephemeral)]
     late = [s for s in sids if s not in early and s not in NOT_REACHED]
-    for sid in late:
-        assert world.serving_config(ENDPOINT) == weak_config, sid
-        without(sid, {"endpoint_name": ENDPOINT}, "blue/green update")
-    assert world.serving_config(ENDPOINT) == weak_config
 
-    # 4. the full policy again: the update wins and switches blue/green; it used every update-only statement
-    world.use_policy_without(None)
-    updated, d_update = world.run({"endpoint_name": ENDPOINT})
+    def early_variants(worker: Worker, chosen: list[str]) -> None:
+        for sid in chosen:
+            rows[sid] = worker.without(sid, {"endpoint_name": f"{ENDPOINT}-{sids.index(sid)}", "mode": "ephemeral"},
+                                       "ephemeral run")
+
+    def update_variants_then_update() -> tuple:
+        # an update of the weak endpoint without each update-only statement fails, and the weak model keeps
+        # serving (so the next one is an update that wins again); then the whole policy's update wins
+        for sid in late:
+            assert stack.serving_config(ENDPOINT) == weak_config, sid
+            rows[sid] = first.without(sid, {"endpoint_name": ENDPOINT}, "blue/green update")
+        assert stack.serving_config(ENDPOINT) == weak_config
+        first.use_policy_without(None)
+        return first.run({"endpoint_name": ENDPOINT})
+
+    # 2. each statement those runs used, removed: an ephemeral run fails with AccessDenied on one of its actions;
+    #    worker 0 takes the update-only statements and the final update, worker 1 most of the others
+    share = max(0, (len(early) - 2 * len(late) - 1) // 2)
+    with ThreadPoolExecutor(2) as pool:
+        mine = pool.submit(early_variants, second, early[share:])
+        early_variants(first, early[:share])
+        updated, d_update = update_variants_then_update()
+        mine.result()
+
+    # 3. the whole policy's update won and switched blue/green; it used every update-only statement
     assert updated.state == "success", updated.output[-4000:]
     assert updated.states["score_champion"] == "success" and updated.states["deploy"] == "success"
-    assert world.serving_config(ENDPOINT) != weak_config
+    assert stack.serving_config(ENDPOINT) != weak_config
     assert not [d for d in d_update if not d["allowed"]]
     assert set(late) <= _used(d_update), set(late) - _used(d_update)
 
-    # 5. the statements no run reaches: nothing called their actions, and every run above succeeded without them
+    # 4. the statements no run reaches: nothing called their actions, and the runs above succeeded without them
     for sid, why in NOT_REACHED.items():
-        statement = next(s for s in world.document["Statement"] if s["Sid"] == sid)
+        statement = next(s for s in stack.document["Statement"] if s["Sid"] == sid)
         actions = set(_as_list(statement["Action"]))
         assert sid not in _used(d_create + d_ephemeral + d_update), sid
-        assert not [d for d in world.emulator.enforcer.decisions if d["action"] in actions], sid
+        assert not [d for d in stack.emulator.enforcer.decisions if d["action"] in actions], sid
         rows[sid] = {"actions": sorted(actions), "task": "teardown", "scenario": "—", "denied": f"not shown: {why}"}
 
     assert set(rows) == set(sids)

@@ -8,8 +8,10 @@ ARNs it touches and their condition context, after AWS's Service Authorization R
 - ``iam:PassRole`` on a create's RoleArn / ExecutionRoleArn, with ``iam:PassedToService``.
 - CreateEndpoint and UpdateEndpoint touch the endpoint and the endpoint config they name; List*
   operations take no resource (``*``).
-- UpdateEndpoint with auto-rollback alarms: SageMaker reads them with the caller's permissions
-  (``cloudwatch:DescribeAlarms`` on each alarm), as the template's policy assumes.
+- UpdateEndpoint with auto-rollback alarms: SageMaker reads them as the execution role of the new
+  config's models (``cloudwatch:DescribeAlarms`` on each alarm, evaluated against that role's
+  policies: "Ensure that your IAM execution role has permission to perform the
+  cloudwatch:DescribeAlarms action on the auto-rollback alarms", deployment guardrails guide).
 """
 
 from __future__ import annotations
@@ -78,11 +80,23 @@ def sagemaker_requests(backend: SageMakerBackend, operation: str, params: dict) 
             out.append(AuthRequest("iam:PassRole", params[field], {"iam:PassedToService": SAGEMAKER_SERVICE}))
     if operation == "UpdateEndpoint":
         rollback = (params.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
-        for alarm in rollback.get("Alarms", []):
-            out.append(AuthRequest("cloudwatch:DescribeAlarms",
-                                   f"arn:aws:cloudwatch:{backend.region}:{backend.account_id}:alarm:"
-                                   f"{alarm.get('AlarmName', '')}"))
+        for role in _execution_roles(backend, params.get("EndpointConfigName") or ""):
+            for alarm in rollback.get("Alarms", []):
+                out.append(AuthRequest("cloudwatch:DescribeAlarms",
+                                       f"arn:aws:cloudwatch:{backend.region}:{backend.account_id}:alarm:"
+                                       f"{alarm.get('AlarmName', '')}", role=role))
     return out
+
+
+def _execution_roles(backend: SageMakerBackend, config_name: str) -> list[str]:
+    """The execution roles of an endpoint config's models (none if it or they do not exist yet)."""
+    config = backend.endpoint_configs.get(config_name.lower()) or {}
+    roles = []
+    for variant in config.get("ProductionVariants", []):
+        model = backend.models.get(str(variant.get("ModelName", "")).lower()) or {}
+        if model.get("ExecutionRoleArn") and model["ExecutionRoleArn"] not in roles:
+            roles.append(model["ExecutionRoleArn"])
+    return roles
 
 
 def invoke_requests(backend: SageMakerBackend, endpoint_name: str) -> list[AuthRequest]:
