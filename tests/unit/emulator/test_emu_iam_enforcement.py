@@ -134,3 +134,32 @@ def test_condition_operators():
         {"Sid": "B", "Effect": "Allow", "Action": "sagemaker:AddTags", "Resource": "*"},
     ]
     assert decide(statements, AuthRequest("sagemaker:AddTags", "arn:x", ctx)) == (True, ["B"])
+
+
+def test_update_endpoint_rollback_alarms_are_read_as_the_execution_role(clients):
+    """Deployment guardrails: SageMaker reads the alarms with the execution role's permissions, not the caller's."""
+    from moto.iam.models import iam_backends
+
+    from offline_aws.iam_enforcement import IamEnforcer
+    from offline_aws.sagemaker.authorization import sagemaker_requests
+    from offline_aws.sagemaker.models import SageMakerBackend
+
+    iam = iam_backends[ACCOUNT]["aws"]
+    role = iam.create_role("unit-exec", json.dumps({"Version": "2012-10-17", "Statement": []}), "/",
+                           permissions_boundary=None, description="", tags=[], max_session_duration=None)
+    iam.put_role_policy("unit-exec", "alarms", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "cloudwatch:DescribeAlarms",
+         "Resource": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ok-*"}]}))
+    backend = SageMakerBackend(REGION, ACCOUNT)
+    backend.models["m"] = {"ModelName": "m", "ExecutionRoleArn": role.arn}
+    backend.endpoint_configs["c"] = {"EndpointConfigName": "c", "ProductionVariants": [{"ModelName": "m"}]}
+    params = {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": {
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "ok-1"}, {"AlarmName": "other"}]}}}
+    alarms = [r for r in sagemaker_requests(backend, "UpdateEndpoint", params) if r.action == "cloudwatch:DescribeAlarms"]
+    assert [r.role for r in alarms] == [role.arn, role.arn]
+    enforcer = IamEnforcer(ACCOUNT)
+    caller = enforcer.role(f"arn:aws:iam::{ACCOUNT}:role/none")  # a caller allowed nothing: not asked
+    enforcer.authorize(caller, alarms[:1])
+    with pytest.raises(Exception) as raised:
+        enforcer.authorize(caller, alarms[1:])
+    assert raised.value.message.startswith(f"User: {role.arn} is not authorized to perform: cloudwatch:DescribeAlarms")
