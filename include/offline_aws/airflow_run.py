@@ -182,9 +182,7 @@ def _serve(dag_id: str, results_path: str) -> None:
     from argparse import Namespace
 
     from airflow.cli.commands.dag_command import dag_test
-    from airflow.utils.cli import get_bagged_dag
 
-    dag = None
     for line in sys.stdin:
         conf = json.loads(line)
         args = Namespace(dag_id=dag_id, conf=json.dumps(conf) if conf else None, logical_date=None,
@@ -192,8 +190,7 @@ def _serve(dag_id: str, results_path: str) -> None:
                          show_dagrun=False, imgcat_dagrun=False, save_dagrun=None, verbose=False)
         returncode = 0
         try:
-            dag = dag or get_bagged_dag(bundle_names=None, dag_id=dag_id)
-            dag_test(args, dag=dag)
+            dag_test(args)
         except SystemExit as exc:
             returncode = exc.code if isinstance(exc.code, int) else 1
         except Exception:
