@@ -3,8 +3,9 @@ context, as AWS's Service Authorization Reference names them (for ``iam_enforcem
 
 S3 actions come from moto's own table (``moto.s3.responses.ACTION_MAP``), with AWS's names where
 moto's differ: HeadBucket is ``s3:ListBucket``, HeadObject ``s3:GetObject``, DeleteObjects one
-``s3:DeleteObject`` per key, a copy also ``s3:GetObject`` on its source. Requests of other services
-return None: moto's own access control decides them.
+``s3:DeleteObject`` per key, a copy also ``s3:GetObject`` on its source. ``gate_moto_request`` stands
+in front of moto: it decides these three services' requests (and refuses in each one's own error
+envelope); other services' requests go to moto, whose own access control decides them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import re
 from urllib.parse import parse_qs, unquote
 from xml.etree import ElementTree
 
-from .iam_enforcement import AuthRequest
+from . import DEFAULT_REGION
+from .iam_enforcement import AccessDenied, AuthRequest, IamEnforcer, decided_here
+from .sagemaker.responses import credential_scope
 
 CLOUDWATCH_SERVICE = "GraniteServiceVersion20100801"
 _RPC_V2_PATH = re.compile(rf"^/service/{CLOUDWATCH_SERVICE}/operation/(\w+)$")
@@ -99,3 +102,92 @@ def logs_requests(target: str, body: bytes, region: str, account: str) -> list[A
         return [AuthRequest(f"logs:{operation}", "*")]
     stream = f"log-stream:{params['logStreamName']}" if params.get("logStreamName") else "*"
     return [AuthRequest(f"logs:{operation}", f"arn:aws:logs:{region}:{account}:log-group:{group}:{stream}")]
+
+
+def gate_moto_request(enforcer: IamEnforcer, environ, start_response, moto_app):
+    """In front of moto: S3, CloudWatch and Logs requests are decided here (and not again by moto);
+    other services go to moto, whose own access control decides."""
+    region, scope = credential_scope(environ.get("HTTP_AUTHORIZATION"))
+    region = region or DEFAULT_REGION
+    account = enforcer.account_id
+    path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    describe = None
+    if scope == "s3" or (scope is None and not target and not path.startswith("/moto-api")):
+        method = environ.get("REQUEST_METHOD", "GET")
+        describe = ("s3", lambda body: s3_requests(method, path, query, _Headers(environ), body))
+    elif scope == "monitoring" and cloudwatch_operation(path, target):
+        operation = cloudwatch_operation(path, target)
+        describe = ("cloudwatch", lambda body: cloudwatch_requests(
+            operation, body, region, account, lambda name: _alarm_exists(account, region, name)))
+    elif scope == "logs" and target.startswith("Logs_"):
+        describe = ("logs", lambda body: logs_requests(target, body, region, account))
+    if describe is None:  # moto's own access control decides
+        return moto_app(environ, start_response)
+    service, requests = describe
+    body = _body(environ, read_all=service != "s3" or environ.get("REQUEST_METHOD") == "POST")
+    try:
+        caller = enforcer.caller(environ, body, "s3" if service == "s3" else scope or "s3")
+        enforcer.authorize(caller, requests(body))
+    except AccessDenied as exc:
+        return _denied(service, exc.message, path, start_response)
+    with decided_here():
+        return list(moto_app(environ, start_response))
+
+
+class _Headers:
+    """Case-insensitive request headers from a WSGI environ (only ``get``)."""
+
+    def __init__(self, environ):
+        self.environ = environ
+
+    def get(self, name: str, default=None):
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+
+
+def _body(environ, read_all: bool) -> bytes:
+    """The request body, read and put back for the next reader (S3 uploads: not read, the
+    signature covers their x-amz-content-sha256 header)."""
+    if not read_all:
+        return b""
+    import io
+
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _alarm_exists(account: str, region: str, name: str) -> bool:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return name in cloudwatch_backends[account][region].alarms
+
+
+def _cbor_text(text: str) -> bytes:
+    raw = text.encode()
+    n = len(raw)
+    head = bytes([0x60 | n]) if n < 24 else (bytes([0x78, n]) if n < 256 else
+                                            bytes([0x79]) + n.to_bytes(2, "big") if n < 65536 else
+                                            bytes([0x7A]) + n.to_bytes(4, "big"))
+    return head + raw
+
+
+def _denied(service: str, message: str, path: str, start_response):
+    """AccessDenied in the service's own error envelope."""
+    if service == "s3":
+        from xml.sax.saxutils import escape
+
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                f"<Message>{escape(message)}</Message></Error>").encode()
+        status, headers = "403 Forbidden", [("Content-Type", "application/xml")]
+    elif service == "cloudwatch" and path.startswith("/service/"):  # smithy-rpc-v2-cbor
+        body = (bytes([0xA2]) + _cbor_text("__type") + _cbor_text("AccessDenied")
+                + _cbor_text("message") + _cbor_text(message))
+        status, headers = "403 Forbidden", [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+    else:  # awsJson (Logs, CloudWatch's JSON protocol)
+        code = "AccessDenied" if service == "cloudwatch" else "AccessDeniedException"
+        body = json.dumps({"__type": code, "message": message}).encode()
+        status, headers = "400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")]
+    start_response(status, [*headers, ("Content-Length", str(len(body)))])
+    return [body]

@@ -7,7 +7,6 @@ and the Runtime's invocation path.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
@@ -18,15 +17,8 @@ from . import DEFAULT_REGION
 from .admin import PREFIX as ADMIN_PREFIX
 from .admin import AdminApp
 from .faults import Faults
-from .iam_enforcement import (
-    AccessDenied,
-    IamEnforcer,
-    decided_here,
-    enabled_by_env,
-    moto_access_control_off,
-    moto_access_control_on,
-)
-from .iam_requests import cloudwatch_operation, cloudwatch_requests, logs_requests, s3_requests
+from .iam_enforcement import IamEnforcer, enabled_by_env, moto_access_control_off, moto_access_control_on
+from .iam_requests import gate_moto_request
 from .sagemaker.models import SageMakerService
 from .sagemaker.responses import INVOCATIONS, SageMakerResponses, credential_scope
 from .settings import Clock
@@ -75,96 +67,9 @@ class Dispatcher:
                 start_response(f"{status} Internal Server Error",
                                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
                 return [body]
-            if self.enforcer is not None:
-                return self._moto_enforced(environ, start_response)
+            if self.enforcer is not None:  # S3, CloudWatch, Logs decided by our enforcement, the rest by moto's
+                return gate_moto_request(self.enforcer, environ, start_response, self.moto)
         return getattr(self, target)(environ, start_response)
-
-    # --- IAM enforcement of the moto-served services we describe (iam_enforcement.py) ---------------
-    def _moto_enforced(self, environ, start_response):
-        region, scope = credential_scope(environ.get("HTTP_AUTHORIZATION"))
-        region = region or DEFAULT_REGION
-        account = self.enforcer.account_id
-        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        describe = None
-        if scope == "s3" or (scope is None and not target and not path.startswith("/moto-api")):
-            method = environ.get("REQUEST_METHOD", "GET")
-            describe = ("s3", lambda body: s3_requests(method, path, query, _Headers(environ), body))
-        elif scope == "monitoring" and cloudwatch_operation(path, target):
-            operation = cloudwatch_operation(path, target)
-            describe = ("cloudwatch", lambda body: cloudwatch_requests(
-                operation, body, region, account, lambda name: _alarm_exists(account, region, name)))
-        elif scope == "logs" and target.startswith("Logs_"):
-            describe = ("logs", lambda body: logs_requests(target, body, region, account))
-        if describe is None:  # moto's own access control decides
-            return self.moto(environ, start_response)
-        service, requests = describe
-        body = _body(environ, read_all=service != "s3" or environ.get("REQUEST_METHOD") == "POST")
-        try:
-            caller = self.enforcer.caller(environ, body, "s3" if service == "s3" else scope or "s3")
-            self.enforcer.authorize(caller, requests(body))
-        except AccessDenied as exc:
-            return _denied(service, exc.message, path, start_response)
-        with decided_here():
-            return list(self.moto(environ, start_response))
-
-
-class _Headers:
-    """Case-insensitive request headers from a WSGI environ (only ``get``)."""
-
-    def __init__(self, environ):
-        self.environ = environ
-
-    def get(self, name: str, default=None):
-        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
-
-
-def _body(environ, read_all: bool) -> bytes:
-    """The request body, read and put back for the next reader (S3 uploads: not read, the
-    signature covers their x-amz-content-sha256 header)."""
-    if not read_all:
-        return b""
-    import io
-
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
-
-
-def _alarm_exists(account: str, region: str, name: str) -> bool:
-    from moto.cloudwatch.models import cloudwatch_backends
-
-    return name in cloudwatch_backends[account][region].alarms
-
-
-def _cbor_text(text: str) -> bytes:
-    raw = text.encode()
-    n = len(raw)
-    head = bytes([0x60 | n]) if n < 24 else (bytes([0x78, n]) if n < 256 else
-                                            bytes([0x79]) + n.to_bytes(2, "big") if n < 65536 else
-                                            bytes([0x7A]) + n.to_bytes(4, "big"))
-    return head + raw
-
-
-def _denied(service: str, message: str, path: str, start_response):
-    """AccessDenied in the service's own error envelope."""
-    if service == "s3":
-        from xml.sax.saxutils import escape
-
-        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
-                f"<Message>{escape(message)}</Message></Error>").encode()
-        status, headers = "403 Forbidden", [("Content-Type", "application/xml")]
-    elif service == "cloudwatch" and path.startswith("/service/"):  # smithy-rpc-v2-cbor
-        body = (bytes([0xA2]) + _cbor_text("__type") + _cbor_text("AccessDenied")
-                + _cbor_text("message") + _cbor_text(message))
-        status, headers = "403 Forbidden", [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
-    else:  # awsJson (Logs, CloudWatch's JSON protocol)
-        code = "AccessDenied" if service == "cloudwatch" else "AccessDeniedException"
-        body = json.dumps({"__type": code, "message": message}).encode()
-        status, headers = "400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")]
-    start_response(status, [*headers, ("Content-Length", str(len(body)))])
-    return [body]
 
 
 class Emulator:
