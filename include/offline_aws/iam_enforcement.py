@@ -146,6 +146,8 @@ def statements(policies: list) -> list[dict]:
 
     out = []
     for policy in policies:
+        if isinstance(policy, dict) and "policy_document" not in policy:  # a role's inline document
+            policy = json.dumps(policy)
         if isinstance(policy, str):  # moto keeps a role's inline policy from CloudFormation as repr(dict)
             try:
                 json.loads(policy)

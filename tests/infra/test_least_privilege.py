@@ -8,9 +8,10 @@ first deployment (a weak model) and an ephemeral run (deploy, verify, delete) su
 the per-statement runs, a blue/green update that beats the weak model. For each statement, the
 user's policy becomes the template's minus that statement (a new default policy version) and a run
 that needs it is repeated: it fails, and the emulator's decision log and the task log show AWS's
-AccessDenied for an action of that statement, by that user. Statements the first two runs used are
-removed in ephemeral runs; the update-only ones in updates of the weak endpoint (each leaves the
-weak model serving, checked), before the update that proves the whole policy.
+AccessDenied for an action of that statement, by that user. A statement the ephemeral run used is
+removed in an ephemeral run, one only the first deployment used in a first deployment (of its own
+endpoint), the update-only ones in updates of the weak endpoint (each leaves the weak model
+serving, checked), before the update that proves the whole policy.
 
 Speed (the budget of ``make test``): one emulator; two workers, each an IAM user with its own copy
 of the policy, an Airflow home (the second a copy of the first's migrated database) and one
@@ -227,13 +228,17 @@ def test_the_policy_is_enough_and_every_statement_is_needed(workers):
     assert ephemeral.state == "success", ephemeral.output[-4000:]
     assert not [d for d in d_create + d_ephemeral if not d["allowed"]]
     weak_config = stack.serving_config(ENDPOINT)
-    early = [s for s in sids if s in _used(d_create) | _used(d_ephemeral)]
-    late = [s for s in sids if s not in early and s not in NOT_REACHED]
+    in_ephemeral = [s for s in sids if s in _used(d_ephemeral)]
+    in_create = [s for s in sids if s in _used(d_create) and s not in in_ephemeral]
+    late = [s for s in sids if s not in in_ephemeral + in_create and s not in NOT_REACHED]
 
     def early_variants(worker: Worker, chosen: list[str]) -> None:
         for sid in chosen:
-            rows[sid] = worker.without(sid, {"endpoint_name": f"{ENDPOINT}-{sids.index(sid)}", "mode": "ephemeral"},
-                                       "ephemeral run")
+            name = f"{ENDPOINT}-{sids.index(sid)}"
+            if sid in in_ephemeral:
+                rows[sid] = worker.without(sid, {"endpoint_name": name, "mode": "ephemeral"}, "ephemeral run")
+            else:  # only a persistent first deployment needs it
+                rows[sid] = worker.without(sid, {"endpoint_name": name, **WEAK}, "first deployment")
 
     def update_variants_then_update() -> tuple:
         # an update of the weak endpoint without each update-only statement fails, and the weak model keeps
@@ -245,8 +250,9 @@ def test_the_policy_is_enough_and_every_statement_is_needed(workers):
         first.use_policy_without(None)
         return first.run({"endpoint_name": ENDPOINT})
 
-    # 2. each statement those runs used, removed: an ephemeral run fails with AccessDenied on one of its actions;
-    #    worker 0 takes the update-only statements and the final update, worker 1 most of the others
+    # 2. each statement those runs used, removed: a run of the kind that used it fails with AccessDenied on one
+    #    of its actions; worker 0 takes the update-only statements and the final update, worker 1 most others
+    early = in_ephemeral + in_create
     share = max(0, (len(early) - 2 * len(late) - 1) // 2)
     with ThreadPoolExecutor(2) as pool:
         mine = pool.submit(early_variants, second, early[share:])
