@@ -77,7 +77,6 @@ SAGEMAKER_CALL_SITES: dict[str, tuple[str, str]] = {
     "CreateModelPackage": ("include/sagemaker_retrain/pipeline.py", "sm.create_model_package("),
     "DescribeModelPackage": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package("),
     "UpdateModelPackage": ("include/sagemaker_retrain/registry.py", "sm.update_model_package("),
-    "ListModelPackages": ("include/sagemaker_retrain/registry.py", "sm.list_model_packages("),
 }
 CLOUDWATCH_CALL_SITES: dict[str, tuple[str, str]] = {
     "PutMetricAlarm": ("include/sagemaker_retrain/operators/endpoint.py", "cloudwatch.put_metric_alarm(**alarm)"),
@@ -393,8 +392,7 @@ def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emul
     listing = "TeardownListConfigsModelsTransformJobs"
     for sid, statement in statements.items():
         assert statement["Effect"] == "Allow", sid
-        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid not in (
-                listing, "HistoryListPackageVersions"):
+        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid != listing:
             for resource in _as_list(statement["Resource"]):
                 assert sagemaker_arn.match(resource), (sid, resource)
     assert statements[listing]["Resource"] == "*"  # List* take no resource ARN
