@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -175,10 +176,17 @@ class Worker:
         message = (f"User: {self.user_arn} is not authorized to perform: {first['action']} on resource: "
                    f"{first['resource']} because no identity-based policy allows the {first['action']} action")
         assert message in result.output, (sid, message, result.output[-3000:])
-        resource = first["resource"].replace(self.stack.outputs["ExecutionRoleArn"], "<execution role>")
+        resource = _stable(first["resource"].replace(self.stack.outputs["ExecutionRoleArn"], "<execution role>"))
         task = f"none: {DEGRADES[sid][1]}" if sid in DEGRADES else _first_failed(result.states)
         return {"actions": sorted(actions), "task": task, "scenario": scenario,
                 "denied": f"`{first['action']}` on `{resource}`"}
+
+
+def _stable(arn: str) -> str:
+    """An ARN as the document shows it: the run's and the endpoint's names as placeholders."""
+    arn = re.sub(r"/runs/[^/]+/", "/runs/<run>/", arn)
+    arn = re.sub(rf"{ENDPOINT}(-\d+)?-\d{{8}}-\d{{6}}-[0-9a-f]{{6}}", "<endpoint>-<run>", arn)
+    return re.sub(rf"{ENDPOINT}(-\d+)?", "<endpoint>", arn)
 
 
 def _used(decisions: list[dict]) -> set[str]:
@@ -287,9 +295,10 @@ def _write_doc(sids: list[str], rows: dict[str, dict]) -> None:
         "policy, a persistent first deployment, an ephemeral run and a blue/green update that wins all succeed.",
         "Each row: the run repeated with the statement removed fails, and its first AccessDenied (in the task",
         "log, AWS's message) names an action of that statement; *task* is the first task that failed (one",
-        "statement only degrades the run, as said in its row). The statement `DeployUpdateEndpointReadsRollbackAlarms`",
-        "(`cloudwatch:DescribeAlarms` for Airflow) was removed from the template: the update succeeds without",
-        "it, since SageMaker reads the rollback alarms as the execution role (`HostReadRollbackAlarms`).",
+        "statement only degrades the run, as said in its row). Removed from the template after this test showed",
+        "them unneeded: `DeployUpdateEndpointReadsRollbackAlarms` (`cloudwatch:DescribeAlarms` for Airflow; SageMaker",
+        "reads the rollback alarms as the execution role, `HostReadRollbackAlarms`) and `HistoryListPackageVersions`",
+        "(`sagemaker:ListModelPackages`, which nothing calls).",
         "",
         "| Statement | Actions | Run without it | Task that failed | First call denied |",
         "|---|---|---|---|---|",
