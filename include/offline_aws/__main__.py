@@ -45,11 +45,18 @@ def main(argv: list[str] | None = None) -> int:
         help="require this token (header X-Offline-AWS-Admin-Token) on the /_offline_aws/ admin routes; "
         "without one they answer only on loopback (default: $OFFLINE_AWS_ADMIN_TOKEN)",
     )
+    parser.add_argument(
+        "--enforce-iam",
+        action="store_true",
+        default=None,
+        help="require every request to be signed by an IAM user or role whose policies allow it; prints the "
+        "keys of the emulator's own allow-all identity to create users with (default: $OFFLINE_AWS_ENFORCE_IAM)",
+    )
     args = parser.parse_args(argv)
 
     emulator = Emulator(
         args.host, args.port, time_scale=args.time_scale, region=args.region, access_log=args.access_log,
-        admin_token=args.admin_token,
+        admin_token=args.admin_token, enforce_iam=args.enforce_iam,
     ).start()
     if args.state_dir:
         load_state(emulator, args.state_dir)

@@ -119,3 +119,91 @@ def dags_test(env: dict[str, str], dag_id: str = "sagemaker_retrain", conf: dict
         return DagRunResult(proc.returncode, proc.stdout + proc.stderr, None)
     states, xcoms = read_run(env, dag_id, run_id)
     return DagRunResult(proc.returncode, proc.stdout + proc.stderr, run_id, states, xcoms)
+
+
+class DagTestSession:
+    """``airflow dags test`` again and again in one long-lived Python process.
+
+    The same command code (``dag_command.dag_test``, so ``DAG.test``) as ``dags_test``, without paying
+    Airflow's start-up, the DAG file's parse and the first task's imports (~25 s on a busy 2-core
+    machine) for every run: for tests that run the DAG many times against one emulator. The DAG is
+    parsed once, at the first run (its parse-time settings come from ``env``, as in ``dags_test``).
+    ``run()`` returns the same ``DagRunResult``, its ``output`` being this run's part of the log.
+    """
+
+    def __init__(self, env: dict[str, str], dag_id: str = "sagemaker_retrain"):
+        migrate(env)
+        self.env, self.dag_id = env, dag_id
+        home = Path(env["AIRFLOW_HOME"])
+        self.log_path, self.results_path = home / "dag-test-session.log", home / "dag-test-session.results"
+        self.results_path.write_text("")
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "offline_aws.airflow_run", dag_id, str(self.results_path)],
+                                     env=env, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT)
+        self._done = 0
+
+    def run(self, conf: dict | None = None, timeout: float = 900) -> DagRunResult:
+        import time
+
+        before = _latest_run_id(self.env, self.dag_id)
+        offset = self.log_path.stat().st_size
+        self.proc.stdin.write((json.dumps(conf or {}) + "\n").encode())
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.results_path.read_text().splitlines()
+            if len(lines) > self._done:
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the dags-test session ended or timed out:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        self._done += 1
+        returncode = json.loads(lines[self._done - 1])["returncode"]
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            output = log.read().decode(errors="replace")
+        run_id = _latest_run_id(self.env, self.dag_id)
+        if run_id == before:
+            return DagRunResult(returncode, output, None)
+        states, xcoms = read_run(self.env, self.dag_id, run_id)
+        return DagRunResult(returncode, output, run_id, states, xcoms)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def _serve(dag_id: str, results_path: str) -> None:
+    """The session's process: one JSON conf per stdin line -> one ``dags test`` run -> one result line."""
+    import traceback
+    from argparse import Namespace
+
+    from airflow.cli.commands.dag_command import dag_test
+
+    for line in sys.stdin:
+        conf = json.loads(line)
+        args = Namespace(dag_id=dag_id, conf=json.dumps(conf) if conf else None, logical_date=None,
+                         use_executor=False, mark_success_pattern=None, bundle_name=None, dagfile_path=None,
+                         show_dagrun=False, imgcat_dagrun=False, save_dagrun=None, verbose=False)
+        returncode = 0
+        try:
+            dag_test(args)
+        except SystemExit as exc:
+            returncode = exc.code if isinstance(exc.code, int) else 1
+        except Exception:
+            traceback.print_exc()
+            returncode = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with open(results_path, "a") as results:
+            results.write(json.dumps({"returncode": returncode}) + "\n")
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], sys.argv[2])

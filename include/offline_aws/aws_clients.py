@@ -20,9 +20,11 @@ class AwsClients:
     Clients are thread-safe once built; building them (sessions) is not, hence the lock.
     """
 
-    def __init__(self, endpoint_url: str | None = None, region: str = DEFAULT_REGION):
+    def __init__(self, endpoint_url: str | None = None, region: str = DEFAULT_REGION,
+                 credentials: tuple[str, str] = ("test", "test")):
         self.endpoint_url = endpoint_url
         self.region = region
+        self.credentials = credentials  # an enforcing emulator's service identity (iam_enforcement)
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], object] = {}
 
@@ -31,7 +33,8 @@ class AwsClients:
         with self._lock:
             if key not in self._clients:
                 session = boto3.session.Session(
-                    aws_access_key_id="test", aws_secret_access_key="test", region_name=key[1]
+                    aws_access_key_id=self.credentials[0], aws_secret_access_key=self.credentials[1],
+                    region_name=key[1],
                 )
                 self._clients[key] = session.client(
                     service,

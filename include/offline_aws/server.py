@@ -7,6 +7,7 @@ and the Runtime's invocation path.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -16,6 +17,8 @@ from . import DEFAULT_REGION
 from .admin import PREFIX as ADMIN_PREFIX
 from .admin import AdminApp
 from .faults import Faults
+from .iam_enforcement import IamEnforcer, enabled_by_env, moto_access_control_off, moto_access_control_on
+from .iam_requests import gate_moto_request
 from .s3_events import install as install_s3_events
 from .sagemaker.models import SageMakerService
 from .sagemaker.responses import INVOCATIONS, SageMakerResponses, credential_scope
@@ -34,11 +37,13 @@ class QuietRequestHandler(MotoRequestHandler):
 class Dispatcher:
     """The WSGI entry point: send each request to SageMaker, the admin API or moto."""
 
-    def __init__(self, service: SageMakerService, faults: Faults, admin_token: str | None = None):
-        self.sagemaker = SageMakerResponses(service)
+    def __init__(self, service: SageMakerService, faults: Faults, admin_token: str | None = None,
+                 enforcer: IamEnforcer | None = None):
+        self.sagemaker = SageMakerResponses(service, enforcer)
         self.admin = AdminApp(service, faults, token=admin_token)
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.faults = faults
+        self.enforcer = enforcer
 
     def pick(self, environ) -> str:
         path = environ.get("PATH_INFO", "")
@@ -63,6 +68,8 @@ class Dispatcher:
                 start_response(f"{status} Internal Server Error",
                                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
                 return [body]
+            if self.enforcer is not None:  # S3, CloudWatch, Logs decided by our enforcement, the rest by moto's
+                return gate_moto_request(self.enforcer, environ, start_response, self.moto)
         return getattr(self, target)(environ, start_response)
 
 
@@ -70,14 +77,21 @@ class Emulator:
     """A running emulator: ``url``, ``env()`` for clients, ``service``/``faults`` for in-process control."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, time_scale: float | None = None,
-                 region: str = DEFAULT_REGION, access_log: bool = False, admin_token: str | None = None):
+                 region: str = DEFAULT_REGION, access_log: bool = False, admin_token: str | None = None,
+                 enforce_iam: bool | None = None):
         self.region = region
         install_s3_events()  # S3 notifications carry versionId, sequencer… as AWS's do
         self.clock = Clock(time_scale)
         self.faults = Faults()
         self.service = SageMakerService(clock=self.clock, faults=self.faults)
+        # enforce_iam None: $OFFLINE_AWS_ENFORCE_IAM (see iam_enforcement.py); off by default
+        self.enforcer = IamEnforcer(self.service.account_id) if (
+            enabled_by_env(os.environ) if enforce_iam is None else enforce_iam) else None
+        if self.enforcer is not None:
+            self.service.credentials = self.enforcer.service_keys
+            moto_access_control_on()
         # admin_token None: $OFFLINE_AWS_ADMIN_TOKEN, if set (see admin.py for who may call the admin routes)
-        self.dispatcher = Dispatcher(self.service, self.faults, admin_token)
+        self.dispatcher = Dispatcher(self.service, self.faults, admin_token, self.enforcer)
         self._server: BaseWSGIServer = make_server(
             host, port, self.dispatcher, threaded=True,
             request_handler=MotoRequestHandler if access_log else QuietRequestHandler,
@@ -101,13 +115,19 @@ class Emulator:
         self.service.reset()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.enforcer is not None:
+            moto_access_control_off()
+            self.enforcer = None
 
     def backend(self, region: str | None = None):
         return self.service.backend(region or self.region)
 
     def env(self) -> dict[str, str]:
         """Environment variables that point boto3, the AWS CLI and Airflow's AWS hooks here."""
-        return emulator_env(self.url, self.region)
+        env = emulator_env(self.url, self.region)
+        if self.enforcer is not None:  # the service identity (allowed everything), not "test"
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = self.enforcer.service_keys
+        return env
 
     def __enter__(self) -> Emulator:
         return self
@@ -130,6 +150,12 @@ def emulator_env(url: str, region: str = DEFAULT_REGION) -> dict[str, str]:
 
 
 def start_emulator(host: str = "127.0.0.1", port: int = 0, time_scale: float | None = None,
-                   region: str = DEFAULT_REGION, admin_token: str | None = None) -> Emulator:
-    """Start an emulator in a background thread (port 0 = a free port); stop it with ``.stop()``."""
-    return Emulator(host, port, time_scale=time_scale, region=region, admin_token=admin_token).start()
+                   region: str = DEFAULT_REGION, admin_token: str | None = None,
+                   enforce_iam: bool | None = None) -> Emulator:
+    """Start an emulator in a background thread (port 0 = a free port); stop it with ``.stop()``.
+
+    ``enforce_iam``: every request must be signed by an IAM identity its policies allow (see
+    iam_enforcement.py); None reads $OFFLINE_AWS_ENFORCE_IAM (off unless set).
+    """
+    return Emulator(host, port, time_scale=time_scale, region=region, admin_token=admin_token,
+                    enforce_iam=enforce_iam).start()

@@ -7,8 +7,8 @@ The evaluator is deliberately small, not IAM: Allow statements only (the policy 
 the ones the recorded creates and AddTags set. It catches a missing action, a name or key outside
 the prefixes, a create without the required tags and a tag key AddTags would refuse. Calls are
 the Airflow side's only (its user agent carries ``Airflow/``), not the emulated SageMaker's own;
-two implicit authorizations are added: a create's Tags (also ``AddTags`` / ``cloudwatch:TagResource``)
-and the ``cloudwatch:DescribeAlarms`` SageMaker makes for an UpdateEndpoint's rollback alarms.
+one implicit authorization is added: a create's Tags (also ``AddTags`` / ``cloudwatch:TagResource``).
+(SageMaker reads an UpdateEndpoint's rollback alarms as the execution role, not as the caller.)
 """
 
 from __future__ import annotations
@@ -173,10 +173,6 @@ def _requests(calls: list[dict], role_arn: str):
                     yield op, "iam:PassRole", body[field], {"iam:PassedToService": "sagemaker.amazonaws.com"}
             if op.startswith("Create") or op == "AddTags":
                 tags.setdefault(arns[0], {}).update(request_tags)
-            if op == "UpdateEndpoint":  # SageMaker reads the rollback alarms with the caller's permissions
-                rollback = (body.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
-                for alarm in rollback.get("Alarms", []):
-                    yield f"{op} (alarms)", "cloudwatch:DescribeAlarms", f"{CW}{alarm['AlarmName']}", {}
         elif target.startswith(f"{CLOUDWATCH_SERVICE}."):
             op = target.split(".", 1)[1]
             assert op == "PutMetricAlarm", f"the policy grants no cloudwatch:{op}"

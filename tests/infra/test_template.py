@@ -77,14 +77,11 @@ SAGEMAKER_CALL_SITES: dict[str, tuple[str, str]] = {
     "CreateModelPackage": ("include/sagemaker_retrain/pipeline.py", "sm.create_model_package("),
     "DescribeModelPackage": ("include/sagemaker_retrain/registry.py", "sm.describe_model_package("),
     "UpdateModelPackage": ("include/sagemaker_retrain/registry.py", "sm.update_model_package("),
-    "ListModelPackages": ("include/sagemaker_retrain/registry.py", "sm.list_model_packages("),
 }
 CLOUDWATCH_CALL_SITES: dict[str, tuple[str, str]] = {
     "PutMetricAlarm": ("include/sagemaker_retrain/operators/endpoint.py", "cloudwatch.put_metric_alarm(**alarm)"),
     # PutMetricAlarm's Tags (set when the alarm is created) are authorized as TagResource as well
     "TagResource": ("include/sagemaker_retrain/config.py", '"Tags": resource_tags,\n    }\n    return [\n'),
-    # UpdateEndpoint's AutoRollbackConfiguration: SageMaker reads the named alarms
-    "DescribeAlarms": ("include/sagemaker_retrain/config.py", '"AutoRollbackConfiguration": {"Alarms": '),
 }
 
 
@@ -436,8 +433,7 @@ def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emul
     listing = "TeardownListConfigsModelsTransformJobs"
     for sid, statement in statements.items():
         assert statement["Effect"] == "Allow", sid
-        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid not in (
-                listing, "HistoryListPackageVersions"):
+        if any(a.startswith("sagemaker:") for a in _as_list(statement["Action"])) and sid != listing:
             for resource in _as_list(statement["Resource"]):
                 assert sagemaker_arn.match(resource), (sid, resource)
     assert statements[listing]["Resource"] == "*"  # List* take no resource ARN
@@ -465,8 +461,11 @@ def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emul
     assert statements["PrepareTrainScoreGateHistoryListPrefix"]["Condition"] == {
         "StringLikeIfExists": {"s3:prefix": ["sagemaker-retrain", "sagemaker-retrain/*"]}}
     alarms = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:sagemaker-retrain-sagemaker-retrain*"
-    for sid in ("DeployPutTaggedRollbackAlarms", "DeployUpdateEndpointReadsRollbackAlarms"):
-        assert statements[sid]["Resource"] == [f"{alarms}-invocation-5xx", f"{alarms}-model-latency"], sid
+    assert statements["DeployPutTaggedRollbackAlarms"]["Resource"] == [
+        f"{alarms}-invocation-5xx", f"{alarms}-model-latency"]
+    # SageMaker reads UpdateEndpoint's rollback alarms as the execution role (HostReadRollbackAlarms), not
+    # as the caller: test_least_privilege runs the update without any DescribeAlarms in this policy.
+    assert not [s for s in statements.values() if "cloudwatch:DescribeAlarms" in _as_list(s["Action"])]
     for resource in _as_list(statements["TrainReadTrainingLogs"]["Resource"]):
         assert resource.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/TrainingJobs:"), resource
 
@@ -493,7 +492,7 @@ def test_existing_bucket_is_used_as_is(stack, emulator_clients):
     assert statements["PrepareGateHistoryReadWriteObjects"]["Resource"] == "arn:aws:s3:::team-ml-data/other-pipeline/*"
     assert statements["WaitSmokeInvokeOwnEndpoint"]["Resource"] == (
         f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/linear-learner-housing*")
-    assert statements["DeployUpdateEndpointReadsRollbackAlarms"]["Resource"][0] == (
+    assert statements["DeployPutTaggedRollbackAlarms"]["Resource"][0] == (
         f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:other-pipeline-linear-learner-housing*-invocation-5xx")
 
 

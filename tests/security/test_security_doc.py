@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
+from doc_sections import write_sections  # tests/security/, on sys.path as the test's own folder
 from fastapi.testclient import TestClient
 from werkzeug.test import Client
 
@@ -238,39 +239,31 @@ def test_write_security_doc(history_client, tmp_path):
     surfaces = _plugin_rows(http, tokens) + _emulator_rows() + [_non_csv_row(tmp_path)]
     params = _param_rows(tmp_path)
     deployment = _compose_rows()
-    text = "\n".join([
+    head = "\n".join([
         "# Security surfaces",
         "",
         "Written by `tests/security/test_security_doc.py` from the checks it runs (each row is asserted there,",
         "the file is rewritten only when all pass); the same cases are covered in more detail by",
         "`tests/unit/test_history_view.py`, `tests/unit/emulator/test_emu_admin_access.py`,",
-        "`tests/unit/test_limits.py` and `tests/deployment/test_compose_in_step.py`. Not covered here: the",
-        "IAM policies and the infrastructure template (see the README).",
+        "`tests/unit/test_limits.py` and `tests/deployment/test_compose_in_step.py`. The IAM section is",
+        "written by `tests/infra/test_least_privilege.py` (each test replaces only its own sections,",
+        "`tests/security/doc_sections.py`).",
         "",
-        "## Who can reach what",
-        "",
-        "| Surface | Who can reach it | What they get |",
-        "|---|---|---|",
-        *surfaces,
-        "",
-        "## Params refused at the start of a run",
-        "",
-        "Checked by `sagemaker_retrain.limits.check_params` in the `prepare` task, before the data set is",
-        "opened and before any AWS client is made (`tests/unit/test_limits.py` runs `pipeline.prepare` with",
-        "AWS clients that fail the test if made); the admins' Variables are read at run time (JSON; a",
-        "malformed one refuses every run). The task fails with the message shown (it names the Param and",
-        "the limit).",
-        "",
-        "| Param | Refused | Message (example) |",
-        "|---|---|---|",
-        *params,
-        "",
-        "## docker-compose.yaml",
-        "",
-        "| What | Who | Promise |",
-        "|---|---|---|",
-        *deployment,
         "",
     ])
-    DOC.write_text(text)
+    text = write_sections({
+        "Who can reach what": ["| Surface | Who can reach it | What they get |", "|---|---|---|", *surfaces],
+        "Params refused at the start of a run": [
+            "Checked by `sagemaker_retrain.limits.check_params` in the `prepare` task, before the data set is",
+            "opened and before any AWS client is made (`tests/unit/test_limits.py` runs `pipeline.prepare` with",
+            "AWS clients that fail the test if made); the admins' Variables are read at run time (JSON; a",
+            "malformed one refuses every run). The task fails with the message shown (it names the Param and",
+            "the limit).",
+            "",
+            "| Param | Refused | Message (example) |",
+            "|---|---|---|",
+            *params,
+        ],
+        "docker-compose.yaml": ["| What | Who | Promise |", "|---|---|---|", *deployment],
+    }, head=head, doc=DOC)
     assert DOC.read_text() == text

@@ -641,6 +641,7 @@ class SageMakerService:
         self.faults = faults or Faults()
         self.account_id = account_id
         self.endpoint_url = endpoint_url
+        self.credentials = ("test", "test")  # what it signs its own S3/Logs calls with
         self._backends: dict[str, SageMakerBackend] = {}
         self._lock = threading.Lock()
 
@@ -652,7 +653,7 @@ class SageMakerService:
                     self.account_id,
                     clock=self.clock,
                     faults=self.faults,
-                    aws=AwsClients(self.endpoint_url, region),
+                    aws=AwsClients(self.endpoint_url, region, self.credentials),
                 )
             return self._backends[region]
 

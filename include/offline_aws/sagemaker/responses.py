@@ -16,7 +16,9 @@ from urllib.parse import unquote
 from werkzeug.wrappers import Request, Response
 
 from .. import DEFAULT_REGION
+from ..iam_enforcement import AccessDenied, IamEnforcer
 from ..limits import CONTROL_PLANE_MAX_BYTES, INVOKE_ENDPOINT_MAX_BYTES, LimitExceeded, read_body
+from .authorization import invoke_requests, sagemaker_requests
 from .exceptions import SageMakerError, SerializationException
 from .hosting import ModelErrorResponse, payload_too_large
 from .models import SageMakerService
@@ -55,8 +57,18 @@ def _fault_error(verdict: tuple[str, int]) -> SageMakerError:
 class SageMakerResponses:
     """A WSGI app for both SageMaker APIs, routing to the region's backend."""
 
-    def __init__(self, service: SageMakerService):
+    def __init__(self, service: SageMakerService, enforcer: IamEnforcer | None = None):
         self.service = service
+        self.enforcer = enforcer  # None: no IAM (the default); else every call is authorized first
+
+    def _authorize(self, request: Request, raw: bytes, requests) -> None:
+        """AccessDenied (as a SageMakerError) unless the signed caller's policies allow ``requests``."""
+        if self.enforcer is None:
+            return
+        try:
+            self.enforcer.authorize(self.enforcer.caller(request.environ, raw, "sagemaker"), requests())
+        except AccessDenied as exc:
+            raise SageMakerError(exc.message, code="AccessDeniedException", status=400) from None
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -89,7 +101,9 @@ class SageMakerResponses:
                 params = json.loads(raw or b"{}")
             except ValueError:
                 raise SerializationException("Request body is not valid JSON.") from None
-            result = self.service.backend(region).call(operation, params)
+            backend = self.service.backend(region)
+            self._authorize(request, raw, lambda: sagemaker_requests(backend, operation, params))
+            result = backend.call(operation, params)
         except SageMakerError as exc:
             return _json_error(exc)
         return Response(json.dumps(to_wire(result)), status=200, headers=_headers(JSON_11))
@@ -105,7 +119,13 @@ class SageMakerResponses:
                 payload_in = read_body(request, INVOKE_ENDPOINT_MAX_BYTES)
             except LimitExceeded:
                 raise payload_too_large() from None
-            body, content_type, variant = self.service.backend(region).invoke_endpoint(
+            backend = self.service.backend(region)
+            try:
+                self._authorize(request, payload_in, lambda: invoke_requests(backend, name))
+            except SageMakerError as exc:
+                exc.status = 403
+                raise
+            body, content_type, variant = backend.invoke_endpoint(
                 name,
                 payload_in,
                 request.headers.get("Content-Type"),
