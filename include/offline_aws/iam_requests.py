@@ -1,10 +1,12 @@
-"""What an S3, CloudWatch or CloudWatch Logs request asks IAM: its actions, resource ARNs and condition
+"""What an S3, CloudWatch, CloudWatch Logs or SQS request asks IAM: its actions, resource ARNs and condition
 context, as AWS's Service Authorization Reference names them (for ``iam_enforcement``).
 
 S3 actions come from moto's own table (``moto.s3.responses.ACTION_MAP``), with AWS's names where
 moto's differ: HeadBucket is ``s3:ListBucket``, HeadObject ``s3:GetObject``, DeleteObjects one
-``s3:DeleteObject`` per key, a copy also ``s3:GetObject`` on its source. ``gate_moto_request`` stands
-in front of moto: it decides these three services' requests (and refuses in each one's own error
+``s3:DeleteObject`` per key, a copy also ``s3:GetObject`` on its source. SQS's batch calls are
+authorized as their single actions (DeleteMessageBatch is ``sqs:DeleteMessage``), on the queue's
+ARN; moto checks them as ``sqs:DeleteMessageBatch``. ``gate_moto_request`` stands
+in front of moto: it decides these four services' requests (and refuses in each one's own error
 envelope); other services' requests go to moto, whose own access control decides them.
 """
 
@@ -104,8 +106,24 @@ def logs_requests(target: str, body: bytes, region: str, account: str) -> list[A
     return [AuthRequest(f"logs:{operation}", f"arn:aws:logs:{region}:{account}:log-group:{group}:{stream}")]
 
 
+_SQS_BATCH = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
+              "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
+
+
+def sqs_requests(target: str, body: bytes, region: str, account: str) -> list[AuthRequest]:
+    operation = target.split(".", 1)[1]
+    params = _decode(body)
+    action = f"sqs:{_SQS_BATCH.get(operation, operation)}"
+    url = (params.get("QueueUrl") or "").rstrip("/")
+    if url:
+        owner, name = url.rsplit("/", 2)[-2:]
+        return [AuthRequest(action, f"arn:aws:sqs:{region}:{owner}:{name}")]
+    name = params.get("QueueName")
+    return [AuthRequest(action, f"arn:aws:sqs:{region}:{account}:{name}" if name else "*")]
+
+
 def gate_moto_request(enforcer: IamEnforcer, environ, start_response, moto_app):
-    """In front of moto: S3, CloudWatch and Logs requests are decided here (and not again by moto);
+    """In front of moto: S3, CloudWatch, Logs and SQS requests are decided here (and not again by moto);
     other services go to moto, whose own access control decides."""
     region, scope = credential_scope(environ.get("HTTP_AUTHORIZATION"))
     region = region or DEFAULT_REGION
@@ -122,6 +140,8 @@ def gate_moto_request(enforcer: IamEnforcer, environ, start_response, moto_app):
             operation, body, region, account, lambda name: _alarm_exists(account, region, name)))
     elif scope == "logs" and target.startswith("Logs_"):
         describe = ("logs", lambda body: logs_requests(target, body, region, account))
+    elif scope == "sqs" and target.startswith("AmazonSQS."):
+        describe = ("sqs", lambda body: sqs_requests(target, body, region, account))
     if describe is None:  # moto's own access control decides
         return moto_app(environ, start_response)
     service, requests = describe
@@ -185,8 +205,8 @@ def _denied(service: str, message: str, path: str, start_response):
         body = (bytes([0xA2]) + _cbor_text("__type") + _cbor_text("AccessDenied")
                 + _cbor_text("message") + _cbor_text(message))
         status, headers = "403 Forbidden", [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
-    else:  # awsJson (Logs, CloudWatch's JSON protocol)
-        code = "AccessDenied" if service == "cloudwatch" else "AccessDeniedException"
+    else:  # awsJson (Logs, SQS, CloudWatch's JSON protocol)
+        code = "AccessDenied" if service in ("cloudwatch", "sqs") else "AccessDeniedException"
         body = json.dumps({"__type": code, "message": message}).encode()
         status, headers = "400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")]
     start_response(status, [*headers, ("Content-Length", str(len(body)))])

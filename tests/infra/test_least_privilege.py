@@ -13,6 +13,12 @@ removed in an ephemeral run, one only the first deployment used in a first deplo
 endpoint), the update-only ones in updates of the weak endpoint (each leaves the weak model
 serving, checked), before the update that proves the whole policy.
 
+The new-data queue's statement (``WATCHER``) is used by no DAG run but by the DAG's AssetWatcher in
+the triggerer: the watched prefix is made to notify the queue, then the watcher's trigger
+(``SqsSensorTrigger``, as ``MessageQueueTrigger(scheme="sqs")`` builds it) runs as the user: with the
+whole policy it receives and deletes an upload's notification; without the statement it is denied
+``sqs:ReceiveMessage``.
+
 Speed (the budget of ``make test``): one emulator; two workers, each an IAM user with its own copy
 of the policy, an Airflow home (the second a copy of the first's migrated database) and one
 long-lived ``dags test`` process (``airflow_run.DagTestSession``), run side by side on
@@ -61,6 +67,10 @@ NOT_REACHED = {
     "TeardownStopOwnJobs": "teardown stops only this run's jobs still InProgress; at time scale 0 every job "
                            "has ended before teardown, so no run calls StopTrainingJob/StopTransformJob "
                            "(the policy's grant on this run's jobs is checked by test_policy_covers_dag)",
+}
+# Statements a DAG run does not use: the triggerer's AssetWatcher uses them (issue 14's new-data queue).
+WATCHER = {
+    "WatchNewDataReceiveAndDeleteNotifications": "the DAG's AssetWatcher in the triggerer (SqsSensorTrigger)",
 }
 # Statements whose absence the DAG tolerates by design: the run succeeds, the loss shows in the task log.
 DEGRADES = {
@@ -186,6 +196,63 @@ class Worker:
                 "denied": f"`{first['action']}` on `{resource}`"}
 
 
+def _watch_once(worker: Worker, queue_url: str, timeout: float = 30):
+    """The first event of the DAG's watcher trigger (as ``MessageQueueTrigger(scheme="sqs")`` builds it) run
+    as the worker's user, or the exception it raised; on a loop of its own, as a triggerer runs it."""
+    import asyncio
+    import os
+    from unittest import mock
+
+    from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+
+    trigger = SqsSensorTrigger(sqs_queue=queue_url, aws_conn_id=None, max_messages=10, wait_time_seconds=1,
+                               waiter_delay=1, region_name=REGION)
+
+    async def first_event():
+        return await asyncio.wait_for(anext(trigger.run()), timeout)
+
+    env = {k: v for k, v in worker.env.items() if k.startswith("AWS_")}
+    with mock.patch.dict(os.environ, env), ThreadPoolExecutor(1) as pool:
+        try:
+            return pool.submit(asyncio.run, first_event()).result()
+        except Exception as err:  # noqa: BLE001 - the denial is the result under test
+            return err
+
+
+def _watcher_needs(stack: Stack, worker: Worker, sid: str, where: str) -> dict:
+    """The watched prefix notifies the queue (as infra/README's command sets it on an existing bucket);
+    the trigger receives and deletes an upload's notification with the whole policy, and is denied without ``sid``."""
+    kw = dict(endpoint_url=stack.emulator.url, region_name=REGION, aws_access_key_id=stack.admin["AWS_ACCESS_KEY_ID"],
+              aws_secret_access_key=stack.admin["AWS_SECRET_ACCESS_KEY"])
+    s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
+    queue_url = stack.outputs["NewDataQueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    watched = stack.outputs["NewDataPrefixUri"].removeprefix(f"s3://{BUCKET}/")
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": [{
+        "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": watched}]}}}]})
+    sqs.purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
+
+    worker.use_policy_without(None)
+    s3.put_object(Bucket=BUCKET, Key=f"{watched}least-privilege-1.csv", Body=b"a,b\n1,2\n")
+    event = _watch_once(worker, queue_url)
+    assert not isinstance(event, Exception), event
+    records = [r for m in event.payload["message_batch"] for r in json.loads(m["Body"]).get("Records", [])]
+    assert [r["s3"]["object"]["key"] for r in records] == [f"{watched}least-privilege-1.csv"], records
+    assert sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "0"  # deleted on reception
+
+    worker.use_policy_without(sid)
+    s3.put_object(Bucket=BUCKET, Key=f"{watched}least-privilege-2.csv", Body=b"a,b\n1,2\n")
+    denied = _watch_once(worker, queue_url)
+    worker.use_policy_without(None)
+    assert isinstance(denied, Exception), denied
+    assert "AccessDenied" in str(denied) and "sqs:ReceiveMessage" in str(denied), denied
+    statement = next(s for s in stack.document["Statement"] if s["Sid"] == sid)
+    return {"actions": sorted(_as_list(statement["Action"])), "task": f"none: {where}", "scenario": "an upload under the watched prefix",
+            "denied": "`sqs:ReceiveMessage` on the new-data queue"}
+
+
 def _stable(arn: str) -> str:
     """An ARN as the document shows it: the run's and the endpoint's names as placeholders."""
     arn = re.sub(r"/runs/[^/]+/", "/runs/<run>/", arn)
@@ -242,7 +309,7 @@ def test_the_policy_is_enough_and_every_statement_is_needed(workers):
     weak_config = stack.serving_config(ENDPOINT)
     in_ephemeral = [s for s in sids if s in _used(d_ephemeral)]
     in_create = [s for s in sids if s in _used(d_create) and s not in in_ephemeral]
-    late = [s for s in sids if s not in in_ephemeral + in_create and s not in NOT_REACHED]
+    late = [s for s in sids if s not in in_ephemeral + in_create and s not in NOT_REACHED and s not in WATCHER]
 
     def early_variants(worker: Worker, chosen: list[str]) -> None:
         for sid in chosen:
@@ -286,6 +353,11 @@ def test_the_policy_is_enough_and_every_statement_is_needed(workers):
         assert sid not in _used(d_create + d_ephemeral + d_update), sid
         assert not [d for d in stack.emulator.enforcer.decisions if d["action"] in actions], sid
         rows[sid] = {"actions": sorted(actions), "task": "teardown", "scenario": "—", "denied": f"not shown: {why}"}
+
+    # 5. the watcher's statement, by running the watcher's trigger as the user: with it, a new object's
+    #    notification is received and deleted; without it, AccessDenied names sqs:ReceiveMessage
+    for sid, where in WATCHER.items():
+        rows[sid] = _watcher_needs(stack, first, sid, where)
 
     assert set(rows) == set(sids)
     print(f"# least privilege: {len(sids)} statements in {time.monotonic() - started:.0f} s", flush=True)

@@ -163,3 +163,36 @@ def test_update_endpoint_rollback_alarms_are_read_as_the_execution_role(clients)
     with pytest.raises(Exception) as raised:
         enforcer.authorize(caller, alarms[1:])
     assert raised.value.message.startswith(f"User: {role.arn} is not authorized to perform: cloudwatch:DescribeAlarms")
+
+
+def test_sqs_batch_calls_are_authorized_as_their_single_actions():
+    """AWS authorizes DeleteMessageBatch as sqs:DeleteMessage (moto alone would ask for sqs:DeleteMessageBatch)."""
+    queue = "arn:aws:sqs:us-east-1:123456789012:new-data"
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                             "Resource": queue}]}
+    emulator = start_emulator(time_scale=0, enforce_iam=True)
+    try:
+        admin = emulator.env()
+        root = dict(endpoint_url=emulator.url, region_name=REGION, aws_access_key_id=admin["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=admin["AWS_SECRET_ACCESS_KEY"])
+        iam, sqs_admin = boto3.client("iam", **root), boto3.client("sqs", **root)
+        url = sqs_admin.create_queue(QueueName="new-data")["QueueUrl"]
+        sqs_admin.create_queue(QueueName="other")
+        iam.create_user(UserName="watcher")
+        iam.put_user_policy(UserName="watcher", PolicyName="p", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="watcher")["AccessKey"]
+        sqs = boto3.client("sqs", **{**root, "aws_access_key_id": key["AccessKeyId"],
+                                     "aws_secret_access_key": key["SecretAccessKey"]})
+        sqs_admin.send_message(QueueUrl=url, MessageBody="{}")
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)["Messages"]
+        deleted = sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages])
+        assert len(deleted["Successful"]) == 1
+        other = url.replace("new-data", "other")
+        error = _denied(lambda: sqs.receive_message(QueueUrl=other, WaitTimeSeconds=0))
+        assert error["Message"].startswith(f"User: arn:aws:iam::{ACCOUNT}:user/watcher is not authorized to perform: "
+                                           f"sqs:ReceiveMessage on resource: {queue.replace('new-data', 'other')}")
+        error = _denied(lambda: sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "1", "MessageBody": "x"}]))
+        assert "sqs:SendMessage on resource" in error["Message"]
+    finally:
+        emulator.stop()
