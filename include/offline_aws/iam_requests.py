@@ -59,7 +59,7 @@ def s3_requests(method: str, path: str, query: str, headers, body: bytes) -> lis
     return out
 
 
-def _decode(body: bytes) -> dict:
+def decode_body(body: bytes) -> dict:
     """A JSON (awsJson) or CBOR (smithy-rpc-v2-cbor) request body."""
     if not body:
         return {}
@@ -82,7 +82,7 @@ def cloudwatch_operation(path: str, target: str) -> str | None:
 
 def cloudwatch_requests(operation: str, body: bytes, region: str, account: str,
                         alarm_exists) -> list[AuthRequest]:
-    params = _decode(body)
+    params = decode_body(body)
     alarm = f"arn:aws:cloudwatch:{region}:{account}:alarm:"
     if operation == "PutMetricAlarm":
         arn = alarm + params["AlarmName"]
@@ -98,7 +98,7 @@ def cloudwatch_requests(operation: str, body: bytes, region: str, account: str,
 
 def logs_requests(target: str, body: bytes, region: str, account: str) -> list[AuthRequest]:
     operation = target.split(".", 1)[1]
-    params = _decode(body)
+    params = decode_body(body)
     group = params.get("logGroupName") or params.get("logGroupIdentifier")
     if not group:
         return [AuthRequest(f"logs:{operation}", "*")]
@@ -112,7 +112,7 @@ _SQS_BATCH = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMe
 
 def sqs_requests(target: str, body: bytes, region: str, account: str) -> list[AuthRequest]:
     operation = target.split(".", 1)[1]
-    params = _decode(body)
+    params = decode_body(body)
     action = f"sqs:{_SQS_BATCH.get(operation, operation)}"
     url = (params.get("QueueUrl") or "").rstrip("/")
     if url:

@@ -22,9 +22,9 @@ from urllib.parse import parse_qs, unquote
 
 import boto3
 import pytest
-from botocore.parsers import RpcV2CBORParser
 
 from offline_aws.airflow_run import airflow_env, dags_test
+from offline_aws.iam_requests import decode_body
 from offline_aws.sagemaker.responses import credential_scope
 from offline_aws.server import start_emulator
 
@@ -75,19 +75,9 @@ class Recorder:
             self.calls.append({
                 "where": where, "scope": credential_scope(environ.get("HTTP_AUTHORIZATION"))[1], "target": target,
                 "method": environ["REQUEST_METHOD"], "path": path,
-                "query": environ.get("QUERY_STRING", ""), "body": _decode_body(body) if target else {},
+                "query": environ.get("QUERY_STRING", ""), "body": decode_body(body) if target else {},
             })
         return where
-
-
-def _decode_body(body: bytes) -> dict:
-    """A JSON (awsJson) or CBOR (smithy-rpc-v2-cbor) request body as a dict."""
-    if not body:
-        return {}
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return RpcV2CBORParser().parse_data_item(io.BytesIO(body))
 
 
 def _condition_holds(condition: dict, context: dict) -> bool:
