@@ -507,11 +507,16 @@ def test_new_data_under_the_watched_prefix_notifies_the_queue(stack, emulator_cl
     sqs.purge_queue(QueueUrl=queue)  # S3's s3:TestEvent
     tls_only = s3.get_bucket_policy(Bucket=watch.bucket)["Policy"]
     s3.delete_bucket_policy(Bucket=watch.bucket)  # the emulator speaks plain HTTP, which the policy denies
+    keys_put = ("sagemaker-retrain/incoming/d.csv", "sagemaker-retrain/incoming/d.manifest.json",
+                "sagemaker-retrain/incoming/d.txt", "sagemaker-retrain/runs/x/part.csv")
     try:
-        for key in ("sagemaker-retrain/incoming/d.csv", "sagemaker-retrain/incoming/d.manifest.json",
-                    "sagemaker-retrain/incoming/d.txt", "sagemaker-retrain/runs/x/part.csv"):
+        for key in keys_put:
             s3.put_object(Bucket=watch.bucket, Key=key, Body=b"a,b\n1,2\n")
     finally:
+        # leave no object behind a policy that denies plain HTTP: moto's state outlives this module's emulator,
+        # and a later emulator of the same process saving its state (--state-dir) reads every object
+        for version in s3.list_object_versions(Bucket=watch.bucket).get("Versions", []):
+            s3.delete_object(Bucket=watch.bucket, Key=version["Key"], VersionId=version["VersionId"])
         s3.put_bucket_policy(Bucket=watch.bucket, Policy=tls_only)
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     keys = sorted(o.key for o in data_events.objects_from_messages(messages))
