@@ -6,10 +6,8 @@ import hashlib
 import io
 import json
 
-import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from sagemaker_retrain import data_events, pipeline
 from sagemaker_retrain.data_events import MANIFEST_SUFFIX, DropError, S3Object, Watch
@@ -79,14 +77,6 @@ def test_load_watch_from_variables():
 
 
 # --- drops -----------------------------------------------------------------------------------------
-@pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
 def test_one_object_drop_is_pinned_to_its_version(s3):
     extra = asset_extra(message(s3_event("incoming/a.csv", version="v7")))
     drop = data_events.drop_from_events(s3, [extra], WATCH)

@@ -8,10 +8,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from offline_aws.linear_learner.data import read_recordio_protobuf
 from sagemaker_retrain.data_prep.encoding import RECORDIO
@@ -243,14 +241,6 @@ def test_as_dict_has_the_fields_the_pipeline_reads(tmp_path):
 
 PARAMS = {"target_column": "y", "predictor_type": "regressor", "validation_fraction": 0.1,
           "test_fraction": 0.1, "split_seed": 42, "smoke_rows": 3, "num_classes": None}
-
-
-@pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def keys(s3, prefix: str) -> list[str]:

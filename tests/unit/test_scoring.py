@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from sagemaker_retrain import scoring
 from sagemaker_retrain.gate_metrics import GATE_METRICS, METRICS_FOR_PREDICTOR
 from sagemaker_retrain.smoke import SmokeTestError
 
 BUCKET = "scoring-bucket"
-
-
-@pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def _put_split(s3, parts: list[np.ndarray]) -> str:
