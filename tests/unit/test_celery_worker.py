@@ -38,3 +38,24 @@ def test_after_the_warmup_a_tasks_clients_parse_no_botocore_file():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1].startswith("0 "), out.stdout
+
+
+def test_a_process_forked_after_the_warmup_collects_none_of_its_objects():
+    """The warmup's objects are frozen, so a task process's full collections do not walk them."""
+    script = textwrap.dedent("""
+        import gc, os, time
+        before = len(gc.get_objects())
+        import sagemaker_retrain.worker_warmup
+        frozen = gc.get_freeze_count()
+        assert frozen > before + 100_000, (before, frozen)
+        pid = os.fork()
+        if pid == 0:
+            tracked = len(gc.get_objects())  # what a full collection in the child walks
+            os._exit(0 if tracked < frozen // 10 else 1)
+        _, status = os.waitpid(pid, 0)
+        print(frozen, os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    frozen, child_exit = out.stdout.split()[-2:]
+    assert child_exit == "0", f"the forked child still tracks most of the {frozen} warmed-up objects"
