@@ -8,13 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Metadata, XComArg, dag, task
 
 from sagemaker_retrain.alerts import task_failed
 from sagemaker_retrain.operators.approval import ModelApprovalOperator
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
 from sagemaker_retrain.operators.restore import EndpointRestoreOperator, PipelineTeardownOperator
+from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
 from sagemaker_retrain.operators.training import SageMakerReattachingTrainingOperator
 from sagemaker_retrain.params import build_params
 from sagemaker_retrain.sensors.endpoint import EndpointDeployedSensor
@@ -182,7 +182,7 @@ def sagemaker_retrain():
 
     staged = stage(plan, train.output, package)
     scores = [
-        SageMakerTransformOperator(
+        SageMakerShortWaitTransformOperator(
             task_id=f"score_{role}",
             config=XComArg(staged.operator, key=f"{role}_transform"),
             aws_conn_id=AWS_CONN_ID,

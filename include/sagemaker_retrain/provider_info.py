@@ -13,7 +13,8 @@ def get_provider_info() -> dict:
             {
                 "integration-name": "Amazon SageMaker",
                 "python-modules": ["sagemaker_retrain.operators.training", "sagemaker_retrain.operators.endpoint",
-                                   "sagemaker_retrain.operators.restore"],
+                                   "sagemaker_retrain.operators.restore", "sagemaker_retrain.operators.approval",
+                                   "sagemaker_retrain.operators.short_waits"],
             }
         ],
         "sensors": [

@@ -252,3 +252,61 @@ def test_provider_deferred_trigger_reports_failure(emulator, model):
     assert event.payload["status"] == "failed"
     assert event.payload["message"] == "ClientError: injected for the trigger"
     assert json.dumps(event.payload)
+
+
+# --- short jobs end on the worker (sagemaker_retrain.operators.short_waits) ----------------------
+def test_short_wait_operator_watches_a_short_job_to_its_end_without_deferring(emulator, model, invoked, clients):
+    from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
+
+    operator = SageMakerShortWaitTransformOperator(
+        task_id="score", config=transform_config("tr-short"), aws_conn_id=None, check_interval=0.1, deferrable=True)
+    call_admin(emulator.url, "config", {"time_scale": 0.1})  # InProgress at the first check, done in about 0.4 s
+    try:
+        result = operator.execute({})  # a deferral would raise TaskDeferred
+    finally:
+        call_admin(emulator.url, "config", {"time_scale": 0})
+    assert result["Transform"]["TransformJobStatus"] == "Completed"
+    assert read_out(clients, "tr-short") == invoked
+
+
+def test_short_wait_operator_defers_a_job_that_outlasts_the_watch(emulator, model):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
+
+    operator = SageMakerShortWaitTransformOperator(
+        task_id="score", config=transform_config("tr-long"), aws_conn_id=None, check_interval=0.1, deferrable=True)
+    operator.wait_on_worker_seconds = 0.3
+    call_admin(emulator.url, "config", {"time_scale": 1000})
+    try:
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute({})
+    finally:
+        call_admin(emulator.url, "config", {"time_scale": 0})
+    assert deferred.value.trigger.job_name == "tr-long"
+
+
+def test_short_wait_hands_on_the_event_the_trigger_would_send(emulator, model):
+    """A job that fails while watched ends the task exactly as the provider's trigger would have."""
+    from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+
+    from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
+
+    call_admin(emulator.url, "faults", {"fail_next_transform_job": "ClientError: injected while watched"})
+    operator = SageMakerShortWaitTransformOperator(
+        task_id="score", config=transform_config("tr-watch-fail"), aws_conn_id=None, check_interval=0.1,
+        deferrable=True)
+    call_admin(emulator.url, "config", {"time_scale": 0.1})
+    try:
+        with pytest.raises(RuntimeError, match="ClientError: injected while watched"):
+            operator.execute({})
+    finally:
+        call_admin(emulator.url, "config", {"time_scale": 0})
+    trigger = SageMakerTrigger(job_name="tr-watch-fail", job_type="Transform", waiter_delay=1,
+                               waiter_max_attempts=30, aws_conn_id=None)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event
+
+    assert operator._watch(trigger) == _in_own_loop(first_event()).payload

@@ -111,3 +111,28 @@ def test_a_job_older_than_the_run_is_not_reattached(aws):
     sm.create_training_job(**_config("job-older"))
     with pytest.raises(AirflowException, match="before this run started"):
         _operator("job-older").execute(context=_ctx(started=datetime.now(UTC) + timedelta(hours=1)))
+
+
+def test_a_job_that_ends_within_seconds_is_watched_to_its_end_on_the_worker(aws):
+    """Deferrable, yet no round trip through the triggerer for a job that ends while watched."""
+    emulator, sm = aws
+    emulator.clock.time_scale = 0.05  # InProgress when created, Completed about a quarter second later
+    try:
+        result = SageMakerReattachingTrainingOperator(
+            task_id="train", config=_config("job-short"), aws_conn_id=None, deferrable=True, check_interval=0.1,
+            print_log=False).execute(context=_ctx())  # a deferral would raise TaskDeferred
+    finally:
+        emulator.clock.time_scale = 0.0
+    assert result["Training"]["TrainingJobStatus"] == "Completed"
+    assert len(_jobs(sm, "job-short")) == 1
+
+
+def test_a_job_that_fails_while_watched_fails_the_task_with_its_reason(aws):
+    emulator, sm = aws
+    emulator.faults.configure({"fail_next_training_job": "InternalServerError: failed while watched"})
+    emulator.clock.time_scale = 0.05
+    try:
+        with pytest.raises(AirflowException, match="ended Failed: InternalServerError: failed while watched"):
+            _operator("job-watched-fail", deferrable=True).execute(context=_ctx())
+    finally:
+        emulator.clock.time_scale = 0.0

@@ -19,13 +19,14 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
+from sagemaker_retrain.operators.short_waits import WatchShortJobsOnWorker
 from sagemaker_retrain.ownership import job_belongs_to_run, tags_of
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 CLOCK_SKEW = timedelta(minutes=2)  # between the worker's clock and SageMaker's CreationTime
 
 
-class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
+class SageMakerReattachingTrainingOperator(WatchShortJobsOnWorker, SageMakerTrainingOperator):
     """
     Start a SageMaker training job, or re-attach to the one an earlier try of this task started.
 
@@ -33,7 +34,8 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
     ``action_if_job_exists`` are replaced by re-attaching. ``max_attempts`` of the deferred wait
     is raised to cover the job's own ``StoppingCondition.MaxRuntimeInSeconds`` (the provider's
     default gives up after 30 minutes). In deferrable mode the job's log lines and final metrics
-    are printed when the trigger fires, so the task log shows them in both modes.
+    are printed when the trigger fires, so the task log shows them in both modes. A job that ends
+    within a few seconds is watched to its end on the worker instead (``short_waits``).
     """
 
     def __init__(self, **kwargs):
@@ -53,12 +55,12 @@ class SageMakerReattachingTrainingOperator(SageMakerTrainingOperator):
                 return None
             raise
 
-    def execute(self, context) -> dict:
+    def start(self, context) -> dict:
         self._size_max_attempts()
         name = self.config["TrainingJobName"]
         existing = self._existing_job(name)
         if existing is None and not self.deferrable:
-            result = super().execute(context)
+            result = SageMakerTrainingOperator.execute(self, context)
             self._log_final_metrics(result["Training"])
             return result
         if existing is None:
