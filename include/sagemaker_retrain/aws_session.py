@@ -14,6 +14,9 @@ provider already shares one loader between its async sessions for the same reaso
 parsing is shared. Enable it with the provider's documented setting::
 
     AIRFLOW__AWS__SESSION_FACTORY=sagemaker_retrain.aws_session.SharedModelsSessionFactory
+
+Importing this module (which that setting does, before the first session is made) also installs
+``hook_caller``: the hooks name their calling operator without reading source files.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ import threading
 import boto3
 from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
 
+from sagemaker_retrain import hook_caller
+
 FACTORY_PATH = "sagemaker_retrain.aws_session.SharedModelsSessionFactory"
+
+hook_caller.install()
 
 _caches: dict[tuple[str, ...], dict] = {}
 _lock = threading.Lock()

@@ -20,6 +20,7 @@ import matplotlib.figure  # noqa: F401
 import sagemaker_retrain.data_events  # noqa: F401
 import sagemaker_retrain.data_prep.prepare  # noqa: F401 - pandas and numpy
 import sagemaker_retrain.evaluation  # noqa: F401 - matplotlib (the plot)
+import sagemaker_retrain.history_view
 import sagemaker_retrain.operators.approval  # noqa: F401
 import sagemaker_retrain.operators.endpoint  # noqa: F401
 import sagemaker_retrain.operators.restore  # noqa: F401
@@ -43,6 +44,11 @@ def warm_botocore_models() -> None:
 
 
 warm_botocore_models()
+
+# Every task process loads the plugins folder (Airflow's task runner does, for listeners), so the
+# model history plugin builds its FastAPI app in each one; the first build imports what FastAPI
+# loads lazily (pydantic.v1 among it), so do it once here.
+sagemaker_retrain.history_view.create_app()
 
 
 def freeze_for_fork() -> None:
