@@ -98,21 +98,28 @@ class _FastRows(Rows):
 
     A row ``P,T,S\\n`` (``T`` the target field) is three byte segments written as ``T,`` + ``P,``
     + ``S\\n``; when the target is the last field (``P,T\\n``) two separators are swapped after.
+    ``ends`` are the lines' newlines; every line has ``width - 1`` commas (pandas read it so).
     """
 
-    def __init__(self, raw: np.ndarray, seps: np.ndarray, values: np.ndarray, order: list[int], first_line: int):
+    def __init__(self, raw: np.ndarray, ends: np.ndarray, values: np.ndarray, order: list[int], first_line: int):
         self.raw, self.values, self.order, self.first_line = raw, values, order, first_line
-        target = order[0]
-        ends = seps[:, -1]
+        target, width = order[0], values.shape[1]
         starts = np.empty_like(ends)
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-        t_start = starts if target == 0 else seps[:, target - 1] + 1
-        t_end = seps[:, target]
+        if width == 1:
+            t_start, t_end = starts, ends
+        elif target == width - 1:
+            t_start, t_end = _nearest_comma(raw, ends - 1, -1) + 1, ends
+        elif target == 0:
+            t_start, t_end = starts, _nearest_comma(raw, starts, 1)
+        else:
+            commas = np.flatnonzero(raw == _COMMA).reshape(len(ends), width - 1)
+            t_start, t_end = commas[:, target - 1] + 1, commas[:, target]
         self.seg_src = np.stack([t_start, starts, t_end + 1], axis=1)
         self.seg_len = np.stack([t_end + 1 - t_start, t_start - starts, ends - t_end], axis=1)
         self.target_len = t_end - t_start
-        self.swap = target == seps.shape[1] - 1
+        self.swap = target == width - 1
 
     def csv(self, index: np.ndarray) -> bytes:
         if len(index) == 0:
@@ -185,28 +192,38 @@ class _FormattedRows(Rows):
         return ("\n".join(lines) + "\n").encode()
 
 
+def _nearest_comma(raw: np.ndarray, positions: np.ndarray, step: int) -> np.ndarray:
+    """For each position, the first comma at or after it (``step`` 1) or at or before it (-1).
+
+    Only as many passes as the longest field has bytes, over the lines still looking: finding
+    the first or last field this way is cheaper than listing every comma of the chunk.
+    """
+    positions = positions.copy()
+    looking = np.arange(len(positions))
+    while len(looking):
+        looking = looking[raw[positions[looking]] != _COMMA]
+        positions[looking] += step
+    return positions
+
+
 def _fast_rows(data: bytes, width: int, order: list[int], first_line: int) -> Rows | None:
-    """The fast path, or None when the chunk needs the careful path (or has an error to name)."""
-    raw = np.frombuffer(data, dtype=np.uint8)
+    """The fast path, or None when the chunk needs the careful path (or has an error to name).
+
+    pandas checks the shape: a line with a missing or empty field gives NaN, one with an extra
+    field a ParserError, a blank one is skipped (so the row count falls short of the newlines).
+    """
     if data.translate(None, _FAST_BYTES):
         return None
-    newline = raw == _NEWLINE
-    rows = int(np.count_nonzero(newline))
-    seps = np.flatnonzero(newline | (raw == _COMMA))
-    del newline
-    if len(seps) != rows * width:
-        return None
-    seps = seps.reshape(rows, width)
-    if not (raw[seps[:, -1]] == _NEWLINE).all():  # so every line has width - 1 commas: none is blank
-        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == _NEWLINE)
     try:
         frame = pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c")
     except (ValueError, pd.errors.ParserError):
         return None
     values = frame.to_numpy(dtype=np.float64)
-    if values.shape != (rows, width) or not np.isfinite(values).all():
+    if values.shape != (len(ends), width) or not np.isfinite(values).all():
         return None
-    return _FastRows(raw, seps, values, order, first_line)
+    return _FastRows(raw, ends, values, order, first_line)
 
 
 def _careful_rows(data: bytes, names: list[str], first_line: int, order: list[int]) -> Rows:
