@@ -229,15 +229,16 @@ def _nearest_comma(raw: np.ndarray, positions: np.ndarray, step: int) -> np.ndar
 def _fast_rows(data: bytes, width: int, order: list[int], first_line: int) -> Rows | None:
     """The fast path, or None when the chunk needs the careful path (or has an error to name).
 
-    pandas checks the shape: a line with a missing or empty field gives NaN, one with an extra
-    field a ParserError, a blank one is skipped (so the row count falls short of the newlines).
+    pandas checks the shape: a line with a missing or empty field fails to convert (no NA
+    strings are looked for: none is made of the fast path's bytes but the empty one), one with
+    an extra field is a ParserError, a blank one is skipped (so rows fall short of newlines).
     """
     if data.translate(None, _FAST_BYTES):
         return None
     raw = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(raw == _NEWLINE)
     try:
-        frame = pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c")
+        frame = pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c", na_filter=False)
     except (ValueError, pd.errors.ParserError):
         return None
     values = frame.to_numpy(dtype=np.float64)
