@@ -116,9 +116,17 @@ class _FastRows(Rows):
         else:
             commas = np.flatnonzero(raw == _COMMA).reshape(len(ends), width - 1)
             t_start, t_end = commas[:, target - 1] + 1, commas[:, target]
-        self.seg_src = np.stack([t_start, starts, t_end + 1], axis=1)
-        self.seg_len = np.stack([t_end + 1 - t_start, t_start - starts, ends - t_end], axis=1)
+        # Each row's segments T, P, S (source start, length); P is empty when the target is the
+        # first field and S when it is the last, so those are left out rather than skipped per call.
+        segments = [(t_start, t_end + 1 - t_start)]
+        if target > 0:
+            segments.append((starts, t_start - starts))
+        if target < width - 1:
+            segments.append((t_end + 1, ends - t_end))
+        self.seg_src = np.stack([src for src, _ in segments], axis=1)
+        self.seg_len = np.stack([length for _, length in segments], axis=1)
         self.target_len = t_end - t_start
+        self.row_len = ends + 1 - starts
         self.swap = target == width - 1
 
     def csv(self, index: np.ndarray) -> bytes:
@@ -130,9 +138,9 @@ class _FastRows(Rows):
         out = _scratch("out", total, np.uint8)
         _copy_segments(self.raw, self.seg_src[index].ravel(), lens, out, out_start)
         if self.swap:
-            row_start = out_start[::3]
+            row_start = out_start[::self.seg_len.shape[1]]
             out[row_start + self.target_len[index]] = _COMMA
-            out[row_start + lens.reshape(-1, 3).sum(axis=1) - 1] = _NEWLINE
+            out[row_start + self.row_len[index] - 1] = _NEWLINE
         return out.tobytes()
 
 
@@ -160,8 +168,9 @@ def _copy_segments(raw: np.ndarray, src: np.ndarray, lens: np.ndarray, out: np.n
     8-byte index per byte (building that index cost more than the copy). A chunk has a few dozen
     distinct lengths; sorting by length is a radix sort when lengths fit 16 bits.
     """
-    keep = np.flatnonzero(lens)
-    src, lens, dst = src[keep], lens[keep], dst[keep]
+    if not lens.all():
+        keep = np.flatnonzero(lens)
+        src, lens, dst = src[keep], lens[keep], dst[keep]
     if len(lens) == 0:
         return
     by_length = np.argsort(lens.astype(np.uint16) if lens.max() < 1 << 16 else lens, kind="stable")
