@@ -13,6 +13,7 @@ Two paths through a chunk, with the same result:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import re
@@ -99,11 +100,13 @@ class _FastRows(Rows):
     A row ``P,T,S\\n`` (``T`` the target field) is three byte segments written as ``T,`` + ``P,``
     + ``S\\n``; when the target is the last field (``P,T\\n``) two separators are swapped after.
     ``ends`` are the lines' newlines; every line has ``width - 1`` commas (pandas read it so).
+    The floats stay pandas' columns: a row-major copy of them is only made if ``values`` is asked for.
     """
 
-    def __init__(self, raw: np.ndarray, ends: np.ndarray, values: np.ndarray, order: list[int], first_line: int):
-        self.raw, self.values, self.order, self.first_line = raw, values, order, first_line
-        target, width = order[0], values.shape[1]
+    def __init__(self, raw: np.ndarray, ends: np.ndarray, columns: list[np.ndarray], order: list[int],
+                 first_line: int):
+        self.raw, self.columns, self.order, self.first_line = raw, columns, order, first_line
+        target, width = order[0], len(columns)
         starts = np.empty_like(ends)
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
@@ -128,6 +131,20 @@ class _FastRows(Rows):
         self.target_len = t_end - t_start
         self.row_len = ends + 1 - starts
         self.swap = target == width - 1
+
+    def __len__(self) -> int:
+        return len(self.row_len)
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return np.column_stack(self.columns)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.columns[self.order[0]]
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        return np.column_stack([self.columns[column][index] for column in self.order])
 
     def csv(self, index: np.ndarray) -> bytes:
         if len(index) == 0:
@@ -250,10 +267,12 @@ def _fast_rows(data: bytes, width: int, order: list[int], first_line: int) -> Ro
         frame = pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c", na_filter=False)
     except (ValueError, pd.errors.ParserError):
         return None
-    values = frame.to_numpy(dtype=np.float64)
-    if values.shape != (len(ends), width) or not np.isfinite(values).all():
+    if frame.shape != (len(ends), width):
         return None
-    return _FastRows(raw, ends, values, order, first_line)
+    columns = [frame[column].to_numpy(dtype=np.float64) for column in frame.columns]
+    if not all(np.isfinite(column).all() for column in columns):
+        return None
+    return _FastRows(raw, ends, columns, order, first_line)
 
 
 def _careful_rows(data: bytes, names: list[str], first_line: int, order: list[int]) -> Rows:
