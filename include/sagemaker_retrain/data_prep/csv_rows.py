@@ -13,6 +13,7 @@ Two paths through a chunk, with the same result:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import re
@@ -98,34 +99,67 @@ class _FastRows(Rows):
 
     A row ``P,T,S\\n`` (``T`` the target field) is three byte segments written as ``T,`` + ``P,``
     + ``S\\n``; when the target is the last field (``P,T\\n``) two separators are swapped after.
+    ``ends`` are the lines' newlines; every line has ``width - 1`` commas (pandas read it so).
+    The floats stay pandas' columns: a row-major copy of them is only made if ``values`` is asked for.
     """
 
-    def __init__(self, raw: np.ndarray, seps: np.ndarray, values: np.ndarray, order: list[int], first_line: int):
-        self.raw, self.values, self.order, self.first_line = raw, values, order, first_line
-        target = order[0]
-        ends = seps[:, -1]
+    def __init__(self, raw: np.ndarray, ends: np.ndarray, columns: list[np.ndarray], order: list[int],
+                 first_line: int):
+        self.raw, self.columns, self.order, self.first_line = raw, columns, order, first_line
+        target, width = order[0], len(columns)
         starts = np.empty_like(ends)
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-        t_start = starts if target == 0 else seps[:, target - 1] + 1
-        t_end = seps[:, target]
-        self.seg_src = np.stack([t_start, starts, t_end + 1], axis=1)
-        self.seg_len = np.stack([t_end + 1 - t_start, t_start - starts, ends - t_end], axis=1)
-        self.target_len = t_end - t_start
-        self.swap = target == seps.shape[1] - 1
+        if width == 1:
+            t_start, t_end = starts, ends
+        elif target == width - 1:
+            t_start, t_end = _nearest_comma(raw, ends - 1, -1) + 1, ends
+        elif target == 0:
+            t_start, t_end = starts, _nearest_comma(raw, starts, 1)
+        else:
+            commas = np.flatnonzero(raw == _COMMA).reshape(len(ends), width - 1)
+            t_start, t_end = commas[:, target - 1] + 1, commas[:, target]
+        # Each row's segments T, P, S (source start, length); P is empty when the target is the
+        # first field and S when it is the last, so those are left out rather than skipped per call.
+        segments = [(t_start, t_end + 1 - t_start)]
+        if target > 0:
+            segments.append((starts, t_start - starts))
+        if target < width - 1:
+            segments.append((t_end + 1, ends - t_end))
+        # int32 when the chunk allows: half the bytes for every per-row gather below.
+        dtype = np.int32 if len(raw) < 1 << 31 else np.int64
+        self.seg_src = np.stack([src for src, _ in segments], axis=1, dtype=dtype)
+        self.seg_len = np.stack([length for _, length in segments], axis=1, dtype=dtype)
+        self.target_len = (t_end - t_start).astype(dtype)
+        self.row_len = (ends + 1 - starts).astype(dtype)
+        self.swap = target == width - 1
+
+    def __len__(self) -> int:
+        return len(self.row_len)
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return np.column_stack(self.columns)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.columns[self.order[0]]
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        return np.column_stack([self.columns[column][index] for column in self.order])
 
     def csv(self, index: np.ndarray) -> bytes:
         if len(index) == 0:
             return b""
-        lens = self.seg_len[index].ravel()
+        lens = np.take(self.seg_len, index, axis=0).ravel()  # take: rows as whole items, faster than []
         out_start = np.cumsum(lens) - lens
         total = int(out_start[-1] + lens[-1])
-        gather = _segment_gather(self.seg_src[index].ravel(), lens, out_start, total)
-        out = np.take(self.raw, gather, out=_scratch("out", total, np.uint8))
+        out = _scratch("out", total, np.uint8)
+        _copy_segments(self.raw, np.take(self.seg_src, index, axis=0).ravel(), lens, out, out_start)
         if self.swap:
-            row_start = out_start[::3]
+            row_start = out_start[::self.seg_len.shape[1]]
             out[row_start + self.target_len[index]] = _COMMA
-            out[row_start + lens.reshape(-1, 3).sum(axis=1) - 1] = _NEWLINE
+            out[row_start + self.row_len[index] - 1] = _NEWLINE
         return out.tobytes()
 
 
@@ -145,19 +179,31 @@ def _scratch(name: str, size: int, dtype) -> np.ndarray:
     return array[:size]
 
 
-def _segment_gather(src: np.ndarray, lens: np.ndarray, out_start: np.ndarray, total: int) -> np.ndarray:
-    """Byte positions that copy segments ``src[k]:src[k]+lens[k]`` one after another.
+def _copy_segments(raw: np.ndarray, src: np.ndarray, lens: np.ndarray, out: np.ndarray, dst: np.ndarray) -> None:
+    """Copy segments ``raw[src[k]:src[k]+lens[k]]`` to ``out[dst[k]:...]`` (they do not overlap in ``out``).
 
-    Built as a running sum of steps (1 inside a segment, a jump where the next one starts), so
-    it costs one array and one pass, with no per-byte arithmetic in Python.
+    Segments of one length are copied together, each as one item of a ``V<length>`` view that
+    starts at every byte: numpy then moves a whole field or row per index instead of needing an
+    8-byte index per byte (building that index cost more than the copy). A chunk has a few dozen
+    distinct lengths; sorting by length is a radix sort when lengths fit 16 bits.
     """
-    keep = lens > 0
-    src, lens, out_start = src[keep], lens[keep], out_start[keep]
-    steps = _scratch("steps", total, np.intp)
-    steps.fill(1)
-    steps[0] = src[0]
-    steps[out_start[1:]] = src[1:] - (src[:-1] + lens[:-1]) + 1
-    return np.cumsum(steps, out=steps)
+    if not lens.all():
+        keep = np.flatnonzero(lens)
+        src, lens, dst = src[keep], lens[keep], dst[keep]
+    if len(lens) == 0:
+        return
+    by_length = np.argsort(lens.astype(np.uint16) if lens.max() < 1 << 16 else lens, kind="stable")
+    lens = lens[by_length]
+    firsts = np.flatnonzero(lens[1:] != lens[:-1]) + 1
+    for start, end in zip([0, *firsts.tolist()], [*firsts.tolist(), len(lens)], strict=True):
+        group = by_length[start:end]
+        width = int(lens[start])
+        _windows(out, width)[dst[group]] = _windows(raw, width)[src[group]]
+
+
+def _windows(buffer: np.ndarray, width: int) -> np.ndarray:
+    """``buffer``'s bytes as overlapping ``width``-byte items, one starting at each byte (no copy)."""
+    return np.ndarray(shape=(len(buffer) - width + 1,), dtype=np.dtype(f"V{width}"), buffer=buffer, strides=(1,))
 
 
 class _FormattedRows(Rows):
@@ -174,28 +220,61 @@ class _FormattedRows(Rows):
         return ("\n".join(lines) + "\n").encode()
 
 
+_SCAN = 16  # bytes looked at at once for a comma: numeric fields are rarely longer
+_PACK = np.uint64(0x0102040810204080)  # (8 bytes of 0 or 1) * _PACK >> 56 has byte i as bit i
+
+
+def _nearest_comma(raw: np.ndarray, positions: np.ndarray, step: int) -> np.ndarray:
+    """For each position, the first comma at or after it (``step`` 1) or at or before it (-1).
+
+    The ``_SCAN`` bytes from each position are compared at once (one gather of a ``V16`` view)
+    and the matches packed into 16 bits, whose lowest or highest set bit is the comma; the few
+    lines without a comma there, or too near an end of the chunk, go on byte by byte. Finding
+    the first or last field so is cheaper than listing every comma of the chunk.
+    """
+    positions = positions.copy()
+    found = np.zeros(len(positions), dtype=bool)
+    if len(raw) >= _SCAN:
+        first = positions if step > 0 else positions - (_SCAN - 1)
+        inside = np.flatnonzero((first >= 0) & (first <= len(raw) - _SCAN))
+        first = first[inside]
+        words = (_windows(raw, _SCAN)[first].view(np.uint8) == _COMMA).view("<u8").reshape(-1, 2)
+        packed = (words * _PACK) >> np.uint64(56)
+        bits = (packed[:, 0] | packed[:, 1] << np.uint64(8)).astype(np.int32)
+        if step > 0:
+            bits &= -bits  # keep the lowest set bit
+        offset = np.frexp(bits.astype(np.float32))[1] - 1  # the highest set bit
+        hit = bits > 0
+        positions[inside[hit]] = first[hit] + offset[hit]
+        found[inside[hit]] = True
+    looking = np.flatnonzero(~found)
+    while len(looking):
+        looking = looking[raw[positions[looking]] != _COMMA]
+        positions[looking] += step
+    return positions
+
+
 def _fast_rows(data: bytes, width: int, order: list[int], first_line: int) -> Rows | None:
-    """The fast path, or None when the chunk needs the careful path (or has an error to name)."""
-    raw = np.frombuffer(data, dtype=np.uint8)
+    """The fast path, or None when the chunk needs the careful path (or has an error to name).
+
+    pandas checks the shape: a line with a missing or empty field fails to convert (no NA
+    strings are looked for: none is made of the fast path's bytes but the empty one), one with
+    an extra field is a ParserError, a blank one is skipped (so rows fall short of newlines).
+    """
     if data.translate(None, _FAST_BYTES):
         return None
-    newline = raw == _NEWLINE
-    rows = int(np.count_nonzero(newline))
-    seps = np.flatnonzero(newline | (raw == _COMMA))
-    del newline
-    if len(seps) != rows * width:
-        return None
-    seps = seps.reshape(rows, width)
-    if not (raw[seps[:, -1]] == _NEWLINE).all():  # so every line has width - 1 commas: none is blank
-        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == _NEWLINE)
     try:
-        frame = pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c")
+        frame = pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c", na_filter=False)
     except (ValueError, pd.errors.ParserError):
         return None
-    values = frame.to_numpy(dtype=np.float64)
-    if values.shape != (rows, width) or not np.isfinite(values).all():
+    if frame.shape != (len(ends), width):
         return None
-    return _FastRows(raw, seps, values, order, first_line)
+    columns = [frame[column].to_numpy(dtype=np.float64) for column in frame.columns]
+    if not all(np.isfinite(column).all() for column in columns):
+        return None
+    return _FastRows(raw, ends, columns, order, first_line)
 
 
 def _careful_rows(data: bytes, names: list[str], first_line: int, order: list[int]) -> Rows:
