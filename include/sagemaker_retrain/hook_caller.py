@@ -23,6 +23,7 @@ import sys
 from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
 
 _LOOKUPS = ("_find_operator_class_name", "_find_executor_class_name")
+PROVIDER_LOOKUPS = {name: AwsGenericHook.__dict__.get(name) for name in _LOOKUPS}  # before any install()
 
 
 def find_operator_class_name(target_function_name: str) -> str | None:

@@ -10,7 +10,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook, AwsGenericH
 
 from sagemaker_retrain import hook_caller
 
-ORIGINAL = {name: AwsGenericHook.__dict__[name] for name in hook_caller._LOOKUPS}
+ORIGINAL = hook_caller.PROVIDER_LOOKUPS  # the provider's own, even if another test installed ours
 
 
 @pytest.fixture
