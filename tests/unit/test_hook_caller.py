@@ -15,7 +15,9 @@ ORIGINAL = hook_caller.PROVIDER_LOOKUPS  # the provider's own, even if another t
 
 @pytest.fixture
 def lookups(monkeypatch):
-    """Run a callable with the provider's own lookups, then with the installed ones."""
+    """Run a callable with the provider's own lookups, then with the installed ones; restore what was there."""
+    before = {name: AwsGenericHook.__dict__[name] for name in hook_caller._LOOKUPS}
+
     def run(call):
         for name, original in ORIGINAL.items():
             monkeypatch.setattr(AwsGenericHook, name, original)
@@ -23,8 +25,8 @@ def lookups(monkeypatch):
         assert hook_caller.install()
         return provider, call()
     yield run
-    for name, original in ORIGINAL.items():
-        monkeypatch.setattr(AwsGenericHook, name, original)
+    for name, lookup in before.items():
+        monkeypatch.setattr(AwsGenericHook, name, lookup)
 
 
 class TrainModelOperator:
@@ -61,7 +63,7 @@ def test_no_caller_is_unknown_in_both(lookups):
     assert lookups(lambda: AwsBaseHook(aws_conn_id=None, client_type="s3")._get_caller()) == ("Unknown", "Unknown")
 
 
-def test_the_installed_lookup_reads_no_source_line():
+def test_the_installed_lookup_reads_no_source_line(lookups):
     hook = AwsBaseHook(aws_conn_id=None, client_type="s3")
     with mock.patch.object(linecache, "getlines", wraps=linecache.getlines) as read:
         ORIGINAL["_find_operator_class_name"].__func__("execute")

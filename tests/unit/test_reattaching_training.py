@@ -132,7 +132,8 @@ def test_a_job_that_fails_while_watched_fails_the_task_with_its_reason(aws):
     emulator.faults.configure({"fail_next_training_job": "InternalServerError: failed while watched"})
     emulator.clock.time_scale = 0.05
     try:
-        with pytest.raises(AirflowException, match="ended Failed: InternalServerError: failed while watched"):
+        # execute_complete's message ("job X ended"), not _attach's ("job X of this run ended"): the watch saw it
+        with pytest.raises(AirflowException, match="job-watched-fail ended Failed: InternalServerError: failed while"):
             _operator("job-watched-fail", deferrable=True).execute(context=_ctx())
     finally:
         emulator.clock.time_scale = 0.0

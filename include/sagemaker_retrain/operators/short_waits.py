@@ -55,7 +55,11 @@ class WatchShortJobsOnWorker:
         return super().execute(context)
 
     def _watch(self, trigger) -> dict | None:
-        """The trigger's event if the job ends within the budget, else None (then the task defers)."""
+        """The trigger's event if the job ends within the budget, else None (then the task defers).
+
+        An error while checking (throttling, the network) also defers: the trigger retries such
+        errors, and failing here would cost a retry (and, for a transform, a second job).
+        """
         if not isinstance(trigger, SageMakerTrigger) or self.wait_on_worker_seconds <= 0:
             return None
         describe_name, status_key = _DESCRIBE.get(trigger.job_type.lower(), (None, None))
@@ -65,8 +69,12 @@ class WatchShortJobsOnWorker:
         interval = min(max(float(self.check_interval), 0.05), MAX_POLL_SECONDS)
         deadline = time.monotonic() + self.wait_on_worker_seconds
         while True:
-            description = describe(trigger.job_name)
-            status = description[status_key]
+            try:
+                status = (description := describe(trigger.job_name))[status_key]
+            except Exception as err:  # noqa: BLE001 - throttled, network: the trigger retries such errors
+                self.log.info("Could not check %s job %s on the worker (%s); deferring.",
+                              trigger.job_type, trigger.job_name, err)
+                return None
             if status == "Completed":
                 return {"status": "success", "job_name": trigger.job_name}
             if status == "Failed":
