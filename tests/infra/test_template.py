@@ -172,7 +172,9 @@ def test_airflow_policy_grants_exactly_the_sagemaker_and_cloudwatch_actions_the_
         for action, (path, snippet) in sites.items():
             assert snippet in (PROJECT / path).read_text(), f"{action}: {snippet!r} not in {path}"
     dag = (PROJECT / "dags" / "sagemaker_retrain.py").read_text()
-    assert "SageMakerTransformOperator(" in dag and "deferrable=True" in dag
+    assert "SageMakerShortWaitTransformOperator(" in dag and "deferrable=True" in dag
+    assert "(WatchShortJobsOnWorker, SageMakerTransformOperator)" in (
+        PROJECT / "include/sagemaker_retrain/operators/short_waits.py").read_text()
     # Called through the Amazon provider: its hook checks the input channels (HeadBucket) and the
     # deferred wait polls DescribeTrainingJob through a botocore waiter.
     assert "self.check_training_config(config)" in (PROJECT / HOOKS).read_text()
