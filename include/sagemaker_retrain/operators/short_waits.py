@@ -68,7 +68,8 @@ class WatchShortJobsOnWorker:
         describe = getattr(self.hook, describe_name)
         interval = min(max(float(self.check_interval), 0.05), MAX_POLL_SECONDS)
         deadline = time.monotonic() + self.wait_on_worker_seconds
-        while True:
+        while time.monotonic() + interval <= deadline:
+            time.sleep(interval)  # first: the operator has just described the job and seen it running
             try:
                 status = (description := describe(trigger.job_name))[status_key]
             except Exception as err:  # noqa: BLE001 - throttled, network: the trigger retries such errors
@@ -83,9 +84,7 @@ class WatchShortJobsOnWorker:
             if status == "Stopped":
                 return {"status": "stopped", "job_name": trigger.job_name,
                         "message": f"{trigger.job_type} job {trigger.job_name} was stopped"}
-            if time.monotonic() + interval > deadline:
-                return None
-            time.sleep(interval)
+        return None
 
 
 class SageMakerShortWaitTransformOperator(WatchShortJobsOnWorker, SageMakerTransformOperator):
