@@ -12,8 +12,9 @@ from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, 
 
 from sagemaker_retrain.alerts import task_failed
 from sagemaker_retrain.operators.approval import ModelApprovalOperator
+from sagemaker_retrain.operators.champion import PinChampionOperator
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
-from sagemaker_retrain.operators.restore import EndpointRestoreOperator, PipelineTeardownOperator
+from sagemaker_retrain.operators.restore import EndpointRestoreOperator, RunCleanupOperator
 from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
 from sagemaker_retrain.operators.training import SageMakerReattachingTrainingOperator
 from sagemaker_retrain.params import build_params
@@ -136,16 +137,20 @@ Failures are mailed through the `smtp_default` connection to Variable `sagemaker
 )
 def sagemaker_retrain():
     @task(execution_timeout=timedelta(hours=1))
-    def prepare(params=None, run_id=None, dag_run=None, triggering_asset_events=None) -> dict:
+    def prepare(params=None, run_id=None, dag_run=None, ti=None, triggering_asset_events=None) -> dict:
         """Validate params, data and endpoint ownership; upload the data set; name this run's resources."""
         from sagemaker_retrain import pipeline
 
         data_events = [dict(event.extra or {}) for asset, events in (triggering_asset_events or {}).items()
                        if asset.name == "sagemaker_retrain_new_data" for event in events]
         run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+        # Whether train runs again in this pass (first pass, whole-run Clear, clear of train) or keeps its
+        # job (a clear of a later task): the names follow (pipeline.run_generation).
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id], task_ids=["train"])
+        retrain = str(states.get(run_id, states).get("train")) != "success"
         return pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID,
                                 clear_number=dag_run.clear_number or 0, run_type=str(run_type),
-                                data_events=data_events)
+                                data_events=data_events, retrain=retrain)
 
     plan = prepare()
 
@@ -170,47 +175,47 @@ def sagemaker_retrain():
 
     package = register(plan, train.output)
 
+    champion = PinChampionOperator(
+        task_id="pin_champion",
+        endpoint_name=plan["endpoint_name"],
+        mode="{{ params.mode }}",
+        poll_interval=POLL_SECONDS,
+        aws_conn_id=AWS_CONN_ID,
+        region_name=plan["region"],
+        execution_timeout=timedelta(hours=4),
+    )
+
+    @task
+    def stage(plan: dict, training: dict, package: dict, champion: dict, params=None) -> list[dict]:
+        """Create the challenger's model from its package; one scoring request per model (challenger, champion)."""
+        from sagemaker_retrain import pipeline
+
+        return pipeline.stage(plan, training["Training"], dict(params), package, champion)
+
+    staged = stage(plan, train.output, package, champion.output)
+    # One batch transform per model, on this run's test rows (mapped: the challenger, and the champion if any).
+    scores = SageMakerShortWaitTransformOperator.partial(
+        task_id="score",
+        aws_conn_id=AWS_CONN_ID,
+        deferrable=True,
+        check_interval=POLL_SECONDS,
+        action_if_job_exists="timestamp",
+        check_if_model_exists=False,
+        execution_timeout=timedelta(hours=3),
+    ).expand_kwargs(staged)
+
     @task.branch
-    def stage(plan: dict, training: dict, package: dict, params=None, ti=None) -> list[str]:
-        """Create the challenger's model from its package; name the champion; score both, or the challenger."""
+    def gate(plan: dict, champion: dict, package: dict, params=None, ti=None) -> str:
+        """Promote only a model that meets the threshold and beats the pinned champion on the same rows."""
         from sagemaker_retrain import pipeline
 
-        staged = pipeline.stage(plan, training["Training"], dict(params), package)
-        for key in ("challenger_transform", "champion_transform", "champion_model", "champion_package"):
-            ti.xcom_push(key=key, value=staged[key])
-        return ["score_challenger", "score_champion"] if staged["champion_model"] else ["score_challenger"]
-
-    staged = stage(plan, train.output, package)
-    scores = [
-        SageMakerShortWaitTransformOperator(
-            task_id=f"score_{role}",
-            config=XComArg(staged.operator, key=f"{role}_transform"),
-            aws_conn_id=AWS_CONN_ID,
-            region_name=plan["region"],
-            deferrable=True,
-            check_interval=POLL_SECONDS,
-            action_if_job_exists="timestamp",
-            check_if_model_exists=False,
-            execution_timeout=timedelta(hours=3),
-        )
-        for role in ("challenger", "champion")
-    ]
-
-    @task.branch(trigger_rule="none_failed_min_one_success")
-    def gate(params=None, ti=None) -> str:
-        """Promote only a model that meets the threshold and beats the champion on the same rows."""
-        from sagemaker_retrain import pipeline
-
-        plan = ti.xcom_pull(task_ids="prepare")  # pulled, not passed: a setup's direct downstreams need ALL_SUCCESS
-        result = pipeline.decide(plan, dict(params), ti.xcom_pull(task_ids="stage", key="champion_model"),
-                                 ti.xcom_pull(task_ids="register"),
-                                 ti.xcom_pull(task_ids="stage", key="champion_package"))
+        result = pipeline.decide(plan, dict(params), champion, package)
         ti.xcom_push(key="deploy_config", value=result.pop("deploy_config"))
         ti.xcom_push(key="evidence", value=result)
         ti.xcom_push(key="approval_policy", value=pipeline.approval_policy(dict(params)))
         return "approve" if result["decision"]["deploy"] else "keep_champion"
 
-    decision = gate()
+    decision = gate(plan, champion.output, package)
 
     @task
     def keep_champion(plan: dict, params=None, ti=None) -> str:
@@ -252,7 +257,7 @@ def sagemaker_retrain():
 
     @task(outlets=[SERVED_MODEL])
     def publish(plan: dict, verification: dict, params=None, ti=None):
-        """Record the verified model; announce it to DAGs scheduled on the asset (persistent mode only)."""
+        """Record the verified model, tag its config verified; announce it (persistent mode only)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from sagemaker_retrain import pipeline
@@ -267,21 +272,38 @@ def sagemaker_retrain():
                                       "data": published["data"]})
         return published
 
-    restore_args = {"poll_interval": POLL_SECONDS, "aws_conn_id": AWS_CONN_ID,
-                    "execution_timeout": timedelta(hours=3)}
-    rollback = EndpointRestoreOperator(task_id="rollback", trigger_rule="one_failed", retries=3, **restore_args)
-    teardown = PipelineTeardownOperator(task_id="teardown", verified_task_ids=("publish",), retries=3,
-                                        **restore_args)
+    # The undo of deploy: whenever deploy succeeded, put the previous config back unless this run verified
+    # its own (decided from the endpoint and its configs' tags, not from any task's XCom).
+    restore = EndpointRestoreOperator(
+        task_id="restore", endpoint_name=plan["endpoint_name"], poll_interval=POLL_SECONDS,
+        aws_conn_id=AWS_CONN_ID, region_name=plan["region"], retries=3, execution_timeout=timedelta(hours=3),
+    )
+    # The run's clean-up: stop its jobs, delete what must not stay (only what carries the project's tags).
+    teardown = RunCleanupOperator(
+        task_id="teardown", plan=plan, mode="{{ params.mode }}", aws_conn_id=AWS_CONN_ID,
+        region_name=plan["region"], retries=3, execution_timeout=timedelta(hours=1),
+    )
+
+    @task(trigger_rule="one_failed", retries=0)
+    def watcher():
+        """Fail the run when any task failed (teardowns would otherwise hide it), as Airflow's system tests do."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("A task of this run failed (see the failed task's log): the run fails.")
 
     published = publish(plan, wait_for_endpoint.output)
     kept = keep_champion(plan)
     refused = rejected(plan)
-    staged >> scores >> decision >> [approve, kept]
+    package >> champion
+    scores >> decision >> [approve, kept]
     approve >> [deploy, refused]
-    deploy >> wait_for_endpoint >> published
-    [wait_for_endpoint, published] >> rollback
-    [rollback, kept, refused, published, approve, decision, *scores, staged, package, train] >> teardown.as_teardown(
+    deploy >> wait_for_endpoint >> published >> restore.as_teardown(setups=deploy)
+    restore >> teardown
+    [kept, refused, published, approve, decision, scores, staged, champion, package, train] >> teardown.as_teardown(
         setups=plan, on_failure_fail_dagrun=True)
+    # Every task but the setups (Airflow wants ALL_SUCCESS right after a setup); a failed setup shows as
+    # upstream_failed in the tasks after it, which the watcher sees.
+    [t for t in plan.operator.dag.tasks if not t.is_setup] >> watcher()
 
 
 sagemaker_retrain()

@@ -14,6 +14,9 @@ TAG_ENDPOINT = "sagemaker-retrain:endpoint"
 TAG_RUN = "sagemaker-retrain:run-id"
 TAG_TRAINING_JOB = "sagemaker-retrain:training-job"
 TAG_PREVIOUS_CONFIG = "sagemaker-retrain:previous-config"
+# Written on an endpoint config once the run that deployed it verified it (InService on it, smoke test
+# passed, recorded): the undo of a deployment reads it, never a task's XCom.
+TAG_VERIFIED = "sagemaker-retrain:verified"
 CHANNELS = ("train", "validation", "test")
 
 # Params that map one-to-one onto Linear Learner hyperparameters ("None" means AWS's auto).

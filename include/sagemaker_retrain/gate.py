@@ -36,7 +36,8 @@ def final_metric(description: dict, name: str) -> float | None:
 def serving_model(sagemaker_client, endpoint: dict | None) -> str | None:
     """The model behind an (owned, described) endpoint's serving config: the champion, or None.
 
-    Only an endpoint that is InService has a champion; one mid-update or Failed does not.
+    Only an endpoint that is InService has a champion; one mid-update or Failed does not (the
+    pipeline waits for a changing endpoint before it pins its champion: ``operators/champion.py``).
     """
     if endpoint is None or endpoint["EndpointStatus"] != "InService":
         return None
@@ -45,9 +46,14 @@ def serving_model(sagemaker_client, endpoint: dict | None) -> str | None:
 
 
 def decide(
-    metric: str, candidate: float | None, threshold: float, champion: float | None, champion_model: str | None
+    metric: str, candidate: float | None, threshold: float, champion: float | None, champion_model: str | None,
+    champion_fault: str | None = None,
 ) -> GateDecision:
-    """Deploy only if the candidate meets the threshold and beats the champion (when there is one)."""
+    """Deploy only if the candidate meets the threshold and beats the champion (when there is one).
+
+    ``champion_fault``: the serving model could not be scored on the rows (non-finite answers, a
+    wrong count); a challenger that meets the threshold replaces it, and the reason says why.
+    """
     lower = GATE_METRICS[metric]
     base = {"metric": metric, "candidate": candidate, "champion": champion, "champion_model": champion_model,
             "threshold": threshold}
@@ -57,7 +63,12 @@ def decide(
     meets = candidate <= threshold if lower else candidate >= threshold
     word = "at most" if lower else "at least"
     if not meets:
-        return GateDecision(False, f"{metric}={candidate:.4f} misses the threshold ({word} {threshold})", **base)
+        finding = f"; finding: {champion_fault}" if champion_fault else ""
+        return GateDecision(False, f"{metric}={candidate:.4f} misses the threshold ({word} {threshold}){finding}",
+                            **base)
+    if champion_fault:
+        return GateDecision(True, f"{metric}={candidate:.4f} meets the threshold, and {champion_fault}: "
+                                  "the challenger replaces it", **base)
     if champion is not None and not better(candidate, champion):
         return GateDecision(
             False, f"{metric}={candidate:.4f} does not beat the serving model {champion_model} ({champion:.4f})", **base

@@ -71,7 +71,7 @@ def _fail(err: Exception):
 
 def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
             aws_conn_id: str | None = "aws_default", clear_number: int = 0, run_type: str = "manual",
-            data_events: list[dict] | None = None) -> dict:
+            data_events: list[dict] | None = None, retrain: bool = True) -> dict:
     """Validate params, ownership and data; upload the data; name the run's resources.
 
     ``data_events`` are the extras of the run's triggering ``sagemaker_retrain_new_data`` events (a
@@ -87,7 +87,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
     try:
         return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number, run_type,
-                        data_events or [])
+                        data_events or [], retrain)
     except (DataValidationError, SettingsError, ForeignResourceError, DropError, ValueError) as err:
         from sagemaker_retrain import outcome
 
@@ -96,7 +96,8 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
 
 def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None,
-             clear_number: int, run_type: str = "manual", data_events: list[dict] | None = None) -> dict:
+             clear_number: int, run_type: str = "manual", data_events: list[dict] | None = None,
+             retrain: bool = True) -> dict:
     from sagemaker_retrain.data_prep.prepare import prepare_and_upload
     from sagemaker_retrain.ownership import require_owned_endpoint
 
@@ -104,10 +105,11 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     limits.check_params(params, project_dir)  # admin limits (Variables), before anything is spent
     settings = load_settings(aws_conn_id)
     image = linear_learner_image(settings.region)
-    slug = naming.run_slug(run_id, run_after, clear_number)
+    clients = Clients(settings)
+    generation = run_generation(clients, run_id, run_after, clear_number, retrain)
+    slug = naming.run_slug(run_id, run_after, generation)
     name = naming.resource_name(params["endpoint_name"], slug)
     run_prefix = f"{settings.prefix}/runs/{slug}"
-    clients = Clients(settings)
     endpoint = endpoint_for(params, slug)
     dataset_uri, sources, trigger = choose_data(params, run_type, data_events or [], clients.s3, project_dir)
     data = prepare_and_upload(
@@ -164,6 +166,35 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         "endpoint_config_name": name,
         "smoke_features": data.smoke_features,
     }
+
+
+def run_generation(clients: Clients, run_id: str, run_after: datetime, clear_number: int,
+                   retrain: bool) -> int:
+    """The generation of this pass's names, from what SageMaker holds (see ``naming``).
+
+    A run never cleared is generation 0 without asking SageMaker (so bad data is still refused
+    before any SageMaker call). A cleared run lists its training jobs by name and keeps those that
+    carry its run tag: a clear after ``train`` keeps their generation (the names ``train``'s job,
+    the registered package and the deployed config carry), a clear that runs ``train`` again starts
+    the next one.
+    """
+    if not clear_number:
+        return 0
+    from sagemaker_retrain.ownership import tags_of
+
+    base = naming.run_slug(run_id, run_after)
+    sm = clients.sagemaker
+    generations = []
+    for page in sm.get_paginator("list_training_jobs").paginate(NameContains=base):
+        for job in page["TrainingJobSummaries"]:
+            generation = naming.generation_of(job["TrainingJobName"], base)
+            if generation is None or tags_of(sm, job["TrainingJobArn"]).get(config.TAG_RUN) != run_id[:256]:
+                continue
+            generations.append(generation)
+    chosen = naming.next_generation(generations, retrain)
+    log.info("Names of generation %d (this run's training jobs: generations %s; train %s).", chosen,
+             sorted(generations) or "none", "runs again" if retrain else "keeps its job")
+    return chosen
 
 
 UNCHANGED_DATA_CHOICES = ("auto", "skip", "retrain")
@@ -345,15 +376,15 @@ def _model_source(model: dict) -> str | None:
     return container.get("ModelPackageName") or container.get("ModelDataUrl")
 
 
-def stage(plan: dict, training: dict, params: dict, package: dict | None = None) -> dict:
-    """Create the challenger's model from its package and name the champion; build both scoring requests.
+def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
+          champion: dict | None = None) -> list[dict]:
+    """Create the challenger's model from its package; build the scoring request of each model.
 
-    Nothing here touches production: the model is new, and the champion is only read. The champion
-    is what the endpoint serves, and its registry entry the package that model was created from.
+    Nothing here touches production: the model is new, and the champion (``champion``, pinned by
+    the task before: what the endpoint serves, exactly) is only scored. Returns one
+    ``{"config": CreateTransformJob request, "region_name"}`` per model, challenger first, for the
+    mapped scoring task.
     """
-    from sagemaker_retrain import registry
-    from sagemaker_retrain.ownership import require_owned_endpoint
-
     settings = DeploymentSettings(**plan["settings"])
     sm = Clients(settings).sagemaker
     names = plan["names"]
@@ -383,40 +414,34 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None)
                 f"Model {names['model']} exists but serves {existing}, not this run's {wanted}: not this run's "
                 "model. Clear the whole run (from prepare) or trigger a new one.")) from err
         log.info("Model %s exists already (an earlier try of this run made it); keeping it.", names["model"])
-    champion_model = None
-    if params["mode"] == "persistent":
-        from sagemaker_retrain import gate
-
-        champion_model = gate.serving_model(sm, require_owned_endpoint(sm, names["endpoint"]))
-    champion_package = registry.package_of_model(sm, champion_model)
+    champion_model = (champion or {}).get("model")
     test_uri = plan["data"]["channel_uris"]["test"]
     run_tags = config.tags(names["endpoint"], plan["run_id"])
 
     def transform(role: str, model: str) -> dict:
-        return config.build_transform_config(
+        return {"config": config.build_transform_config(
             job_name=names[f"score_{role}"], model_name=model, input_uri=test_uri,
             output_uri=plan["scoring_uris"][role], params=params, resource_tags=run_tags,
-        )
+        ), "region_name": settings.region}
 
-    log.info("Challenger: model %s (package %s). Champion: %s (package %s).", names["model"],
+    log.info("Challenger: model %s (package %s). Champion: %s (config %s, package %s).", names["model"],
              (package or {}).get("arn"), champion_model or "none (nothing serves yet)",
-             (champion_package or {}).get("arn"))
-    return {
-        "challenger_model": names["model"],
-        "champion_model": champion_model,
-        "champion_package": champion_package,
-        "challenger_transform": transform("challenger", names["model"]),
-        "champion_transform": transform("champion", champion_model) if champion_model else None,
-    }
+             (champion or {}).get("endpoint_config"), ((champion or {}).get("package") or {}).get("arn"))
+    return [transform("challenger", names["model"])] + ([transform("champion", champion_model)]
+                                                         if champion_model else [])
 
 
-def decide(plan: dict, params: dict, champion_model: str | None, package: dict | None = None,
-           champion_package: dict | None = None) -> dict:
+def decide(plan: dict, params: dict, champion: dict | None, package: dict | None = None) -> dict:
     """Score both models on the same test rows, apply the gate, keep the evidence, build the deploy request.
 
-    A challenger whose predictions are not finite has failed its checks: that fails the run,
-    before production is touched.
+    ``champion`` is what the endpoint served when it was pinned (config, model, package); the deploy
+    request names that config, so ``deploy`` refuses an endpoint that no longer serves it. A
+    challenger whose predictions are not finite has failed its checks: that fails the run, before
+    production is touched. A champion whose predictions are not finite is a finding: the gate's
+    reason and the record say so (it is never taken for "no model serving").
     """
+    pinned = champion or {}
+    champion_model, champion_package = pinned.get("model"), pinned.get("package")
     from sagemaker_retrain import evaluation, gate, scoring
 
     settings = DeploymentSettings(**plan["settings"])
@@ -428,16 +453,16 @@ def decide(plan: dict, params: dict, champion_model: str | None, package: dict |
     except (scoring.ScoringError, scoring.SmokeTestError) as err:
         raise _fail(RuntimeError(f"The challenger {plan['names']['model']} failed its checks on the test rows: "
                                  f"{err}")) from err
-    champion = None
+    champion, champion_fault = None, None
     if champion_model:
         try:
             champion = scoring.score_model(clients.s3, predictor, metric, test_uri, plan["scoring_uris"]["champion"])
-        except scoring.SmokeTestError as err:
-            log.warning("The serving model %s answers non-finite predictions on the test rows: %s",
-                        champion_model, err)
+        except (scoring.ScoringError, scoring.SmokeTestError) as err:
+            champion_fault = f"the serving model {champion_model} fails its checks on the same rows: {err}"
+            log.warning("Finding: %s", champion_fault)
     decision = gate.decide(
         metric, challenger["gate_value"], float(params["gate_threshold"]),
-        champion["gate_value"] if champion else None, champion_model,
+        champion["gate_value"] if champion else None, champion_model, champion_fault=champion_fault,
     )
     log.info("Gate on %d test rows: %s (%s)", challenger["rows"], "promote" if decision.deploy else "keep the champion",
              decision.reason)
@@ -472,10 +497,14 @@ def decide(plan: dict, params: dict, champion_model: str | None, package: dict |
             "champion-package": (champion_package or {}).get("arn"), "champion-model": champion_model,
             "scored-rows": challenger["rows"], "plot": artifacts["plot"],
         })
-    return {**evidence, "deploy_config": _deploy_config(plan, params, settings) if decision.deploy else None}
+    if champion_fault:
+        evidence["champion_finding"] = champion_fault
+    deploy = _deploy_config(plan, params, settings, pinned, package) if decision.deploy else None
+    return {**evidence, "deploy_config": deploy}
 
 
-def _deploy_config(plan: dict, params: dict, settings: DeploymentSettings) -> dict:
+def _deploy_config(plan: dict, params: dict, settings: DeploymentSettings, champion: dict,
+                   package: dict | None) -> dict:
     names = plan["names"]
     resource_tags = _model_tags(plan, names["training_job"])
     alarms = config.build_alarm_requests(
@@ -494,6 +523,10 @@ def _deploy_config(plan: dict, params: dict, settings: DeploymentSettings) -> di
         if alarms else None,
         "Alarms": alarms,
         "MaxWaitSeconds": int(params["deployment_timeout_seconds"]) + 900,
+        # What deploy checks before any mutating call: the endpoint still serves the champion the gate
+        # compared (None: nothing served), and the package is Approved.
+        "Champion": {"EndpointConfigName": champion.get("endpoint_config"), "ModelName": champion.get("model")},
+        "ModelPackageArn": (package or {}).get("arn"),
     }
 
 
@@ -571,7 +604,7 @@ def keep_champion(plan: dict, params: dict, evidence: dict) -> str:
     package = evidence.get("package")
     if package and params["mode"] == "persistent":
         decide_approval(plan, package, False, f"gate: {evidence['decision']['reason']}"[:1024], approver="gate")
-    return record(plan, params, "kept the champion", gate=evidence["decision"], scores=evidence["scores"],
+    return record(plan, params, "kept the champion", gate=evidence["decision"], champion_finding=evidence.get("champion_finding"), scores=evidence["scores"],
                   scored_rows=evidence["rows"], artifacts=evidence["artifacts"], package=_package_ref(package),
                   champion_package=_package_ref(evidence.get("champion_package")),
                   approval={"status": "Rejected", "description": "gate: " + evidence["decision"]["reason"],
@@ -580,7 +613,7 @@ def keep_champion(plan: dict, params: dict, evidence: dict) -> str:
 
 def rejected(plan: dict, params: dict, evidence: dict, approval: dict) -> str:
     """A challenger that passed the gate but was rejected (or not answered in time): nothing deployed."""
-    return record(plan, params, "rejected at approval", gate=evidence["decision"], scores=evidence["scores"],
+    return record(plan, params, "rejected at approval", gate=evidence["decision"], champion_finding=evidence.get("champion_finding"), scores=evidence["scores"],
                   scored_rows=evidence["rows"], artifacts=evidence["artifacts"],
                   package=_package_ref(evidence.get("package")),
                   champion_package=_package_ref(evidence.get("champion_package")), approval=approval)
@@ -595,13 +628,29 @@ def _package_ref(package: dict | None) -> dict | None:
 def publish(plan: dict, params: dict, evidence: dict, verification: dict, approval: dict | None = None) -> dict:
     """Record the promoted model (persistent) or the evaluated one (ephemeral) after its checks passed."""
     outcome = "promoted" if params["mode"] == "persistent" else "evaluated, then deleted (ephemeral)"
-    history_uri = record(plan, params, outcome, gate=evidence["decision"], scores=evidence["scores"],
+    history_uri = record(plan, params, outcome, gate=evidence["decision"], champion_finding=evidence.get("champion_finding"), scores=evidence["scores"],
                          scored_rows=evidence["rows"], artifacts=evidence["artifacts"],
                          smoke_scores=verification.get("smoke_scores"),
                          package=_package_ref(evidence.get("package")),
                          champion_package=_package_ref(evidence.get("champion_package")), approval=approval)
-    return {"outcome": outcome, "history": history_uri, "scores": evidence["scores"],
+    verified = mark_verified(plan, verification)
+    return {"outcome": outcome, "history": history_uri, "scores": evidence["scores"], "verified": verified,
             "artifacts": evidence["artifacts"], "data": served_data_summary(plan, params)}
+
+
+def mark_verified(plan: dict, verification: dict) -> str:
+    """Tag this run's endpoint config ``verified`` (last step of publish): the fact the undo reads.
+
+    Only the config the sensor saw serving and answering the smoke test is tagged; from then on no
+    restore of this run (nor of a later pass of it, after a Clear) switches it back.
+    """
+    sm = Clients(DeploymentSettings(**plan["settings"])).sagemaker
+    name = verification.get("endpoint_config_name") or plan["names"]["endpoint_config"]
+    stamp = f"{datetime.now(UTC).isoformat(timespec='seconds')} by {plan['run_id']}"[:256]
+    arn = sm.describe_endpoint_config(EndpointConfigName=name)["EndpointConfigArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": config.TAG_VERIFIED, "Value": stamp}])
+    log.info("Endpoint config %s verified: tagged %s=%s", name, config.TAG_VERIFIED, stamp)
+    return name
 
 
 def served_data_summary(plan: dict, params: dict) -> dict:
@@ -613,29 +662,3 @@ def served_data_summary(plan: dict, params: dict) -> dict:
             "rows": plan["data"].get("rows"), "split_seed": params.get("split_seed"),
             "trigger": plan["data"].get("trigger"), "run_id": plan["run_id"],
             "training_job": plan["names"]["training_job"]}
-
-
-def stop_run_jobs(plan: dict) -> list[str]:
-    """Stop this run's training and scoring jobs that still run (the run ended before they did)."""
-    from sagemaker_retrain import cleanup
-
-    sm = Clients(DeploymentSettings(**plan["settings"])).sagemaker
-    return (cleanup.stop_training_job(sm, plan["names"]["training_job"])
-            + cleanup.stop_transform_jobs(sm, plan["slug"], plan["run_id"]))
-
-
-def teardown(plan: dict, params: dict, is_active=lambda run_id: False) -> list[str]:
-    """Delete what must not stay; never waits (the teardown operator waited for the endpoint already).
-
-    ``is_active(run_id)`` says whether another run of the DAG is still in progress: its resources
-    are not leftovers yet.
-    """
-    from sagemaker_retrain import cleanup
-
-    sm = Clients(DeploymentSettings(**plan["settings"])).sagemaker
-    names = plan["names"]
-    if params["mode"] == "ephemeral":
-        return cleanup.teardown_ephemeral(sm, endpoint_name=names["endpoint"], config_name=names["endpoint_config"],
-                                          model_name=names["model"])
-    return cleanup.teardown_persistent(sm, endpoint_name=names["endpoint"], run_id=plan["run_id"],
-                                       is_active=is_active)

@@ -32,6 +32,9 @@ def test_every_dag_has_tags_docs_and_retries(dagbag):
         assert dag.tags, f"{dag_id} has no tags"
         assert dag.doc_md and len(dag.doc_md) > 50, f"{dag_id} has no doc_md"
         for task in dag.tasks:
+            if task.task_id == "watcher":  # it only fails the run: a retry would fail again
+                assert task.retries == 0
+                continue
             assert task.retries >= 2, f"{dag_id}.{task.task_id} retries={task.retries}"
 
 
@@ -42,13 +45,23 @@ def test_no_cycles_and_expected_shape(dagbag):
     dag.check_cycle() if hasattr(dag, "check_cycle") else None
     order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else None
     ids = set(dag.task_ids)
-    assert {"prepare", "train", "stage", "score_challenger", "score_champion", "gate", "deploy",
-            "wait_for_endpoint", "teardown", "rollback", "keep_champion", "publish"} <= ids
+    assert {"prepare", "train", "pin_champion", "stage", "score", "gate", "deploy",
+            "wait_for_endpoint", "teardown", "restore", "keep_champion", "publish", "watcher"} <= ids
     assert dag.get_task("teardown").is_teardown
     assert dag.get_task("teardown").on_failure_fail_dagrun
-    # Champion and challenger are scored before anything is deployed.
-    assert {"score_challenger", "score_champion"} <= dag.get_task("gate").upstream_task_ids
+    # The undo of a deployment is the teardown of deploy, the one place that puts a config back.
+    restore = dag.get_task("restore")
+    assert restore.is_teardown and "deploy" in restore.upstream_task_ids
+    assert "restore" in dag.get_task("teardown").upstream_task_ids
+    # Champion and challenger are scored (one mapped transform each) before anything is deployed; the
+    # champion is pinned before they are.
+    assert "score" in dag.get_task("gate").upstream_task_ids
+    assert "pin_champion" in dag.get_task("stage").upstream_task_ids
     assert "gate" in dag.get_task("deploy").upstream_task_ids
+    # The run's state is the framework's: a ONE_FAILED watcher below every task that is not a setup.
+    watcher = dag.get_task("watcher")
+    assert watcher.trigger_rule == "one_failed"
+    assert watcher.upstream_task_ids == {t.task_id for t in dag.tasks if not t.is_setup} - {"watcher"}
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     if order:

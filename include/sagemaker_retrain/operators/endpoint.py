@@ -17,8 +17,8 @@ from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOp
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
-from sagemaker_retrain.config import TAG_PREVIOUS_CONFIG
-from sagemaker_retrain.ownership import ForeignResourceError, require_owned_endpoint
+from sagemaker_retrain.config import TAG_PREVIOUS_CONFIG, TAG_RUN
+from sagemaker_retrain.ownership import ForeignResourceError, require_owned_endpoint, tags_of
 
 
 def _is_missing(err: ClientError) -> bool:
@@ -34,9 +34,15 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
     """
     Create the run's endpoint config and alarms, then create the endpoint or switch it blue/green.
 
+    Before any mutating call it refuses (failing the task, no retry) an endpoint the pipeline does not
+    own, an endpoint that no longer serves the champion the gate compared (``Champion``), and a model
+    package that is not ``Approved``.
+
     :param config: ``{"EndpointConfig": ..., "Endpoint": {"EndpointName", "EndpointConfigName", "Tags"},
-        "DeploymentConfig": ... | None, "Alarms": [PutMetricAlarm requests], "MaxWaitSeconds": int}``
+        "DeploymentConfig": ... | None, "Alarms": [PutMetricAlarm requests], "MaxWaitSeconds": int,
+        "Champion": {"EndpointConfigName": str | None}, "ModelPackageArn": str | None}``
         (templated). The model must exist already (the pipeline creates it to score it first).
+        ``Champion`` is the config the endpoint served when the champion was pinned (None: nothing).
     :return: ``{"endpoint_name", "endpoint_config_name", "model_name", "previous_config_name", "operation",
         "wait_deadline"}``; ``operation`` is ``create``, ``update`` or ``none`` (a retry found the
         endpoint already on, or switching to, this config); ``wait_deadline`` (ISO 8601, UTC) caps
@@ -67,8 +73,13 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
             current = require_owned_endpoint(hook.conn, name)
         except ForeignResourceError as err:
             raise AirflowFailException(str(err)) from err
+        self._refuse_unless_approved(self.config.get("ModelPackageArn"))
+        if not self._already_ours(current, wanted):
+            self._refuse_unless_champion(name, current, (self.config.get("Champion") or {}).get("EndpointConfigName"))
         if self._exists(hook.describe_endpoint_config, endpoint_config["EndpointConfigName"]):
-            self.log.info("Endpoint config %s exists already; keeping it.", endpoint_config["EndpointConfigName"])
+            self._require_this_runs_config(endpoint_config)
+            self.log.info("Endpoint config %s exists already (this run's, by its tags); keeping it.",
+                          endpoint_config["EndpointConfigName"])
         else:
             hook.create_endpoint_config(endpoint_config)
         self._put_alarms(self.config.get("Alarms") or [])
@@ -114,6 +125,50 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
                 f"updated. SageMaker said: {err.response['Error'].get('Message', '')}"
             ) from err
         return {**result, "previous_config_name": serving, "operation": "update"}
+
+    def _require_this_runs_config(self, endpoint_config: dict) -> None:
+        """An existing config of this name is reused only if it carries this run's tag (trust tags, not names)."""
+        wanted = {t["Key"]: t["Value"] for t in endpoint_config.get("Tags") or []}.get(TAG_RUN)
+        found = tags_of(self.hook.conn, self._config_arn(endpoint_config["EndpointConfigName"])).get(TAG_RUN)
+        if wanted is None or found != wanted:
+            raise AirflowFailException(
+                f"Endpoint config {endpoint_config['EndpointConfigName']} exists but carries {TAG_RUN}={found!r}, "
+                f"not this run's {wanted!r}: not this run's config. Refusing to deploy it.")
+
+    @staticmethod
+    def _already_ours(current: dict | None, wanted: str) -> bool:
+        """The endpoint already serves (or is switching to) this run's config: a retry or a cleared task."""
+        if current is None:
+            return False
+        pending = (current.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        return ((current.get("EndpointConfigName") == wanted and current["EndpointStatus"] != "Failed")
+                or (current["EndpointStatus"] == "Updating" and pending == wanted))
+
+    @staticmethod
+    def _refuse_unless_champion(name: str, current: dict | None, champion: str | None) -> None:
+        """The gate compared the challenger with ``champion``: replace nothing else."""
+        serving = (current or {}).get("EndpointConfigName") if (current or {}).get("EndpointStatus") != "Failed" \
+            else None
+        if serving == champion:
+            return
+        said = f"serves {serving}" if serving else ("does not exist" if current is None else
+                                                      f"is {current['EndpointStatus']}, serving nothing")
+        compared = f"the champion config {champion}" if champion else "no champion (nothing served)"
+        raise AirflowFailException(
+            f"Endpoint {name} {said}, but the gate compared this run's model with {compared}: the endpoint "
+            "changed since the champion was pinned (another run or a person). Refusing to deploy a model "
+            "over one it was not compared with; trigger a new run to compare it with what serves now.")
+
+    def _refuse_unless_approved(self, package_arn: str | None) -> None:
+        """Only a package the registry says is Approved (by a person, or by the admins' policy) is deployed."""
+        if not package_arn:
+            return
+        package = self.hook.conn.describe_model_package(ModelPackageName=package_arn)
+        status = package.get("ModelApprovalStatus")
+        if status != "Approved":
+            raise AirflowFailException(
+                f"Model package {package_arn} is {status}, not Approved "
+                f"({package.get('ApprovalDescription') or 'no approval description'}): refusing to deploy it")
 
     def _put_alarms(self, alarms: list[dict]) -> None:
         """Create (or refresh) the alarms SageMaker watches to roll a deployment back."""

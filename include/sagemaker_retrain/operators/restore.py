@@ -1,189 +1,132 @@
-"""Put the previous endpoint config back when this run's deployment was not verified; then tear down.
+"""The undo of a deployment, and the run's clean-up: two teardowns, each deciding from what AWS says now.
 
-Two operators share one deferrable loop: ``EndpointRestoreOperator`` (the ``rollback`` task, run
-when a check after the switch fails) and ``PipelineTeardownOperator`` (the run's teardown, run
-whatever happened, including a run marked failed by a person mid-deployment). Neither holds a
-worker slot while SageMaker works: waiting for the endpoint to settle, and for the restored
-config to serve, is deferred to the triggerer with the pipeline's own ``EndpointDeployedTrigger``.
+``EndpointRestoreOperator`` is the teardown of ``deploy`` (``as_teardown(setups=deploy)``): it runs
+whenever ``deploy`` succeeded, whatever happened after (a failed check, a person marking the run
+failed mid-deployment), and is the one place that puts the previous endpoint config back. Its
+decision comes from :func:`sagemaker_retrain.undo.decide_undo` (the endpoint, the tags on its
+config), never from an XCom an earlier pass of a cleared run left behind.
+
+``RunCleanupOperator`` is the teardown of ``prepare``: it stops the run's jobs and deletes what must
+not stay (only what carries the project's tags). Neither computes the run's state: a watcher leaf
+(``trigger_rule=ONE_FAILED``) fails the run when a task failed, as Airflow's system tests do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from sagemaker_retrain import undo
 from sagemaker_retrain.ownership import describe_endpoint, require_owned_endpoint
 from sagemaker_retrain.triggers.endpoint import EndpointDeployedTrigger, classify
 
-TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
-FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
-
-class EndpointRestoreOperator(BaseOperator):
+class EndpointRestoreOperator(AwsBaseOperator[SageMakerHook]):
     """
-    Undo this run's deployment unless it was verified: the previous config serves again.
+    Undo this run's deployment unless the run verified it: the config it replaced serves again.
 
-    An update is switched back to the config that served before (the deployment's own record);
-    a first create is deleted, so a model that failed a check never keeps serving. An endpoint
-    still deploying is first waited for (deferred); one that SageMaker already rolled back is
-    left as it is.
+    An endpoint that serves a config of this run without the ``verified`` tag is switched back to the
+    config named in that config's ``previous-config`` tag (and waited for, deferred); a first
+    deployment never verified is deleted; an endpoint still changing is first waited for (deferred);
+    anything else (verified, another run's config, rolled back by SageMaker) is left as it is.
 
-    :param plan_task_id: the task whose XCom is the run's plan (names, settings, region); read at run
-        time rather than passed in, so that these tasks are not direct downstreams of the setup task
-        (Airflow requires those to use ALL_SUCCESS).
-    :param deploy_task_id: the task whose XCom describes this run's deployment.
-    :param verified_task_ids: tasks whose success means the deployment was verified (nothing to undo).
+    :param endpoint_name: the endpoint this run deploys to (templated).
     :param poll_interval: seconds between DescribeEndpoint calls while deferred.
-    :param max_wait_seconds: the total time to wait for the endpoint (each wait).
-    :param aws_conn_id: Airflow AWS connection (the region is the plan's).
+    :param max_wait_seconds: the longest each wait for the endpoint may take.
+    :param aws_conn_id: Airflow AWS connection (templated); ``region_name``, ``verify`` and
+        ``botocore_config`` as for every ``AwsBaseOperator``.
+    :return: what was done, in words.
     """
 
-    template_fields: Sequence[str] = ()
+    aws_hook_class = SageMakerHook
+    template_fields: Sequence[str] = aws_template_fields("endpoint_name")
     ui_color = "#f4d3c4"
 
-    def __init__(self, *, plan_task_id: str = "prepare", deploy_task_id: str = "deploy",
-                 verified_task_ids: Sequence[str] = (), poll_interval: float = 30, max_wait_seconds: int = 7200,
-                 aws_conn_id: str | None = "aws_default", **kwargs):
+    def __init__(self, *, endpoint_name: str, poll_interval: float = 30, max_wait_seconds: int = 7200, **kwargs):
         super().__init__(**kwargs)
-        self.plan_task_id = plan_task_id
-        self.plan: dict | None = None
-        self.region_name: str | None = None
-        self.deploy_task_id = deploy_task_id
-        self.verified_task_ids = tuple(verified_task_ids)
+        self.endpoint_name = endpoint_name
         self.poll_interval = poll_interval
         self.max_wait_seconds = max_wait_seconds
-        self.aws_conn_id = aws_conn_id
 
-    # --- helpers -----------------------------------------------------------------------
-    def _sm(self):
-        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-        return SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).conn
-
-    def _task_states(self, context) -> dict[str, str]:
-        """Every task's state in this run, as the metadata database has it now."""
-        ti = context["ti"]
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])
-        states = states.get(ti.run_id, states)
-        return {task_id: str(state) for task_id, state in states.items()}
-
-    def _deployment(self, context) -> dict | None:
-        self.plan = context["ti"].xcom_pull(task_ids=self.plan_task_id)
-        self.region_name = (self.plan or {}).get("region")
-        return context["ti"].xcom_pull(task_ids=self.deploy_task_id)
-
-    def _needs_restore(self, context, deployment: dict) -> bool:
-        if not self.verified_task_ids:
-            return True
-        states = self._task_states(context)
-        return not all(states.get(t) == "success" for t in self.verified_task_ids)
-
-    def _defer_until(self, name: str, config_name: str, method: str) -> None:
+    def _defer_until(self, config_name: str, method: str) -> None:
         self.defer(
             trigger=EndpointDeployedTrigger(
-                endpoint_name=name, endpoint_config_name=config_name, poll_interval=self.poll_interval,
+                endpoint_name=self.endpoint_name, endpoint_config_name=config_name, poll_interval=self.poll_interval,
                 max_attempts=max(1, int(self.max_wait_seconds / max(self.poll_interval, 0.1))),
                 aws_conn_id=self.aws_conn_id, region_name=self.region_name,
             ),
             method_name=method,
+            timeout=timedelta(seconds=self.max_wait_seconds + 60),
         )
 
-    # --- the loop ------------------------------------------------------------------------
     def execute(self, context) -> Any:
-        deployment = self._deployment(context)
-        self.before_restore(context)
-        if not deployment:
-            return self.finish(context, "nothing was deployed by this run")
-        name, ours = deployment["endpoint_name"], deployment["endpoint_config_name"]
-        current = describe_endpoint(self._sm(), name)
-        if current is None:
-            return self.finish(context, f"endpoint {name} does not exist: nothing to restore")
-        if current["EndpointStatus"] in TRANSITIONAL:
-            self.log.info("Endpoint %s is %s; waiting (deferred) for it to settle.", name, current["EndpointStatus"])
-            self._defer_until(name, ours, "settled")
-        return self._act(context, deployment, current)
+        return self._undo(context)
+
+    def _undo(self, context) -> Any:
+        sm = self.hook.conn
+        decision = undo.decide_undo(sm, self.endpoint_name, context["run_id"])
+        self.log.info("Undo: %s", decision.message)
+        if decision.action == undo.WAIT:
+            self._defer_until(decision.config, "settled")
+        if decision.action == undo.REFUSE:
+            raise AirflowFailException(decision.message)
+        if decision.action == undo.DELETE_ENDPOINT:
+            require_owned_endpoint(sm, self.endpoint_name)
+            sm.delete_endpoint(EndpointName=self.endpoint_name)
+        elif decision.action == undo.SWITCH_BACK:
+            require_owned_endpoint(sm, self.endpoint_name)
+            sm.update_endpoint(EndpointName=self.endpoint_name, EndpointConfigName=decision.config)
+            self._defer_until(decision.config, "restored")
+        return decision.message
 
     def settled(self, context, event: dict | None = None) -> Any:
+        """The endpoint stopped changing (or the wait gave up): decide again from what it is now."""
         if (event or {}).get("status") == "timeout":
-            raise AirflowException(f"Endpoint never settled: {event.get('message')}")
-        deployment = self._deployment(context)
-        current = describe_endpoint(self._sm(), deployment["endpoint_name"])
-        if current is None:
-            return self.finish(context, f"endpoint {deployment['endpoint_name']} is gone: nothing to restore")
-        if current["EndpointStatus"] in TRANSITIONAL:  # e.g. a wait cut short: settle again
-            self._defer_until(deployment["endpoint_name"], deployment["endpoint_config_name"], "settled")
-        return self._act(context, deployment, current)
-
-    def _act(self, context, deployment: dict, current: dict) -> Any:
-        name, ours = deployment["endpoint_name"], deployment["endpoint_config_name"]
-        previous = deployment.get("previous_config_name")
-        serving, status = current.get("EndpointConfigName"), current["EndpointStatus"]
-        if not self._needs_restore(context, deployment):
-            return self.finish(context, f"this run's deployment of {ours} was verified: nothing to restore")
-        sm = self._sm()
-        if status == "Failed" or (serving == ours and not previous):
-            if deployment.get("operation") != "create":
-                raise AirflowFailException(
-                    f"Endpoint {name} is {status} on {serving}, and the config it replaced is unknown")
-            require_owned_endpoint(sm, name)
-            sm.delete_endpoint(EndpointName=name)
-            return self.finish(context, f"endpoint {name} (first deployment, not verified) deleted")
-        if serving != ours:
-            reason = current.get("FailureReason")
-            why = f" (SageMaker rolled it back: {reason})" if reason else ""
-            return self.finish(context, f"endpoint {name} serves {serving}, not this run's {ours}{why}: left as is")
-        require_owned_endpoint(sm, name)
-        self.log.info("Endpoint %s serves this run's unverified %s: switching back to %s.", name, ours, previous)
-        sm.update_endpoint(EndpointName=name, EndpointConfigName=previous)
-        self._defer_until(name, previous, "restored")
+            raise AirflowException(f"Endpoint {self.endpoint_name} never settled: {event.get('message')}")
+        return self._undo(context)
 
     def restored(self, context, event: dict | None = None) -> Any:
-        deployment = self._deployment(context)
-        previous = deployment["previous_config_name"]
         event = event or {}
+        current = describe_endpoint(self.hook.conn, self.endpoint_name) or {}
+        wanted = event.get("endpoint_config_name") or current.get("EndpointConfigName")
         if event.get("status") != "success":
-            current = describe_endpoint(self._sm(), deployment["endpoint_name"]) or {}
-            verdict, message = classify(current, previous) if current else ("failure", "endpoint is gone")
+            verdict, message = classify(current, wanted) if current else ("failure", "the endpoint is gone")
             if verdict != "success":
                 raise AirflowFailException(
-                    f"Rollback of {deployment['endpoint_name']} to {previous} failed: {event.get('message', message)}")
-        return self.finish(context, f"endpoint {deployment['endpoint_name']} rolled back to {previous}")
-
-    # --- hooks for the teardown ------------------------------------------------------------
-    def before_restore(self, context) -> None:
-        """Runs first on every try (the teardown stops this run's jobs here)."""
-
-    def finish(self, context, message: str) -> Any:
+                    f"Rollback of {self.endpoint_name} to {wanted} failed: {event.get('message', message)}")
+        message = f"endpoint {self.endpoint_name} rolled back to {wanted}"
         self.log.info(message)
         return message
 
 
-class PipelineTeardownOperator(EndpointRestoreOperator):
+class RunCleanupOperator(AwsBaseOperator[SageMakerHook]):
     """
-    The run's teardown: stop this run's jobs, restore the previous config if the new one was not
-    verified, delete what must not stay, and fail the run if any of its tasks failed.
+    The run's clean-up: stop this run's jobs, delete what must not stay, sum the run up on its page.
 
-    Airflow decides a run's state from its leaves, which a teardown hides; this task reads every
-    task's state and fails when one failed, so "success" means every step succeeded (a model that
-    lost the gate is a success: it was a decision, not a failure).
+    Ephemeral runs lose their endpoint, config and model; persistent runs keep what serves and one
+    config to roll back to. Only resources that carry the project's tags for the endpoint are
+    deleted, and another run's resources are kept while that run is still active.
 
-    Takes :class:`EndpointRestoreOperator`'s parameters; the run's ``mode`` Param decides what
-    is deleted (ephemeral: everything of the run; persistent: all but what serves and one config
-    to roll back to).
+    :param plan: the run's plan (``prepare``'s return value; templated).
+    :param mode: ``persistent`` or ``ephemeral`` (templated; the run's Param).
+    :param aws_conn_id: Airflow AWS connection; ``region_name`` etc. as for every ``AwsBaseOperator``.
+    :return: ``{"removed": [...]}``.
     """
 
-    def before_restore(self, context) -> None:
-        from sagemaker_retrain import pipeline
+    aws_hook_class = SageMakerHook
+    template_fields: Sequence[str] = aws_template_fields("plan", "mode")
+    ui_color = "#f4d3c4"
 
-        self.stopped = pipeline.stop_run_jobs(self.plan)
-
-    def _needs_restore(self, context, deployment: dict) -> bool:
-        if context["params"]["mode"] == "ephemeral":
-            return False  # its own endpoint: deleted below
-        return super()._needs_restore(context, deployment)
+    def __init__(self, *, plan: dict, mode: str = "persistent", **kwargs):
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.mode = mode
 
     @staticmethod
     def _run_is_active(context):
@@ -198,22 +141,22 @@ class PipelineTeardownOperator(EndpointRestoreOperator):
 
         return is_active
 
-    def finish(self, context, message: str) -> Any:
-        from sagemaker_retrain import pipeline
+    def execute(self, context) -> dict:
+        from sagemaker_retrain import cleanup, outcome
 
-        removed = getattr(self, "stopped", None)
-        if removed is None:  # resumed after a deferral: the jobs were handled on the first pass
-            removed = []
-        removed = removed + pipeline.teardown(self.plan, dict(context["params"]), self._run_is_active(context))
-        self.log.info("Restore: %s. Teardown removed: %s", message, removed or "nothing")
-        states = self._task_states(context)
-        failed = sorted(t for t, s in states.items() if s in FAILED_STATES and t != self.task_id)
-        stopped_training = [item for item in removed if item.startswith("training job ")]
-        from sagemaker_retrain import outcome
-
-        outcome.report_run(context, states, restore=message)  # the run page's summary; never raises
-        if failed or stopped_training:
-            why = f"task(s) {', '.join(failed)} failed" if failed else "train ended before its training job did"
-            raise AirflowFailException(
-                f"The run failed: {why}. Restore: {message}. Teardown removed: {', '.join(removed) or 'nothing'}")
-        return {"restore": message, "removed": removed}
+        sm = self.hook.conn
+        names, plan = self.plan["names"], self.plan
+        removed = (cleanup.stop_training_job(sm, names["training_job"])
+                   + cleanup.stop_transform_jobs(sm, plan["slug"], plan["run_id"]))
+        if self.mode == "ephemeral":
+            removed += cleanup.teardown_ephemeral(sm, endpoint_name=names["endpoint"],
+                                                  config_name=names["endpoint_config"], model_name=names["model"])
+        else:
+            removed += cleanup.teardown_persistent(sm, endpoint_name=names["endpoint"], run_id=plan["run_id"],
+                                                   is_active=self._run_is_active(context))
+        self.log.info("Clean-up removed: %s", removed or "nothing")
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])
+        states = {t: str(s) for t, s in states.get(ti.run_id, states).items()}
+        outcome.report_run(context, states)  # the run page's summary (a note, not the run's state); never raises
+        return {"removed": removed}
