@@ -84,16 +84,24 @@ def _latest_run_id(env: dict[str, str], dag_id: str) -> str | None:
 
 
 def read_run(env: dict[str, str], dag_id: str, run_id: str) -> tuple[dict[str, str], dict[str, object]]:
-    """Task states (plus ``__run__``) and return-value XComs of one run."""
+    """Task states (plus ``__run__``) and return-value XComs of one run.
+
+    A mapped task's instances are ``TASK_INDEX`` (Airflow's own ``get_task_states`` naming).
+    """
+    def named(task_id: str, map_index: int) -> str:
+        return task_id if map_index < 0 else f"{task_id}_{map_index}"
+
     with _db(env) as db:
-        states = dict(db.execute(
-            "SELECT task_id, state FROM task_instance WHERE dag_id=? AND run_id=?", (dag_id, run_id)).fetchall())
+        states = {named(t, i): s for t, i, s in db.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id=? AND run_id=?",
+            (dag_id, run_id)).fetchall()}
         run_state = db.execute("SELECT state FROM dag_run WHERE dag_id=? AND run_id=?", (dag_id, run_id)).fetchone()
-        rows = db.execute(
-            "SELECT task_id, key, value FROM xcom WHERE dag_id=? AND run_id=?", (dag_id, run_id)).fetchall()
+        rows = db.execute("SELECT task_id, map_index, key, value FROM xcom WHERE dag_id=? AND run_id=?",
+                          (dag_id, run_id)).fetchall()
     states["__run__"] = run_state[0] if run_state else None
     xcoms: dict[str, object] = {}
-    for task_id, key, value in rows:
+    for task_id, map_index, key, value in rows:
+        task_id = named(task_id, map_index)
         decoded = json.loads(value) if isinstance(value, str | bytes) else value
         if isinstance(decoded, str):
             try:

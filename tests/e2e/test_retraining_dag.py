@@ -89,7 +89,8 @@ def test_first_run_creates_endpoint_and_records_scores(offline_aws, first_run):
     endpoint = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService"
     assert endpoint["EndpointConfigName"] == plan["names"]["endpoint_config"]
-    assert first_run.states["score_champion"] == "skipped"  # nothing served yet
+    assert "score_1" not in first_run.states  # nothing served yet: the challenger alone is scored
+    assert first_run.xcoms["pin_champion"]["endpoint_config"] is None
     published = first_run.xcoms["publish"]
     for uri in [*published["artifacts"].values(), published["history"]]:
         bucket, _, key = uri[5:].partition("/")
@@ -302,7 +303,7 @@ def test_ephemeral_run_leaves_no_sagemaker_resource(offline_aws, first_run):
     plan = _plan(run)
     assert plan["names"]["endpoint"] != ENDPOINT
     assert run.states["wait_for_endpoint"] == "success"
-    assert run.states["score_champion"] == "skipped"
+    assert "score_1" not in run.states
     assert len(run.xcoms["teardown"]["removed"]) == 3
     assert offline_aws.inventory() == before
 
