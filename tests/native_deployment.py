@@ -364,8 +364,10 @@ class NativeDeployment:
         raise DeploymentError(f"run {run_id} not finished in {timeout:.0f} s\n" + self.all_log_tails())
 
     def task_log(self, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """A task's log; a mapped instance is named ``TASK_INDEX`` (as in :meth:`task_instances`)."""
+        task_id, _, index = task_id.rpartition("_") if task_id.rpartition("_")[2].isdigit() else (task_id, "", "-1")
         path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
-        answer = self.api("GET", path + "?full_content=true")
+        answer = self.api("GET", path + f"?full_content=true&map_index={index}")
         content = answer.get("content", answer)
         if isinstance(content, list):
             return "\n".join(c if isinstance(c, str) else json.dumps(c) for c in content)
@@ -414,8 +416,10 @@ class NativeDeployment:
         return self.api("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", body)
 
     def task_instances(self, run_id: str) -> dict[str, dict]:
+        """Every task instance of the run by task id; a mapped one as ``TASK_INDEX`` (Airflow's get_task_states naming)."""
         answer = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
-        return {ti["task_id"]: ti for ti in answer["task_instances"]}
+        return {ti["task_id"] if ti.get("map_index", -1) < 0 else f"{ti['task_id']}_{ti['map_index']}": ti
+                for ti in answer["task_instances"]}
 
     def xcom(self, run_id: str, task_id: str, key: str = "return_value"):
         """A task's XCom (deserialized), or None when it has none."""

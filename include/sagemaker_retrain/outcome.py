@@ -79,11 +79,13 @@ def _links(base_url: str, endpoint_param: str | None, evidence: Mapping | None) 
 def decide_outcome(states: Mapping[str, str], evidence: Mapping | None, mode: str,
                    reporter: str = "teardown") -> tuple[str, str]:
     """``(decision, why)`` from the run's task states and the gate's evidence."""
-    failed = sorted(t for t, s in states.items() if s in FAILED and t != reporter)
+    # The watcher fails because another task did (its ONE_FAILED rule fires at once): not a cause of its own.
+    failed = sorted(t for t, s in states.items() if s in FAILED and t not in (reporter, "watcher"))
     reason = ((evidence or {}).get("decision") or {}).get("reason", "")
     if failed:
-        first = next((t for t in ("prepare", "train", "stage", "score_challenger", "score_champion", "gate",
-                                  "approve", "deploy", "wait_for_endpoint", "publish", "keep_champion")
+        first = next((t for t in ("prepare", "train", "register", "pin_champion", "stage", "score_0", "score_1",
+                                  "gate", "approve", "deploy", "wait_for_endpoint", "publish", "keep_champion",
+                                  "restore")
                       if t in failed), failed[0])
         return "Failed", f"{', '.join(failed)} failed (first: {first}; its log says why)"
     if states.get("keep_champion") == "success":
@@ -225,13 +227,21 @@ def show(context: dict, headline: str, note: str) -> None:
 
 # --- the two callers ------------------------------------------------------------------------------
 def report_run(context: dict, states: Mapping[str, str], restore: str | None = None) -> tuple[str, str] | None:
-    """Sum up a run that reached its teardown; called at the end of ``PipelineTeardownOperator.finish``."""
+    """Sum up a run that reached its teardown; called at the end of ``RunCleanupOperator.execute``.
+
+    A task's XCom is read only when that task succeeded in this pass: a task skipped on a later pass
+    of a cleared run keeps the XCom of the earlier one.
+    """
     try:
         ti, params = context["ti"], context["params"]
-        plan = ti.xcom_pull(task_ids="prepare") or {}
-        evidence = ti.xcom_pull(task_ids="gate", key="evidence")
-        published = ti.xcom_pull(task_ids="publish") or {}
-        history = published.get("history") or ti.xcom_pull(task_ids="keep_champion")
+
+        def result_of(task_id: str, key: str = "return_value"):
+            return ti.xcom_pull(task_ids=task_id, key=key) if states.get(task_id) == "success" else None
+
+        plan = result_of("prepare") or {}
+        evidence = result_of("gate", "evidence")
+        history = (result_of("publish") or {}).get("history") or result_of("keep_champion")
+        restore = restore or result_of("restore")
         decision, why = decide_outcome(states, evidence, params.get("mode"), reporter=ti.task_id)
         names = plan.get("names") or {}
         headline, note = summarize(

@@ -376,6 +376,19 @@ def _model_source(model: dict) -> str | None:
     return container.get("ModelPackageName") or container.get("ModelDataUrl")
 
 
+def challenger_model_request(plan: dict, settings: DeploymentSettings, package: dict | None,
+                             model_data_url: str | None = None) -> dict:
+    """The CreateModel request of the run's challenger: from its registry package (or its artifact)."""
+    names = plan["names"]
+    resource_tags = _model_tags(plan, names["training_job"])
+    if package:
+        return config.build_model_from_package_config(
+            model_name=names["model"], model_package_arn=package["arn"], role_arn=settings.role_arn,
+            resource_tags=resource_tags)
+    return config.build_model_config(model_name=names["model"], image=plan["image"], model_data_url=model_data_url,
+                                     role_arn=settings.role_arn, resource_tags=resource_tags)
+
+
 def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
           champion: dict | None = None) -> list[dict]:
     """Create the challenger's model from its package; build the scoring request of each model.
@@ -388,17 +401,8 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
     settings = DeploymentSettings(**plan["settings"])
     sm = Clients(settings).sagemaker
     names = plan["names"]
-    if package:
-        model_request = config.build_model_from_package_config(
-            model_name=names["model"], model_package_arn=package["arn"], role_arn=settings.role_arn,
-            resource_tags=_model_tags(plan, training["TrainingJobName"]),
-        )
-    else:
-        model_request = config.build_model_config(
-            model_name=names["model"], image=plan["image"],
-            model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
-            role_arn=settings.role_arn, resource_tags=_model_tags(plan, training["TrainingJobName"]),
-        )
+    model_request = challenger_model_request(plan, settings, package,
+                                             training["ModelArtifacts"]["S3ModelArtifacts"])
     from botocore.exceptions import ClientError
 
     try:
@@ -526,7 +530,11 @@ def _deploy_config(plan: dict, params: dict, settings: DeploymentSettings, champ
         # What deploy checks before any mutating call: the endpoint still serves the champion the gate
         # compared (None: nothing served), and the package is Approved.
         "Champion": {"EndpointConfigName": champion.get("endpoint_config"), "ModelName": champion.get("model")},
-        "ModelPackageArn": (package or {}).get("arn"),
+        # Only production needs an Approved package; an ephemeral run's own endpoint is an evaluation.
+        "ModelPackageArn": (package or {}).get("arn") if params["mode"] == "persistent" else None,
+        # The challenger's model as stage created it: deploy makes it again if a clean-up deleted it (a failed
+        # run whose wait_for_endpoint is cleared later deploys again, without running stage again).
+        "Model": challenger_model_request(plan, settings, package) if package else None,
     }
 
 

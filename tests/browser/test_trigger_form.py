@@ -193,7 +193,7 @@ def test_ephemeral_run_from_the_form_shows_its_outcome(ready, page, log_in):
 
     try:
         assert _wait_for_end(page, run_id) == "Success", deployment.all_log_tails()
-        for task_id in ("train", "score_challenger", "gate", "wait_for_endpoint", "teardown"):
+        for task_id in ("train", "score", "gate", "wait_for_endpoint", "teardown"):
             expect(_task_row(page, task_id).get_by_test_id("state-badge")).to_have_text("Success")
         expect(_task_row(page, "publish").get_by_test_id("state-badge")).to_have_text("Skipped")
         expect(_task_row(page, "teardown")).to_contain_text(

@@ -1,7 +1,7 @@
 """The DAG on a production-shaped deployment: CeleryExecutor, Postgres, Redis, one process per component.
 
 Triggered through the REST API as the UI does, with a conf that changes Params; the waits of
-``train``, ``score_challenger`` (batch transform) and ``wait_for_endpoint`` must be done by the
+``train``, ``score`` (the challenger's batch transform, mapped instance 0) and ``wait_for_endpoint`` must be done by the
 triggerer (state ``deferred``), and the gate's evaluation must land in S3.
 """
 
@@ -16,7 +16,7 @@ from native_deployment import DAG_ID, PROJECT_DIR
 pytestmark = [pytest.mark.deployment, pytest.mark.slow]
 
 ARTIFACTS = PROJECT_DIR / "artifacts" / "native-deployment"
-WAITING_TASKS = ("train", "score_challenger", "wait_for_endpoint")
+WAITING_TASKS = ("train", "score_0", "wait_for_endpoint")
 
 
 def _xcom(deployment, run_id: str, task_id: str, key: str = "return_value"):
@@ -41,8 +41,7 @@ def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
 
     seen: dict[str, set] = {}
     final = deployment.wait_for_run(run_id, timeout=600, seen=seen)
-    tis = {ti["task_id"]: ti for ti in
-           deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]}
+    tis = deployment.task_instances(run_id)
     assert final["state"] == "success", (
         {t: ti["state"] for t, ti in tis.items()}, deployment.all_log_tails())
     assert tis["publish"]["state"] == "skipped"  # ephemeral: nothing announced
@@ -55,7 +54,8 @@ def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
         log = deployment.task_log(run_id, task_id, tis[task_id]["try_number"])
         (ARTIFACTS / f"{task_id}.log").write_text(log)
         # The task log holds the triggerer's part of the attempt: its trigger started and fired.
-        assert f"/{task_id}/-1/" in log and "Trigger fired event" in log, (
+        name, _, index = task_id.rpartition("_") if task_id.endswith("_0") else (task_id, "", "-1")
+        assert f"/{name}/{index}/" in log and "Trigger fired event" in log, (
             f"{task_id} was not resumed by the triggerer; states seen {seen.get(task_id)}\n{log[-3000:]}")
         assert tis[task_id]["state"] == "success"
 

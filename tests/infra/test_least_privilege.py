@@ -78,8 +78,8 @@ DEGRADES = {
                               "the run succeeds, but train's task log says it could not read the training job's "
                               "CloudWatch log (AccessDenied) and shows none of its lines"),
 }
-TASK_ORDER = ["prepare", "train", "register", "stage", "score_challenger", "score_champion", "gate", "approve",
-              "deploy", "wait_for_endpoint", "publish", "rollback", "teardown"]
+TASK_ORDER = ["prepare", "train", "register", "pin_champion", "stage", "score_0", "score_1", "gate", "approve",
+              "deploy", "wait_for_endpoint", "publish", "restore", "teardown"]
 
 
 def _doc_sections():
@@ -303,7 +303,7 @@ def test_the_policy_is_enough_and_every_statement_is_needed(workers):
         ephemeral, d_ephemeral = second.run({"endpoint_name": f"{ENDPOINT}-eph", "mode": "ephemeral"})
         created, d_create = creating.result()
     assert created.state == "success", created.output[-4000:]
-    assert created.states["deploy"] == "success" and created.states["score_champion"] == "skipped"
+    assert created.states["deploy"] == "success" and "score_1" not in created.states
     assert ephemeral.state == "success", ephemeral.output[-4000:]
     assert not [d for d in d_create + d_ephemeral if not d["allowed"]]
     weak_config = stack.serving_config(ENDPOINT)
@@ -341,7 +341,7 @@ def test_the_policy_is_enough_and_every_statement_is_needed(workers):
 
     # 3. the whole policy's update won and switched blue/green; it used every update-only statement
     assert updated.state == "success", updated.output[-4000:]
-    assert updated.states["score_champion"] == "success" and updated.states["deploy"] == "success"
+    assert updated.states["score_1"] == "success" and updated.states["deploy"] == "success"
     assert stack.serving_config(ENDPOINT) != weak_config
     assert not [d for d in d_update if not d["allowed"]]
     assert set(late) <= _used(d_update), set(late) - _used(d_update)

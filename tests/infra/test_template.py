@@ -193,6 +193,7 @@ def test_the_tags_the_conditions_require_are_the_ones_the_code_sets():
     # Tag-on-create allows only tag keys under sagemaker-retrain:; an existing config only the rollback marker.
     assert all(key.startswith("sagemaker-retrain:") for key in tags), tags
     assert config.TAG_PREVIOUS_CONFIG == "sagemaker-retrain:previous-config"
+    assert config.TAG_VERIFIED == "sagemaker-retrain:verified"
     # The alarm ARNs of the template: "<Prefix>-<endpoint>-invocation-5xx" / "-model-latency".
     assert config.alarm_names("p", "e") == {"errors": "p-e-invocation-5xx", "latency": "p-e-model-latency"}
 
@@ -455,7 +456,8 @@ def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emul
         **owned("RequestTag"), "ForAllValues:StringLike": {"aws:TagKeys": ["sagemaker-retrain:*"]}}
     assert statements["DeployRecordRollbackConfigOnOwnConfig"]["Condition"] == {
         **owned("ResourceTag"), "Null": {"aws:TagKeys": "false"},
-        "ForAllValues:StringEquals": {"aws:TagKeys": ["sagemaker-retrain:previous-config"]}}
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["sagemaker-retrain:previous-config",
+                                                       "sagemaker-retrain:verified"]}}
     pass_role = statements["TrainStagePassExecutionRoleToSageMaker"]
     assert pass_role["Resource"] == stack["ExecutionRoleArn"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}

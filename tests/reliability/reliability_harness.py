@@ -80,31 +80,50 @@ class Inventory:
     baseline_uri: str = ""
 
     def put_baseline_model(self) -> None:
-        model = LinearLearnerModel("regressor", np.zeros(FEATURES), np.array([BASELINE_SCORE]),
-                                   loss="squared_loss")
-        key = "reliability/baseline/model.tar.gz"
+        self.baseline_uri = self.put_constant_model(BASELINE_SCORE, "baseline")
+
+    def put_constant_model(self, score: float, name: str) -> str:
+        """A Linear Learner artifact that answers ``score`` for every row (NaN: a broken model); its S3 URI."""
+        model = LinearLearnerModel("regressor", np.zeros(FEATURES), np.array([score]), loss="squared_loss")
+        key = f"reliability/{name}/model.tar.gz"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=write_model_tar_gz(model))
-        self.baseline_uri = f"s3://{self.bucket}/{key}"
+        return f"s3://{self.bucket}/{key}"
+
+    def history_record(self, uri: str) -> dict:
+        """A run's history record (``s3://…/history/ENDPOINT/RUN.json``)."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     # --- the previously serving model ------------------------------------------------------
-    def seed_serving_endpoint(self, endpoint: str, timeout: float = 10, tags: list[dict] | None = None) -> str:
-        """Deploy the baseline model behind ``endpoint`` (as a former run would have); return its config.
-
-        ``tags=[]`` makes it a foreign endpoint (not the pipeline's)."""
-        name = f"{endpoint}-baseline"
+    def seed_config(self, endpoint: str, name: str, tags: list[dict] | None = None, model_uri: str = "") -> str:
+        """A model and endpoint config named ``name`` for ``endpoint`` (the baseline model unless ``model_uri``)."""
         if tags is None:
             tags = [{"Key": TAG_PROJECT, "Value": "sagemaker-retrain"}, {"Key": TAG_ENDPOINT, "Value": endpoint}]
         self.sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Tags=tags, PrimaryContainer={
-            "Image": linear_learner_image(REGION), "ModelDataUrl": self.baseline_uri})
+            "Image": linear_learner_image(REGION), "ModelDataUrl": model_uri or self.baseline_uri})
         self.sm.create_endpoint_config(EndpointConfigName=name, Tags=tags, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large",
             "InitialInstanceCount": 1}])
-        self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
+        return name
+
+    def seed_serving_endpoint(self, endpoint: str, timeout: float = 10, tags: list[dict] | None = None,
+                              model_uri: str = "") -> str:
+        """Deploy the baseline model behind ``endpoint`` (as a former run would have); return its config.
+
+        ``tags=[]`` makes it a foreign endpoint (not the pipeline's); ``model_uri`` serves another artifact."""
+        name = self.seed_config(endpoint, f"{endpoint}-baseline", tags, model_uri)
+        self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags if tags is not None else [
+            {"Key": TAG_PROJECT, "Value": "sagemaker-retrain"}, {"Key": TAG_ENDPOINT, "Value": endpoint}])
+        return self.wait_in_service(endpoint, timeout) and name
+
+    def wait_in_service(self, endpoint: str, timeout: float = 10) -> str:
+        """Wait until ``endpoint`` is InService; return the config it serves."""
         for _ in range(int(timeout / 0.05)):
-            if self.sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService":
-                return name
+            description = self.sm.describe_endpoint(EndpointName=endpoint)
+            if description["EndpointStatus"] == "InService":
+                return description["EndpointConfigName"]
             time.sleep(0.05)
-        raise AssertionError(f"baseline endpoint {endpoint} never came InService")
+        raise AssertionError(f"endpoint {endpoint} never came InService")
 
     # --- inventory ---------------------------------------------------------------------------
     def inventory(self, endpoint: str) -> dict:
@@ -459,6 +478,8 @@ class Row:
     seconds: float
     note: str = ""
     answers_failed_model: int | None = None
+    serving_at_end: str | None = None
+    expected_serving: str | None = None
 
     def write(self) -> None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -466,21 +487,41 @@ class Row:
             f.write(json.dumps(asdict(self), default=str) + "\n")
 
 
-# The challenger's own checks, all before production changes: batch-transform scoring of the test
-# rows (with the finite-prediction check) and the gate. A task of these failing = the model failed.
-MODEL_CHECK_TASKS = ("score_challenger", "gate")
+def verified_by(sm, endpoint: str, run_id: str | None) -> str | None:
+    """The config ``endpoint`` serves, if ``run_id`` made it and verified it (its tags say so), else None."""
+    try:
+        description = sm.describe_endpoint(EndpointName=endpoint)
+        config = sm.describe_endpoint_config(EndpointConfigName=description["EndpointConfigName"])
+    except Exception:  # noqa: BLE001 - no endpoint, no config: nothing of the run serves
+        return None
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=config["EndpointConfigArn"])["Tags"]}
+    if description["EndpointStatus"] != "InService" or not run_id:
+        return None
+    ok = tags.get("sagemaker-retrain:run-id") == run_id[:256] and tags.get("sagemaker-retrain:verified")
+    return description["EndpointConfigName"] if ok else None
 
 
-def answers_from_failed_model(states: dict[str, str], summary: dict | None) -> int | None:
-    """Probe answers that came from this run's challenger although it failed one of its checks.
+def answers_from_failed_model(summary: dict | None, challenger_verified_serving: bool) -> int | None:
+    """Probe answers, during the run, from a model that did not end the run verified and better than the one it
+    replaced on the same rows.
 
-    The probe tells the previously serving model (a constant) from any other; in a scenario the only
-    other model is the run's challenger. If the challenger failed a check, every such answer counts.
+    The probe tells the previously serving model (a constant) from any other; in a scenario the only other
+    model is the run's challenger. Its answers count unless it ends the run serving, tagged verified by this
+    run (which it can only be after beating the pinned champion on the same rows at the gate, passing the
+    smoke test, and being recorded): a model that lost the gate, failed its smoke test, or was rolled back
+    (by SageMaker's guardrails or by the pipeline) counts. An older model put back by mistake shows in the
+    row's "model serving at the end" beside the one expected.
     """
     if summary is None:
         return None
-    failed = any(states.get(task) == "failed" for task in MODEL_CHECK_TASKS)
-    return summary["answers_other"] if failed else 0
+    return 0 if challenger_verified_serving else summary["answers_other"]
+
+
+def serving_cell(actual: str | None, expected: str | None) -> str:
+    """The report's "model serving at the end" cell: the config, and what was expected when it differs."""
+    if actual == expected:
+        return f"{actual or 'nothing'} (as expected)"
+    return f"{actual or 'nothing'} (EXPECTED {expected or 'nothing'})"
 
 
 def describe_left(inventory: dict) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from reliability_harness import PROJECT_DIR, RESULTS  # noqa: E402
+from reliability_harness import PROJECT_DIR, RESULTS, serving_cell  # noqa: E402
 
 DOC = PROJECT_DIR / "docs" / "reliability.md"
 
@@ -67,12 +67,15 @@ PostgreSQL, Redis, one process per component), triggered and acted on through th
   the summed length of runs of failed calls. *Answers not from the previous model* counts the
   probe's answers from any other model: the new one after a successful deployment (expected),
   or a bad one in the window before a rollback.
-- **Answers from a model that failed its checks** (must be 0 everywhere): the probe's answers
-  that came from the run's challenger when that challenger failed one of its checks (batch-transform
-  scoring of this run's test rows, with one finite prediction per row, and the gate). Those checks
-  all run before production changes, so a model that fails them is never deployed. Answers from a
-  challenger that passed them and was then rolled back (a canary alarm, a run marked failed during
-  the bake) show under *answers not from the previous model*, with the reason in the row.
+- **Answers from a model that did not end verified and better**: the probe's answers, during the
+  run, from any model that did not end the run serving, verified by the run (its config tagged
+  `verified` by `publish`) after beating the pinned champion on the same rows: a model that lost
+  the gate, failed its smoke test, or was rolled back (by SageMaker's guardrails or by the pipeline).
+  A canary that bakes and is then rolled back by its alarm counts here: it served its share of the
+  traffic (the guardrail's purpose) without ending the run verified; the row says so.
+- **Model serving at the end**: the endpoint config that serves once the run (and, for a Clear, every
+  pass of it) ended, beside the one the scenario expects (the previous model, or the run's own
+  verified one); `EXPECTED …` marks a difference, which the scenario's test fails on.
 - **Orphans**: an endpoint that does not serve, an endpoint config or model other than the
   serving one and the one kept for rollback, a training job still running, input parts of a
   refused data set.
@@ -107,8 +110,9 @@ def render(path: Path = DOC) -> str:
     out += ["## Fault matrix", "",
             "| scenario | injected | run ended (expected) | what the pipeline did | reason given | resources left "
             "| orphans | downtime of the serving model | failed probe calls | answers not from the previous model "
-            "| answers from a model that failed its checks | training jobs | SageMaker calls | seconds |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| answers from a model that did not end verified and better | model serving at the end "
+            "| training jobs | SageMaker calls | seconds |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in faults:
         downtime = "n/a (no model serving)" if r["downtime_s"] is None else f"{r['downtime_s']} s"
         out.append("| " + " | ".join(_cell(v) for v in (
@@ -116,12 +120,13 @@ def render(path: Path = DOC) -> str:
             r["resources_left"], len(r["orphans"]) if not r["orphans"] else f"{len(r['orphans'])}: {r['orphans']}",
             downtime, r["failed_calls"], r["answers_other"],
             "n/a (no model serving)" if r.get("answers_failed_model") is None else r["answers_failed_model"],
+            serving_cell(r.get("serving_at_end"), r.get("expected_serving")) if "serving_at_end" in r else "",
             r["training_jobs"], r["sagemaker_calls"], r["seconds"])) + " |")
     seen = {r["scenario"] for r in rows}
     for key, (injected, why) in NOT_RUN_HERE.items():
         if key not in seen:
             out.append("| " + " | ".join(_cell(v) for v in (key, injected, why, "", "", "", "", "", "", "", "", "",
-                                                               "", "")) + " |")
+                                                               "", "", "")) + " |")
     notes = [r for r in faults if r.get("note")]
     if notes:
         out += ["", "Notes:", ""] + [f"- **{r['scenario']}**: {r['note']}" for r in notes]

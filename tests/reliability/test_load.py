@@ -10,9 +10,11 @@ persistent mode keeps: the serving config and model plus one rollback config and
 
 Every run's outcome is asserted. Runs that overlap on one endpoint fail for reasons the pipeline
 means, and only those (``MEANT_FAILURES``): a later run's deployment replaced this run's config
-before its sensor saw it serve (``superseded``), or SageMaker refused this run's update because
-another run's was in progress (``update_refused``). Either way teardown removes this run's config
-and model, leaves the newer deployment serving, and fails the run with the reason. Any other
+before its sensor saw it serve (``superseded``), SageMaker refused this run's update because
+another run's was in progress (``update_refused``), or another run promoted its model after this
+run pinned the champion it was compared with, so deploy refused to replace a model this one never
+beat (``champion_moved``). Either way the teardowns remove this run's config and model and leave the
+newer verified deployment serving, and the watcher fails the run. Any other
 exception in any run is an unexplained crash and fails the test. With the scheduler (the native
 deployment, ``test_native_load.py``) ``max_active_runs=1`` queues the runs and none of this happens.
 """
@@ -24,7 +26,7 @@ import subprocess
 import time
 
 import pytest
-from reliability_harness import BIN, Probe, Row, describe_left, run_errors
+from reliability_harness import BIN, Probe, Row, describe_left, run_errors, verified_by
 
 pytestmark = pytest.mark.slow
 RUNS = 10
@@ -32,8 +34,9 @@ RUNS = 10
 MEANT_FAILURES = {
     "superseded": ("wait_for_endpoint", "another deployment replaced this run's config"),
     "update_refused": ("deploy", "it must be InService to be updated"),
+    "champion_moved": ("deploy", "the endpoint changed since the champion was pinned"),
 }
-RUN_FAILED = ("teardown", "The run failed: task(s)")
+RUN_FAILED = ("watcher", "A task of this run failed")
 
 
 def classify(errors) -> tuple[str, list[str]]:
@@ -119,6 +122,12 @@ def test_ten_overlapping_runs(rel):
     serving = inventory["endpoints"][endpoint]["config"]
     winners = [r for r in results if serving in str(r.xcoms.get("deploy"))]
     assert winners and winners[0].state == "success", (serving, outcomes)
+    # The model serving at the end is verified, and every promotion replaced exactly the champion its gate
+    # beat on the same rows: production only ever moved to a model better than the one it replaced.
+    assert verified_by(rel.sm, endpoint, winners[0].run_id) == serving, serving
+    for r in results:
+        if r.states.get("deploy") == "success" and (r.xcoms.get("deploy") or {}).get("operation") == "update":
+            assert r.xcoms["deploy"]["previous_config_name"] == r.xcoms["pin_champion"]["endpoint_config"], r.run_id
     assert len(set(slugs)) == RUNS and not collisions
     assert len(jobs) == RUNS and all(len([j for j in jobs if s in j]) == 1 for s in slugs)
     assert summary["failed_calls"] == 0, summary

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from native_deployment import DAG_ID, EMULATOR_TIME_SCALE
-from reliability_harness import Probe, Row, answers_from_failed_model, describe_left, wait_for
+from reliability_harness import Probe, Row, answers_from_failed_model, describe_left, verified_by, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.deployment]
 HOLD = 1000.0  # emulator time scale that keeps a training job in Starting until released
@@ -61,15 +61,15 @@ def _did(deployment, run_id: str, tis: dict, extra: dict) -> str:
     if skipped and failed:
         bits.append(f"skipped: {', '.join(skipped)}")
     bits += extra.get("did", [])
-    for key in ("rollback", "teardown"):
+    for key in ("restore", "teardown"):
         value = deployment.xcom(run_id, key) if tis.get(key, {}).get("state") == "success" else None
-        if isinstance(value, dict):  # the teardown's {"restore": ..., "removed": [...]}
-            value = f"{value.get('restore')}; removed: {'; '.join(value.get('removed') or []) or 'nothing'}"
+        if isinstance(value, dict):  # the teardown's {"removed": [...]}
+            value = f"removed: {'; '.join(value.get('removed') or []) or 'nothing'}"
         if value:
             bits.append(f"{key}: {value if isinstance(value, str) else '; '.join(map(str, value)) or 'nothing'}")
         elif key == "teardown" and tis.get(key, {}).get("state") == "failed":
-            removed = _log_line(deployment, run_id, tis[key], "Teardown removed:")
-            bits.append(f"teardown (failed): {removed.split('Teardown removed:', 1)[-1].strip()}")
+            removed = _log_line(deployment, run_id, tis[key], "Clean-up removed:")
+            bits.append(f"teardown (failed): {removed.split('Clean-up removed:', 1)[-1].strip()}")
     return ". ".join(bits)
 
 
@@ -89,9 +89,13 @@ def _log_line(deployment, run_id: str, ti: dict, needle: str) -> str:
 
 
 def native_scenario(deployment, native, name: str, injected: str, *, expected: str, runner, reason,
-                    note="") -> NativeOutcome:
+                    note="", serves: str | None = None) -> NativeOutcome:
     """Seed the endpoint, probe it, run ``runner`` (which triggers the run and acts on it), take the inventory
-    (before the emulator's pace is put back, so a job left running is still seen running) and write the row."""
+    (before the emulator's pace is put back, so a job left running is still seen running) and write the row.
+
+    ``serves``: which model must serve at the end, ``previous`` (the seeded one) or ``new`` (the run's own,
+    verified); by default ``new`` for a run expected to succeed, else ``previous``. ``runner`` may name the
+    config it expects in ``extra["expected_serving"]`` (a Clear's first pass, say)."""
     endpoint = f"rel-{name.replace('_', '-')}"
     native.set_time_scale(0)
     baseline = native.seed_serving_endpoint(endpoint, timeout=60)
@@ -132,7 +136,11 @@ def native_scenario(deployment, native, name: str, injected: str, *, expected: s
         orphans=orphans, downtime_s=summary["downtime_s"], failed_calls=summary["failed_calls"],
         answers_other=summary["answers_other"], training_jobs=len(jobs), sagemaker_calls=sum(calls.values()),
         seconds=seconds, note=note(state) if callable(note) else note,
-        answers_failed_model=answers_from_failed_model({t: ti["state"] for t, ti in tis.items()}, summary),
+        answers_failed_model=answers_from_failed_model(summary, verified_by(native.sm, endpoint, run_id) is not None),
+        serving_at_end=inventory["endpoints"].get(endpoint, {}).get("config"),
+        expected_serving=extra.get("expected_serving") or {
+            "new": plan.get("names", {}).get("endpoint_config"), "previous": baseline,
+        }[serves or ("new" if expected == "success" else "previous")],
     )
     row.write()
     return NativeOutcome(run_id, state, tis, endpoint, baseline, inventory, orphans, summary, jobs, calls, row,
@@ -211,9 +219,9 @@ MARK_FAILED_NOTE = (
     "tasks (train, deferred: its trigger is cancelled, and SageMakerTrigger has no on_kill), skips the pending ones "
     "but leaves the teardown to run and the run 'running' until it has; teardown stops the training job.")
 MARK_FAILED_BUG = (
-    " BUG (open): the scheduler then marked the run successful, the person's 'failed' overridden: its leaves are "
-    "publish (skipped by the mark) and teardown (success). Fix: pipeline.teardown fails (AirflowFailException) when "
-    "any task of the run failed, so the teardown, a leaf with on_failure_fail_dagrun, fails the run.")
+    " BUG (open): the scheduler then marked the run successful, the person's 'failed' overridden: its leaves, the "
+    "watcher included, were skipped by the mark (apache/airflow#45530's side effect). The clean-up teardown "
+    "(on_failure_fail_dagrun) must fail when the mark skipped the watcher and a task failed.")
 MARK_NOTE = "marked failed by the reliability suite: a person gave up on this run mid-training"
 
 
@@ -233,7 +241,7 @@ def _mark_failed(deployment, native, conf, extra):
 def _mark_failed_reason(deployment, run_id, tis, extra) -> str:
     bits = [f"run note: {extra.get('note')!r}", f"train {tis['train']['state']} while deferred"]
     if tis["teardown"]["state"] == "failed":
-        bits.append("teardown: " + _log_line(deployment, run_id, tis["teardown"], "The run failed")[:400])
+        bits.append("teardown: " + _log_line(deployment, run_id, tis["teardown"], "marked failed by a person")[:400])
     return "; ".join(bits)
 
 
@@ -261,7 +269,8 @@ def test_run_marked_failed_mid_training(deployment, native):
     # The person's verdict stands, with the reason.
     if out.state != "failed":
         raise RunStateOverridden(f"the run marked failed ended {out.state}: {out.row.pipeline_did}")
-    assert out.tis["teardown"]["state"] == "failed" and "task(s) train failed" in out.row.reason, out.row.reason
+    assert out.tis["watcher"]["state"] == "skipped", out.tis["watcher"]  # skipped by the person's mark
+    assert out.tis["teardown"]["state"] == "failed" and "marked failed by a person" in out.row.reason, out.row.reason
 
 
 
@@ -293,7 +302,7 @@ def _mark_failed_during_bake(deployment, native, conf, extra):
 
 
 def _teardown_reason(deployment, run_id, tis, extra) -> str:
-    return "teardown: " + _log_line(deployment, run_id, tis["teardown"], "The run failed")[:400]
+    return "teardown: " + _log_line(deployment, run_id, tis["teardown"], "marked failed by a person")[:400]
 
 
 def test_run_marked_failed_during_the_bake(deployment, native):
@@ -301,9 +310,10 @@ def test_run_marked_failed_during_the_bake(deployment, native):
         deployment, native, "marked_failed_during_bake",
         "PATCH dagRuns/{run} state=failed while the canary bakes (wait_for_endpoint deferred, the new config on "
         "10% of the traffic)", expected="failed", runner=_mark_failed_during_bake, reason=_teardown_reason,
-        note="the canary had passed scoring and the gate (its answers are counted under 'answers not from the "
-             "previous model'); the teardown waited (deferred) for SageMaker to finish the deployment, then put the "
-             "previous config back and failed the run.")
+        note="the canary had passed scoring and the gate, and took its canary share of the traffic before the person "
+             "gave up (counted: it did not end the run verified); restore, the teardown of deploy, waited (deferred) "
+             "for SageMaker to finish the deployment, then put the previous config back (its config carried no "
+             "verified tag); the clean-up kept the person's verdict.")
     assert out.extra["state_after_patch"] == "running", out.extra  # Airflow keeps it running for the teardown
     assert out.extra["sensor_state"] == "deferred", out.extra
     assert out.state == "failed", out.tis
@@ -312,37 +322,134 @@ def test_run_marked_failed_during_the_bake(deployment, native):
     assert out.inventory["endpoints"][out.endpoint] == {"status": "InService", "config": out.baseline}
     assert out.orphans == [], out.orphans
     assert out.probe["failed_calls"] == 0 and out.probe["answers_previous"] > 0, out.probe
-    assert out.row.answers_failed_model == 0, out.row
+    assert out.tis["restore"]["state"] == "success", out.tis["restore"]
+    assert out.row.serving_at_end == out.row.expected_serving == out.baseline, out.row
+    assert out.row.answers_failed_model == out.probe["answers_other"], out.row
 
 
-# --- Clear of a finished run -------------------------------------------------------------------
-def _clear_finished(deployment, native, conf, extra):
+# --- Clear: production never moves backwards (issue 21) ----------------------------------------------------
+def _clear(deployment, run_id: str, task_ids: list[str] | None = None) -> None:
+    """The UI's Clear: the whole run, or ``task_ids`` with everything downstream (setups and teardowns follow)."""
+    if task_ids is None:
+        deployment.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False})
+    else:
+        deployment.api("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", {
+            "dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "include_downstream": True,
+            "include_upstream": False, "only_failed": False, "reset_dag_runs": True})
+    wait_for(lambda: deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"] not in FINISHED,
+             60, 0.2, what="the cleared run to start again")
+
+
+def _passes(deployment, native, conf, extra, task_ids=None, first_faults=None):
+    """A run, then a Clear of it (whole, or of ``task_ids``), each pass to its end; what each pass did."""
+    if first_faults:
+        native._admin("POST", "faults", first_faults)
     run_id = deployment.trigger(conf)
     first = deployment.wait_for_run(run_id, timeout=600)
-    extra["first_state"] = first["state"]
-    extra["first_job"] = deployment.xcom(run_id, "prepare")["names"]["training_job"]
-    deployment.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False})
-    wait_for(lambda: deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"] != "success",
-             60, 0.2, what="the cleared run to start again")
+    native._admin("POST", "faults/clear", {})
+    plan = deployment.xcom(run_id, "prepare")
+    extra.update(first_state=first["state"], first_job=plan["names"]["training_job"],
+                 first_config=plan["names"]["endpoint_config"],
+                 first_serving=native.sm.describe_endpoint(EndpointName=conf["endpoint_name"])["EndpointConfigName"])
+    _clear(deployment, run_id, task_ids)
     final = deployment.wait_for_run(run_id, timeout=600)
-    extra["second_job"] = deployment.xcom(run_id, "prepare")["names"]["training_job"]
-    extra["did"] = [f"first pass {first['state']} with {extra['first_job']}; Clear; second pass {final['state']} "
-                    f"with {extra['second_job']}"]
+    plan = deployment.xcom(run_id, "prepare")
+    evidence = deployment.xcom(run_id, "gate", key="evidence") or {}
+    extra.update(second_job=plan["names"]["training_job"], second_config=plan["names"]["endpoint_config"],
+                 second_decision=(evidence.get("decision") or {}).get("deploy"))
+    what = "Clear of the whole run" if task_ids is None else f"clear of {', '.join(task_ids)} (and downstream)"
+    extra["did"] = [f"first pass {first['state']} ({extra['first_serving']} serving); {what}; second pass "
+                    f"{final['state']} with {extra['second_job']} (gate: "
+                    f"{'promote' if extra['second_decision'] else 'keep the champion'})"]
     return run_id, final
 
 
-def test_clear_of_a_finished_run_trains_anew(deployment, native):
+def _clear_promoted(deployment, native, conf, extra):
+    run_id, final = _passes(deployment, native, conf, extra)
+    # The second pass trains the same data with the same seed: its model does not beat its own first-pass one,
+    # so the first pass's verified model must still serve; a second-pass win would serve the second-pass one.
+    extra["expected_serving"] = extra["second_config"] if extra["second_decision"] else extra["first_config"]
+    return run_id, final
+
+
+def test_clear_of_a_promoted_run_keeps_production_on_the_best_verified_model(deployment, native):
     out = native_scenario(
         deployment, native, "cleared_finished_run",
-        "POST dagRuns/{run}/clear (the UI's Clear) on a run that had finished successfully",
-        expected="success", runner=_clear_finished, reason=_no_reason,
-        note="the cleared run's prepare named new resources after its clear number (…-c1): it trained a new job "
-             "instead of finding the first pass's Completed one.")
-    assert out.extra["first_state"] == "success", out.extra
+        "POST dagRuns/{run}/clear (the UI's Clear) on a run that had promoted its model",
+        expected="success", runner=_clear_promoted, reason=_no_reason,
+        note="the second pass trained anew under the next generation's names (…-c1: prepare found the run's tagged "
+             "job and train cleared); it pinned the first pass's model as champion and the gate kept it; restore "
+             "read the serving config's tags (this run's, verified) and left it: production stayed on the best "
+             "verified model, not the one the first pass had replaced.")
+    assert out.extra["first_state"] == "success" and out.extra["first_serving"] == out.extra["first_config"]
     assert out.state == "success", out.tis
     assert out.extra["second_job"] == out.extra["first_job"] + "-c1", out.extra
     jobs = native.inventory(out.endpoint)["training_jobs"]
     assert jobs.get(out.extra["first_job"]) == "Completed" and jobs.get(out.extra["second_job"]) == "Completed", jobs
     assert out.calls.get("CreateTrainingJob") == 2, out.calls
+    assert out.row.serving_at_end == out.row.expected_serving != out.baseline, out.row
+    assert verified_by(native.sm, out.endpoint, out.run_id) == out.row.serving_at_end
+    assert out.orphans == [], out.orphans
+    assert out.probe["failed_calls"] == 0, out.probe
+
+
+def _clear_kept(deployment, native, conf, extra):
+    return _passes(deployment, native, {**conf, "gate_threshold": 0.5}, extra)  # no model meets 0.5: kept twice
+
+
+def test_clear_of_a_run_that_kept_the_champion(deployment, native):
+    out = native_scenario(
+        deployment, native, "cleared_kept_run",
+        "POST dagRuns/{run}/clear on a run that had kept the champion (gate_threshold 0.5: no model meets it)",
+        expected="success", runner=_clear_kept, reason=_no_reason, serves="previous",
+        note="both passes kept the champion; nothing was deployed, nothing restored.")
+    assert out.state == "success", out.tis
+    assert out.extra["second_decision"] is False, out.extra
+    assert out.row.serving_at_end == out.row.expected_serving == out.baseline, out.row
+    assert out.calls.get("UpdateEndpoint", 0) == 0 and out.calls.get("CreateEndpointConfig", 0) == 0, out.calls
+    assert out.orphans == [], out.orphans
+    assert out.row.answers_failed_model == 0 and out.probe["answers_other"] == 0, out.probe
+
+
+@pytest.mark.parametrize("task_id", ["gate", "deploy"])
+def test_clear_of_one_task_of_a_promoted_run_keeps_its_names(deployment, native, task_id):
+    def runner(deployment, native, conf, extra):
+        return _passes(deployment, native, conf, extra, task_ids=[task_id])
+
+    out = native_scenario(
+        deployment, native, f"cleared_{task_id}_of_finished_run",
+        f"POST clearTaskInstances task_ids=[{task_id}], downstream included, on a run that had promoted its model "
+        "(Airflow clears prepare, its setup, too)", expected="success", runner=runner, reason=_no_reason,
+        note=f"prepare ran again but kept the run's names (train was not cleared: generation 0); {task_id} and "
+             "what follows ran again on the same resources: deploy found the endpoint already on this run's config.")
+    assert out.state == "success", out.tis
+    assert out.extra["second_job"] == out.extra["first_job"], out.extra  # the same names: no new generation
+    assert out.calls.get("CreateTrainingJob") == 1 and out.calls.get("UpdateEndpoint") == 1, out.calls
+    assert out.row.serving_at_end == out.row.expected_serving == out.extra["first_config"], out.row
+    assert verified_by(native.sm, out.endpoint, out.run_id) == out.row.serving_at_end
+    assert out.orphans == [], out.orphans
+    assert out.probe["failed_calls"] == 0, out.probe
+
+
+def _clear_wait_of_failed(deployment, native, conf, extra):
+    reason = "Failed to download model data (injected)"
+    return _passes(deployment, native, conf, extra, task_ids=["wait_for_endpoint"],
+                   first_faults={"fail_next_endpoint_update": reason})
+
+
+def test_clear_of_wait_for_endpoint_of_a_failed_run_deploys_again(deployment, native):
+    out = native_scenario(
+        deployment, native, "cleared_wait_of_failed_run",
+        "fail_next_endpoint_update (SageMaker rolls back, the run fails); the cause gone, POST clearTaskInstances "
+        "task_ids=[wait_for_endpoint] (Airflow clears deploy, its setup, and the teardowns too)",
+        expected="success", runner=_clear_wait_of_failed, reason=_no_reason,
+        note="deploy ran again as the setup of wait_for_endpoint's restore, found the endpoint on the pinned champion "
+             "again (SageMaker had rolled back) and this run's own config by its tags, switched, and this time the "
+             "sensor verified it.")
+    assert out.extra["first_state"] == "failed" and out.extra["first_serving"] == out.baseline, out.extra
+    assert out.state == "success", out.tis
+    assert out.extra["second_job"] == out.extra["first_job"], out.extra
+    assert out.calls.get("CreateTrainingJob") == 1 and out.calls.get("UpdateEndpoint") == 2, out.calls
+    assert out.row.serving_at_end == out.row.expected_serving == out.extra["first_config"], out.row
     assert out.orphans == [], out.orphans
     assert out.probe["failed_calls"] == 0, out.probe

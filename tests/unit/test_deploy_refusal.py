@@ -11,9 +11,11 @@ from botocore.exceptions import ClientError
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
 
 CONFIG = {
-    "EndpointConfig": {"EndpointConfigName": "ep-new", "ProductionVariants": [{"ModelName": "ep-new"}]},
+    "EndpointConfig": {"EndpointConfigName": "ep-new", "ProductionVariants": [{"ModelName": "ep-new"}],
+                       "Tags": [{"Key": "sagemaker-retrain:run-id", "Value": "run-1"}]},
     "Endpoint": {"EndpointName": "ep", "EndpointConfigName": "ep-new", "Tags": []},
     "DeploymentConfig": None, "Alarms": [], "MaxWaitSeconds": 60,
+    "Champion": {"EndpointConfigName": "ep-old"}, "ModelPackageArn": None,
 }
 
 
@@ -21,7 +23,7 @@ def _operator(update_error: ClientError):
     op = SageMakerDeployOperator(task_id="deploy", config=CONFIG)
     hook = mock.MagicMock()
     hook.describe_endpoint_config.return_value = {"EndpointConfigArn": "arn:config"}
-    hook.conn.list_tags.return_value = {"Tags": []}
+    hook.conn.list_tags.return_value = {"Tags": [{"Key": "sagemaker-retrain:run-id", "Value": "run-1"}]}
     hook.conn.update_endpoint.side_effect = update_error
     serving = {"EndpointStatus": "InService", "EndpointConfigName": "ep-old"}
     patches = [mock.patch.object(SageMakerDeployOperator, "hook", new_callable=mock.PropertyMock, return_value=hook),

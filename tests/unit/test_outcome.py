@@ -14,8 +14,8 @@ EVIDENCE = {
     "rows": {"count": 51, "split_seed": 42},
     "artifacts": {"plot": "s3://bucket/sagemaker-retrain/runs/x/evaluation/predicted_vs_actual.png"},
 }
-DONE = {"prepare": "success", "train": "success", "stage": "success", "score_challenger": "success",
-        "score_champion": "success", "gate": "success"}
+DONE = {"prepare": "success", "train": "success", "pin_champion": "success", "stage": "success", "score_0": "success",
+        "score_1": "success", "gate": "success"}
 
 
 @pytest.mark.parametrize(("states", "mode", "decision"), [
@@ -25,7 +25,7 @@ DONE = {"prepare": "success", "train": "success", "stage": "success", "score_cha
      "Evaluated, then deleted (ephemeral)"),
     ({**DONE, "approve": "failed", "deploy": "upstream_failed"}, "persistent", "Failed"),
     ({**DONE, "approve": "skipped", "deploy": "skipped"}, "persistent", "Rejected by a person"),
-    ({**DONE, "deploy": "success", "wait_for_endpoint": "failed", "rollback": "success"}, "persistent", "Failed"),
+    ({**DONE, "deploy": "success", "wait_for_endpoint": "failed", "restore": "success"}, "persistent", "Failed"),
 ])
 def test_decision_from_task_states(states, mode, decision):
     assert outcome.decide_outcome(states, EVIDENCE, mode)[0] == decision
@@ -110,7 +110,17 @@ def test_report_run_never_raises(monkeypatch):
         def xcom_pull(self, *args, **kwargs):
             raise RuntimeError("no XCom backend")
 
-    assert outcome.report_run({"ti": Broken({}), "params": {}}, {}) is None
+    assert outcome.report_run({"ti": Broken({}), "params": {}}, DONE) is None
+
+
+def test_report_run_reads_no_xcom_of_a_task_that_did_not_succeed_in_this_pass(monkeypatch):
+    """A cleared run's second pass skipped publish: its first-pass XCom (still stored) must not be read."""
+    monkeypatch.setattr(outcome, "set_run_note", lambda dag_id, run_id, note: True)
+    stale = {("publish", "return_value"): {"history": "s3://b/first-pass.json"},
+             ("gate", "evidence"): EVIDENCE, ("keep_champion", "return_value"): "s3://b/second-pass.json"}
+    context = {"ti": FakeTI(stale), "params": {"mode": "persistent", "endpoint_name": "ep"}}
+    _, note = outcome.report_run(context, {**DONE, "keep_champion": "success", "publish": "skipped"})
+    assert "second-pass.json" in note and "first-pass.json" not in note
 
 
 def test_no_api_connection_leaves_the_note_alone(monkeypatch):

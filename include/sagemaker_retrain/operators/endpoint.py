@@ -40,7 +40,8 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
 
     :param config: ``{"EndpointConfig": ..., "Endpoint": {"EndpointName", "EndpointConfigName", "Tags"},
         "DeploymentConfig": ... | None, "Alarms": [PutMetricAlarm requests], "MaxWaitSeconds": int,
-        "Champion": {"EndpointConfigName": str | None}, "ModelPackageArn": str | None}``
+        "Champion": {"EndpointConfigName": str | None}, "ModelPackageArn": str | None,
+        "Model": CreateModel request | None}``
         (templated). The model must exist already (the pipeline creates it to score it first).
         ``Champion`` is the config the endpoint served when the champion was pinned (None: nothing).
     :return: ``{"endpoint_name", "endpoint_config_name", "model_name", "previous_config_name", "operation",
@@ -76,6 +77,7 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
         self._refuse_unless_approved(self.config.get("ModelPackageArn"))
         if not self._already_ours(current, wanted):
             self._refuse_unless_champion(name, current, (self.config.get("Champion") or {}).get("EndpointConfigName"))
+        self._ensure_model(self.config.get("Model"))
         if self._exists(hook.describe_endpoint_config, endpoint_config["EndpointConfigName"]):
             self._require_this_runs_config(endpoint_config)
             self.log.info("Endpoint config %s exists already (this run's, by its tags); keeping it.",
@@ -125,6 +127,15 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
                 f"updated. SageMaker said: {err.response['Error'].get('Message', '')}"
             ) from err
         return {**result, "previous_config_name": serving, "operation": "update"}
+
+    def _ensure_model(self, request: dict | None) -> None:
+        """Create the run's model again if it is gone (the clean-up of a failed pass deleted it); keep it otherwise."""
+        if not request or self._exists(lambda name: self.hook.conn.describe_model(ModelName=name),
+                                       request["ModelName"]):
+            return
+        self.log.info("Model %s is gone (cleaned up after an earlier pass): creating it again from %s.",
+                      request["ModelName"], (request.get("PrimaryContainer") or {}).get("ModelPackageName"))
+        self.hook.conn.create_model(**request)
 
     def _require_this_runs_config(self, endpoint_config: dict) -> None:
         """An existing config of this name is reused only if it carries this run's tag (trust tags, not names)."""

@@ -8,7 +8,9 @@ config), never from an XCom an earlier pass of a cleared run left behind.
 
 ``RunCleanupOperator`` is the teardown of ``prepare``: it stops the run's jobs and deletes what must
 not stay (only what carries the project's tags). Neither computes the run's state: a watcher leaf
-(``trigger_rule=ONE_FAILED``) fails the run when a task failed, as Airflow's system tests do.
+(``trigger_rule=ONE_FAILED``) fails the run when a task failed, as Airflow's system tests do; the
+clean-up fails only to keep the verdict of a person who marked the run failed (Airflow would otherwise
+end it success: see ``RunCleanupOperator._keep_a_persons_verdict``).
 """
 
 from __future__ import annotations
@@ -159,4 +161,22 @@ class RunCleanupOperator(AwsBaseOperator[SageMakerHook]):
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])
         states = {t: str(s) for t, s in states.get(ti.run_id, states).items()}
         outcome.report_run(context, states)  # the run page's summary (a note, not the run's state); never raises
+        self._keep_a_persons_verdict(states)
         return {"removed": removed}
+
+    @staticmethod
+    def _keep_a_persons_verdict(states: dict[str, str]) -> None:
+        """A run a person marked failed must end failed (workaround of apache/airflow#45530's side effect).
+
+        Marking a run failed skips its pending tasks, the watcher included, but leaves the teardowns to
+        run and the run's state open; Airflow 3.3 then decides it from the leaves, all skipped, and ends
+        it *success*. Only the mark skips the watcher before this teardown has run (it sits below every
+        task), so that is the one case this teardown fails (``on_failure_fail_dagrun``) to keep the verdict.
+        See docs/upstream.md.
+        """
+        failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+        if states.get("watcher") != "skipped" or not failed:  # not marked, or marked success
+            return
+        raise AirflowFailException(
+            "The run was marked failed by a person (its pending tasks, the watcher included, were skipped by the "
+            f"mark; failed: {', '.join(failed)}): it ends failed.")
