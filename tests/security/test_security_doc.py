@@ -115,11 +115,30 @@ def _emulator_rows() -> list[str]:
         assert status("t0k", "127.0.0.1", route, method) == 401
         assert status("t0k", "172.18.0.5", route, method, {TOKEN_HEADER: "t0k"}) == 200
     assert status("", "172.18.0.5", "health") == 200
+    assert status("", "127.0.0.1", headers={"Origin": "https://page.example"}) == 403
+    assert status("t0k", "127.0.0.1", headers={TOKEN_HEADER: "t0k", "Sec-Fetch-Site": "same-origin"}) == 403
+
+    def moto_api(token, remote, path, method="GET", headers=None):
+        from offline_aws.server import Dispatcher
+
+        app = Dispatcher(SageMakerService(clock=Clock(0)), Faults(), admin_token=token)
+        return Client(app).open(path, method=method, headers=headers or {},
+                                environ_base={"REMOTE_ADDR": remote}).status_code
+
+    for path, method in (("/moto-api/data.json", "GET"), ("/moto-api/reset", "POST")):
+        assert moto_api("", "172.18.0.5", path, method) == 403
+        assert moto_api("t0k", "127.0.0.1", path, method) == 401
+        assert moto_api("", "127.0.0.1", path, method, {"Origin": "https://page.example"}) == 403
+    assert moto_api("", "127.0.0.1", "/moto-api/data.json") == 200
+    assert moto_api("t0k", "172.18.0.5", "/moto-api/data.json", headers={TOKEN_HEADER: "t0k"}) == 200
     return [
-        "| Emulator admin routes (`/_offline_aws/state`, `calls`, `faults`, `config`, `reset`) | "
-        f"without `{TOKEN_ENV}`: loopback clients only; with it: anyone who sends it | "
+        "| Emulator admin routes (`/_offline_aws/state`, `calls`, `faults`, `config`, `reset`) and moto's own "
+        "`/moto-api/*` (`data.json` holds every IAM user's secret key; `reset` wipes S3) | "
+        f"without `{TOKEN_ENV}`: loopback clients only; with it: anyone who sends it; never a browser's page | "
         f"other addresses without a token: **403**; with a token configured, a request without the "
-        f"`{TOKEN_HEADER}` header (loopback included): **401**; otherwise state, call counts, fault injection, reset |",
+        f"`{TOKEN_HEADER}` header (loopback included): **401**; a request a browser sends for a web page "
+        "(`Origin`, or `Sec-Fetch-Site` other than `none`), token or not: **403**; otherwise state, call counts, "
+        "fault injection, reset, moto's dashboard |",
         "| Emulator `/_offline_aws/health` | anyone who reaches the emulator's port | `{\"status\": \"ok\"}` only |",
     ]
 
