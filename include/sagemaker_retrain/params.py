@@ -244,9 +244,9 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
         ),
         "transform_instance_type": _param(
             "ml.m5.large", INFRASTRUCTURE, "Scoring instance type",
-            "Batch transform instance (`ml.<family>.<size>`) that scores both models on the test rows; "
-            "production is never asked.",
-            type="string", pattern=INSTANCE_TYPE_PATTERN,
+            "Batch transform instance that scores both models on the test rows; production is never asked. "
+            f"One of {ALLOWED_TYPES}. {INSTANCE_RULE}",
+            type="string", pattern=INSTANCE_TYPE_PATTERN, enum=list(DEFAULT_INSTANCE_TYPES),
         ),
         # --- Evaluation ------------------------------------------------------------------------
         "test_fraction": _param(
