@@ -337,3 +337,17 @@ def test_the_answer_is_checked_again(step, monkeypatch, approvers, triggered_by,
     assert approved is (branch == "deploy") and said == description
     assert ti.pushed["approval"]["description"] == description
     assert ("refused" in facts) is description.startswith("Rejected: ")
+
+
+def test_the_policy_is_resolved_again_not_taken_from_an_edited_xcom(step, written, monkeypatch):
+    """A User role may edit the gate's XCom to {"required": false}: the step resolves the policy itself."""
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    op, decisions = step
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None: "true"))
+    ti = FakeTI({"required": False, "reason": "edited", "timeout_hours": 1, "record": True})
+    context = {**_context(ti), "params": {"mode": "persistent", "require_approval": "no", "approval_timeout_hours": 3}}
+    with pytest.raises(TaskAwaitingInput) as parked:
+        op.execute(context)
+    assert parked.value.timeout == timedelta(hours=3) and decisions == [] and written["subject"]

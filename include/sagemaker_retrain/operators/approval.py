@@ -175,9 +175,21 @@ class ModelApprovalOperator(HITLBranchOperator):
         self.reject_task_id = reject_task_id
 
     def _inputs(self, context) -> tuple[dict, dict, dict]:
+        """The plan, the gate's evidence, and the approval policy.
+
+        The policy is resolved here again from the run's Params and the admins' Variable
+        (``pipeline.approval_policy``), not taken from the gate's XCom: a User role may edit XComs,
+        and ``{"required": false}`` there must not skip the approval. The XCom is only the
+        fallback when the context has no Params (unit tests).
+        """
+        from sagemaker_retrain import pipeline
+
         ti = context["ti"]
+        params = context.get("params")
+        policy = (pipeline.approval_policy(dict(params)) if params and "mode" in params
+                  else ti.xcom_pull(task_ids=self.gate_task_id, key="approval_policy"))
         return (ti.xcom_pull(task_ids=self.plan_task_id), ti.xcom_pull(task_ids=self.gate_task_id, key="evidence"),
-                ti.xcom_pull(task_ids=self.gate_task_id, key="approval_policy"))
+                policy)
 
     def execute(self, context) -> Any:
         from sagemaker_retrain import pipeline
