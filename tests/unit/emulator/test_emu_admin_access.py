@@ -167,7 +167,7 @@ def test_a_live_emulator_keeps_its_secrets_and_buckets_from_moto_api(monkeypatch
             status, body = _http(f"{emulator.url}{path}", method)
             assert status in (401, 403, 404), (path, status)
             assert secret.encode() not in body, path
-        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["keep-me"]
+        assert "keep-me" in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # moto's state is process-wide
         status, body = _http(f"{emulator.url}/moto-api/data.json", headers={TOKEN_HEADER: "adm1n"})
         assert status == 200 and b"iam" in body  # the admin still has moto's dashboard data
         status, _ = _http(f"{emulator.url}/moto-api/data.json",
