@@ -87,7 +87,7 @@ def is_user(user: dict | None, name: str | None) -> bool:
 
 
 def triggering_user(context) -> str | None:
-    """Who pressed Trigger (None for scheduled, asset-triggered and backfill runs)."""
+    """Who pressed Trigger (None when no person did: a scheduled or asset-triggered run)."""
     return getattr(context.get("dag_run"), "triggering_user_name", None) or None
 
 
