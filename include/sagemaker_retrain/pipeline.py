@@ -423,10 +423,15 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
     run_tags = config.tags(names["endpoint"], plan["run_id"])
 
     def transform(role: str, model: str) -> dict:
-        return {"config": config.build_transform_config(
+        request = config.build_transform_config(
             job_name=names[f"score_{role}"], model_name=model, input_uri=test_uri,
             output_uri=plan["scoring_uris"][role], params=params, resource_tags=run_tags,
-        ), "region_name": settings.region}
+        )
+        try:
+            limits.check_transform_config(request)
+        except limits.LimitExceeded as err:
+            raise _fail(err) from err
+        return {"config": request, "region_name": settings.region}
 
     log.info("Challenger: model %s (package %s). Champion: %s (config %s, package %s).", names["model"],
              (package or {}).get("arn"), champion_model or "none (nothing serves yet)",
