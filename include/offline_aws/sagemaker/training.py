@@ -10,24 +10,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import datetime
 
+from .. import algorithms
+from ..algorithms.base import AlgorithmFailed, JobStoppedByRuntime, TrainingContext
 from ..limits import MAX_DECOMPRESSED_BYTES, LimitExceeded, gunzip
-from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
-from ..linear_learner.hyperparameters import HyperparameterError, parse_hyperparameters
-from ..linear_learner.metric_definitions import final_metrics
-from ..linear_learner.model import write_model_tar_gz
-from ..linear_learner.train import train
 from .cloudwatch import LogWriter
 from .manifest import ManifestError, read_manifest
 from .records import Backend, TrainingJob, now, record_transition
 
-LINEAR_LEARNER_IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/linear-learner:(1|latest)$"
-)
-CHANNELS = ("train", "validation", "test")
-CSV = "text/csv"
-RECORDIO = "application/x-recordio-protobuf"
 
 # Emulated durations in seconds at time scale 1 (training itself takes its real time).
 STARTING_SECONDS = 2.0
@@ -59,6 +49,8 @@ def run_training_job(backend: Backend, job: TrainingJob) -> None:
         _run(backend, job, log)
     except JobStopped:
         finish_job(backend, job, "Stopped", "Stopped", "Training job stopped by user.")
+    except JobStoppedByRuntime as exc:
+        finish_job(backend, job, "Stopped", "MaxRuntimeExceeded", str(exc), reason=str(exc), runtime=True)
     except JobFailed as exc:
         finish_job(backend, job, "Failed", "Failed", f"Training job failed. {exc}", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - the emulator must not lose a job to a bug
@@ -87,60 +79,55 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
     _phase(backend, job, "Starting", "Preparing the instances for training", 0)
     if job.injected_failure is not None:
         raise JobFailed(job.injected_failure)
-    _check_image(desc["AlgorithmSpecification"])
+    algorithm = _algorithm(desc["AlgorithmSpecification"])
     with backend.lock:
         desc["TrainingStartTime"] = now()
     _phase(backend, job, "Downloading", "Downloading input data", 0)
     started = time.monotonic()
-    data = _download_channels(backend, desc, log)
+    data = _download_channels(backend, desc, log, algorithm)
     if backend.clock.pause(max(0.0, DOWNLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     _phase(backend, job, "Training", "Training image download completed. Training in progress.", 0)
 
-    lines: list[str] = []  # what SageMaker's MetricDefinitions read
-
     def sink(line: str) -> None:
         log.write(line)
-        lines.append(line)
         if job.stop_requested.is_set():
             raise JobStopped()
 
     log.write("Docker entrypoint called with argument(s): train")
     log.write("Running default environment configuration script")
+    stopping = desc.get("StoppingCondition") or {}
+    ctx = TrainingContext(
+        desc=desc, hyperparameters=dict(desc.get("HyperParameters") or {}), channels=data, log=sink,
+        stop_requested=job.stop_requested, aws=backend.aws, endpoint_url=backend.aws.endpoint_url,
+        max_runtime=stopping.get("MaxRuntimeInSeconds"), extra={"nan_weights": job.nan_weights, "backend": backend},
+    )
     try:
-        hp = parse_hyperparameters(dict(desc["HyperParameters"]))
-    except HyperparameterError as exc:
-        log.write(f"[{datetime.now():%m/%d/%Y %H:%M:%S} ERROR] {exc}")
-        raise JobFailed(_client_error(exc)) from None
-    try:
-        channels = {name: _parse_channel(name, content_type, blobs) for name, (content_type, blobs) in data.items()}
-        result = train(hp, channels["train"], channels.get("validation"), channels.get("test"), log=sink, seed=0)
-    except DataError as exc:
-        log.write(f"[{datetime.now():%m/%d/%Y %H:%M:%S} ERROR] {exc}")
-        raise JobFailed(_client_error(exc)) from None
+        result = algorithm.train(ctx)
+    except AlgorithmFailed as exc:
+        raise JobFailed(str(exc)) from None
     log.flush()
 
     _phase(backend, job, "Uploading", "Uploading generated training model", 0)
-    if job.nan_weights:  # injected fault: a corrupt artifact behind good metrics
-        result.model.weights[:] = float("nan")
     started = time.monotonic()
-    _upload_model(backend, desc, write_model_tar_gz(result.model))
+    _upload_model(backend, desc, result.artifact)
     if backend.clock.pause(max(0.0, UPLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     stamp = now()
     with backend.lock:
         desc["FinalMetricDataList"] = [  # as AWS: the algorithm's MetricDefinitions over its log
-            {"MetricName": name, "Value": value, "Timestamp": stamp} for name, value in final_metrics(lines).items()
+            {"MetricName": name, "Value": value, "Timestamp": stamp} for name, value in result.metrics.items()
         ]
     finish_job(backend, job, "Completed", "Completed", "Training job completed")
 
 
-def finish_job(backend, job, status: str, secondary: str, message: str, *, reason: str | None = None) -> None:
+def finish_job(backend, job, status: str, secondary: str, message: str, *, reason: str | None = None,
+               runtime: bool = False) -> None:
     with backend.lock:
         desc = job.desc
         if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
             return
-        if status == "Failed" and job.stop_requested.is_set():
+        if status == "Failed" and job.stop_requested.is_set() and not runtime:
             status, secondary, message, reason = "Stopped", "Stopped", "Training job stopped by user.", None
         end = now()
         desc["TrainingJobStatus"] = status
@@ -154,23 +141,17 @@ def finish_job(backend, job, status: str, secondary: str, message: str, *, reaso
         desc["BillableTimeInSeconds"] = seconds * int(desc["ResourceConfig"].get("InstanceCount", 1))
 
 
-def _client_error(exc: Exception) -> str:
-    text = str(exc)
-    return text if text.startswith(("ClientError", "AlgorithmError")) else f"ClientError: {text}"
-
-
-def _check_image(algo: dict) -> None:
+def _algorithm(algo: dict):
     image = algo.get("TrainingImage")
     if not image:
         raise JobFailed(
             f"ClientError: Algorithm {algo.get('AlgorithmName')!r} is not available offline: the emulator runs "
-            "only the built-in Linear Learner image (<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1)."
+            f"the built-in images only ({algorithms.images.SUPPORTED})."
         )
-    if not LINEAR_LEARNER_IMAGE.match(image):
-        raise JobFailed(
-            f"ClientError: Training image {image!r} is not a Linear Learner image; the offline emulator runs only "
-            "<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1 (or :latest)."
-        )
+    try:
+        return algorithms.for_image(image)
+    except algorithms.UnknownImage as exc:
+        raise JobFailed(f"ClientError: {exc}") from None
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -180,21 +161,22 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _download_channels(backend: Backend, desc: dict, log: LogWriter) -> dict[str, tuple[str, list[bytes]]]:
+def _download_channels(backend: Backend, desc: dict, log: LogWriter, algorithm) -> dict[str, tuple[str | None, list[bytes]]]:
     """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order."""
     s3 = backend.aws.client("s3")
-    channels: dict[str, tuple[str, list[bytes]]] = {}
-    names = [c["ChannelName"] for c in desc["InputDataConfig"]]
+    channels: dict[str, tuple[str | None, list[bytes]]] = {}
+    names = [c["ChannelName"] for c in desc.get("InputDataConfig") or []]
+    allowed = getattr(algorithm, "channels", None)  # None: any channel (script mode)
     for name in names:
-        if name not in CHANNELS:
+        if allowed is not None and name not in allowed:
             raise JobFailed(
-                f"ClientError: Unable to initialize the algorithm. Unexpected channel {name!r}: Linear Learner "
-                "accepts the channels train, validation and test."
+                f"ClientError: Unable to initialize the algorithm. Unexpected channel {name!r}: {algorithm.title} "
+                f"accepts the channels {', '.join(allowed[:-1])} and {allowed[-1]}."
             )
-    if "train" not in names:
+    if allowed is not None and "train" not in names:
         raise JobFailed("ClientError: Unable to initialize the algorithm. The 'train' channel is required.")
     instances = int(desc["ResourceConfig"].get("InstanceCount", 1))
-    for channel in desc["InputDataConfig"]:
+    for channel in desc.get("InputDataConfig") or []:
         name = channel["ChannelName"]
         source = channel["DataSource"].get("S3DataSource")
         if source is None:
@@ -226,7 +208,7 @@ def _download_channels(backend: Backend, desc: dict, log: LogWriter) -> dict[str
                 except (LimitExceeded, OSError) as exc:
                     raise JobFailed(f"ClientError: Channel {name!r}: {exc}") from None
             blobs.append(body)
-        channels[name] = (channel.get("ContentType") or RECORDIO, blobs)
+        channels[name] = (channel.get("ContentType"), blobs)
     return channels
 
 
@@ -274,13 +256,3 @@ def _no_objects(uri: str, bucket: str, detail: str) -> str:
         "source. Please ensure that the bucket exists in the selected region, that objects exist under that "
         f'S3 prefix, and that the role has "s3:ListBucket" permissions on bucket "{bucket}".{detail}'
     )
-
-
-def _parse_channel(name: str, content_type: str, blobs: list[bytes]):
-    """Decode one channel, rejecting content types the algorithm has no iterator for, with AWS's words."""
-    mime = content_type.split(";")[0].strip().lower()
-    if mime == CSV:
-        return read_csv_records(b if b.endswith(b"\n") else b + b"\n" for b in blobs)
-    if mime == RECORDIO:
-        return read_recordio_protobuf(blobs)
-    raise DataError(f"ClientError: No iterator has been registered for ContentType ('{mime}', '1.0')")
