@@ -18,7 +18,6 @@ from .cloudwatch import LogWriter
 from .manifest import ManifestError, read_manifest
 from .records import Backend, TrainingJob, now, record_transition
 
-
 # Emulated durations in seconds at time scale 1 (training itself takes its real time).
 STARTING_SECONDS = 2.0
 DOWNLOADING_SECONDS = 2.0
