@@ -23,6 +23,10 @@ class AlgorithmFailed(Exception):
     """Fails the training job; the message is its FailureReason (``ClientError: ...``, ``AlgorithmError: ...``)."""
 
 
+class JobStopped(Exception):
+    """Ends the job Stopped (StopTrainingJob was called)."""
+
+
 class JobStoppedByRuntime(Exception):
     """The job ran past ``MaxRuntimeInSeconds``: it ends Stopped, as AWS stops it."""
 

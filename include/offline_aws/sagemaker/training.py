@@ -12,7 +12,7 @@ import threading
 import time
 
 from .. import algorithms
-from ..algorithms.base import AlgorithmFailed, JobStoppedByRuntime, TrainingContext
+from ..algorithms.base import AlgorithmFailed, JobStopped, JobStoppedByRuntime, TrainingContext
 from ..limits import MAX_DECOMPRESSED_BYTES, LimitExceeded, gunzip
 from .cloudwatch import LogWriter
 from .manifest import ManifestError, read_manifest
@@ -26,10 +26,6 @@ UPLOADING_SECONDS = 1.0
 
 class JobFailed(Exception):
     """Ends the job Failed; the message is the FailureReason."""
-
-
-class JobStopped(Exception):
-    """Ends the job Stopped (StopTrainingJob was called)."""
 
 
 def start_training_job(backend: Backend, job: TrainingJob) -> None:
@@ -83,7 +79,8 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
         desc["TrainingStartTime"] = now()
     _phase(backend, job, "Downloading", "Downloading input data", 0)
     started = time.monotonic()
-    data = _download_channels(backend, desc, log, algorithm)
+    files: dict[str, list[str]] = {}
+    data = _download_channels(backend, desc, log, algorithm, files)
     if backend.clock.pause(max(0.0, DOWNLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     _phase(backend, job, "Training", "Training image download completed. Training in progress.", 0)
@@ -99,7 +96,7 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
     ctx = TrainingContext(
         desc=desc, hyperparameters=dict(desc.get("HyperParameters") or {}), channels=data, log=sink,
         stop_requested=job.stop_requested, aws=backend.aws, endpoint_url=backend.aws.endpoint_url,
-        max_runtime=stopping.get("MaxRuntimeInSeconds"), extra={"nan_weights": job.nan_weights, "backend": backend},
+        max_runtime=stopping.get("MaxRuntimeInSeconds"), extra={"nan_weights": job.nan_weights, "channel_files": files, "region": backend.region},
     )
     try:
         result = algorithm.train(ctx)
@@ -160,8 +157,13 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _download_channels(backend: Backend, desc: dict, log: LogWriter, algorithm) -> dict[str, tuple[str | None, list[bytes]]]:
-    """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order."""
+def _download_channels(backend: Backend, desc: dict, log: LogWriter, algorithm,
+                       files: dict[str, list[str]] | None = None) -> dict[str, tuple[str | None, list[bytes]]]:
+    """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order.
+
+    ``files`` (if given) gets each channel's file names as the container sees them under
+    ``/opt/ml/input/data/<channel>/``: the key relative to the prefix's folder, or a manifest entry's name.
+    """
     s3 = backend.aws.client("s3")
     channels: dict[str, tuple[str | None, list[bytes]]] = {}
     names = [c["ChannelName"] for c in desc.get("InputDataConfig") or []]
@@ -199,6 +201,10 @@ def _download_channels(backend: Backend, desc: dict, log: LogWriter, algorithm) 
                 shard = [f"s3://{b}/{k}" for b, k in objects[host::instances]]
                 log.write(f"Channel '{name}' (ShardedByS3Key) on algo-{host + 1}: {len(shard)} object(s) {shard}")
         blobs = []
+        base = _split_s3(source["S3Uri"])[1].rsplit("/", 1)[0] + "/" if kind == "S3Prefix" else None
+        if files is not None:
+            files[name] = [key[len(base):] if base and key.startswith(base) and base != "/" else key.rsplit("/", 1)[-1]
+                           for _, key in objects]
         for bucket, key in objects:
             body = _get_object(s3, bucket, key, source["S3Uri"] if kind == "ManifestFile" else None)
             if channel.get("CompressionType") == "Gzip":
