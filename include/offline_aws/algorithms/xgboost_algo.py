@@ -29,8 +29,6 @@ import math
 import os
 import re
 import tarfile
-import tempfile
-import warnings
 
 import numpy as np
 
@@ -348,12 +346,8 @@ class XGBoost:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             kind = "ClientError" if any(e in str(exc) for e in CUSTOMER_ERRORS) else "AlgorithmError"
             raise AlgorithmFailed(f"{kind}: {text}") from None
-        with tempfile.TemporaryDirectory(prefix="offline-aws-xgb-") as tmp:
-            path = os.path.join(tmp, MODEL_NAME)
-            with warnings.catch_warnings():  # "Saving model in the UBJSON format as default": as wanted
-                warnings.simplefilter("ignore")
-                booster.save_model(path)
-            artifact = _tar_gz({MODEL_NAME: open(path, "rb").read()})
+        # UBJSON, xgboost's own format (the name has no extension, as the container's): Booster.load_model reads it.
+        artifact = _tar_gz({MODEL_NAME: bytes(booster.save_raw("ubj"))})
         return TrainingResult(artifact, final_metrics(callbacks[0].lines))
 
     def load(self, artifact: bytes, container: dict, fetch) -> XGBoostPredictor:
