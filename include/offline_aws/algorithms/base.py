@@ -9,6 +9,7 @@ container) whose ``invoke`` serves one request body, for an endpoint or a batch 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class TrainingContext:
     endpoint_url: str | None = None  # where a subprocess reaches the emulator (script mode)
     max_runtime: float | None = None  # MaxRuntimeInSeconds (real seconds)
     extra: dict = field(default_factory=dict)
+    flush: Callable[[], None] | None = None  # push buffered log lines to CloudWatch now (a long-running script)
 
 
 @dataclass
@@ -68,3 +70,19 @@ class Algorithm(Protocol):
         """Load ``model.tar.gz`` (``container`` is the model's container definition, ``fetch`` reads
         an ``s3://`` URI through the emulator's S3); raises ValueError for an artifact it cannot load."""
         ...
+
+
+def metrics_from_log(lines: list[str], definitions: list[dict]) -> dict[str, float]:
+    """SageMaker's MetricDefinitions over a job's log: each metric's last value, in definition order."""
+    compiled = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
+    found: dict[str, float] = {}
+    for line in lines:
+        for name, regex in compiled:
+            match = regex.search(line)
+            if match:
+                try:
+                    found[name] = float(match.group(1))
+                except (ValueError, IndexError):
+                    continue
+    order = {name: i for i, (name, _) in enumerate(compiled)}
+    return dict(sorted(found.items(), key=lambda item: order[item[0]]))

@@ -51,7 +51,6 @@ from collections import deque
 import numpy as np
 
 from ..limits import MAX_DECOMPRESSED_BYTES
-from ..linear_learner.metric_definitions import final_metrics
 from .base import (
     AlgorithmFailed,
     JobStopped,
@@ -59,6 +58,7 @@ from .base import (
     ModelError,
     TrainingContext,
     TrainingResult,
+    metrics_from_log,
 )
 
 FRAMEWORK_HPS = ("sagemaker_program", "sagemaker_submit_directory", "sagemaker_container_log_level",
@@ -191,7 +191,7 @@ class SKLearnScriptMode:
             lines = self._run(ctx, cmd, paths["code"], env)
             artifact = _tar_dir(paths["model"])
         definitions = (ctx.desc.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
-        return TrainingResult(artifact, final_metrics(lines, definitions) if definitions else {})
+        return TrainingResult(artifact, metrics_from_log(lines, definitions))
 
     def load(self, artifact: bytes, container: dict, fetch) -> ScriptPredictor:
         return load_predictor(artifact, container, fetch)
@@ -296,7 +296,14 @@ class SKLearnScriptMode:
             reader.start()
         limit = ctx.max_runtime
         outcome = None
+        flushed = time.monotonic()
         while proc.poll() is None:
+            if ctx.flush is not None and time.monotonic() - flushed >= 0.5:
+                flushed = time.monotonic()
+                try:
+                    ctx.flush()  # the script's lines reach CloudWatch while it runs
+                except Exception:  # noqa: BLE001 - logs are best effort
+                    pass
             if ctx.stop_requested.is_set():
                 outcome = "stopped"
             elif limit is not None and time.monotonic() - started > limit:

@@ -42,20 +42,23 @@ def run_training_job(backend: Backend, job: TrainingJob) -> None:
     )
     try:
         _run(backend, job, log)
+        return
     except JobStopped:
-        finish_job(backend, job, "Stopped", "Stopped", "Training job stopped by user.")
+        outcome = ("Stopped", "Stopped", "Training job stopped by user.", None, False)
     except JobStoppedByRuntime as exc:
-        finish_job(backend, job, "Stopped", "MaxRuntimeExceeded", str(exc), reason=str(exc), runtime=True)
+        outcome = ("Stopped", "MaxRuntimeExceeded", str(exc), str(exc), True)
     except JobFailed as exc:
-        finish_job(backend, job, "Failed", "Failed", f"Training job failed. {exc}", reason=str(exc))
+        outcome = ("Failed", "Failed", f"Training job failed. {exc}", str(exc), False)
     except Exception as exc:  # noqa: BLE001 - the emulator must not lose a job to a bug
         reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
-        finish_job(backend, job, "Failed", "Failed", f"Training job failed. {reason}", reason=reason)
+        outcome = ("Failed", "Failed", f"Training job failed. {reason}", reason, False)
     finally:
-        try:
+        try:  # the log is complete before the job ends, so a client reading it after the end sees every line
             log.flush()
         except Exception:  # noqa: BLE001 - logs are best effort, the job outcome is not
             pass
+    status, secondary, message, reason, runtime = outcome
+    finish_job(backend, job, status, secondary, message, reason=reason, runtime=runtime)
 
 
 def _phase(backend: Backend, job: TrainingJob, status: str, message: str, seconds: float) -> None:
@@ -96,7 +99,9 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
     ctx = TrainingContext(
         desc=desc, hyperparameters=dict(desc.get("HyperParameters") or {}), channels=data, log=sink,
         stop_requested=job.stop_requested, aws=backend.aws, endpoint_url=backend.aws.endpoint_url,
-        max_runtime=stopping.get("MaxRuntimeInSeconds"), extra={"nan_weights": job.nan_weights, "channel_files": files, "region": backend.region},
+        max_runtime=stopping.get("MaxRuntimeInSeconds"),
+        extra={"nan_weights": job.nan_weights, "channel_files": files, "region": backend.region},
+        flush=log.flush,
     )
     try:
         result = algorithm.train(ctx)
@@ -162,7 +167,7 @@ def _download_channels(backend: Backend, desc: dict, log: LogWriter, algorithm,
     """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order.
 
     ``files`` (if given) gets each channel's file names as the container sees them under
-    ``/opt/ml/input/data/<channel>/``: the key relative to the prefix's folder, or a manifest entry's name.
+    ``/opt/ml/input/data/<channel>/``: the key less the S3Uri prefix, or a manifest entry's file name.
     """
     s3 = backend.aws.client("s3")
     channels: dict[str, tuple[str | None, list[bytes]]] = {}
@@ -201,9 +206,9 @@ def _download_channels(backend: Backend, desc: dict, log: LogWriter, algorithm,
                 shard = [f"s3://{b}/{k}" for b, k in objects[host::instances]]
                 log.write(f"Channel '{name}' (ShardedByS3Key) on algo-{host + 1}: {len(shard)} object(s) {shard}")
         blobs = []
-        base = _split_s3(source["S3Uri"])[1].rsplit("/", 1)[0] + "/" if kind == "S3Prefix" else None
-        if files is not None:
-            files[name] = [key[len(base):] if base and key.startswith(base) and base != "/" else key.rsplit("/", 1)[-1]
+        prefix = _split_s3(source["S3Uri"])[1] if kind == "S3Prefix" else None
+        if files is not None:  # the key less the S3Uri's prefix (an object named by the URI: its file name)
+            files[name] = [(key[len(prefix):].lstrip("/") if prefix is not None else "") or key.rsplit("/", 1)[-1]
                            for _, key in objects]
         for bucket, key in objects:
             body = _get_object(s3, bucket, key, source["S3Uri"] if kind == "ManifestFile" else None)
