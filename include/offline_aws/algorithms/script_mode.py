@@ -12,7 +12,7 @@ Training runs the user's entry point in a subprocess as aws/sagemaker-training-t
   ``SM_OUTPUT_DATA_DIR``, ``SM_INPUT_DIR``, ``SM_HPS``, ``SM_USER_ARGS``, ``SM_TRAINING_ENV``, ...);
 - the subprocess gets a clean environment: never the emulator's own variables or credentials. When the
   emulator serves over HTTP it gets ``AWS_ENDPOINT_URL`` (the emulator) and the execution role's
-  temporary credentials from STS ``AssumeRole`` (so with ``--enforce-iam`` the role's policies apply);
+  temporary credentials from (moto's) STS AssumeRole (so with ``--enforce-iam`` the role's policies apply);
   otherwise (an in-process backend, as in unit tests) it gets no AWS credentials at all;
 - each stdout/stderr line goes to the job's CloudWatch log stream; ``MaxRuntimeInSeconds`` (real seconds)
   is enforced: the process group is killed and the job ends Stopped (``MaxRuntimeExceeded``); a non-zero
@@ -136,16 +136,29 @@ def role_environment(ctx: TrainingContext) -> dict[str, str]:
         return env
     env["AWS_ENDPOINT_URL"] = ctx.endpoint_url
     try:
-        creds = ctx.aws.client("sts").assume_role(
-            RoleArn=ctx.desc["RoleArn"], RoleSessionName="SageMaker", DurationSeconds=3600
-        )["Credentials"]
+        key, secret, token = assume_execution_role(ctx.desc["RoleArn"], region, ctx.desc.get("TrainingJobName", ""))
     except Exception as exc:  # noqa: BLE001 - the script then runs with no credentials
         ctx.log(f"Could not assume the execution role {ctx.desc.get('RoleArn')} ({exc}); the script has no AWS "
                 "credentials.")
         return env
-    env.update(AWS_ACCESS_KEY_ID=creds["AccessKeyId"], AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],
-               AWS_SESSION_TOKEN=creds["SessionToken"])
+    env.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret, AWS_SESSION_TOKEN=token)
     return env
+
+
+def assume_execution_role(role_arn: str, region: str, job_name: str) -> tuple[str, str, str]:
+    """Temporary credentials of the role, as SageMaker (the service principal the role trusts) gets them.
+
+    Through moto's STS backend in this process (the emulator serves moto): its AssumeRole API would
+    check the trust policy against the caller, the emulator's service user, whom a role trusting
+    ``sagemaker.amazonaws.com`` does not name.
+    """
+    from moto.sts.models import sts_backends
+
+    account = role_arn.split(":")[4]
+    partition = role_arn.split(":")[1]
+    session = re.sub(r"[^\w+=,.@-]", "-", f"SageMaker-{job_name}")[:64]
+    role = sts_backends[account][partition].assume_role(region, session, role_arn, None, 3600, None)
+    return role.access_key_id, role.secret_access_key, role.session_token
 
 
 class SKLearnScriptMode:
