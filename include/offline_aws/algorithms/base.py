@@ -52,6 +52,7 @@ class TrainingContext:
 class TrainingResult:
     artifact: bytes  # model.tar.gz
     metrics: dict[str, float]  # FinalMetricDataList, in the order AWS reports it
+    output: bytes | None = None  # output.tar.gz (script mode's /opt/ml/output/data), beside model.tar.gz
 
 
 class Predictor(Protocol):

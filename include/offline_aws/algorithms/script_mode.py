@@ -18,7 +18,7 @@ Training runs the user's entry point in a subprocess as aws/sagemaker-training-t
   is enforced: the process group is killed and the job ends Stopped (``MaxRuntimeExceeded``); a non-zero
   exit fails the job ``AlgorithmError: ExecuteUserScriptError:`` with the exit code, the last stderr
   lines and the command, as the toolkit's ``ExecuteUserScriptError`` prints it;
-- ``SM_MODEL_DIR`` is tarred into ``model.tar.gz``; FinalMetricDataList comes from the job's own
+- ``SM_MODEL_DIR`` is tarred into ``model.tar.gz``, ``SM_OUTPUT_DATA_DIR`` into ``output.tar.gz`` beside it; FinalMetricDataList comes from the job's own
   ``AlgorithmSpecification.MetricDefinitions`` over the script's log lines, as AWS does for script mode.
 
 Hosting and batch transform load the code named by the model's ``SAGEMAKER_PROGRAM`` and
@@ -203,8 +203,9 @@ class SKLearnScriptMode:
             ctx.log(f"Invoking script with the following command:\n\n{' '.join(cmd)}\n")
             lines = self._run(ctx, cmd, paths["code"], env)
             artifact = _tar_dir(paths["model"])
+            output = _tar_dir(paths["output_data"])
         definitions = (ctx.desc.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
-        return TrainingResult(artifact, metrics_from_log(lines, definitions))
+        return TrainingResult(artifact, metrics_from_log(lines, definitions), output=output)
 
     def load(self, artifact: bytes, container: dict, fetch) -> ScriptPredictor:
         return load_predictor(artifact, container, fetch)

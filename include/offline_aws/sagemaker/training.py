@@ -112,6 +112,8 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
     _phase(backend, job, "Uploading", "Uploading generated training model", 0)
     started = time.monotonic()
     _upload_model(backend, desc, result.artifact)
+    if result.output is not None:  # <S3OutputPath>/<job>/output/output.tar.gz, as AWS writes it
+        _upload_model(backend, desc, result.output, name="output.tar.gz")
     if backend.clock.pause(max(0.0, UPLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     stamp = now()
@@ -252,8 +254,10 @@ def _get_object(s3, bucket: str, key: str, manifest_uri: str | None) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def _upload_model(backend: Backend, desc: dict, payload: bytes) -> None:
+def _upload_model(backend: Backend, desc: dict, payload: bytes, name: str | None = None) -> None:
     bucket, key = _split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
+    if name is not None:
+        key = f"{key.rsplit('/', 1)[0]}/{name}"
     try:
         backend.aws.client("s3").put_object(Bucket=bucket, Key=key, Body=payload)
     except Exception as exc:  # noqa: BLE001 - e.g. NoSuchBucket, reported in the job

@@ -126,6 +126,44 @@ def test_the_script_sees_the_toolkit_environment_and_none_of_the_emulators_crede
     assert not any(k in env for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
     assert artifact_members(desc) == {"note.txt": b"made by the script"}
+    output_uri = desc["ModelArtifacts"]["S3ModelArtifacts"].replace("model.tar.gz", "output.tar.gz")
+    assert artifact_members({"ModelArtifacts": {"S3ModelArtifacts": output_uri}}) == {"extra.txt": b"x"}
+
+
+REPACKED = """
+import os
+def model_fn(model_dir):
+    return float(open(os.path.join(model_dir, "weight.txt")).read())
+def predict_fn(data, model):
+    return data.sum(axis=1) * model
+"""
+
+
+def test_code_repacked_inside_the_model_artifact_is_served(backend, aws):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in (("weight.txt", "2.5"), ("code/inference.py", REPACKED)):
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    aws.put_object(Bucket=BUCKET, Key="repacked/model.tar.gz", Body=buf.getvalue())
+    deploy(backend, "sk-repacked", SKLEARN_IMAGE, f"s3://{BUCKET}/repacked/model.tar.gz",
+           {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"})
+    answer, _ = invoke(backend, "sk-repacked", b"1,2\n3,4\n", "text/csv", "application/json")
+    assert json.loads(answer) == [7.5, 17.5]
+
+
+def test_a_model_without_model_fn_fails_the_endpoint(backend, aws):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("code/inference.py")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"\n"))
+    aws.put_object(Bucket=BUCKET, Key="nofn/model.tar.gz", Body=buf.getvalue())
+    desc = deploy(backend, "sk-nofn", SKLEARN_IMAGE, f"s3://{BUCKET}/nofn/model.tar.gz",
+                  {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"})
+    assert desc["EndpointStatus"] == "Failed"
+    assert "did not pass the ping health check" in desc["FailureReason"]
 
 
 def test_a_script_that_raises_fails_the_job_with_its_traceback(backend):
