@@ -4,7 +4,7 @@
 from the first-party algorithms' registries; ``retrieve("xgboost", region, "1.7-1")`` and
 ``retrieve("sklearn", region, "1.2-1")`` give ``<account>.dkr.ecr.<region>.amazonaws.com/sagemaker-xgboost:1.7-1``
 and ``.../sagemaker-scikit-learn:1.2-1-cpu-py3`` from the framework registries (one account per region,
-the table below, copied from the SDK's ``image_uri_config/sklearn.json``, which ``xgboost.json`` shares).
+the table below, from the SDK's ``image_uri_config/sklearn.json`` and ``xgboost.json``, which agree).
 The first-party algorithms' accounts are not checked (any 12-digit account), as before.
 """
 
@@ -27,7 +27,7 @@ FRAMEWORK_ACCOUNTS = {
     "eu-south-2": "104374241257", "me-south-1": "801668240914", "me-central-1": "272398656194",
     "sa-east-1": "737474898029", "us-east-1": "683313688378", "us-east-2": "257758044811",
     "us-gov-west-1": "414596584902", "us-gov-east-1": "237065988967", "us-west-1": "746614075791",
-    "us-west-2": "246618743249",
+    "us-west-2": "246618743249", "ca-west-1": "190319476487", "il-central-1": "898809789911",
 }
 
 # (repository, tags) -> algorithm name; framework repositories check the account per region.
@@ -35,7 +35,7 @@ KNOWN = {
     "linear-learner": (("1", "latest"), "linear-learner", False),
     "knn": (("1", "latest"), "knn", False),
     "sagemaker-xgboost": (("1.7-1",), "xgboost", True),
-    "sagemaker-scikit-learn": (("1.2-1-cpu-py3", "1.2-1"), "sklearn", True),
+    "sagemaker-scikit-learn": (("1.2-1-cpu-py3",), "sklearn", True),
 }
 SUPPORTED = (
     "<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1, .../knn:1, .../sagemaker-xgboost:1.7-1, "
