@@ -166,3 +166,12 @@ def test_unknown_images_fail_naming_the_image(backend, image):
     desc = train_job(backend, "xgb-image", image, {"num_round": "5"}, {"train": csv_rows(ytr[:50], Xtr[:50])})
     assert desc["TrainingJobStatus"] == "Failed"
     assert desc["FailureReason"].startswith(f"ClientError: The image '{image}' does not exist")
+
+
+def test_a_csv_header_fails_naming_the_line(backend):
+    (ytr, Xtr), _, _ = housing_split()
+    body = b"medv," + b",".join(f"f{i}".encode() for i in range(12)) + b"\n" + csv_rows(ytr[:50], Xtr[:50])
+    desc = train_job(backend, "xgb-header", XGBOOST_IMAGE, {"num_round": "3"}, {"train": body})
+    assert desc["TrainingJobStatus"] == "Failed"
+    assert "line 1, column 1: could not convert 'medv' to float (text/csv must not have a header line)" in (
+        desc["FailureReason"])
