@@ -78,17 +78,15 @@ def decode_hyperparameter(value: str):
 
 
 def to_cmd_args(hps: dict) -> list[str]:
-    """``mapping.to_cmd_args``: ``--name value`` (``-n`` for one letter), sorted by name."""
+    """``mapping.to_cmd_args``: ``--name value`` (``-n`` for one letter), sorted by name, values as ``str()``."""
     args = []
     for key in sorted(hps):
         value = hps[key]
         args.append(f"--{key}" if len(key) > 1 else f"-{key}")
         if isinstance(value, dict):
             args.append(",".join(f"{k}={v}" for k, v in sorted(value.items())))
-        elif isinstance(value, str):
-            args.append(value)
-        else:
-            args.append(json.dumps(value) if isinstance(value, list | bool) or value is None else str(value))
+        else:  # mapping._decode: str() of the decoded value (True, [1, 2], ['a']), None as ""
+            args.append("" if value is None else str(value))
     return args
 
 

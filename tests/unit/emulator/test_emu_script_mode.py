@@ -105,14 +105,15 @@ def test_the_script_sees_the_toolkit_environment_and_none_of_the_emulators_crede
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")
     submit = sourcedir({"env.py": ENV_SCRIPT, "helper/__init__.py": ""}, "code/env/sourcedir.tar.gz")
     desc = train_job(backend, "sk-env", SKLEARN_IMAGE,
-                     sdk_hyperparameters("env.py", submit, alpha=0.5, mode="fast", layers=[1, 2], a=1),
+                     sdk_hyperparameters("env.py", submit, alpha=0.5, mode="fast", layers=[1, 2], a=1, flag=True),
                      {"training": b"1,2\n", "extra": b"3,4\n"})
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     lines = log_lines("sk-env")
     env = _logged(lines, "ENV")
-    assert _logged(lines, "ARGV") == ["-a", "1", "--alpha", "0.5", "--layers", "[1, 2]", "--mode", "fast"]
+    assert _logged(lines, "ARGV") == ["-a", "1", "--alpha", "0.5", "--flag", "True", "--layers", "[1, 2]",
+                                      "--mode", "fast"]
     assert _logged(lines, "FILES") == ["data.csv"]
-    assert json.loads(env["SM_HPS"]) == {"a": 1, "alpha": 0.5, "layers": [1, 2], "mode": "fast"}
+    assert json.loads(env["SM_HPS"]) == {"a": 1, "alpha": 0.5, "flag": True, "layers": [1, 2], "mode": "fast"}
     assert json.loads(env["SM_CHANNELS"]) == ["extra", "training"]
     assert env["SM_CHANNEL_TRAINING"].endswith("/opt/ml/input/data/training")
     assert env["SM_MODEL_DIR"].endswith("/opt/ml/model")
