@@ -238,8 +238,7 @@ class SKLearnScriptMode:
         resource_config = {"current_host": "algo-1", "current_instance_type": instance_type,
                            "current_group_name": "homogeneousCluster", "hosts": ["algo-1"],
                            "network_interface_name": "eth0"}
-        for name, payload in (("hyperparameters.json", {k: json.dumps(v) if not isinstance(v, str) else v
-                                                           for k, v in {**user_hps, **framework}.items()}),
+        for name, payload in (("hyperparameters.json", dict(ctx.hyperparameters)),  # as sent: the SDK's JSON strings
                               ("inputdataconfig.json", input_data_config), ("resourceconfig.json", resource_config)):
             with open(os.path.join(paths["config"], name), "w") as fh:
                 json.dump(payload, fh)

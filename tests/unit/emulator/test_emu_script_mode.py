@@ -92,6 +92,7 @@ keys = sorted(k for k in os.environ if k.startswith(("SM_", "AWS_")))
 print("ENV " + json.dumps({k: os.environ[k] for k in keys}))
 print("ARGV " + json.dumps(sys.argv[1:]))
 print("FILES " + json.dumps(sorted(os.listdir(os.environ["SM_CHANNEL_TRAINING"]))))
+print("HPJSON " + open(os.path.join(os.environ["SM_INPUT_CONFIG_DIR"], "hyperparameters.json")).read())
 open(os.path.join(os.environ["SM_MODEL_DIR"], "note.txt"), "w").write("made by the script")
 open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "extra.txt"), "w").write("x")
 """
@@ -110,6 +111,7 @@ def test_the_script_sees_the_toolkit_environment_and_none_of_the_emulators_crede
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     lines = log_lines("sk-env")
     env = _logged(lines, "ENV")
+    assert _logged(lines, "HPJSON") == desc["HyperParameters"]  # /opt/ml/input/config as sent
     assert _logged(lines, "ARGV") == ["-a", "1", "--alpha", "0.5", "--flag", "True", "--layers", "[1, 2]",
                                       "--mode", "fast"]
     assert _logged(lines, "FILES") == ["data.csv"]
