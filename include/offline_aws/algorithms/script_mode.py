@@ -174,7 +174,6 @@ class SKLearnScriptMode:
             raise AlgorithmFailed("AlgorithmError: framework error: the hyperparameter sagemaker_submit_directory "
                                   "(the s3:// URI of sourcedir.tar.gz) is required in script mode")
         user_hps = {k: v for k, v in raw.items() if k not in FRAMEWORK_HPS}
-        framework = {k: v for k, v in raw.items() if k in FRAMEWORK_HPS}
         with tempfile.TemporaryDirectory(prefix="offline-aws-sklearn-") as root:
             ml = os.path.join(root, "opt", "ml")
             paths = {name: os.path.join(ml, *rel) for name, rel in {
@@ -194,7 +193,7 @@ class SKLearnScriptMode:
                 raise AlgorithmFailed(f"AlgorithmError: framework error: the entry point {program} is not in "
                                       f"{submit}")
             channel_dirs = self._write_channels(ctx, paths["data"])
-            env = self._environment(ctx, paths, channel_dirs, program, submit, user_hps, framework)
+            env = self._environment(ctx, paths, channel_dirs, program, submit, user_hps)
             if os.path.isfile(os.path.join(paths["code"], "requirements.txt")):
                 ctx.log("requirements.txt found: not installed by the offline emulator (the emulator's packages are used)")
             cmd = [sys.executable, program, *to_cmd_args(user_hps)]
@@ -227,7 +226,7 @@ class SKLearnScriptMode:
         return dirs
 
     @staticmethod
-    def _environment(ctx, paths, channel_dirs, program, submit, user_hps, framework) -> dict[str, str]:
+    def _environment(ctx, paths, channel_dirs, program, submit, user_hps) -> dict[str, str]:
         desc = ctx.desc
         resource = desc.get("ResourceConfig") or {}
         instance_type = resource.get("InstanceType", "ml.m5.large")
