@@ -75,8 +75,9 @@ SHARED_SETTINGS: dict[str, str] = {
     "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow",
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "true",
-    "AIRFLOW__AWS__SESSION_FACTORY": "sagemaker_retrain.aws_session.SharedModelsSessionFactory",
-    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "sagemaker_retrain.celery_worker.CELERY_CONFIG",
+    # The deployment's opt-in speed-ups (include/airflow_deployment/, README).
+    "AIRFLOW__AWS__SESSION_FACTORY": "airflow_deployment.aws_session.FastCallerSessionFactory",
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airflow_deployment.celery_worker.CELERY_CONFIG",
 }
 
 # Set in both, with a value per deployment (addresses, secrets, the pipeline's settings).

@@ -45,9 +45,10 @@ def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: 
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-        # Every deployment of the project sets it (docker-compose.yaml, the native deployment): boto3
-        # sessions share parsed botocore data files instead of re-parsing them for every client.
-        AIRFLOW__AWS__SESSION_FACTORY="sagemaker_retrain.aws_session.SharedModelsSessionFactory",
+        # The project's deployments opt into it (docker-compose.yaml, the native deployment; README):
+        # boto3 sessions share parsed botocore data files instead of re-parsing them for every client,
+        # and the hooks name their caller without inspect.stack() (include/airflow_deployment/).
+        AIRFLOW__AWS__SESSION_FACTORY="airflow_deployment.aws_session.FastCallerSessionFactory",
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET=bucket,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN=role_arn,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION=aws_env.get("AWS_DEFAULT_REGION", "us-east-1"),
