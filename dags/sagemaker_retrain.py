@@ -40,6 +40,8 @@ def _poll_seconds(raw: str) -> int | float:
 
 POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_POLL_SECONDS", "30"))
 SCHEDULE = os.environ.get("SAGEMAKER_RETRAIN_SCHEDULE", "@weekly") or None
+# Seconds a job is watched on the worker before its task defers (0: defer at once; the offline deployments set it).
+SHORT_WAIT = float(os.environ.get("SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS", "0") or 0)
 # A run this many hours past the average of its last runs raises a deadline alert (mail); empty or 0
 # turns it off (`airflow dags test` in Airflow 3.3.2 crashes on any DAG with a DeadlineAlert).
 DEADLINE_HOURS = float(os.environ.get("SAGEMAKER_RETRAIN_DEADLINE_HOURS", "2") or 0)
@@ -157,6 +159,7 @@ def sagemaker_retrain():
         deferrable=True,
         check_interval=POLL_SECONDS,
         print_log=True,
+        short_wait_seconds=SHORT_WAIT,
         # The job stops itself at MaxRuntimeInSeconds (a Param, at most 5 days); this is the backstop.
         execution_timeout=timedelta(days=5, hours=2),
     )
@@ -191,6 +194,7 @@ def sagemaker_retrain():
             check_interval=POLL_SECONDS,
             action_if_job_exists="timestamp",
             check_if_model_exists=False,
+            short_wait_seconds=SHORT_WAIT,
             execution_timeout=timedelta(hours=3),
         )
         for role in ("challenger", "champion")

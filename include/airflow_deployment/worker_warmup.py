@@ -18,9 +18,6 @@ import airflow.providers.amazon.aws.triggers.sagemaker  # noqa: F401
 import matplotlib.backends.backend_agg  # noqa: F401 - the gate's plot
 import matplotlib.figure  # noqa: F401
 
-from airflow_deployment import hook_caller
-from airflow_deployment.aws_session import shared_session
-
 import sagemaker_retrain.data_events  # noqa: F401
 import sagemaker_retrain.data_prep.prepare  # noqa: F401 - pandas and numpy
 import sagemaker_retrain.evaluation  # noqa: F401 - matplotlib (the plot)
@@ -33,6 +30,8 @@ import sagemaker_retrain.params  # noqa: F401
 import sagemaker_retrain.pipeline  # noqa: F401
 import sagemaker_retrain.scoring  # noqa: F401
 import sagemaker_retrain.sensors.endpoint  # noqa: F401
+from airflow_deployment import hook_caller
+from airflow_deployment.aws_session import shared_session
 
 # The services the tasks call: building a client parses its model, endpoints and retry rules into
 # the process-wide cache (no request is made; the credentials are placeholders never sent).

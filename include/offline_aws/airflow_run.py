@@ -33,8 +33,13 @@ class DagRunResult:
 
 def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: str,
                 role_arn: str = "arn:aws:iam::123456789012:role/SageMakerExecution",
-                poll_seconds: int = 1, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for Airflow CLI processes pointed at the emulator (nothing in the DAG changes)."""
+                poll_seconds: int = 1, extra: dict[str, str] | None = None,
+                short_wait_seconds: float = 5) -> dict[str, str]:
+    """Environment for Airflow CLI processes pointed at the emulator (nothing in the DAG changes).
+
+    ``short_wait_seconds``: the DAG's ``SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS`` (off by default in the
+    DAG): offline, jobs end within a second, so a job watched that long on the worker saves a deferral.
+    """
     home = home.resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
     env.update(aws_env)
@@ -53,6 +58,7 @@ def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: 
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN=role_arn,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION=aws_env.get("AWS_DEFAULT_REGION", "us-east-1"),
         SAGEMAKER_RETRAIN_POLL_SECONDS=str(poll_seconds),
+        SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS=f"{short_wait_seconds:g}",
         # `airflow dags test` (3.3.2) crashes at the end of any run of a DAG with a DeadlineAlert.
         SAGEMAKER_RETRAIN_DEADLINE_HOURS="",
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -35,12 +35,16 @@ class SageMakerReattachingTrainingOperator(WatchShortJobsOnWorker, SageMakerTrai
     is raised to cover the job's own ``StoppingCondition.MaxRuntimeInSeconds`` (the provider's
     default gives up after 30 minutes). In deferrable mode the job's log lines and final metrics
     are printed when the trigger fires, so the task log shows them in both modes. A job that ends
-    within a few seconds is watched to its end on the worker instead (``short_waits``).
+    within ``short_wait_seconds`` may be watched to its end on the worker instead (``short_waits``).
+
+    :param short_wait_seconds: seconds to watch the job on the worker before deferring (0, the
+        default: defer at once; only worth it where jobs end within seconds, as offline).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, short_wait_seconds: float = 0, **kwargs):
         kwargs.setdefault("check_if_job_exists", False)
         super().__init__(**kwargs)
+        self.short_wait_seconds = float(short_wait_seconds or 0)
 
     def _size_max_attempts(self) -> None:
         runtime = int(self.config.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
