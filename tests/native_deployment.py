@@ -96,6 +96,7 @@ DEPLOYMENT_VARIABLES: list[str] = [
     "AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION",
     "SAGEMAKER_RETRAIN_POLL_SECONDS",
     "SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS",
+    "SAGEMAKER_RETRAIN_DEADLINE_HOURS",
     "SAGEMAKER_RETRAIN_SCHEDULE",
     "SAGEMAKER_RETRAIN_WATCH_QUEUE_URL",
     "AIRFLOW_VAR_SAGEMAKER_RETRAIN_WATCH_PREFIX",
@@ -215,8 +216,9 @@ class NativeDeployment:
         )
         env = airflow_env(PROJECT_DIR, self.home, emulator_env(self.emulator_url), self.bucket,
                           poll_seconds=1, extra=extra)
-        # airflow_run turns the deadline alert off for `airflow dags test`; a real deployment keeps it.
-        env.pop("SAGEMAKER_RETRAIN_DEADLINE_HOURS", None)
+        # airflow_run turns the deadline alert off for `airflow dags test` (apache/airflow#73428, the DAG's
+        # default too); a deployment with a scheduler turns it on, as docker-compose.yaml does.
+        env["SAGEMAKER_RETRAIN_DEADLINE_HOURS"] = "2"
         return env
 
     def _create_database(self) -> None:
