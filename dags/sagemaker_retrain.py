@@ -250,6 +250,7 @@ def sagemaker_retrain():
         smoke_rows=plan["smoke_features"],
         deadline="{{ ti.xcom_pull(task_ids='deploy')['wait_deadline'] }}",
         poll_interval=POLL_SECONDS,
+        deferrable=True,
         aws_conn_id=AWS_CONN_ID,
         region_name=plan["region"],
         execution_timeout=timedelta(hours=9),

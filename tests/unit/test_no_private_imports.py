@@ -40,8 +40,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("sensors/endpoint.py", "airflow.providers.amazon.aws.utils.mixins"):
         "aws_template_fields: the helper every Amazon provider operator and sensor uses to declare its "
         "templated fields together with aws_conn_id/region_name/verify/botocore_config.",
-    ("operators/training.py", "airflow.providers.amazon.aws.utils.mixins"):
-        "aws_template_fields, as above.",
 }
 
 

@@ -10,6 +10,7 @@ this run started (a reset database or a second deployment reproduces run ids, ne
 from __future__ import annotations
 
 import math
+import urllib.parse
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
+from sagemaker_retrain.links import SageMakerTrainingJobLink
 from sagemaker_retrain.operators.short_waits import WatchShortJobsOnWorker
 from sagemaker_retrain.ownership import job_belongs_to_run, tags_of
 
@@ -39,7 +41,11 @@ class SageMakerReattachingTrainingOperator(WatchShortJobsOnWorker, SageMakerTrai
 
     :param short_wait_seconds: seconds to watch the job on the worker before deferring (0, the
         default: defer at once; only worth it where jobs end within seconds, as offline).
+
+    The task page links to the job in the SageMaker console (:class:`~sagemaker_retrain.links.SageMakerTrainingJobLink`).
     """
+
+    operator_extra_links = (SageMakerTrainingJobLink(),)
 
     def __init__(self, *, short_wait_seconds: float = 0, **kwargs):
         kwargs.setdefault("check_if_job_exists", False)
@@ -62,6 +68,9 @@ class SageMakerReattachingTrainingOperator(WatchShortJobsOnWorker, SageMakerTrai
     def start(self, context) -> dict:
         self._size_max_attempts()
         name = self.config["TrainingJobName"]
+        SageMakerTrainingJobLink.persist(context=context, operator=self, region_name=self.hook.conn_region_name,
+                                         aws_partition=self.hook.conn_partition,
+                                         job_name=urllib.parse.quote(name, safe=""))
         existing = self._existing_job(name)
         if existing is None and not self.deferrable:
             result = SageMakerTrainingOperator.execute(self, context)
