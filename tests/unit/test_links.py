@@ -90,3 +90,38 @@ def test_training_operator_persists_its_link_when_it_starts(monkeypatch):
         pass
     assert ti.pushed[SageMakerTrainingJobLink.key]["job_name"] == "job-x"
     assert ti.pushed[SageMakerTrainingJobLink.key]["region_name"] == "eu-west-1"
+
+
+def test_sensor_links_the_endpoint_and_the_package_its_config_serves(monkeypatch):
+    ti = _TI()
+    sensor = EndpointDeployedSensor(task_id="w", endpoint_name="ep-1", endpoint_config_name="cfg-1",
+                                    aws_conn_id=None, region_name="eu-west-1")
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/linear-learner-housing/7"
+
+    class Conn:
+        def describe_endpoint_config(self, EndpointConfigName):
+            assert EndpointConfigName == "cfg-1"
+            return {"ProductionVariants": [{"ModelName": "m-1"}]}
+
+    hook = SimpleNamespace(conn_region_name="eu-west-1", conn_partition="aws", conn=Conn(),
+                           describe_model=lambda name: {"PrimaryContainer": {"ModelPackageName": arn}})
+    monkeypatch.setattr(type(sensor), "hook", hook)
+    sensor._persist_links({"ti": ti})
+    assert SageMakerEndpointLink().format_link(**ti.pushed[SageMakerEndpointLink.key]).endswith("#/endpoints/ep-1")
+    assert SageMakerModelPackageLink().format_link(**ti.pushed[SageMakerModelPackageLink.key]).endswith(
+        "#/model-packages/linear-learner-housing/7")
+
+
+def test_sensor_without_a_package_links_the_endpoint_only(monkeypatch):
+    ti = _TI()
+    sensor = EndpointDeployedSensor(task_id="w", endpoint_name="ep-1", endpoint_config_name="cfg-1",
+                                    aws_conn_id=None, region_name="eu-west-1")
+
+    class Conn:
+        def describe_endpoint_config(self, EndpointConfigName):
+            raise RuntimeError("AccessDenied")
+
+    monkeypatch.setattr(type(sensor), "hook", SimpleNamespace(conn_region_name="eu-west-1", conn_partition="aws",
+                                                               conn=Conn()))
+    sensor._persist_links({"ti": ti})
+    assert set(ti.pushed) == {SageMakerEndpointLink.key}
