@@ -1,5 +1,7 @@
 # The image of every service in docker-compose.yaml: Airflow 3.3.2 with the pinned requirements
-# and this project's provider package (sagemaker_retrain) and offline AWS emulator (offline_aws).
+# and this project's two distributions: the provider (sagemaker_retrain) and the offline AWS emulator
+# (offline_aws, include/offline_aws/pyproject.toml). include/airflow_deployment (the deployment's opt-in
+# speed-ups, not a distribution) is found through PYTHONPATH.
 #
 # requirements.txt is compiled for Python 3.11 (see `make lock`), hence the -python3.11 tag of
 # apache/airflow:3.3.2. The package is installed for its entry points (the provider's
@@ -15,7 +17,7 @@ RUN pip install --no-cache-dir "apache-airflow==3.3.2" -r /tmp/sagemaker-retrain
 
 COPY --chown=airflow:0 pyproject.toml README.md /tmp/sagemaker-retrain/
 COPY --chown=airflow:0 include /tmp/sagemaker-retrain/include
-RUN pip install --no-cache-dir --no-deps /tmp/sagemaker-retrain \
+RUN pip install --no-cache-dir --no-deps /tmp/sagemaker-retrain /tmp/sagemaker-retrain/include/offline_aws \
     && rm -rf /tmp/sagemaker-retrain
 
 COPY --chown=airflow:0 include /opt/airflow/include

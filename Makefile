@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test lint demo emulator bench lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/bootstrap.sh
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml include/offline_aws/pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
 
 venv: $(STAMP)

@@ -41,9 +41,12 @@ def _poll_seconds(raw: str) -> int | float:
 
 POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_POLL_SECONDS", "30"))
 SCHEDULE = os.environ.get("SAGEMAKER_RETRAIN_SCHEDULE", "@weekly") or None
-# A run this many hours past the average of its last runs raises a deadline alert (mail); empty or 0
-# turns it off (`airflow dags test` in Airflow 3.3.2 crashes on any DAG with a DeadlineAlert).
-DEADLINE_HOURS = float(os.environ.get("SAGEMAKER_RETRAIN_DEADLINE_HOURS", "2") or 0)
+# Seconds a job is watched on the worker before its task defers (0: defer at once; the offline deployments set it).
+SHORT_WAIT = float(os.environ.get("SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS", "0") or 0)
+# A run this many hours past the average of its last runs raises a deadline alert (mail); unset, empty or 0
+# turns it off: `airflow dags test` (Airflow 3.3.2) exits 1 after any successful run of a DAG with a
+# DeadlineAlert (apache/airflow#73428, docs/upstream.md), so the deployments that run a scheduler set it.
+DEADLINE_HOURS = float(os.environ.get("SAGEMAKER_RETRAIN_DEADLINE_HOURS", "") or 0)
 SERVED_MODEL = Asset(name="sagemaker_retrain_served_model", uri="s3://sagemaker-retrain/served-model")
 # New data: S3 event notifications of the watched prefix on this SQS queue (the infra stack's output
 # NewDataQueueUrl). Unset: the DAG keeps the plain schedule above.
@@ -162,6 +165,7 @@ def sagemaker_retrain():
         deferrable=True,
         check_interval=POLL_SECONDS,
         print_log=True,
+        short_wait_seconds=SHORT_WAIT,
         # The job stops itself at MaxRuntimeInSeconds (a Param, at most 5 days); this is the backstop.
         execution_timeout=timedelta(days=5, hours=2),
     )
@@ -201,6 +205,7 @@ def sagemaker_retrain():
         check_interval=POLL_SECONDS,
         action_if_job_exists="timestamp",
         check_if_model_exists=False,
+        short_wait_seconds=SHORT_WAIT,
         execution_timeout=timedelta(hours=3),
     ).expand_kwargs(staged)
 
@@ -250,6 +255,7 @@ def sagemaker_retrain():
         smoke_rows=plan["smoke_features"],
         deadline="{{ ti.xcom_pull(task_ids='deploy')['wait_deadline'] }}",
         poll_interval=POLL_SECONDS,
+        deferrable=True,
         aws_conn_id=AWS_CONN_ID,
         region_name=plan["region"],
         execution_timeout=timedelta(hours=9),

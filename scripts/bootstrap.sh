@@ -14,5 +14,7 @@ fi
 # Python process (each Airflow component, each task, each `airflow dags test`) compiles Airflow,
 # pandas, botocore... from source again: seconds per process (docs/benchmarks.md).
 .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -r requirements.txt -r requirements-dev.txt
-.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+# Two distributions, both editable: the provider (airflow-provider-sagemaker-retrain, no emulator, no
+# moto) and the offline AWS emulator (offline-aws, include/offline_aws/pyproject.toml, its `offline-aws` script).
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e . -e include/offline_aws
 touch .venv/.installed

@@ -33,8 +33,13 @@ class DagRunResult:
 
 def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: str,
                 role_arn: str = "arn:aws:iam::123456789012:role/SageMakerExecution",
-                poll_seconds: int = 1, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for Airflow CLI processes pointed at the emulator (nothing in the DAG changes)."""
+                poll_seconds: int = 1, extra: dict[str, str] | None = None,
+                short_wait_seconds: float = 5) -> dict[str, str]:
+    """Environment for Airflow CLI processes pointed at the emulator (nothing in the DAG changes).
+
+    ``short_wait_seconds``: the DAG's ``SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS`` (off by default in the
+    DAG): offline, jobs end within a second, so a job watched that long on the worker saves a deferral.
+    """
     home = home.resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
     env.update(aws_env)
@@ -45,14 +50,17 @@ def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: 
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-        # Every deployment of the project sets it (docker-compose.yaml, the native deployment): boto3
-        # sessions share parsed botocore data files instead of re-parsing them for every client.
-        AIRFLOW__AWS__SESSION_FACTORY="sagemaker_retrain.aws_session.SharedModelsSessionFactory",
+        # The project's deployments opt into it (docker-compose.yaml, the native deployment; README):
+        # boto3 sessions share parsed botocore data files instead of re-parsing them for every client,
+        # and the hooks name their caller without inspect.stack() (include/airflow_deployment/).
+        AIRFLOW__AWS__SESSION_FACTORY="airflow_deployment.aws_session.FastCallerSessionFactory",
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET=bucket,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN=role_arn,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION=aws_env.get("AWS_DEFAULT_REGION", "us-east-1"),
         SAGEMAKER_RETRAIN_POLL_SECONDS=str(poll_seconds),
-        # `airflow dags test` (3.3.2) crashes at the end of any run of a DAG with a DeadlineAlert.
+        SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS=f"{short_wait_seconds:g}",
+        # Off, as the DAG's default: `airflow dags test` (3.3.2) exits 1 after a successful run of a DAG
+        # with a DeadlineAlert (apache/airflow#73428, docs/upstream.md).
         SAGEMAKER_RETRAIN_DEADLINE_HOURS="",
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )

@@ -2,8 +2,8 @@
 
 Kept as small top-level functions, importable by the worker, the triggerer and the DAG file
 alike; the notifier (and the SMTP provider) is imported only when a mail is sent, so parsing the
-DAG stays cheap. The connection id comes from env ``SAGEMAKER_RETRAIN_ALERT_CONN_ID``
-(default ``smtp_default``); recipients from Variable ``sagemaker_retrain_alert_emails``.
+DAG stays cheap. The connection id comes from the provider setting ``[sagemaker_retrain]
+alert_conn_id``, else env ``SAGEMAKER_RETRAIN_ALERT_CONN_ID`` (default ``smtp_default``); recipients from Variable ``sagemaker_retrain_alert_emails``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ RECIPIENTS = "{{ var.value.get('sagemaker_retrain_alert_emails', 'ml-team@exampl
 
 
 def _conn_id() -> str:
-    return os.environ.get("SAGEMAKER_RETRAIN_ALERT_CONN_ID", "smtp_default")
+    """``[sagemaker_retrain] alert_conn_id`` (provider config), else env ``SAGEMAKER_RETRAIN_ALERT_CONN_ID``."""
+    from airflow.sdk import conf
+
+    return (conf.get("sagemaker_retrain", "alert_conn_id", fallback="")
+            or os.environ.get("SAGEMAKER_RETRAIN_ALERT_CONN_ID", "smtp_default"))
 
 
 def _configured() -> bool:

@@ -40,6 +40,15 @@ PLOT_KEY = re.compile(r"^runs/[A-Za-z0-9-]{1,80}/evaluation/predicted_vs_actual\
 METRIC_ORDER = ("rmse", "mae", "r2", "accuracy", "f1", "auc")
 
 
+
+def aws_conn_id() -> str:
+    """The AWS connection of the model history page: ``[sagemaker_retrain] aws_conn_id`` (provider config),
+    else env ``SAGEMAKER_RETRAIN_AWS_CONN_ID`` (the DAG's), else ``aws_default``."""
+    from airflow.sdk import conf
+
+    return (conf.get("sagemaker_retrain", "aws_conn_id", fallback="")
+            or os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default"))
+
 def _settings() -> tuple[str, str, object]:
     """(bucket, prefix, s3 client) from the pipeline's Variables, read per request."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -49,7 +58,7 @@ def _settings() -> tuple[str, str, object]:
     if not bucket:
         raise HTTPException(503, "Variable sagemaker_retrain_bucket is not set")
     prefix = (Variable.get("sagemaker_retrain_prefix", default=None) or "sagemaker-retrain").strip("/")
-    conn_id = os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default")
+    conn_id = aws_conn_id()
     region = Variable.get("sagemaker_retrain_region", default=None)
     return bucket, prefix, S3Hook(aws_conn_id=conn_id, region_name=region).get_conn()
 
@@ -59,7 +68,7 @@ def _sagemaker():
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from airflow.sdk import Variable
 
-    conn_id = os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default")
+    conn_id = aws_conn_id()
     return SageMakerHook(aws_conn_id=conn_id, region_name=Variable.get("sagemaker_retrain_region", default=None)).conn
 
 

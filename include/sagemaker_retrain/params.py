@@ -49,22 +49,8 @@ INSTANCE_RULE = ("Allowed by the admins: Variable `sagemaker_retrain_allowed_ins
                  "types listed); limits in Variable `sagemaker_retrain_limits` are checked when the run starts.")
 
 
-class _SharedSchema(dict):
-    """A Param's JSON schema that deep copies share instead of copying.
-
-    Airflow deep-copies the DAG's params into every operator it builds while parsing (fifteen
-    tasks times this form's thousand-odd schema objects: most of the DAG file's parse time).
-    Nothing changes a schema after it is built (a copied Param gets its own value; the schema
-    only describes the rules), so every copy may hold this same one. It is still a plain dict to
-    everything that reads or serializes it.
-    """
-
-    def __deepcopy__(self, memo: dict) -> _SharedSchema:
-        return self
-
-
 def _param(default, section: str, title: str, description: str, **schema) -> Param:
-    return Param(default, schema=_SharedSchema(section=section, title=title, description_md=description, **schema))
+    return Param(default, schema=dict(section=section, title=title, description_md=description, **schema))
 
 
 def _optional_number(default, section, title, description, minimum=None, maximum=None, exclusive_minimum=None):

@@ -259,7 +259,8 @@ def test_short_wait_operator_watches_a_short_job_to_its_end_without_deferring(em
     from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
 
     operator = SageMakerShortWaitTransformOperator(
-        task_id="score", config=transform_config("tr-short"), aws_conn_id=None, check_interval=0.1, deferrable=True)
+        task_id="score", config=transform_config("tr-short"), aws_conn_id=None, check_interval=0.1, deferrable=True,
+        short_wait_seconds=5)
     call_admin(emulator.url, "config", {"time_scale": 0.1})  # InProgress at the first check, done in about 0.4 s
     try:
         result = operator.execute({})  # a deferral would raise TaskDeferred
@@ -275,8 +276,8 @@ def test_short_wait_operator_defers_a_job_that_outlasts_the_watch(emulator, mode
     from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
 
     operator = SageMakerShortWaitTransformOperator(
-        task_id="score", config=transform_config("tr-long"), aws_conn_id=None, check_interval=0.1, deferrable=True)
-    operator.wait_on_worker_seconds = 0.3
+        task_id="score", config=transform_config("tr-long"), aws_conn_id=None, check_interval=0.1, deferrable=True,
+        short_wait_seconds=0.3)
     call_admin(emulator.url, "config", {"time_scale": 1000})
     try:
         with pytest.raises(TaskDeferred) as deferred:
@@ -295,7 +296,7 @@ def test_short_wait_hands_on_the_event_the_trigger_would_send(emulator, model):
     call_admin(emulator.url, "faults", {"fail_next_transform_job": "ClientError: injected while watched"})
     operator = SageMakerShortWaitTransformOperator(
         task_id="score", config=transform_config("tr-watch-fail"), aws_conn_id=None, check_interval=0.1,
-        deferrable=True)
+        deferrable=True, short_wait_seconds=5)
     call_admin(emulator.url, "config", {"time_scale": 0.1})
     try:
         with pytest.raises(RuntimeError, match="ClientError: injected while watched"):
@@ -309,4 +310,4 @@ def test_short_wait_hands_on_the_event_the_trigger_would_send(emulator, model):
         async for event in trigger.run():
             return event
 
-    assert operator._watch(trigger) == _in_own_loop(first_event()).payload
+    assert operator.watch_on_worker(trigger).payload == _in_own_loop(first_event()).payload

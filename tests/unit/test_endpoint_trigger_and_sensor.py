@@ -190,7 +190,7 @@ def test_trigger_and_sensor_against_emulator(aws):
     assert event["status"] == "success", event
     sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m1",
                                     smoke_rows=[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], aws_conn_id=None,
-                                    poll_interval=0.05)
+                                    poll_interval=0.05, deferrable=True)
     result = sensor.execute(context={})
     assert result["smoke_scores"] == pytest.approx([6.5, 0.5])
 
@@ -205,7 +205,7 @@ def test_rolled_back_update_fails_trigger_and_sensor_with_reason(aws):
     assert "failed its health check" in event["message"]
     assert sm.describe_endpoint(EndpointName="live")["EndpointConfigName"] == "c-m1"
     sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m2",
-                                    aws_conn_id=None, poll_interval=0.05)
+                                    aws_conn_id=None, poll_interval=0.05, deferrable=True)
     with pytest.raises(AirflowException, match="rolled back"):
         sensor.execute(context={})
 
@@ -217,7 +217,7 @@ def test_sensor_defers_while_updating(aws):
     try:
         sm.update_endpoint(EndpointName="live", EndpointConfigName="c-m2")
         sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m2",
-                                        aws_conn_id=None, poll_interval=0.05)
+                                        aws_conn_id=None, poll_interval=0.05, deferrable=True)
         with pytest.raises(TaskDeferred) as deferred:
             sensor.execute(context={})
         assert isinstance(deferred.value.trigger, EndpointDeployedTrigger)
@@ -240,7 +240,8 @@ def test_sensor_wait_has_one_total_cap_across_retries(aws):
         sm.update_endpoint(EndpointName="live", EndpointConfigName="c-m1")
         left = datetime.now(UTC) + timedelta(seconds=120)
         sensor = EndpointDeployedSensor(task_id="s", endpoint_name="live", endpoint_config_name="c-m1",
-                                        deadline=left.isoformat(), aws_conn_id=None, poll_interval=0.5)
+                                        deadline=left.isoformat(), aws_conn_id=None, poll_interval=0.5,
+                                        deferrable=True)
         with pytest.raises(TaskDeferred) as deferred:
             sensor.execute(context={})
         assert 110 <= deferred.value.timeout.total_seconds() <= 120
@@ -253,3 +254,42 @@ def test_sensor_wait_has_one_total_cap_across_retries(aws):
     finally:
         emulator.clock.time_scale = 0.0
     _wait_stable(sm, "live")
+
+
+def test_sensor_is_a_provider_style_aws_sensor():
+    """AwsBaseSensor[SageMakerHook]: the connection fields are the base's, templated with the sensor's own."""
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+    from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+
+    sensor = EndpointDeployedSensor(task_id="s", endpoint_name="e", endpoint_config_name="c", aws_conn_id=None,
+                                    region_name="eu-west-1", verify=False, botocore_config={"retries": {"mode": "standard"}})
+    assert isinstance(sensor, AwsBaseSensor) and isinstance(sensor.hook, SageMakerHook)
+    assert {"aws_conn_id", "region_name", "verify", "endpoint_name", "endpoint_config_name", "smoke_rows",
+            "deadline"} <= set(sensor.template_fields)
+    assert (sensor.hook.region_name, sensor.hook.verify) == ("eu-west-1", False)
+
+
+def test_deferrable_defaults_to_the_operators_setting(monkeypatch):
+    import importlib
+
+    import sagemaker_retrain.sensors.endpoint as module
+
+    try:
+        for value, expected in (("true", True), ("false", False)):
+            monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", value)
+            reloaded = importlib.reload(module)
+            sensor = reloaded.EndpointDeployedSensor(task_id="s", endpoint_name="e", endpoint_config_name="c")
+            assert sensor.deferrable is expected
+    finally:
+        monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE")
+        importlib.reload(module)
+
+
+def test_trigger_keeps_its_keywords_and_passes_the_connection_fields():
+    trigger = EndpointDeployedTrigger(endpoint_name="e", endpoint_config_name="c", poll_interval=1, max_attempts=2,
+                                      aws_conn_id=None, region_name="eu-west-1", verify=False,
+                                      botocore_config={"read_timeout": 5})
+    path, kwargs = trigger.serialize()
+    assert EndpointDeployedTrigger(**kwargs).serialize() == (path, kwargs)
+    hook = trigger._hook()
+    assert (hook.region_name, hook.verify, hook.config.read_timeout) == ("eu-west-1", False, 5)

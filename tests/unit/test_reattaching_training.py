@@ -47,9 +47,9 @@ def _config(name: str) -> dict:
     )
 
 
-def _operator(name: str, deferrable: bool = False) -> SageMakerReattachingTrainingOperator:
+def _operator(name: str, deferrable: bool = False, **kwargs) -> SageMakerReattachingTrainingOperator:
     return SageMakerReattachingTrainingOperator(
-        task_id="train", config=_config(name), aws_conn_id=None, deferrable=deferrable, check_interval=1)
+        task_id="train", config=_config(name), aws_conn_id=None, deferrable=deferrable, check_interval=1, **kwargs)
 
 
 def _ctx(run_id: str = "run-1", started: datetime | None = None) -> dict:
@@ -120,7 +120,7 @@ def test_a_job_that_ends_within_seconds_is_watched_to_its_end_on_the_worker(aws)
     try:
         result = SageMakerReattachingTrainingOperator(
             task_id="train", config=_config("job-short"), aws_conn_id=None, deferrable=True, check_interval=0.1,
-            print_log=False).execute(context=_ctx())  # a deferral would raise TaskDeferred
+            print_log=False, short_wait_seconds=5).execute(context=_ctx())  # a deferral would raise TaskDeferred
     finally:
         emulator.clock.time_scale = 0.0
     assert result["Training"]["TrainingJobStatus"] == "Completed"
@@ -134,7 +134,7 @@ def test_a_job_that_fails_while_watched_fails_the_task_with_its_reason(aws):
     try:
         # execute_complete's message ("job X ended"), not _attach's ("job X of this run ended"): the watch saw it
         with pytest.raises(AirflowException, match="job-watched-fail ended Failed: InternalServerError: failed while"):
-            _operator("job-watched-fail", deferrable=True).execute(context=_ctx())
+            _operator("job-watched-fail", deferrable=True, short_wait_seconds=5).execute(context=_ctx())
     finally:
         emulator.clock.time_scale = 0.0
 

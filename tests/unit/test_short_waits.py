@@ -1,54 +1,80 @@
-"""The watch before deferring: what it does when the job cannot be checked, or is of a kind it does not know."""
+"""The optional watch before deferring: off by default; runs the operator's own trigger, bounded in time."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
-from botocore.exceptions import ClientError
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from sagemaker_retrain.operators.short_waits import WatchShortJobsOnWorker
-
-
-class _Hook:
-    def __init__(self, responses):
-        self.responses, self.calls = list(responses), 0
-
-    def describe_transform_job(self, name):
-        self.calls += 1
-        response = self.responses.pop(0)
-        if isinstance(response, Exception):
-            raise response
-        return response
+from sagemaker_retrain.operators.short_waits import (
+    SageMakerShortWaitTransformOperator,
+    WatchShortJobsOnWorker,
+)
 
 
-class _Watcher(WatchShortJobsOnWorker):
-    check_interval = 0.01
+class _Trigger(BaseTrigger):
+    def __init__(self, delay: float, payload: dict | None = None, error: Exception | None = None):
+        super().__init__()
+        self.delay, self.payload, self.error, self.runs = delay, payload, error, 0
+
+    def serialize(self):
+        return ("tests._Trigger", {})
+
+    async def run(self):
+        self.runs += 1
+        await asyncio.sleep(self.delay)
+        if self.error:
+            raise self.error
+        yield TriggerEvent(self.payload)
+
+
+class _Base:
     log = logging.getLogger("test")
 
-    def __init__(self, responses):
-        self.hook = _Hook(responses)
+    def __init__(self, trigger):
+        self.trigger = trigger
+
+    def execute(self, context):
+        raise TaskDeferred(trigger=self.trigger, method_name="execute_complete", kwargs={"extra": 1})
+
+    def execute_complete(self, context, event=None, extra=None):
+        return {"event": event, "extra": extra}
 
 
-def _trigger(job_type="Transform"):
-    return SageMakerTrigger(job_name="job", job_type=job_type, waiter_delay=1, waiter_max_attempts=3,
-                            aws_conn_id=None)
+class _Watcher(WatchShortJobsOnWorker, _Base):
+    def __init__(self, trigger, short_wait_seconds=0):
+        super().__init__(trigger)
+        self.short_wait_seconds = short_wait_seconds
 
 
-def test_a_throttled_check_defers_instead_of_failing_the_task():
-    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
-                            "DescribeTransformJob")
-    watcher = _Watcher([{"TransformJobStatus": "InProgress"}, throttled])
-    assert watcher._watch(_trigger()) is None  # None: the task defers, and the trigger retries throttling
-    assert watcher.hook.calls == 2
+def test_off_by_default_it_defers_at_once():
+    trigger = _Trigger(0, {"status": "success"})
+    with pytest.raises(TaskDeferred):
+        _Watcher(trigger=trigger).execute({})
+    assert trigger.runs == 0
 
 
-def test_a_job_that_ends_while_watched_gives_the_triggers_success_event():
-    watcher = _Watcher([{"TransformJobStatus": "InProgress"}, {"TransformJobStatus": "Completed"}])
-    assert watcher._watch(_trigger()) == {"status": "success", "job_name": "job"}
+def test_an_event_within_the_budget_resumes_here_with_the_triggers_own_event():
+    trigger = _Trigger(0.01, {"status": "success", "job_name": "job"})
+    result = _Watcher(trigger=trigger, short_wait_seconds=2).execute({})
+    assert result == {"event": {"status": "success", "job_name": "job"}, "extra": 1}
 
 
-def test_a_kind_of_job_it_does_not_watch_defers_at_once():
-    watcher = _Watcher([])
-    assert watcher._watch(_trigger("Processing")) is None
-    assert watcher.hook.calls == 0
+def test_a_wait_longer_than_the_budget_defers():
+    with pytest.raises(TaskDeferred):
+        _Watcher(trigger=_Trigger(5, {"status": "success"}), short_wait_seconds=0.05).execute({})
+
+
+def test_an_error_in_the_trigger_defers_instead_of_failing_the_task():
+    with pytest.raises(TaskDeferred):
+        _Watcher(trigger=_Trigger(0, error=RuntimeError("throttled")), short_wait_seconds=1).execute({})
+
+
+def test_the_transform_operator_takes_it_as_an_argument_off_by_default():
+    config = {"TransformJobName": "j", "ModelName": "m"}
+    assert SageMakerShortWaitTransformOperator(task_id="t", config=config).short_wait_seconds == 0
+    assert SageMakerShortWaitTransformOperator(task_id="t", config=config,
+                                               short_wait_seconds=5).short_wait_seconds == 5

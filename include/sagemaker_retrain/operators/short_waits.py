@@ -1,91 +1,90 @@
-"""Watch a SageMaker job on the worker for a few seconds before handing its wait to the triggerer.
+"""Optionally watch a SageMaker job on the worker for a few seconds before handing its wait to the triggerer.
 
 A deferral has a fixed cost: the task process exits, the triggerer loads the trigger and polls,
 and when the job ends the scheduler queues the task again and a new worker process parses the
 DAG file and resumes it: about 4-5 s on a Celery deployment (docs/benchmarks.md), more than a
-job that ends in a second takes. Which jobs are short is not known in advance, so this watches
-for at most about what a deferral costs (``wait_on_worker_seconds``) and defers after that: as in
-the ski-rental problem, a job that ends soon ends here, and a long one (every job on AWS, where
-provisioning alone takes minutes) costs only those few seconds more than deferring at once.
-The event handed to the resume method is the one the provider's ``SageMakerTrigger`` would have
-sent, so the task ends the same way on either path.
+job that ends in a second takes (the offline emulator at time scale 0). On AWS a job never ends
+within seconds (provisioning alone takes minutes), so the watch would only hold a worker slot:
+it is **off by default** (``short_wait_seconds=0``) and a deployment turns it on explicitly.
+
+With ``short_wait_seconds > 0``, when the operator defers, the trigger it deferred to is run
+right here, through its public ``run()``, for at most that many seconds: if it fires, its event
+goes to the method the task would have resumed in (the task ends exactly as after a deferral,
+because it is the same trigger's same event); if it has not fired by then, or fails, the task
+defers as it would have (the triggerer runs the trigger from the start). This is what
+``airflow dags test`` does with every trigger, bounded in time; no private method is mirrored.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import TaskDeferred
-
-WAIT_ON_WORKER_SECONDS = 5.0
-MAX_POLL_SECONDS = 1.0
-
-# SageMakerTrigger's job_type -> (hook method, status key)
-_DESCRIBE = {
-    "training": ("describe_training_job", "TrainingJobStatus"),
-    "transform": ("describe_transform_job", "TransformJobStatus"),
-}
 
 
 class WatchShortJobsOnWorker:
-    """Mixin for SageMaker operators: run ``start``; if it defers on a job, watch the job here first.
+    """
+    Mixin for deferrable operators: run ``start``; if it defers, run its trigger here for a few seconds first.
 
-    ``wait_on_worker_seconds`` (0 = defer at once) bounds the watch; it polls every
-    ``check_interval`` seconds, at most every ``MAX_POLL_SECONDS``.
+    Each operator using it takes ``short_wait_seconds`` as a constructor argument (an operator's
+    ``__init__`` must be its own class's for Airflow's argument handling, so the mixin has none).
+
+    :param short_wait_seconds: seconds to run the trigger on the worker before deferring; 0 (the
+        default) defers at once, as the operator without this mixin does.
     """
 
-    wait_on_worker_seconds: float = WAIT_ON_WORKER_SECONDS
+    short_wait_seconds: float = 0
 
     def execute(self, context) -> Any:
         try:
             return self.start(context)
         except TaskDeferred as deferral:
-            event = self._watch(deferral.trigger)
+            event = self.watch_on_worker(deferral.trigger)
             if event is None:
                 raise
-            self.log.info("%s job %s ended (%s) within %.0f s: resuming here instead of deferring.",
-                          deferral.trigger.job_type, event["job_name"], event["status"], self.wait_on_worker_seconds)
-            return getattr(self, deferral.method_name)(context, event=event, **(deferral.kwargs or {}))
+            self.log.info("The wait ended within %.0f s (%s): resuming here instead of deferring.",
+                          self.short_wait_seconds, event.payload.get("status"))
+            return getattr(self, deferral.method_name)(context, event=event.payload, **(deferral.kwargs or {}))
 
     def start(self, context) -> Any:
         """The operator's own execute (which may defer)."""
         return super().execute(context)
 
-    def _watch(self, trigger) -> dict | None:
-        """The trigger's event if the job ends within the budget, else None (then the task defers).
+    def watch_on_worker(self, trigger):
+        """The trigger's first event if it fires within ``short_wait_seconds``, else None (then the task defers).
 
-        An error while checking (throttling, the network) also defers: the trigger retries such
-        errors, and failing here would cost a retry (and, for a transform, a second job).
+        An error while running it (throttling, the network) also defers: the triggerer runs the
+        trigger again, and failing here would cost a retry (and, for a transform, a second job).
         """
-        if not isinstance(trigger, SageMakerTrigger) or self.wait_on_worker_seconds <= 0:
+        if self.short_wait_seconds <= 0:
             return None
-        describe_name, status_key = _DESCRIBE.get(trigger.job_type.lower(), (None, None))
-        if describe_name is None:
+
+        async def first_event():
+            async for event in trigger.run():
+                return event
             return None
-        describe = getattr(self.hook, describe_name)
-        interval = min(max(float(self.check_interval), 0.05), MAX_POLL_SECONDS)
-        deadline = time.monotonic() + self.wait_on_worker_seconds
-        while time.monotonic() + interval <= deadline:
-            time.sleep(interval)  # first: the operator has just described the job and seen it running
-            try:
-                status = (description := describe(trigger.job_name))[status_key]
-            except Exception as err:  # noqa: BLE001 - throttled, network: the trigger retries such errors
-                self.log.info("Could not check %s job %s on the worker (%s); deferring.",
-                              trigger.job_type, trigger.job_name, err)
-                return None
-            if status == "Completed":
-                return {"status": "success", "job_name": trigger.job_name}
-            if status == "Failed":
-                return {"status": "failed", "job_name": trigger.job_name,
-                        "message": description.get("FailureReason") or f"{trigger.job_type} job failed"}
-            if status == "Stopped":
-                return {"status": "stopped", "job_name": trigger.job_name,
-                        "message": f"{trigger.job_type} job {trigger.job_name} was stopped"}
-        return None
+
+        try:
+            return asyncio.run(asyncio.wait_for(first_event(), timeout=self.short_wait_seconds))
+        except TimeoutError:
+            return None
+        except Exception as err:  # noqa: BLE001 - the triggerer runs the same trigger again
+            self.log.info("Could not watch the wait on the worker (%s); deferring.", err)
+            return None
 
 
 class SageMakerShortWaitTransformOperator(WatchShortJobsOnWorker, SageMakerTransformOperator):
-    """The provider's ``SageMakerTransformOperator``; a deferrable one watches a short job on the worker first."""
+    """
+    The provider's ``SageMakerTransformOperator``, with an optional watch on the worker before deferring.
+
+    Takes every parameter of :class:`~airflow.providers.amazon.aws.operators.sagemaker.SageMakerTransformOperator`.
+
+    :param short_wait_seconds: seconds to watch the job on the worker before deferring (0, the
+        default: defer at once). See :mod:`sagemaker_retrain.operators.short_waits`.
+    """
+
+    def __init__(self, *, short_wait_seconds: float = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.short_wait_seconds = float(short_wait_seconds or 0)

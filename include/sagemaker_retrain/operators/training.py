@@ -14,6 +14,7 @@ after ``prepare`` checked the Params.
 from __future__ import annotations
 
 import math
+import urllib.parse
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
 from sagemaker_retrain import limits
+from sagemaker_retrain.links import SageMakerTrainingJobLink
 from sagemaker_retrain.operators.short_waits import WatchShortJobsOnWorker
 from sagemaker_retrain.ownership import job_belongs_to_run, tags_of
 
@@ -40,12 +42,20 @@ class SageMakerReattachingTrainingOperator(WatchShortJobsOnWorker, SageMakerTrai
     is raised to cover the job's own ``StoppingCondition.MaxRuntimeInSeconds`` (the provider's
     default gives up after 30 minutes). In deferrable mode the job's log lines and final metrics
     are printed when the trigger fires, so the task log shows them in both modes. A job that ends
-    within a few seconds is watched to its end on the worker instead (``short_waits``).
+    within ``short_wait_seconds`` may be watched to its end on the worker instead (``short_waits``).
+
+    :param short_wait_seconds: seconds to watch the job on the worker before deferring (0, the
+        default: defer at once; only worth it where jobs end within seconds, as offline).
+
+    The task page links to the job in the SageMaker console (:class:`~sagemaker_retrain.links.SageMakerTrainingJobLink`).
     """
 
-    def __init__(self, **kwargs):
+    operator_extra_links = (SageMakerTrainingJobLink(),)
+
+    def __init__(self, *, short_wait_seconds: float = 0, **kwargs):
         kwargs.setdefault("check_if_job_exists", False)
         super().__init__(**kwargs)
+        self.short_wait_seconds = float(short_wait_seconds or 0)
 
     def _size_max_attempts(self) -> None:
         runtime = int(self.config.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
@@ -71,6 +81,9 @@ class SageMakerReattachingTrainingOperator(WatchShortJobsOnWorker, SageMakerTrai
         self.check_limits()
         self._size_max_attempts()
         name = self.config["TrainingJobName"]
+        SageMakerTrainingJobLink.persist(context=context, operator=self, region_name=self.hook.conn_region_name,
+                                         aws_partition=self.hook.conn_partition,
+                                         job_name=urllib.parse.quote(name, safe=""))
         existing = self._existing_job(name)
         if existing is None and not self.deferrable:
             result = SageMakerTrainingOperator.execute(self, context)

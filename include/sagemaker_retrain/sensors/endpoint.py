@@ -11,33 +11,47 @@ the rollback task may run.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from sagemaker_retrain.links import SageMakerEndpointLink, SageMakerModelPackageLink
 from sagemaker_retrain.smoke import SmokeTestError, smoke_test
 from sagemaker_retrain.triggers.endpoint import EndpointDeployedTrigger, classify
 
 
-class EndpointDeployedSensor(BaseSensorOperator):
+class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
     """
     Wait until ``endpoint_name`` serves ``endpoint_config_name``, then smoke-test it.
+
+    The task page links to the endpoint and to the model package it serves in the SageMaker console.
 
     :param endpoint_name: SageMaker endpoint (templated).
     :param endpoint_config_name: the config this run deployed (templated).
     :param smoke_rows: feature rows (no label) to send once InService (templated); empty skips it.
     :param deadline: ISO 8601 time after which to stop waiting (templated), whatever the retries:
         one total cap on the wait. None: ``timeout`` seconds from each try's start.
-    :param deferrable: wait on the triggerer (default) instead of holding a worker slot.
+    :param deferrable: wait on the triggerer instead of holding a worker slot (default: Airflow's
+        ``[operators] default_deferrable``).
     :param poll_interval: seconds between status checks.
-    :param aws_conn_id: Airflow AWS connection.
-    :param region_name: AWS region (None: the connection's).
+    :param aws_conn_id: Airflow AWS connection (templated).
+    :param region_name: AWS region, None for the connection's (templated).
+    :param verify: whether to verify SSL certificates (templated).
+    :param botocore_config: botocore client configuration (a dict).
     """
 
-    template_fields: Sequence[str] = ("endpoint_name", "endpoint_config_name", "smoke_rows", "deadline", "region_name")
+    aws_hook_class = SageMakerHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "endpoint_name", "endpoint_config_name", "smoke_rows", "deadline")
+    operator_extra_links = (SageMakerEndpointLink(), SageMakerModelPackageLink())
 
     def __init__(
         self,
@@ -46,10 +60,8 @@ class EndpointDeployedSensor(BaseSensorOperator):
         endpoint_config_name: str,
         smoke_rows: list[list[float]] | None = None,
         deadline: str | None = None,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
         **kwargs,
     ):
         kwargs.setdefault("timeout", 3 * 3600)
@@ -61,16 +73,9 @@ class EndpointDeployedSensor(BaseSensorOperator):
         self.deadline = deadline
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-
-    def _hook(self):
-        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-        return SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     def _verdict(self) -> tuple[str, str]:
-        return classify(self._hook().describe_endpoint(self.endpoint_name), self.endpoint_config_name)
+        return classify(self.hook.describe_endpoint(self.endpoint_name), self.endpoint_config_name)
 
     def poke(self, context) -> bool:
         verdict, message = self._verdict()
@@ -82,14 +87,13 @@ class EndpointDeployedSensor(BaseSensorOperator):
     def _remaining_seconds(self) -> float:
         if not self.deadline:
             return float(self.timeout)
-        from datetime import UTC, datetime
-
         deadline = datetime.fromisoformat(str(self.deadline))
         if deadline.tzinfo is None:
             deadline = deadline.replace(tzinfo=UTC)
         return (deadline - datetime.now(UTC)).total_seconds()
 
     def execute(self, context) -> Any:
+        self._persist_links(context)
         remaining = self._remaining_seconds()
         if remaining <= 0:
             raise AirflowFailException(
@@ -113,6 +117,8 @@ class EndpointDeployedSensor(BaseSensorOperator):
                 max_attempts=max(1, int(remaining / max(self.poll_interval, 0.1))),
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=remaining),
@@ -127,15 +133,32 @@ class EndpointDeployedSensor(BaseSensorOperator):
         self.log.info(event["message"])
         return self._smoke()
 
+    def _persist_links(self, context) -> None:
+        """The endpoint's console link, and the model package of the config this run deployed (if from one)."""
+        region, partition = self.hook.conn_region_name, self.hook.conn_partition
+        SageMakerEndpointLink.persist(context=context, operator=self, region_name=region, aws_partition=partition,
+                                      endpoint_name=urllib.parse.quote(self.endpoint_name, safe=""))
+        try:
+            variants = self.hook.conn.describe_endpoint_config(
+                EndpointConfigName=self.endpoint_config_name)["ProductionVariants"]
+            container = self.hook.describe_model(variants[0]["ModelName"]).get("PrimaryContainer", {})
+        except Exception as err:  # noqa: BLE001 - a link is never worth failing the wait for
+            self.log.info("No model package link: %s", err)
+            return
+        package_arn = container.get("ModelPackageName", "")
+        if ":model-package/" not in package_arn:
+            return
+        group, _, version = package_arn.split(":model-package/", 1)[1].partition("/")
+        SageMakerModelPackageLink.persist(context=context, operator=self, region_name=region, aws_partition=partition,
+                                          model_package_group=urllib.parse.quote(group, safe=""),
+                                          version=urllib.parse.quote(version, safe=""))
+
     def _smoke(self) -> dict:
         result = {"endpoint_name": self.endpoint_name, "endpoint_config_name": self.endpoint_config_name}
         if not self.smoke_rows:
             return {**result, "smoke_scores": []}
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-        runtime = AwsBaseHook(
-            aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime", region_name=self.region_name
-        ).conn
+        runtime = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime",
+                              region_name=self.region_name, verify=self.verify, config=self.botocore_config).conn
         try:
             scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows)
         except SmokeTestError as err:

@@ -49,12 +49,25 @@ class EndpointDeployedTrigger(BaseTrigger):
     """
     Poll DescribeEndpoint until the endpoint is InService on ``endpoint_config_name``.
 
+    Why not ``AwsBaseWaiterTrigger``: that trigger runs a botocore waiter and reports success when
+    the waiter's acceptors match. Acceptors compare a response path with an ``expected`` value fixed
+    in the waiter's JSON model, so a waiter cannot express "InService *on this run's config*" (a
+    value known only at run time); and "InService on another config" must end the wait as a
+    *failure* carrying SageMaker's ``FailureReason`` (a rolled-back update), which a waiter that
+    succeeds on InService would report as success. The events are also what the sensor and
+    ``EndpointRestoreOperator`` read (``status`` success/failure/timeout with a ``message``), and
+    throttling and 5xx answers are retried, not fatal. So this is a ``BaseTrigger`` whose verdict is
+    the pure, unit-tested :func:`classify`; the hook it polls with is the provider's
+    ``SageMakerHook`` built from the same connection fields as the provider's triggers.
+
     :param endpoint_name: the SageMaker endpoint.
     :param endpoint_config_name: the config this run deployed.
     :param poll_interval: seconds between DescribeEndpoint calls.
     :param max_attempts: polls before giving up with a timeout event.
     :param aws_conn_id: Airflow AWS connection.
     :param region_name: AWS region (None: the connection's).
+    :param verify: whether to verify SSL certificates (None: botocore's default).
+    :param botocore_config: botocore client configuration (a dict).
     """
 
     non_terminal_states = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
@@ -68,6 +81,8 @@ class EndpointDeployedTrigger(BaseTrigger):
         max_attempts: int = 120,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
     ):
         super().__init__()
         self.endpoint_name = endpoint_name
@@ -76,6 +91,8 @@ class EndpointDeployedTrigger(BaseTrigger):
         self.max_attempts = max_attempts
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -87,13 +104,16 @@ class EndpointDeployedTrigger(BaseTrigger):
                 "max_attempts": self.max_attempts,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
             },
         )
 
     def _hook(self):
         from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-        return SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
+                             config=self.botocore_config)
 
     async def describe(self, client) -> dict:
         return await client.describe_endpoint(EndpointName=self.endpoint_name)

@@ -8,13 +8,13 @@ import textwrap
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
-from sagemaker_retrain.celery_worker import CELERY_CONFIG
+from airflow_deployment.celery_worker import CELERY_CONFIG
 
 
 def test_config_is_airflows_plus_the_warmup_import():
     assert {k: v for k, v in CELERY_CONFIG.items() if k != "imports"} == \
         {k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"}
-    assert CELERY_CONFIG["imports"][-1] == "sagemaker_retrain.worker_warmup"
+    assert CELERY_CONFIG["imports"][-1] == "airflow_deployment.worker_warmup"
 
 
 def test_after_the_warmup_a_tasks_clients_parse_no_botocore_file():
@@ -22,12 +22,12 @@ def test_after_the_warmup_a_tasks_clients_parse_no_botocore_file():
     script = textwrap.dedent("""
         import sys
         from botocore import loaders
-        import sagemaker_retrain.worker_warmup
+        import airflow_deployment.worker_warmup
         assert {"pandas", "matplotlib.figure", "airflow.providers.amazon.aws.operators.sagemaker"} <= set(sys.modules)
         reads = []
         original = loaders.JSONFileLoader.load_file
         loaders.JSONFileLoader.load_file = lambda self, path: reads.append(path) or original(self, path)
-        from sagemaker_retrain.aws_session import SharedModelsSessionFactory
+        from airflow_deployment.aws_session import SharedModelsSessionFactory
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         hook = AwsBaseHook(aws_conn_id=None, client_type="sagemaker", region_name="eu-west-1")
         session = SharedModelsSessionFactory(conn=hook.conn_config, region_name="eu-west-1").create_session()
@@ -45,7 +45,7 @@ def test_a_process_forked_after_the_warmup_collects_none_of_its_objects():
     script = textwrap.dedent("""
         import gc, os, time
         before = len(gc.get_objects())
-        import sagemaker_retrain.worker_warmup
+        import airflow_deployment.worker_warmup
         frozen = gc.get_freeze_count()
         assert frozen > before + 100_000, (before, frozen)
         pid = os.fork()

@@ -1,7 +1,9 @@
 """What a Celery worker imports and parses once, before forking, for this provider's tasks.
 
-Imported by the worker's main process through ``celery_worker.CELERY_CONFIG``; never by a DAG
-file or a task (it would only cost them). Below: the modules the DAG file and the task bodies
+Imported by the worker's main process through ``celery_worker.CELERY_CONFIG`` (opt-in: the
+deployment selects it with ``[celery] celery_config_options``); never by a DAG file, a task or
+the provider package (it would only cost them, and it changes process-wide state: the hooks'
+caller lookup and the garbage collector). Below: the modules the DAG file and the task bodies
 import (the DAG file is parsed again by every task), then the botocore models their clients parse,
 then the collector is told to leave all of it alone (``freeze_for_fork``).
 """
@@ -13,7 +15,6 @@ import gc
 import aiobotocore.session  # noqa: F401 - the deferrable operators' triggers
 import airflow.providers.amazon.aws.operators.sagemaker  # noqa: F401
 import airflow.providers.amazon.aws.triggers.sagemaker  # noqa: F401
-import boto3
 import matplotlib.backends.backend_agg  # noqa: F401 - the gate's plot
 import matplotlib.figure  # noqa: F401
 
@@ -29,7 +30,8 @@ import sagemaker_retrain.params  # noqa: F401
 import sagemaker_retrain.pipeline  # noqa: F401
 import sagemaker_retrain.scoring  # noqa: F401
 import sagemaker_retrain.sensors.endpoint  # noqa: F401
-from sagemaker_retrain.aws_session import share_parsed_files
+from airflow_deployment import hook_caller
+from airflow_deployment.aws_session import shared_session
 
 # The services the tasks call: building a client parses its model, endpoints and retry rules into
 # the process-wide cache (no request is made; the credentials are placeholders never sent).
@@ -37,13 +39,13 @@ SERVICES = ("s3", "sagemaker", "sagemaker-runtime", "logs", "cloudwatch", "sts")
 
 
 def warm_botocore_models() -> None:
-    session = share_parsed_files(boto3.session.Session(
-        aws_access_key_id="warmup", aws_secret_access_key="warmup", region_name="us-east-1"))
+    session = shared_session(aws_access_key_id="warmup", aws_secret_access_key="warmup", region_name="us-east-1")
     for service in SERVICES:
         session.client(service)
 
 
 warm_botocore_models()
+hook_caller.install()
 
 # Every task process loads the plugins folder (Airflow's task runner does, for listeners), so the
 # model history plugin builds its FastAPI app in each one; the first build imports what FastAPI

@@ -1,4 +1,8 @@
-"""The hooks' caller lookup: the same names as the Amazon provider's inspect.stack() lookup, no file read."""
+"""The deployment's caller lookup: the same names as the Amazon provider's inspect.stack() lookup, no file read.
+
+It replaces private provider code, so these tests compare it with the provider's own lookups: a provider
+release that changes what they return (or removes them) fails here.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from unittest import mock
 import pytest
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook, AwsGenericHook
 
-from sagemaker_retrain import hook_caller
+from airflow_deployment import hook_caller
 
 ORIGINAL = hook_caller.PROVIDER_LOOKUPS  # the provider's own, even if another test installed ours
 

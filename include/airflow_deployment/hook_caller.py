@@ -10,9 +10,12 @@ processes' CPU in a profiled run (docs/benchmarks.md).
 
 ``install()`` replaces the provider's two lookups with a walk over the frames that returns the
 same names (the first frame, innermost out, running a function of that name; the last class of
-the first frame whose module holds ``BaseExecutor``) and reads nothing. It is installed by the
-session factory (``aws_session``), so it is on wherever ``[aws] session_factory`` selects it,
-and by the Celery worker's warmup. Provider versions without these lookups are left alone.
+the first frame whose module holds ``BaseExecutor``) and reads nothing. This replaces private
+static methods of ``AwsGenericHook``, which is why it lives in the deployment's configuration and
+never in the provider package: it is opt-in, installed by ``aws_session.FastCallerSessionFactory``
+(``[aws] session_factory``) and by the Celery worker's warmup (``[celery] celery_config_options``).
+Provider versions without these lookups are left alone, and tests/unit/test_deployment_hook_caller.py
+compares both lookups' answers, so a provider release that changes them fails it.
 """
 
 from __future__ import annotations
