@@ -201,7 +201,7 @@ def test_garbage_model_never_reaches_production(rel):
 
 
 def test_scoring_job_fails_once_and_the_retry_scores_again(rel):
-    reason = "ClientError: scoring instance lost (injected)"
+    reason = "InternalServerError: scoring instance lost (injected)"  # SageMaker's own, transient: retried
     out = scenario(rel, "scoring_retried", f"fail_next_transform_job: {reason!r} once (the first of the two "
                    "batch transforms over the test rows to start)", expected="success", needles=(),
                    faults={"fail_next_transform_job": reason},
@@ -212,7 +212,7 @@ def test_scoring_job_fails_once_and_the_retry_scores_again(rel):
 
 
 def test_scoring_job_fails_every_try(rel):
-    reason = "ClientError: scoring instance lost (injected)"
+    reason = "InternalServerError: scoring instance lost (injected)"
     out = scenario(rel, "scoring_failed", f"fail_next_transform_job: {reason!r} on every try of both batch "
                    "transforms (challenger and champion, 3 tries each)", expected="failed", needles=("(injected)",),
                    faults={"fail_next_transform_job": [reason] * 6})
@@ -220,6 +220,21 @@ def test_scoring_job_fails_every_try(rel):
     assert out.result.states["score_0"] == "failed"
     assert out.result.states["deploy"] in ("upstream_failed", "skipped")
     assert out.probe["answers_other"] == 0, out.probe
+
+
+def test_scoring_job_failing_on_the_model_or_input_is_not_retried(rel):
+    reason = "ClientError: the model container answered 400 for every record (injected)"
+    out = scenario(rel, "scoring_client_error", f"fail_next_transform_job: {reason!r} on the first transform to "
+                   "start (a model or input error: deterministic)", expected="failed", needles=("(injected)",),
+                   faults={"fail_next_transform_job": [reason]},
+                   note="the failed score task was not retried: a ClientError is the model's or the input's and would "
+                        "fail the same way; no further billed transform job was started for it.")
+    assert_failed_safe(out, reason, "a retry cannot fix")
+    failed = [t for t in ("score_0", "score_1") if out.result.states.get(t) == "failed"]
+    assert len(failed) == 1, out.result.states
+    # the job that failed was not started again: one transform job per model, no timestamped retry
+    jobs = rel.sm.list_transform_jobs(NameContains=slug_of(out.result), MaxResults=100)["TransformJobSummaries"]
+    assert len(jobs) == 2, [j["TransformJobName"] for j in jobs]
 
 
 def _alarm_faults(endpoint: str) -> dict:

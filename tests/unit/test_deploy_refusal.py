@@ -47,3 +47,9 @@ def test_other_validation_errors_are_not_hidden():
     op, patches = _operator(_client_error("Could not find endpoint configuration ep-new."))
     with patches[0], patches[1], pytest.raises(ClientError, match="Could not find"):
         op.execute({})
+
+
+@pytest.mark.parametrize("argument", ["wait_for_completion", "deferrable"])
+def test_deploy_refuses_to_be_asked_to_wait(argument):
+    with pytest.raises(ValueError, match=f"{argument}=True is not supported"):
+        SageMakerDeployOperator(task_id="deploy", config=CONFIG, **{argument: True})

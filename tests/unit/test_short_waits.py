@@ -78,3 +78,18 @@ def test_the_transform_operator_takes_it_as_an_argument_off_by_default():
     assert SageMakerShortWaitTransformOperator(task_id="t", config=config).short_wait_seconds == 0
     assert SageMakerShortWaitTransformOperator(task_id="t", config=config,
                                                short_wait_seconds=5).short_wait_seconds == 5
+
+
+@pytest.mark.parametrize(("reason", "final"), [
+    ("ClientError: Could not parse the input (the model answered 400)", True),
+    ("InternalServerError: We encountered an internal error. Please try again.", False),
+])
+def test_a_transform_failing_on_the_model_or_input_is_final_a_transient_one_is_retried(reason, final):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    op = SageMakerShortWaitTransformOperator(task_id="score", config={"TransformJobName": "j"})
+    event = {"status": "failed", "job_name": "j", "message": reason}
+    with pytest.raises(Exception) as raised:
+        op.execute_complete({}, event=event)
+    assert isinstance(raised.value, AirflowFailException) is final, raised.value
+    assert reason in str(raised.value)

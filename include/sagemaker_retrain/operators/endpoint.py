@@ -38,6 +38,9 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
     admins' limits (instance types and counts), an endpoint the pipeline does not own, an endpoint that no longer serves the champion the gate compared (``Champion``), and a model
     package that is not ``Approved``.
 
+    It does not wait for the endpoint (``wait_for_completion``/``deferrable`` set to True are refused):
+    ``EndpointDeployedSensor`` does, deferred.
+
     :param config: ``{"EndpointConfig": ..., "Endpoint": {"EndpointName", "EndpointConfigName", "Tags"},
         "DeploymentConfig": ... | None, "Alarms": [PutMetricAlarm requests], "MaxWaitSeconds": int,
         "Champion": {"EndpointConfigName": str | None}, "ModelPackageArn": str | None,
@@ -51,9 +54,13 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
     """
 
     def __init__(self, **kwargs):
-        kwargs["wait_for_completion"] = False
-        kwargs["deferrable"] = False
-        super().__init__(**kwargs)
+        # It never waits (the pipeline's own sensor does, deferred): it refuses to be asked to, rather
+        # than taking the arguments of the provider's operator and ignoring them.
+        for name in ("wait_for_completion", "deferrable"):
+            if kwargs.pop(name, False):
+                raise ValueError(f"SageMakerDeployOperator does not wait: {name}=True is not supported; follow it "
+                                 "with EndpointDeployedSensor (sagemaker_retrain.sensors.endpoint)")
+        super().__init__(wait_for_completion=False, deferrable=False, **kwargs)
 
     def _exists(self, describe, name: str) -> bool:
         try:

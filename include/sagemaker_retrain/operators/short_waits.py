@@ -21,7 +21,11 @@ import asyncio
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+# SageMaker's FailureReason prefix for an error of the request, the model or the input (its docs: "ClientError"
+# is the customer's, "InternalServerError" SageMaker's): running the same job again fails the same way.
+DETERMINISTIC_FAILURES = ("ClientError",)
 
 
 class WatchShortJobsOnWorker:
@@ -80,6 +84,8 @@ class SageMakerShortWaitTransformOperator(WatchShortJobsOnWorker, SageMakerTrans
     The provider's ``SageMakerTransformOperator``, with an optional watch on the worker before deferring.
 
     Takes every parameter of :class:`~airflow.providers.amazon.aws.operators.sagemaker.SageMakerTransformOperator`.
+    A job that fails with a ``ClientError`` (the model or the input) fails the task at once: retries
+    are for transient failures only.
 
     :param short_wait_seconds: seconds to watch the job on the worker before deferring (0, the
         default: defer at once). See :mod:`sagemaker_retrain.operators.short_waits`.
@@ -88,3 +94,17 @@ class SageMakerShortWaitTransformOperator(WatchShortJobsOnWorker, SageMakerTrans
     def __init__(self, *, short_wait_seconds: float = 0, **kwargs):
         super().__init__(**kwargs)
         self.short_wait_seconds = float(short_wait_seconds or 0)
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None) -> dict[str, dict]:
+        """As the provider's; a job that failed for a deterministic reason fails the task without a retry.
+
+        A retry starts a new billed transform job; it can only help with a transient failure (SageMaker's
+        own, capacity, throttling), never with a model or an input that fails (``ClientError: …``).
+        """
+        event = event or {}
+        reason = str(event.get("message") or "")
+        if event.get("status") == "failed" and reason.startswith(DETERMINISTIC_FAILURES):
+            raise AirflowFailException(
+                f"Transform job {event.get('job_name')} failed for a reason a retry cannot fix (not retried, no "
+                f"further billed job): {reason}")
+        return super().execute_complete(context, event)
