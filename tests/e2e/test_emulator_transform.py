@@ -293,13 +293,13 @@ def test_short_wait_hands_on_the_event_the_trigger_would_send(emulator, model):
 
     from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformOperator
 
-    call_admin(emulator.url, "faults", {"fail_next_transform_job": "ClientError: injected while watched"})
+    call_admin(emulator.url, "faults", {"fail_next_transform_job": "InternalServerError: injected while watched"})
     operator = SageMakerShortWaitTransformOperator(
         task_id="score", config=transform_config("tr-watch-fail"), aws_conn_id=None, check_interval=0.1,
         deferrable=True, short_wait_seconds=5)
     call_admin(emulator.url, "config", {"time_scale": 0.1})
     try:
-        with pytest.raises(RuntimeError, match="ClientError: injected while watched"):
+        with pytest.raises(RuntimeError, match="InternalServerError: injected while watched"):
             operator.execute({})
     finally:
         call_admin(emulator.url, "config", {"time_scale": 0})

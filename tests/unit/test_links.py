@@ -74,7 +74,8 @@ def test_persist_then_format_gives_the_console_url():
 def test_training_operator_persists_its_link_when_it_starts(monkeypatch):
     ti = _TI()
     operator = SageMakerReattachingTrainingOperator(
-        task_id="train", config={"TrainingJobName": "job-x", "StoppingCondition": {"MaxRuntimeInSeconds": 60}},
+        task_id="train", config={"TrainingJobName": "job-x", "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+                                 "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1}},
         aws_conn_id=None, region_name="eu-west-1")
 
     class Stop(Exception):
