@@ -65,6 +65,7 @@ SAGEMAKER_CALL_SITES: dict[str, tuple[str, str]] = {
     "ListEndpointConfigs": ("include/sagemaker_retrain/cleanup.py", '"list_endpoint_configs"'),
     "ListModels": ("include/sagemaker_retrain/cleanup.py", '"list_models"'),
     "ListTransformJobs": ("include/sagemaker_retrain/cleanup.py", '"list_transform_jobs"'),
+    "ListTrainingJobs": ("include/sagemaker_retrain/pipeline.py", 'get_paginator("list_training_jobs")'),
     "AddTags": ("include/sagemaker_retrain/operators/endpoint.py", "self.hook.conn.add_tags("),
     "ListTags": ("include/sagemaker_retrain/ownership.py", "sm.list_tags(**kwargs)"),
     "InvokeEndpoint": ("include/sagemaker_retrain/smoke.py", "runtime_client.invoke_endpoint("),
@@ -172,7 +173,7 @@ def test_airflow_policy_grants_exactly_the_sagemaker_and_cloudwatch_actions_the_
         for action, (path, snippet) in sites.items():
             assert snippet in (PROJECT / path).read_text(), f"{action}: {snippet!r} not in {path}"
     dag = (PROJECT / "dags" / "sagemaker_retrain.py").read_text()
-    assert "SageMakerShortWaitTransformOperator(" in dag and "deferrable=True" in dag
+    assert "SageMakerShortWaitTransformOperator.partial(" in dag and "deferrable=True" in dag
     assert "(WatchShortJobsOnWorker, SageMakerTransformOperator)" in (
         PROJECT / "include/sagemaker_retrain/operators/short_waits.py").read_text()
     # Called through the Amazon provider: its hook checks the input channels (HeadBucket) and the

@@ -37,9 +37,10 @@ ALLOWED: dict[tuple[str, str], str] = {
         "get_user / requires_access_dag: the way a plugin's FastAPI app (the model history page) authenticates "
         "and authorizes a request through the auth manager, as Airflow's plugin docs show; imported lazily, "
         "in the API server only.",
-    ("sensors/endpoint.py", "airflow.providers.amazon.aws.utils.mixins"):
-        "aws_template_fields: the helper every Amazon provider operator and sensor uses to declare its "
-        "templated fields together with aws_conn_id/region_name/verify/botocore_config.",
+    **{(module, "airflow.providers.amazon.aws.utils.mixins"):
+       "aws_template_fields: the helper every Amazon provider operator and sensor uses to declare its "
+       "templated fields together with aws_conn_id/region_name/verify/botocore_config."
+       for module in ("sensors/endpoint.py", "operators/champion.py", "operators/restore.py")},
 }
 
 
