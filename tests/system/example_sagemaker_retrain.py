@@ -134,6 +134,11 @@ def _gone(call) -> None:
             raise
 
 
+def _alarm_prefix(ctx: SystemTestContext) -> str:
+    """The pipeline names its alarms after its S3 prefix (``config.alarm_names``), which holds the env-id."""
+    return ctx.s3_prefix.replace("/", "-")
+
+
 def leftovers(ctx: SystemTestContext, aws) -> dict[str, list[str]]:
     """Everything carrying the env-id that still exists (finished jobs excepted: SageMaker keeps those)."""
     sm, env_id = aws.client("sagemaker"), ctx.env_id
@@ -148,8 +153,8 @@ def leftovers(ctx: SystemTestContext, aws) -> dict[str, list[str]]:
             sm, "list_training_jobs", "TrainingJobSummaries", NameContains=env_id, StatusEquals="InProgress")]
         + [j["TransformJobName"] for j in _pages(
             sm, "list_transform_jobs", "TransformJobSummaries", NameContains=env_id, StatusEquals="InProgress")],
-        "alarms": [a["AlarmName"] for a in _pages(aws.client("cloudwatch"), "describe_alarms", "MetricAlarms")
-                   if env_id in a["AlarmName"]],
+        "alarms": [a["AlarmName"] for a in _pages(aws.client("cloudwatch"), "describe_alarms", "MetricAlarms",
+                                                  AlarmNamePrefix=_alarm_prefix(ctx)) if env_id in a["AlarmName"]],
         "s3_objects": [o["Key"] for o in _pages(aws.client("s3"), "list_objects_v2", "Contents",
                                                 Bucket=aws.bucket, Prefix=f"{ctx.s3_prefix}/")],
     }
@@ -164,9 +169,8 @@ def tear_down(ctx: SystemTestContext, aws) -> list[str]:
     """
     sm, cloudwatch, logs, s3 = (aws.client(s) for s in ("sagemaker", "cloudwatch", "logs", "s3"))
     env_id, removed = ctx.env_id, []
-    jobs = [(j["TrainingJobName"], sm.describe_training_job(TrainingJobName=j["TrainingJobName"])["TrainingJobArn"],
-             "/aws/sagemaker/TrainingJobs") for j in _pages(sm, "list_training_jobs", "TrainingJobSummaries",
-                                                              NameContains=env_id)]
+    jobs = [(j["TrainingJobName"], j["TrainingJobArn"], "/aws/sagemaker/TrainingJobs")
+            for j in _pages(sm, "list_training_jobs", "TrainingJobSummaries", NameContains=env_id)]
     jobs += [(j["TransformJobName"], j["TransformJobArn"], "/aws/sagemaker/TransformJobs")
              for j in _pages(sm, "list_transform_jobs", "TransformJobSummaries", NameContains=env_id)]
     for name, arn, log_group in jobs:
@@ -218,7 +222,7 @@ def tear_down(ctx: SystemTestContext, aws) -> list[str]:
             removed.append(f"model package {package['ModelPackageArn']}")
         _gone(lambda name=name: sm.delete_model_package_group(ModelPackageGroupName=name))
         removed.append(f"model package group {name}")
-    for alarm in _pages(cloudwatch, "describe_alarms", "MetricAlarms"):
+    for alarm in _pages(cloudwatch, "describe_alarms", "MetricAlarms", AlarmNamePrefix=_alarm_prefix(ctx)):
         if env_id not in alarm["AlarmName"]:
             continue
         tags = {t["Key"]: t["Value"] for t in cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]}

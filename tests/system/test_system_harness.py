@@ -62,3 +62,23 @@ def test_names_keep_the_env_id(monkeypatch):
     monkeypatch.setenv("SAGEMAKER_RETRAIN_SYSTEM_NAME_PREFIX", "linear-learner-housing")
     with pytest.raises(ValueError, match="would lose the env-id"):
         system.build_context()
+
+
+def test_real_aws_refuses_an_emulator_endpoint(monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("system_conftest", Path(__file__).with_name("conftest.py"))
+    conftest = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "system_conftest", conftest)  # dataclasses look their module up
+    spec.loader.exec_module(conftest)
+    monkeypatch.setenv(conftest.ROLE_ARN_ENV, "arn:aws:iam::123456789012:role/Execution")
+    monkeypatch.setenv(conftest.BUCKET_ENV, "my-bucket")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://127.0.0.1:4566")
+    with pytest.raises(pytest.fail.Exception, match="AWS_ENDPOINT_URL_SAGEMAKER"):
+        conftest._real_aws()
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER")
+    monkeypatch.delenv(conftest.BUCKET_ENV)
+    with pytest.raises(pytest.fail.Exception, match=conftest.BUCKET_ENV):
+        conftest._real_aws()
