@@ -25,7 +25,9 @@ EMULATOR_ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 
 
 def pytest_collect_file(parent, file_path):
-    if file_path.name.startswith("example_") and file_path.suffix == ".py":
+    # A file named on the command line is collected by pytest itself, whatever its name.
+    if (file_path.name.startswith("example_") and file_path.suffix == ".py"
+            and not parent.session.isinitpath(file_path)):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 
