@@ -143,7 +143,9 @@ def leftovers(ctx: SystemTestContext, aws) -> dict[str, list[str]]:
     """Everything carrying the env-id that still exists (finished jobs excepted: SageMaker keeps those)."""
     sm, env_id = aws.client("sagemaker"), ctx.env_id
     found = {
-        "endpoints": [e["EndpointName"] for e in _pages(sm, "list_endpoints", "Endpoints", NameContains=env_id)],
+        # An endpoint being deleted is gone for this purpose (on AWS it stays listed for a few minutes).
+        "endpoints": [e["EndpointName"] for e in _pages(sm, "list_endpoints", "Endpoints", NameContains=env_id)
+                      if e["EndpointStatus"] != "Deleting"],
         "endpoint_configs": [c["EndpointConfigName"] for c in _pages(
             sm, "list_endpoint_configs", "EndpointConfigs", NameContains=env_id)],
         "models": [m["ModelName"] for m in _pages(sm, "list_models", "Models", NameContains=env_id)],
