@@ -14,7 +14,8 @@ provider's example DAGs do: the pipeline *is* a DAG already, with its own setups
 (``restore``, ``teardown``) and watcher (``watcher``, ``trigger_rule=one_failed`` below every task but the
 setups, as ``tests_common.test_utils.watcher``). What a user must be able to trust is that DAG, run the way
 they will first run it, so the body is exactly ``airflow dags test sagemaker_retrain -c …`` on
-``dags/sagemaker_retrain.py``, not a copy of its tasks. Wrapping it in an outer DAG would not work
+``dags/sagemaker_retrain.py``, not a copy of its tasks, with the project's defaults (no deployment
+speed-up, no short watch before deferring; only the poll interval is 1 s on the emulator). Wrapping it in an outer DAG would not work
 under ``airflow dags test`` (no scheduler): ``TriggerDagRunOperator(wait_for_completion=True)`` waits
 for a scheduler that never comes, and a task running a second ``dags test`` would share (and lock) the
 outer run's SQLite database. So set_up and tear_down are plain functions around that command, and the
@@ -101,10 +102,13 @@ def run_pipeline(ctx: SystemTestContext, aws, dataset_uri: str, home: Path) -> D
     """``airflow dags test sagemaker_retrain -c CONF`` in a fresh AIRFLOW_HOME (SQLite)."""
     env = airflow_env(
         PROJECT_DIR, home, aws.aws_env, aws.bucket, role_arn=aws.role_arn,
-        # AWS: the DAG's defaults (30 s between checks; defer at once). Emulator: jobs end at once.
-        poll_seconds=30 if aws.real else 1, short_wait_seconds=0 if aws.real else 5,
+        # The DAG's defaults (defer at once; 30 s between checks on AWS), but 1 s on the emulator, whose
+        # jobs end at once.
+        poll_seconds=30 if aws.real else 1, short_wait_seconds=0,
         extra={"AIRFLOW_VAR_SAGEMAKER_RETRAIN_PREFIX": ctx.s3_prefix,
-               "AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION": aws.region})
+               "AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION": aws.region,
+               # As a user's first `dags test`: none of the deployments' opt-in speed-ups (airflow_deployment).
+               "AIRFLOW__AWS__SESSION_FACTORY": ""})
     conf = {"endpoint_name": ctx.endpoint_name, "mode": ctx.mode, "dataset_uri": dataset_uri}
     return dags_test(env, DAG_ID, conf=conf, timeout=AWS_TIMEOUT if aws.real else EMULATOR_TIMEOUT)
 
