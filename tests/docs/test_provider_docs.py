@@ -71,3 +71,18 @@ def test_a_missing_region_is_reported(tmp_path, monkeypatch):
     page.write_text("<!-- snippet: dags/sagemaker_retrain.py#no_such_region -->\n<!-- /snippet -->\n")
     with pytest.raises(provider_docs.SnippetError, match="has no region no_such_region"):
         provider_docs.render(page)
+
+
+def test_provider_info_lists_the_how_to_pages():
+    from sagemaker_retrain.provider_info import get_provider_info
+
+    (integration,) = get_provider_info()["integrations"]
+    listed = {PROJECT_DIR / path.lstrip("/") for path in integration["how-to-guide"]}
+    assert listed == set(OPERATOR_PAGES)
+    # Airflow's own schema for provider_info (how-to paths start with /docs/).
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    jsonschema.validate(get_provider_info(), json.loads((files("airflow") / "provider_info.schema.json").read_text()))
