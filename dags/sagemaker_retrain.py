@@ -157,6 +157,7 @@ def sagemaker_retrain():
 
     plan = prepare()
 
+    # [START howto_operator_sagemaker_reattaching_training]
     train = SageMakerReattachingTrainingOperator(
         task_id="train",
         config=plan["training_config"],
@@ -169,6 +170,7 @@ def sagemaker_retrain():
         # The job stops itself at MaxRuntimeInSeconds (a Param, at most 5 days); this is the backstop.
         execution_timeout=timedelta(days=5, hours=2),
     )
+    # [END howto_operator_sagemaker_reattaching_training]
 
     @task
     def register(plan: dict, training: dict, params=None) -> dict:
@@ -179,6 +181,7 @@ def sagemaker_retrain():
 
     package = register(plan, train.output)
 
+    # [START howto_operator_pin_champion]
     champion = PinChampionOperator(
         task_id="pin_champion",
         endpoint_name=plan["endpoint_name"],
@@ -188,6 +191,7 @@ def sagemaker_retrain():
         region_name=plan["region"],
         execution_timeout=timedelta(hours=4),
     )
+    # [END howto_operator_pin_champion]
 
     @task
     def stage(plan: dict, training: dict, package: dict, champion: dict, params=None) -> list[dict]:
@@ -197,6 +201,7 @@ def sagemaker_retrain():
         return pipeline.stage(plan, training["Training"], dict(params), package, champion)
 
     staged = stage(plan, train.output, package, champion.output)
+    # [START howto_operator_sagemaker_short_wait_transform]
     # One batch transform per model, on this run's test rows (mapped: the challenger, and the champion if any).
     scores = SageMakerShortWaitTransformOperator.partial(
         task_id="score",
@@ -208,6 +213,7 @@ def sagemaker_retrain():
         short_wait_seconds=SHORT_WAIT,
         execution_timeout=timedelta(hours=3),
     ).expand_kwargs(staged)
+    # [END howto_operator_sagemaker_short_wait_transform]
 
     @task.branch
     def gate(plan: dict, champion: dict, package: dict, params=None, ti=None) -> str:
@@ -229,8 +235,10 @@ def sagemaker_retrain():
 
         return pipeline.keep_champion(plan, dict(params), ti.xcom_pull(task_ids="gate", key="evidence"))
 
+    # [START howto_operator_model_approval]
     approve = ModelApprovalOperator(task_id="approve", gate_task_id="gate", approve_task_id="deploy",
                                     reject_task_id="rejected")
+    # [END howto_operator_model_approval]
 
     @task
     def rejected(plan: dict, params=None, ti=None) -> str:
@@ -240,6 +248,7 @@ def sagemaker_retrain():
         return pipeline.rejected(plan, dict(params), ti.xcom_pull(task_ids="gate", key="evidence"),
                                  ti.xcom_pull(task_ids="approve", key="approval"))
 
+    # [START howto_operator_sagemaker_deploy]
     deploy = SageMakerDeployOperator(
         task_id="deploy",
         config=XComArg(decision.operator, key="deploy_config"),
@@ -247,7 +256,9 @@ def sagemaker_retrain():
         region_name=plan["region"],
         execution_timeout=timedelta(minutes=15),
     )
+    # [END howto_operator_sagemaker_deploy]
 
+    # [START howto_sensor_endpoint_deployed]
     wait_for_endpoint = EndpointDeployedSensor(
         task_id="wait_for_endpoint",
         endpoint_name=plan["endpoint_name"],
@@ -260,6 +271,7 @@ def sagemaker_retrain():
         region_name=plan["region"],
         execution_timeout=timedelta(hours=9),
     )
+    # [END howto_sensor_endpoint_deployed]
 
     @task(outlets=[SERVED_MODEL])
     def publish(plan: dict, verification: dict, params=None, ti=None):
@@ -278,24 +290,30 @@ def sagemaker_retrain():
                                       "data": published["data"]})
         return published
 
+    # [START howto_operator_endpoint_restore]
     # The undo of deploy: whenever deploy succeeded, put the previous config back unless this run verified
     # its own (decided from the endpoint and its configs' tags, not from any task's XCom).
     restore = EndpointRestoreOperator(
         task_id="restore", endpoint_name=plan["endpoint_name"], poll_interval=POLL_SECONDS,
         aws_conn_id=AWS_CONN_ID, region_name=plan["region"], retries=3, execution_timeout=timedelta(hours=3),
     )
+    # [END howto_operator_endpoint_restore]
+    # [START howto_operator_run_cleanup]
     # The run's clean-up: stop its jobs, delete what must not stay (only what carries the project's tags).
     teardown = RunCleanupOperator(
         task_id="teardown", plan=plan, mode="{{ params.mode }}", aws_conn_id=AWS_CONN_ID,
         region_name=plan["region"], retries=3, execution_timeout=timedelta(hours=1),
     )
+    # [END howto_operator_run_cleanup]
 
+    # [START howto_watcher]
     @task(trigger_rule="one_failed", retries=0)
     def watcher():
         """Fail the run when any task failed (teardowns would otherwise hide it), as Airflow's system tests do."""
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException("A task of this run failed (see the failed task's log): the run fails.")
+    # [END howto_watcher]
 
     published = publish(plan, wait_for_endpoint.output)
     kept = keep_champion(plan)
@@ -303,6 +321,7 @@ def sagemaker_retrain():
     package >> champion
     scores >> decision >> [approve, kept]
     approve >> [deploy, refused]
+    # [START howto_teardowns_and_watcher]
     deploy >> wait_for_endpoint >> published >> restore.as_teardown(setups=deploy)
     restore >> teardown
     [kept, refused, published, approve, decision, scores, staged, champion, package, train] >> teardown.as_teardown(
@@ -310,6 +329,7 @@ def sagemaker_retrain():
     # Every task but the setups (Airflow wants ALL_SUCCESS right after a setup); a failed setup shows as
     # upstream_failed in the tasks after it, which the watcher sees.
     [t for t in plan.operator.dag.tasks if not t.is_setup] >> watcher()
+    # [END howto_teardowns_and_watcher]
 
 
 sagemaker_retrain()

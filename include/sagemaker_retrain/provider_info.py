@@ -22,7 +22,9 @@ def get_provider_info() -> dict:
             {
                 "integration-name": INTEGRATION,
                 "external-doc-url": "https://docs.aws.amazon.com/sagemaker/latest/dg/whatis.html",
-                "how-to-guide": [],
+                # The how-to pages (docs/provider/, examples included from the tested DAG).
+                "how-to-guide": [f"/docs/provider/{page}.md" for page in (
+                    "training", "champion", "scoring", "approval", "deploy", "endpoint_sensor", "teardowns")],
                 "tags": ["aws", "ml"],
             }
         ],
@@ -31,6 +33,7 @@ def get_provider_info() -> dict:
                 "integration-name": INTEGRATION,
                 "python-modules": [
                     "sagemaker_retrain.operators.approval",
+                    "sagemaker_retrain.operators.champion",
                     "sagemaker_retrain.operators.endpoint",
                     "sagemaker_retrain.operators.restore",
                     "sagemaker_retrain.operators.short_waits",
