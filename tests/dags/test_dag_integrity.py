@@ -263,5 +263,5 @@ def test_new_data_or_the_cron_when_a_queue_is_set(monkeypatch, cron, expected, d
 def test_without_a_queue_the_catalogs_schedule(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert "Asset" not in type(dag.timetable).__name__
-    assert dag.timetable.serialize()["expression"] == {"@weekly": "0 0 * * 0"}.get(
+    assert dag.timetable.expression == {"@weekly": "0 0 * * 0"}.get(
         SPECS[dag_id].schedule, SPECS[dag_id].schedule)
