@@ -26,7 +26,6 @@ admins' limits) cannot be stated in one Param's schema: ``pipeline._check_params
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,24 +52,8 @@ INSTANCE_RULE = ("Allowed by the admins: Variable `sagemaker_retrain_allowed_ins
                  "types listed); limits in Variable `sagemaker_retrain_limits` are checked when the run starts.")
 
 
-class FormParam(Param):
-    """A Param whose copies share its schema (never changed after it is built).
-
-    Airflow deep-copies the DAG's Params into every task while the DAG file is parsed (``copy.deepcopy(dag.params)``
-    per operator); a plain Param's deep copy copies its whole schema (title, help text, enum…), which made
-    most of the file's parse time (17 tasks x 38 Params, per model of the catalog). The value is still
-    deep-copied. Serialized like any Param (the scheduler and API server deserialize a ``SerializedParam``).
-    """
-
-    def __copy__(self) -> FormParam:
-        return FormParam(self.value, self.description, schema=self.schema, source=self.source)
-
-    def __deepcopy__(self, memo: dict | None) -> FormParam:
-        return FormParam(copy.deepcopy(self.value, memo), self.description, schema=self.schema, source=self.source)
-
-
 def _param(default, section: str, title: str, description: str, **schema) -> Param:
-    return FormParam(default, schema=dict(section=section, title=title, description_md=description, **schema))
+    return Param(default, schema=dict(section=section, title=title, description_md=description, **schema))
 
 
 def _optional_number(default, section, title, description, minimum=None, maximum=None, exclusive_minimum=None):
@@ -306,6 +289,6 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
     for name, value in (defaults or {}).items():
         if name not in params:
             raise ValueError(f"no Param {name!r} to set a default for (known: {', '.join(sorted(params))})")
-        params[name] = FormParam(value, schema=params[name].schema)
+        params[name] = Param(value, schema=params[name].schema)
     # The form lists a section's fields together, in SECTIONS order (a stable sort keeps each one's order).
     return dict(sorted(params.items(), key=lambda item: SECTIONS.index(item[1].schema["section"])))
