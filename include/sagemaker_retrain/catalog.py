@@ -349,6 +349,8 @@ def load_catalog(directory: Path, root: Path | None = None, params: Mapping | No
     validator = jsonschema.Draft202012Validator(build_schema(params))
     specs: list[ModelSpec] = []
     errors: list[CatalogError] = []
+    if not directory.is_dir():  # no model at all is an error too, and shows as one
+        return Catalog((), (CatalogError(_display(directory, root), [("", "the catalog directory does not exist")]),))
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     for path in files:
         shown = _display(path, root)

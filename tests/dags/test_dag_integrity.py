@@ -160,6 +160,15 @@ PARSE_PROBE = textwrap.dedent(
         return real_init(self, *a, **k)
     botocore.client.BaseClient.__init__ = spy
 
+    import builtins, io
+    files = []
+    real_open = builtins.open
+    def spy_open(file, *a, **k):
+        if isinstance(file, (str, os.PathLike)):  # not descriptors: croniter's import runs `file` through a pipe
+            files.append(os.path.abspath(os.fspath(file)))
+        return real_open(file, *a, **k)
+    builtins.open = io.open = spy_open
+
     import importlib.util
     spec = importlib.util.spec_from_file_location("parsed_dag", sys.argv[1])
     module = importlib.util.module_from_spec(spec)
@@ -167,7 +176,7 @@ PARSE_PROBE = textwrap.dedent(
     print(json.dumps({
         "connects": opened, "lookups": lookups, "clients": clients,
         "pandas": "pandas" in sys.modules, "matplotlib": "matplotlib" in sys.modules,
-        "numpy": "numpy" in sys.modules,
+        "numpy": "numpy" in sys.modules, "files": files,
     }))
     """
 )
@@ -184,6 +193,9 @@ def test_parsing_does_no_io_and_no_heavy_imports(dag_file, tmp_path):
     assert report["clients"] == []
     assert not report["pandas"], "pandas imported while parsing"
     assert not report["matplotlib"], "matplotlib imported while parsing"
+    # The catalog is the only file the DAG file reads (modules are imported, not opened).
+    assert report["files"] and all(Path(f).parent == PROJECT_DIR / "include" / "models" for f in report["files"]), (
+        report["files"])
 
 
 @pytest.mark.parametrize("dag_id", MODEL_DAGS)

@@ -224,3 +224,9 @@ def test_the_pools_command_prints_the_pools_even_with_a_broken_file(tmp_path):
     check = subprocess.run([sys.executable, "-m", "sagemaker_retrain.catalog", str(tmp_path)],
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 1 and "broken.yaml: line" in check.stderr
+
+
+def test_a_missing_catalog_directory_is_an_error_not_silence(tmp_path):
+    catalog = load_catalog(tmp_path / "nowhere", root=tmp_path)
+    assert catalog.specs == ()
+    assert [str(e) for e in catalog.errors] == ["nowhere: the catalog directory does not exist"]
