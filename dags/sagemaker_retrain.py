@@ -17,6 +17,7 @@ from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineRefere
 
 from sagemaker_retrain.alerts import task_failed
 from sagemaker_retrain.catalog import CatalogError, ModelSpec, catalog_dir, load_catalog
+from sagemaker_retrain.gate_metrics import GATE_METRICS
 from sagemaker_retrain.operators.approval import ModelApprovalOperator
 from sagemaker_retrain.operators.champion import PinChampionOperator
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
@@ -107,7 +108,7 @@ DOC = """
 
 {description}
 
-Model catalog entry `{file}`: data `{data}`, target `{target}`, gate `{metric}` ≤/≥ {threshold}, endpoint
+Model catalog entry `{file}`: data `{data}`, target `{target}`, gate `{metric}` {direction} {threshold}, endpoint
 `{endpoint}` (its changes run in pool `{pool}`), owners {owners}. The Trigger form starts from these values.
 
 **prepare** (validate params, data and endpoint ownership; split; upload) → **train** (Linear
@@ -143,6 +144,7 @@ def _doc(spec: ModelSpec) -> str:
     return DOC.format(
         name=spec.name, description=spec.description, file=spec.file, data=spec.dataset_uri,
         target=spec.target_column, metric=spec.gate_metric, threshold=spec.gate_threshold,
+        direction="at most" if GATE_METRICS[spec.gate_metric] else "at least",
         endpoint=spec.endpoint_name, pool=spec.pool, owners=", ".join(spec.owners),
         queue_env=watch_queue_env(spec.dag_id),
     )
@@ -161,20 +163,20 @@ def build_dag(spec: ModelSpec) -> DAG:
         tags=["sagemaker", "ml", "retraining", *(t for t in spec.tags if t not in ("sagemaker", "ml", "retraining"))],
         doc_md=_doc(spec),
         params=params,
-    # datetime.timedelta, not pendulum's Duration: a deferring task sends its timeout to the supervisor,
-    # whose msgpack encoder (Airflow 3.3.2) refuses a Duration, so the task fails as it defers.
-    default_args={
-        "owner": ",".join(spec.owners),
-        "retries": 2,
-        "retry_delay": timedelta(seconds=POLL_SECONDS),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": [task_failed],
-    },
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
-        interval=timedelta(hours=DEADLINE_HOURS),
-        callback=AsyncCallback("sagemaker_retrain.alerts.deadline_missed"),
-    ) if DEADLINE_HOURS > 0 else None,
+        # datetime.timedelta, not pendulum's Duration: a deferring task sends its timeout to the supervisor,
+        # whose msgpack encoder (Airflow 3.3.2) refuses a Duration, so the task fails as it defers.
+        default_args={
+            "owner": ",".join(spec.owners),
+            "retries": 2,
+            "retry_delay": timedelta(seconds=POLL_SECONDS),
+            "execution_timeout": timedelta(minutes=30),
+            "on_failure_callback": [task_failed],
+        },
+        deadline=DeadlineAlert(
+            reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
+            interval=timedelta(hours=DEADLINE_HOURS),
+            callback=AsyncCallback("sagemaker_retrain.alerts.deadline_missed"),
+        ) if DEADLINE_HOURS > 0 else None,
     ) as built:
         _tasks(spec)
     return built
