@@ -218,11 +218,11 @@ def _tasks(spec: ModelSpec) -> None:
     )
 
     @task
-    def register(plan: dict, training: dict, params=None) -> dict:
+    def register(plan: dict, training: dict, params=None, ti=None) -> dict:
         """Register the trained model as a new version of the endpoint's model package group."""
         from sagemaker_retrain import pipeline
 
-        return pipeline.register(plan, training["Training"], dict(params), dag_id=spec.dag_id)
+        return pipeline.register(plan, training["Training"], dict(params), dag_id=ti.dag_id)
 
     package = register(plan, train.output)
 
