@@ -1,4 +1,9 @@
-"""Retrain SageMaker's Linear Learner, gate it against the serving model, deploy, check, clean up."""
+"""One retraining DAG per model of the catalog (include/models/*.yaml): train, gate, deploy, check, clean up.
+
+The factory (``build_dag``) turns each catalog entry into a DAG with the model's Params as the Trigger
+form's defaults; a file the catalog refuses becomes a ``catalog_error_<file>`` DAG (tag ``catalog-error``)
+whose page shows the error and whose one task fails with it, and every other model still loads.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Metadata, XComArg, dag, task
+from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Metadata, XComArg, task
 
 from sagemaker_retrain.alerts import task_failed
+from sagemaker_retrain.catalog import CatalogError, ModelSpec, catalog_dir, load_catalog
+from sagemaker_retrain.gate_metrics import GATE_METRICS
 from sagemaker_retrain.operators.approval import ModelApprovalOperator
 from sagemaker_retrain.operators.champion import PinChampionOperator
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
@@ -40,34 +47,49 @@ def _poll_seconds(raw: str) -> int | float:
 
 
 POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_POLL_SECONDS", "30"))
-SCHEDULE = os.environ.get("SAGEMAKER_RETRAIN_SCHEDULE", "@weekly") or None
+# Set (even empty: no schedule), it replaces every model's catalog schedule (e.g. a test deployment).
+SCHEDULE_OVERRIDE = os.environ.get("SAGEMAKER_RETRAIN_SCHEDULE")
 # Seconds a job is watched on the worker before its task defers (0: defer at once; the offline deployments set it).
 SHORT_WAIT = float(os.environ.get("SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS", "0") or 0)
 # A run this many hours past the average of its last runs raises a deadline alert (mail); unset, empty or 0
 # turns it off: `airflow dags test` (Airflow 3.3.2) exits 1 after any successful run of a DAG with a
 # DeadlineAlert (apache/airflow#73428, docs/upstream.md), so the deployments that run a scheduler set it.
 DEADLINE_HOURS = float(os.environ.get("SAGEMAKER_RETRAIN_DEADLINE_HOURS", "") or 0)
-SERVED_MODEL = Asset(name="sagemaker_retrain_served_model", uri="s3://sagemaker-retrain/served-model")
-# New data: S3 event notifications of the watched prefix on this SQS queue (the infra stack's output
-# NewDataQueueUrl). Unset: the DAG keeps the plain schedule above.
-WATCH_QUEUE_URL = os.environ.get("SAGEMAKER_RETRAIN_WATCH_QUEUE_URL", "").strip()
+CATALOG_DIR = catalog_dir(PROJECT_DIR / "include" / "models")
+PARAM_NAMES = frozenset(build_params())
 # Seconds the watcher waits between two empty long polls (each long poll waits up to 20 s itself).
 WATCH_POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_WATCH_POLL_SECONDS", "1"))
 
 
-def _new_data_asset() -> Asset | None:
-    """The Asset a new-data notification updates, watched on the queue; None when no queue is set."""
-    if not WATCH_QUEUE_URL:
+def _asset_uri(dag_id: str, what: str) -> str:
+    # The first model (dag sagemaker_retrain) keeps the URIs it had before the catalog.
+    return f"s3://sagemaker-retrain/{what}" if dag_id == "sagemaker_retrain" else f"s3://sagemaker-retrain/{dag_id}/{what}"
+
+
+def watch_queue_env(dag_id: str) -> str:
+    """The env variable naming a model's new-data SQS queue: ``<DAG_ID>_WATCH_QUEUE_URL``, upper case."""
+    return f"{dag_id.upper().replace('-', '_').replace('.', '_')}_WATCH_QUEUE_URL"
+
+
+def _new_data_asset(dag_id: str) -> Asset | None:
+    """The Asset a new-data notification updates, watched on the model's queue; None when no queue is set.
+
+    S3 event notifications of the model's watched prefix on an SQS queue of its own (the infra stack's
+    output NewDataQueueUrl), named by env ``<DAG_ID>_WATCH_QUEUE_URL`` (for ``sagemaker_retrain``:
+    ``SAGEMAKER_RETRAIN_WATCH_QUEUE_URL``). Unset: the DAG keeps its plain schedule.
+    """
+    queue_url = os.environ.get(watch_queue_env(dag_id), "").strip()
+    if not queue_url:
         return None
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
     from airflow.sdk import AssetWatcher
 
     trigger = MessageQueueTrigger(
-        scheme="sqs", sqs_queue=WATCH_QUEUE_URL, aws_conn_id=AWS_CONN_ID, max_messages=10,
+        scheme="sqs", sqs_queue=queue_url, aws_conn_id=AWS_CONN_ID, max_messages=10,
         wait_time_seconds=20, waiter_delay=WATCH_POLL_SECONDS,
     )
-    return Asset(name="sagemaker_retrain_new_data", uri="s3://sagemaker-retrain/new-data",
-                 watchers=[AssetWatcher(name="sagemaker_retrain_new_data_queue", trigger=trigger)])
+    return Asset(name=f"{dag_id}_new_data", uri=_asset_uri(dag_id, "new-data"),
+                 watchers=[AssetWatcher(name=f"{dag_id}_new_data_queue", trigger=trigger)])
 
 
 def _schedule(cron: str | None, new_data: Asset | None):
@@ -81,10 +103,13 @@ def _schedule(cron: str | None, new_data: Asset | None):
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[new_data])
 
 
-NEW_DATA = _new_data_asset()
-
 DOC = """
-### SageMaker Linear Learner retraining
+### SageMaker retraining: {name}
+
+{description}
+
+Model catalog entry `{file}`: data `{data}`, target `{target}`, gate `{metric}` {direction} {threshold}, endpoint
+`{endpoint}` (its changes run in pool `{pool}`), owners {owners}. The Trigger form starts from these values.
 
 **prepare** (validate params, data and endpoint ownership; split; upload) → **train** (Linear
 Learner, deferrable, re-attaches only to this run's own job) → **register** (a new version in the
@@ -104,9 +129,9 @@ runs: it stops this run's jobs, restores the previous config if the new one was 
 (also when the run was marked failed), deletes what must not stay, and fails the run if any task
 failed.
 
-Runs on the schedule (env `SAGEMAKER_RETRAIN_SCHEDULE`) or, when env `SAGEMAKER_RETRAIN_WATCH_QUEUE_URL`
-names the SQS queue of the watched prefix's S3 notifications, also when new data lands (whichever
-comes first): such a run trains on the object, or the parts a `*.manifest.json` names, that arrived.
+Runs on the catalog's schedule (env `SAGEMAKER_RETRAIN_SCHEDULE`, when set, replaces it) or, when env
+`{queue_env}` names the SQS queue of the watched prefix's S3 notifications, also when new data lands
+(whichever comes first): such a run trains on the object, or the parts a `*.manifest.json` names, that arrived.
 Param `on_unchanged_data` decides what data the serving model was trained on already does.
 
 Deployment settings come from Variables `sagemaker_retrain_bucket`, `sagemaker_retrain_role_arn`,
@@ -115,37 +140,59 @@ Failures are mailed through the `smtp_default` connection to Variable `sagemaker
 """
 
 
-@dag(
-    dag_id="sagemaker_retrain",
-    schedule=_schedule(SCHEDULE, NEW_DATA),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["sagemaker", "ml", "retraining"],
-    doc_md=DOC,
-    params=build_params(),
-    # datetime.timedelta, not pendulum's Duration: a deferring task sends its timeout to the supervisor,
-    # whose msgpack encoder (Airflow 3.3.2) refuses a Duration, so the task fails as it defers.
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=POLL_SECONDS),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": [task_failed],
-    },
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
-        interval=timedelta(hours=DEADLINE_HOURS),
-        callback=AsyncCallback("sagemaker_retrain.alerts.deadline_missed"),
-    ) if DEADLINE_HOURS > 0 else None,
-)
-def sagemaker_retrain():
+def _doc(spec: ModelSpec) -> str:
+    return DOC.format(
+        name=spec.name, description=spec.description, file=spec.file, data=spec.dataset_uri,
+        target=spec.target_column, metric=spec.gate_metric, threshold=spec.gate_threshold,
+        direction="at most" if GATE_METRICS[spec.gate_metric] else "at least",
+        endpoint=spec.endpoint_name, pool=spec.pool, owners=", ".join(spec.owners),
+        queue_env=watch_queue_env(spec.dag_id),
+    )
+
+
+def build_dag(spec: ModelSpec) -> DAG:
+    """The retraining DAG of one catalog entry."""
+    params = build_params(defaults=spec.param_defaults(PARAM_NAMES))
+    schedule = spec.schedule if SCHEDULE_OVERRIDE is None else (SCHEDULE_OVERRIDE or None)
+    with DAG(
+        dag_id=spec.dag_id,
+        schedule=_schedule(schedule, _new_data_asset(spec.dag_id)),
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["sagemaker", "ml", "retraining", *(t for t in spec.tags if t not in ("sagemaker", "ml", "retraining"))],
+        doc_md=_doc(spec),
+        params=params,
+        # datetime.timedelta, not pendulum's Duration: a deferring task sends its timeout to the supervisor,
+        # whose msgpack encoder (Airflow 3.3.2) refuses a Duration, so the task fails as it defers.
+        default_args={
+            "owner": ",".join(spec.owners),
+            "retries": 2,
+            "retry_delay": timedelta(seconds=POLL_SECONDS),
+            "execution_timeout": timedelta(minutes=30),
+            "on_failure_callback": [task_failed],
+        },
+        deadline=DeadlineAlert(
+            reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
+            interval=timedelta(hours=DEADLINE_HOURS),
+            callback=AsyncCallback("sagemaker_retrain.alerts.deadline_missed"),
+        ) if DEADLINE_HOURS > 0 else None,
+    ) as built:
+        _tasks(spec)
+    return built
+
+
+def _tasks(spec: ModelSpec) -> None:
+    """The pipeline's tasks, in the DAG being built."""
+    served_model = Asset(name=spec.served_model_asset, uri=_asset_uri(spec.dag_id, "served-model"))
+
     @task(execution_timeout=timedelta(hours=1))
     def prepare(params=None, run_id=None, dag_run=None, ti=None, triggering_asset_events=None) -> dict:
         """Validate params, data and endpoint ownership; upload the data set; name this run's resources."""
         from sagemaker_retrain import pipeline
 
         data_events = [dict(event.extra or {}) for asset, events in (triggering_asset_events or {}).items()
-                       if asset.name == "sagemaker_retrain_new_data" for event in events]
+                       if asset.name == spec.new_data_asset for event in events]
         run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
         # Whether train runs again in this pass (first pass, whole-run Clear, clear of train) or keeps its
         # job (a clear of a later task): the names follow (pipeline.run_generation).
@@ -153,7 +200,7 @@ def sagemaker_retrain():
         retrain = str(states.get(run_id, states).get("train")) != "success"
         return pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID,
                                 clear_number=dag_run.clear_number or 0, run_type=str(run_type),
-                                data_events=data_events, retrain=retrain)
+                                data_events=data_events, retrain=retrain, watch_prefix=spec.watch_prefix)
 
     plan = prepare()
 
@@ -173,11 +220,11 @@ def sagemaker_retrain():
     # [END howto_operator_sagemaker_reattaching_training]
 
     @task
-    def register(plan: dict, training: dict, params=None) -> dict:
+    def register(plan: dict, training: dict, params=None, ti=None) -> dict:
         """Register the trained model as a new version of the endpoint's model package group."""
         from sagemaker_retrain import pipeline
 
-        return pipeline.register(plan, training["Training"], dict(params))
+        return pipeline.register(plan, training["Training"], dict(params), dag_id=ti.dag_id)
 
     package = register(plan, train.output)
 
@@ -255,6 +302,7 @@ def sagemaker_retrain():
         aws_conn_id=AWS_CONN_ID,
         region_name=plan["region"],
         execution_timeout=timedelta(minutes=15),
+        pool=spec.pool,  # one slot per endpoint, across DAGs: runs never switch one endpoint at once
     )
     # [END howto_operator_sagemaker_deploy]
 
@@ -273,7 +321,7 @@ def sagemaker_retrain():
     )
     # [END howto_sensor_endpoint_deployed]
 
-    @task(outlets=[SERVED_MODEL])
+    @task(outlets=[served_model])
     def publish(plan: dict, verification: dict, params=None, ti=None):
         """Record the verified model, tag its config verified; announce it (persistent mode only)."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -285,7 +333,7 @@ def sagemaker_retrain():
                                      ti.xcom_pull(task_ids="approve", key="approval"))
         if params["mode"] != "persistent":
             raise AirflowSkipException(f"ephemeral run recorded at {published['history']}; its endpoint is deleted")
-        yield Metadata(SERVED_MODEL, {"endpoint": plan["names"]["endpoint"], "model": plan["names"]["model"],
+        yield Metadata(served_model, {"endpoint": plan["names"]["endpoint"], "model": plan["names"]["model"],
                                       "scores": published["scores"], "history": published["history"],
                                       "data": published["data"]})
         return published
@@ -296,6 +344,7 @@ def sagemaker_retrain():
     restore = EndpointRestoreOperator(
         task_id="restore", endpoint_name=plan["endpoint_name"], poll_interval=POLL_SECONDS,
         aws_conn_id=AWS_CONN_ID, region_name=plan["region"], retries=3, execution_timeout=timedelta(hours=3),
+        pool=spec.pool,
     )
     # [END howto_operator_endpoint_restore]
     # [START howto_operator_run_cleanup]
@@ -332,4 +381,31 @@ def sagemaker_retrain():
     # [END howto_teardowns_and_watcher]
 
 
-sagemaker_retrain()
+def build_error_dag(error: CatalogError) -> DAG:
+    """A refused catalog file, visible: its DAG's page shows the error; its one task fails with it."""
+    stem = Path(error.file).stem
+    dag_id = "catalog_error_" + "".join(c if c.isalnum() or c in "_-." else "_" for c in stem)
+    text = str(error)
+    with DAG(
+        dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
+        tags=["catalog-error"],
+        doc_md=(f"### Catalog file `{error.file}` was refused\n\nThe other models load as usual. Fix the file; "
+                f"this DAG goes away with the error.\n\n```\n{text}\n```\n"),
+        default_args={"owner": "catalog", "retries": 0},
+    ) as built:
+        @task(task_id="catalog_error", retries=0)
+        def catalog_error(message: str):
+            """Fail with the catalog's error (retrying cannot fix a file)."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(message)
+
+        catalog_error(text)
+    return built
+
+
+CATALOG = load_catalog(CATALOG_DIR, root=PROJECT_DIR)
+for _spec in CATALOG.specs:
+    globals()[_spec.dag_id] = build_dag(_spec)
+for _error in CATALOG.errors:
+    globals()[f"catalog_error_{Path(_error.file).stem}"] = build_error_dag(_error)

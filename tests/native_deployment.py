@@ -35,7 +35,7 @@ from pathlib import Path
 import local_services
 
 from offline_aws.admin_client import call_admin
-from offline_aws.airflow_run import airflow_env
+from offline_aws.airflow_run import airflow_env, create_pools
 from offline_aws.server import emulator_env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -186,6 +186,7 @@ class NativeDeployment:
         passwords = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
         passwords.write_text(json.dumps({ADMIN_USER: self.password, OPERATOR_USER: self.operator_password}) + "\n")
         self._run_once("airflow-init", timeout=300)
+        create_pools(self.env)  # as compose's airflow-init: one pool per endpoint of the model catalog
         for service in LONG_RUNNING:
             self._spawn(service, [str(BIN / "airflow"), *SERVICES[service]], self.env)
         self._wait_healthy(timeout=240)

@@ -78,7 +78,27 @@ def migrate(env: dict[str, str]) -> None:
     proc = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    create_pools(env)
     stamp.touch()
+
+
+def create_pools(env: dict[str, str]) -> None:
+    """The pools the model catalog needs (one per endpoint), as every deployment of the project creates them.
+
+    ``airflow dags test`` itself ignores pools; a scheduler never runs a task whose pool is missing. The
+    catalog is asked through its command line (``python -m sagemaker_retrain.catalog --pools``): the
+    emulator's package imports nothing of the provider's.
+    """
+    home = Path(env["AIRFLOW_HOME"])
+    pools = subprocess.run([sys.executable, "-m", "sagemaker_retrain.catalog", "--pools"], env=env,
+                           capture_output=True, text=True)
+    if pools.returncode != 0:
+        raise RuntimeError(f"listing the catalog's pools failed:\n{pools.stderr[-3000:]}")
+    (home / "pools.json").write_text(pools.stdout)
+    proc = subprocess.run([str(BIN / "airflow"), "pools", "import", str(home / "pools.json")], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow pools import failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
 
 def _db(env: dict[str, str]) -> sqlite3.Connection:

@@ -26,6 +26,9 @@ admins' limits) cannot be stated in one Param's schema: ``pipeline._check_params
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from airflow.sdk import Param
 
 from sagemaker_retrain.gate_metrics import GATE_METRICS
@@ -64,8 +67,13 @@ def _optional_number(default, section, title, description, minimum=None, maximum
     return _param(default, section, title, description, **schema)
 
 
-def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[str, Param]:
-    """Return the DAG's params, grouped by section; the defaults train on the bundled housing table."""
+def build_params(default_endpoint_name: str = "linear-learner-housing",
+                 defaults: Mapping[str, Any] | None = None) -> dict[str, Param]:
+    """Return the DAG's params, grouped by section; the defaults train on the bundled housing table.
+
+    ``defaults``: a model's own defaults (Param name -> value, from its catalog entry): each replaces
+    that Param's default and keeps its schema, so a person may still change it within the same rules.
+    """
     params = {
         # --- Run Parameters (open): data, gate and promotion ------------------------------------
         "dataset_uri": _param(
@@ -278,5 +286,9 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
             type="integer", minimum=1, maximum=168,
         ),
     }
+    for name, value in (defaults or {}).items():
+        if name not in params:
+            raise ValueError(f"no Param {name!r} to set a default for (known: {', '.join(sorted(params))})")
+        params[name] = Param(value, schema=params[name].schema)
     # The form lists a section's fields together, in SECTIONS order (a stable sort keeps each one's order).
     return dict(sorted(params.items(), key=lambda item: SECTIONS.index(item[1].schema["section"])))

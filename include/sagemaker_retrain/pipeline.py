@@ -71,7 +71,7 @@ def _fail(err: Exception):
 
 def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
             aws_conn_id: str | None = "aws_default", clear_number: int = 0, run_type: str = "manual",
-            data_events: list[dict] | None = None, retrain: bool = True) -> dict:
+            data_events: list[dict] | None = None, retrain: bool = True, watch_prefix: str | None = None) -> dict:
     """Validate params, ownership and data; upload the data; name the run's resources.
 
     ``data_events`` are the extras of the run's triggering ``sagemaker_retrain_new_data`` events (a
@@ -80,6 +80,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
     endpoint) raises AirflowFailException before any SageMaker resource is created: retrying
     cannot fix it. Data the serving model was trained on already ends the run early when Param
     ``on_unchanged_data`` says skip (AirflowSkipException: a successful run that says so).
+    ``watch_prefix``: the model's watched prefix (its catalog entry), else Variable ``sagemaker_retrain_watch_prefix``.
     """
     from sagemaker_retrain.data_events import DropError
     from sagemaker_retrain.data_prep.errors import DataValidationError
@@ -87,7 +88,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
     try:
         return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number, run_type,
-                        data_events or [], retrain)
+                        data_events or [], retrain, watch_prefix)
     except (DataValidationError, SettingsError, ForeignResourceError, DropError, ValueError) as err:
         from sagemaker_retrain import outcome
 
@@ -97,7 +98,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
 def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None,
              clear_number: int, run_type: str = "manual", data_events: list[dict] | None = None,
-             retrain: bool = True) -> dict:
+             retrain: bool = True, watch_prefix: str | None = None) -> dict:
     from sagemaker_retrain.data_prep.prepare import prepare_and_upload
     from sagemaker_retrain.ownership import require_owned_endpoint
 
@@ -111,7 +112,8 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     name = naming.resource_name(params["endpoint_name"], slug)
     run_prefix = f"{settings.prefix}/runs/{slug}"
     endpoint = endpoint_for(params, slug)
-    dataset_uri, sources, trigger = choose_data(params, run_type, data_events or [], clients.s3, project_dir)
+    dataset_uri, sources, trigger = choose_data(params, run_type, data_events or [], clients.s3, project_dir,
+                                                watch_prefix)
     data = prepare_and_upload(
         dataset_uri, s3_client=clients.s3, bucket=settings.bucket, input_prefix=f"{run_prefix}/input",
         params=params, base_dir=project_dir, sources=sources,
@@ -213,7 +215,7 @@ def skip_unchanged(params: dict, run_type: str) -> bool:
 
 
 def choose_data(params: dict, run_type: str, data_events: list[dict], s3_client,
-                project_dir: Path) -> tuple[str, list[dict] | None, str]:
+                project_dir: Path, watch_prefix: str | None = None) -> tuple[str, list[dict] | None, str]:
     """(the data set's label URI, the sources to read or None for the Param's URI, why these).
 
     A run started by new data reads the drop its events announce; a scheduled run with a watched
@@ -224,6 +226,8 @@ def choose_data(params: dict, run_type: str, data_events: list[dict], s3_client,
 
     variables = limits.airflow_variables
     watch = events.load_watch(variables)
+    if watch_prefix:  # the model's own (catalog), with the deployment's suffix
+        watch = events.Watch.parse(watch_prefix, watch.suffix if watch else None)
     max_bytes = limits.limits(variables)["max_dataset_bytes"]
 
     def allowed(uri: str) -> None:
@@ -325,7 +329,7 @@ def metrics_uri(plan: dict) -> str:
     return f"s3://{plan['settings']['bucket']}/{plan['run_prefix']}/evaluation/metrics.json"
 
 
-def register(plan: dict, training: dict, params: dict) -> dict:
+def register(plan: dict, training: dict, params: dict, dag_id: str = "sagemaker_retrain") -> dict:
     """Register the trained model: the endpoint's package group (made once, tagged) and a new version.
 
     The version is ``PendingManualApproval`` until the gate and the approval step decide; its
@@ -346,7 +350,7 @@ def register(plan: dict, training: dict, params: dict) -> dict:
     data = plan["data"]
     version = data.get("version") or {}
     lineage = {
-        "run-id": plan["run_id"], "dag-id": "sagemaker_retrain", "training-job": training["TrainingJobName"],
+        "run-id": plan["run_id"], "dag-id": dag_id, "training-job": training["TrainingJobName"],
         "dataset-uri": plan.get("dataset_uri", params["dataset_uri"]), "dataset-sha256": version.get("sha256"),
         "dataset-etag": version.get("etag"), "dataset-version-id": version.get("version_id"),
         "dataset-bytes": version.get("bytes"), "dataset-parts": len((data.get("source") or {}).get("parts") or []) or None,

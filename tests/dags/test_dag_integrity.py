@@ -1,4 +1,8 @@
-"""DAG integrity: the folder parses cleanly, cheaply, and every DAG follows the house rules."""
+"""DAG integrity: the folder parses cleanly, cheaply, and every DAG follows the house rules.
+
+Every model of the catalog (include/models/*.yaml) is checked: its DAG id comes from the catalog, not
+from this file.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,13 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
+from sagemaker_retrain.catalog import load_catalog
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DAGS_DIR = PROJECT_DIR / "dags"
+CATALOG = load_catalog(PROJECT_DIR / "include" / "models", root=PROJECT_DIR)
+SPECS = {spec.dag_id: spec for spec in CATALOG.specs}
+MODEL_DAGS = sorted(SPECS)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +33,33 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "sagemaker_retrain" in dagbag.dags
+    assert CATALOG.errors == ()
+    assert set(dagbag.dags) == set(MODEL_DAGS)  # one DAG per model, and no catalog_error DAG
+    assert len(MODEL_DAGS) >= 2
+
+
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_each_model_dag_is_its_catalog_entry(dagbag, dag_id):
+    spec, dag = SPECS[dag_id], dagbag.dags[dag_id]
+    assert dag.owner == ",".join(spec.owners) and dag.owner != "airflow"
+    assert set(spec.tags) <= set(dag.tags)
+    for name, value in spec.param_defaults(set(dag.params.keys())).items():
+        assert dag.params.get_param(name).value == value, name
+    # The tasks that change the endpoint share its pool with every DAG of that endpoint.
+    pools = {t.task_id: t.pool for t in dag.tasks if t.pool != "default_pool"}
+    assert pools == {"deploy": spec.pool, "restore": spec.pool}
+    assert spec.pool in CATALOG.pools()
+    publish = dag.get_task("publish")
+    assert [a.name for a in publish.outlets] == [f"{dag_id}_served_model"]
+    assert spec.file in dag.doc_md
+
+
+def test_the_walkthrough_model_keeps_its_dag_id_and_todays_defaults(dagbag):
+    from sagemaker_retrain.params import build_params
+
+    dag = dagbag.dags["sagemaker_retrain"]
+    assert {name: dag.params.get_param(name).value for name in dag.params.keys()} == {
+        name: param.value for name, param in build_params().items()}
 
 
 def test_every_dag_has_tags_docs_and_retries(dagbag):
@@ -38,10 +73,11 @@ def test_every_dag_has_tags_docs_and_retries(dagbag):
             assert task.retries >= 2, f"{dag_id}.{task.task_id} retries={task.retries}"
 
 
-def test_no_cycles_and_expected_shape(dagbag):
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_no_cycles_and_expected_shape(dagbag, dag_id):
     from airflow.sdk.definitions.dag import DAG  # noqa: F401  (import proves the SDK is there)
 
-    dag = dagbag.dags["sagemaker_retrain"]
+    dag = dagbag.dags[dag_id]
     dag.check_cycle() if hasattr(dag, "check_cycle") else None
     order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else None
     ids = set(dag.task_ids)
@@ -75,8 +111,9 @@ def test_dag_serializes_as_the_scheduler_stores_it(dagbag):
         assert DagSerialization.to_dict(dag)["dag"]["dag_id"] == dag.dag_id
 
 
-def test_every_task_has_an_execution_timeout_and_failure_alert(dagbag):
-    dag = dagbag.dags["sagemaker_retrain"]
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_every_task_has_an_execution_timeout_and_failure_alert(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
     for task in dag.tasks:
         assert task.execution_timeout is not None, task.task_id
         assert task.on_failure_callback, task.task_id
@@ -86,11 +123,11 @@ def test_every_task_has_an_execution_timeout_and_failure_alert(dagbag):
 def test_the_deployments_deadline_alert_is_there_when_set():
     script = ("import os; os.environ['SAGEMAKER_RETRAIN_DEADLINE_HOURS'] = '2'\n"
               "from airflow.dag_processing.dagbag import DagBag\n"
-              f"dag = DagBag(dag_folder={str(DAGS_DIR)!r}).dags['sagemaker_retrain']\n"
-              "print(len(dag.deadline or []))")
+              f"dags = DagBag(dag_folder={str(DAGS_DIR)!r}).dags\n"
+              f"print([len(dags[d].deadline or []) for d in {MODEL_DAGS!r}])")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "1", "a deadline alert for runs far past their usual time"
+    assert out.stdout.strip().splitlines()[-1] == str([1] * len(MODEL_DAGS)), "a deadline alert per model"
 
 
 PARSE_PROBE = textwrap.dedent(
@@ -123,6 +160,15 @@ PARSE_PROBE = textwrap.dedent(
         return real_init(self, *a, **k)
     botocore.client.BaseClient.__init__ = spy
 
+    import builtins, io
+    files = []
+    real_open = builtins.open
+    def spy_open(file, *a, **k):
+        if isinstance(file, (str, os.PathLike)):  # not descriptors: croniter's import runs `file` through a pipe
+            files.append(os.path.abspath(os.fspath(file)))
+        return real_open(file, *a, **k)
+    builtins.open = io.open = spy_open
+
     import importlib.util
     spec = importlib.util.spec_from_file_location("parsed_dag", sys.argv[1])
     module = importlib.util.module_from_spec(spec)
@@ -130,7 +176,7 @@ PARSE_PROBE = textwrap.dedent(
     print(json.dumps({
         "connects": opened, "lookups": lookups, "clients": clients,
         "pandas": "pandas" in sys.modules, "matplotlib": "matplotlib" in sys.modules,
-        "numpy": "numpy" in sys.modules,
+        "numpy": "numpy" in sys.modules, "files": files,
     }))
     """
 )
@@ -147,12 +193,16 @@ def test_parsing_does_no_io_and_no_heavy_imports(dag_file, tmp_path):
     assert report["clients"] == []
     assert not report["pandas"], "pandas imported while parsing"
     assert not report["matplotlib"], "matplotlib imported while parsing"
+    # The catalog is the only file the DAG file reads (modules are imported, not opened).
+    assert report["files"] and all(Path(f).parent == PROJECT_DIR / "include" / "models" for f in report["files"]), (
+        report["files"])
 
 
-def test_param_defaults_validate_and_bounds_refuse(dagbag):
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_param_defaults_validate_and_bounds_refuse(dagbag, dag_id):
     from airflow.sdk.definitions.param import ParamsDict
 
-    dag = dagbag.dags["sagemaker_retrain"]
+    dag = dagbag.dags[dag_id]
     params: ParamsDict = dag.params
     params.validate()  # every default against its own schema
     bad_values = {
@@ -182,7 +232,9 @@ def test_param_defaults_validate_and_bounds_refuse(dagbag):
         params.get_param("epochs").resolve(value="ten")
 
 
-NEW_DATA_ENV = {"SAGEMAKER_RETRAIN_WATCH_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/new-data"}
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/new-data"
+# Each model's queue is its own: env <DAG_ID>_WATCH_QUEUE_URL (sagemaker_retrain: SAGEMAKER_RETRAIN_WATCH_QUEUE_URL).
+NEW_DATA_ENV = {f"{dag_id.upper()}_WATCH_QUEUE_URL": f"{QUEUE}-{dag_id}" for dag_id in MODEL_DAGS}
 
 
 def test_with_a_watched_queue_parsing_still_does_no_io(tmp_path, monkeypatch):
@@ -196,7 +248,8 @@ def test_with_a_watched_queue_parsing_still_does_no_io(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("cron, expected", [("@weekly", "AssetOrTimeSchedule"), ("", "AssetTriggeredTimetable")])
-def test_new_data_or_the_cron_when_a_queue_is_set(monkeypatch, cron, expected):
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_new_data_or_the_cron_when_a_queue_is_set(monkeypatch, cron, expected, dag_id):
     """The queue's SQS watcher (MessageQueueTrigger → the Amazon provider's SqsSensorTrigger) on an Asset."""
     import importlib.util
 
@@ -207,16 +260,20 @@ def test_new_data_or_the_cron_when_a_queue_is_set(monkeypatch, cron, expected):
     spec = importlib.util.spec_from_file_location("dag_with_watcher", DAGS_DIR / "sagemaker_retrain.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    dag = module.sagemaker_retrain()
+    dag = getattr(module, dag_id)
     serialized = DagSerialization.to_dict(dag)["dag"]
     assert expected in json.dumps(serialized["timetable"], default=str)
-    (watcher,) = module.NEW_DATA.watchers
+    assert f"{dag_id}_new_data" in json.dumps(serialized["timetable"], default=str)
+    (watcher,) = module._new_data_asset(dag_id).watchers
     classpath, kwargs = watcher.trigger.serialize()
     assert classpath == "airflow.providers.amazon.aws.triggers.sqs.SqsSensorTrigger"
-    assert kwargs["sqs_queue"] == NEW_DATA_ENV["SAGEMAKER_RETRAIN_WATCH_QUEUE_URL"]
+    assert kwargs["sqs_queue"] == f"{QUEUE}-{dag_id}"  # its own queue: no model takes another's notifications
     assert kwargs["delete_message_on_reception"] is True and kwargs["max_messages"] == 10
 
 
-def test_without_a_queue_the_plain_schedule(dagbag):
-    dag = dagbag.dags["sagemaker_retrain"]
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_without_a_queue_the_catalogs_schedule(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
     assert "Asset" not in type(dag.timetable).__name__
+    assert dag.timetable.expression == {"@weekly": "0 0 * * 0"}.get(
+        SPECS[dag_id].schedule, SPECS[dag_id].schedule)

@@ -214,6 +214,19 @@ def test_choose_data_per_run_type(s3, variables, tmp_path):
                              tmp_path)
 
 
+def test_a_models_own_watched_prefix_replaces_the_variables(s3, variables, tmp_path):
+    """A catalog entry's watch_prefix: its scheduled runs read its newest drop, not the deployment-wide prefix's."""
+    params = {"dataset_uri": "include/data/housing.csv"}
+    s3.put_object(Bucket=BUCKET, Key="incoming/housing.csv", Body=b"a,b\n1,2\n")
+    s3.put_object(Bucket=BUCKET, Key="incoming/lstat/drop.csv", Body=b"a,b\n1,2\n")
+    s3.put_object(Bucket=BUCKET, Key="incoming/housing-newer.csv", Body=b"a,b\n1,2\n")
+    uri, _, why = pipeline.choose_data(params, "scheduled", [], s3, tmp_path, f"s3://{BUCKET}/incoming/lstat/")
+    assert uri == f"s3://{BUCKET}/incoming/lstat/drop.csv" and f"s3://{BUCKET}/incoming/lstat/" in why
+    with pytest.raises(ValueError, match="events name no new object"):  # another model's drop is not this one's
+        pipeline.choose_data(params, "asset_triggered", [asset_extra(message(s3_event("incoming/housing.csv")))],
+                             s3, tmp_path, f"s3://{BUCKET}/incoming/lstat/")
+
+
 def test_choose_data_refuses_parts_outside_the_allowed_prefixes(s3, variables, tmp_path):
     s3.put_object(Bucket=BUCKET, Key="incoming/d" + MANIFEST_SUFFIX,
                   Body=json.dumps({"parts": ["s3://drops/secret/p0.csv"]}).encode())
