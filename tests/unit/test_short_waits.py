@@ -93,3 +93,17 @@ def test_a_transform_failing_on_the_model_or_input_is_final_a_transient_one_is_r
         op.execute_complete({}, event=event)
     assert isinstance(raised.value, AirflowFailException) is final, raised.value
     assert reason in str(raised.value)
+
+
+def test_a_transform_already_failed_at_its_first_check_on_the_model_or_input_is_final(monkeypatch):
+    """At time scale 0 the job may be Failed when the provider first describes it: the same rule applies."""
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    def fails(self, context):
+        raise AirflowException("SageMaker job failed because ClientError: bad input (injected)")
+
+    monkeypatch.setattr(SageMakerTransformOperator, "execute", fails)
+    op = SageMakerShortWaitTransformOperator(task_id="score", config={"TransformJobName": "j"})
+    with pytest.raises(AirflowFailException, match="a retry cannot fix.*ClientError: bad input"):
+        op.execute({})

@@ -21,7 +21,7 @@ import asyncio
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 # SageMaker's FailureReason prefix for an error of the request, the model or the input (its docs: "ClientError"
 # is the customer's, "InternalServerError" SageMaker's): running the same job again fails the same way.
@@ -95,6 +95,24 @@ class SageMakerShortWaitTransformOperator(WatchShortJobsOnWorker, SageMakerTrans
         super().__init__(**kwargs)
         self.short_wait_seconds = float(short_wait_seconds or 0)
 
+    @staticmethod
+    def _final(job: str | None, reason: str) -> AirflowFailException:
+        return AirflowFailException(
+            f"Transform job {job} failed for a reason a retry cannot fix (not retried, no further billed job): "
+            f"{reason}")
+
+    def start(self, context) -> Any:
+        """As the provider's; a job already Failed at its first check fails the task without a retry if deterministic."""
+        try:
+            return super().start(context)
+        except AirflowFailException:
+            raise
+        except AirflowException as err:  # the provider's "SageMaker job failed because <FailureReason>"
+            reason = str(err).partition("failed because ")[2]
+            if reason.startswith(DETERMINISTIC_FAILURES):
+                raise self._final(self.config.get("TransformJobName"), reason) from err
+            raise
+
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> dict[str, dict]:
         """As the provider's; a job that failed for a deterministic reason fails the task without a retry.
 
@@ -104,7 +122,5 @@ class SageMakerShortWaitTransformOperator(WatchShortJobsOnWorker, SageMakerTrans
         event = event or {}
         reason = str(event.get("message") or "")
         if event.get("status") == "failed" and reason.startswith(DETERMINISTIC_FAILURES):
-            raise AirflowFailException(
-                f"Transform job {event.get('job_name')} failed for a reason a retry cannot fix (not retried, no "
-                f"further billed job): {reason}")
+            raise self._final(event.get("job_name"), reason)
         return super().execute_complete(context, event)
