@@ -106,8 +106,8 @@ def parse_answers(body: str) -> np.ndarray:
     return np.array(values)
 
 
-def run_algorithm(emu, label: str, spec: tuple, region: str) -> tuple[float, float, int]:
-    """Train, create the model, batch-transform the test features; returns (test RMSE, seconds, rows)."""
+def run_algorithm(emu, label: str, spec: tuple, region: str) -> tuple[np.ndarray, float]:
+    """Train, create the model, batch-transform the test features; returns (the answers, seconds)."""
     algorithm, hps, evaluation, accept = spec
     s3, sm = emu.client("s3"), emu.client("sagemaker")
     name = f"bench-housing-{algorithm}"

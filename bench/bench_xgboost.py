@@ -131,8 +131,9 @@ def measure(rows: int, runs: int, num_round: int) -> list[Figure]:
         region = emu.env["AWS_DEFAULT_REGION"]
         # One untimed warm-up on each side (the emulator imports xgboost and pandas with its first job).
         warm = f"s3://{BUCKET}/data/warmup/"
-        s3.put_object(Bucket=BUCKET, Key="data/warmup/part-00000.csv",
-                      Body=b"".join(path.open("rb").readline() for _ in range(1)) * 100)
+        with path.open("rb") as lines:
+            s3.put_object(Bucket=BUCKET, Key="data/warmup/part-00000.csv",
+                          Body=b"".join(lines.readline() for _ in range(1000)))
         in_process(xgb, params, 2, y[:1000], X[:1000])
         _, seconds = train(sm, training_request("bench-xgboost-warmup", image("xgboost", region),
                                                 {**hyperparameters, "num_round": "2"}, [channel("train", warm)],
