@@ -5,7 +5,8 @@ Each benchmark runs as its own process and prints ``BENCH ...`` lines (progress 
 ``docs/benchmarks.md`` (between the generated-table markers) unless ``--no-docs``.
 Generated data lives in a temp dir (``$BENCH_TMPDIR`` or the system's), never in the repo.
 
-    python bench/run_all.py [--quick] [--no-docs] [--only parse,orchestration,orchestration_native,data_prep,scoring,recordio]
+    python bench/run_all.py [--quick] [--no-docs] [--only parse,orchestration,orchestration_native,data_prep,scoring,recordio,
+                                                        xgboost,script_mode,algorithms_housing]
 
 With ``--only`` the table keeps the rows of the benchmarks not run and replaces (or adds) only the
 rows of those that ran.
@@ -40,6 +41,9 @@ BENCHMARKS = {
     "orchestration_native": ("bench_orchestration.py", ["--native", "--runs", "3"], ["--native", "--runs", "1"]),
     "data_prep": ("bench_data_prep.py", ["--size-mb", "1000", "--runs", "3", "--naive-runs", "1"],
                   ["--size-mb", "100", "--runs", "2", "--naive-runs", "1"]),
+    "xgboost": ("bench_xgboost.py", ["--rows", "1000000", "--runs", "5"], ["--rows", "100000", "--runs", "2"]),
+    "script_mode": ("bench_script_mode.py", ["--jobs", "10"], ["--jobs", "3"]),
+    "algorithms_housing": ("bench_algorithms_housing.py", [], []),
 }
 
 
