@@ -77,13 +77,26 @@ def stop_training_job(sm, job_name: str | None) -> list[str]:
 
 
 def teardown_ephemeral(sm, *, endpoint_name: str, config_name: str, model_name: str) -> list[str]:
-    """The walkthrough's clean-up: delete this run's endpoint, endpoint config and model."""
+    """The walkthrough's clean-up: delete this run's endpoint, endpoint config and model (each only if it
+    carries the project's tags for the run's endpoint: trusted by its tags, not its name)."""
     removed: list[str] = []
     endpoint = describe_endpoint(sm, endpoint_name)
     if endpoint is not None and _tagged_for(sm, endpoint["EndpointArn"], endpoint_name) is not None:
         _delete(sm.delete_endpoint, f"endpoint {endpoint_name}", removed, EndpointName=endpoint_name)
-    _delete(sm.delete_endpoint_config, f"endpoint config {config_name}", removed, EndpointConfigName=config_name)
-    _delete(sm.delete_model, f"model {model_name}", removed, ModelName=model_name)
+    for kind, name, describe, arn_key, delete, key in (
+            ("endpoint config", config_name, sm.describe_endpoint_config, "EndpointConfigArn",
+             sm.delete_endpoint_config, "EndpointConfigName"),
+            ("model", model_name, sm.describe_model, "ModelArn", sm.delete_model, "ModelName")):
+        try:
+            arn = describe(**{key: name})[arn_key]
+        except ClientError as err:
+            if _missing(err):
+                continue
+            raise
+        if _tagged_for(sm, arn, endpoint_name) is None:  # not the pipeline's for this endpoint: not ours to delete
+            log.warning("Not deleting %s %s: it does not carry the project's tags for %s", kind, name, endpoint_name)
+            continue
+        _delete(delete, f"{kind} {name}", removed, **{key: name})
     return removed
 
 

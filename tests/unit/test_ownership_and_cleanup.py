@@ -78,3 +78,17 @@ def test_teardown_keeps_serving_and_in_flight_runs_deletes_finished_leftovers(sm
     assert removed == ["model ours-lost"]
     left = {m["ModelName"] for m in sm.list_models(NameContains=ep)["Models"]}
     assert {"ours-serving", "ours-in-flight", "ours-untagged"} <= left and "ours-lost" not in left
+
+
+def test_ephemeral_teardown_deletes_only_what_carries_the_projects_tags(sm):
+    ep = "eph-tags"
+    _model(sm, f"{ep}-run", tags(ep, "run-1"))
+    _config(sm, f"{ep}-run", f"{ep}-run", tags(ep, "run-1"))
+    _model(sm, f"{ep}-theirs", None)
+    _config(sm, f"{ep}-theirs", f"{ep}-theirs", None)
+    removed = cleanup.teardown_ephemeral(sm, endpoint_name=ep, config_name=f"{ep}-run", model_name=f"{ep}-run")
+    assert removed == [f"endpoint config {ep}-run", f"model {ep}-run"]
+    # same names, no tags: someone else's, left alone
+    assert cleanup.teardown_ephemeral(sm, endpoint_name=ep, config_name=f"{ep}-theirs",
+                                      model_name=f"{ep}-theirs") == []
+    assert sm.describe_model(ModelName=f"{ep}-theirs")["ModelName"] == f"{ep}-theirs"
