@@ -201,6 +201,13 @@ def test_ephemeral_run_from_the_form_shows_its_outcome(ready, page, log_in):
     finally:
         page.screenshot(path=str(ARTIFACTS / "dag-run.png"), full_page=True)
 
+    # The task pages show the provider's console links (operator extra links, registered in provider_info).
+    page.goto(f"{deployment.base_url}/dags/{DAG_ID}/runs/{run_id}/tasks/train")
+    expect(page.get_by_role("link", name="SageMaker Training Job")).to_be_visible(timeout=30000)
+    href = page.get_by_role("link", name="SageMaker Training Job").get_attribute("href")
+    assert href.startswith("https://console.aws.amazon.com/sagemaker/home?region=") and "/jobs/" in href, href
+    page.screenshot(path=str(ARTIFACTS / "task-console-links.png"), full_page=True)
+
     # The model history page (the project's UI plugin) shows the run just made, from S3.
     page.goto(f"{deployment.base_url}/model-history/")
     expect(page.get_by_role("heading", name="linear-learner-browser", exact=True)).to_be_visible()
