@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from sagemaker_retrain.algorithms import knn, linear_learner, sklearn, xgboost
 from sagemaker_retrain.algorithms.base import (
-    CSV, RECORDIO, Algorithm, AnswerError, ExtraParam, Hyperparameter,
+    CSV,
+    RECORDIO,
+    Algorithm,
+    AnswerError,
+    ExtraParam,
+    Hyperparameter,
 )
 
 DEFAULT = linear_learner.ALGORITHM.name

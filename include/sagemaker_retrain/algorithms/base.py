@@ -209,6 +209,20 @@ class Algorithm:
         """One normalised prediction per row of an InvokeEndpoint answer (``endpoint_accept``)."""
         raise NotImplementedError
 
+    @property
+    def section(self) -> str:
+        """The Trigger form's section of its Params."""
+        return f"Training ({self.title} hyperparameters)"
+
+    def form_params(self) -> list[tuple[str, Any, str, str, dict]]:
+        """(Param name, default, title, description, JSON schema) of each Param of its form section."""
+        out = []
+        for hp in self.hyperparameters:
+            out.append((hp.param, hp.default, hp.title, hp.description, hp.schema()))
+        for extra in self.extra_params:
+            out.append((extra.name, extra.default, extra.title, extra.description, dict(extra.schema)))
+        return out
+
     def __repr__(self) -> str:
         return f"<Algorithm {self.name}>"
 

@@ -15,7 +15,15 @@ from typing import Any
 
 from sagemaker_retrain.algorithms.accounts import FIRST_PARTY
 from sagemaker_retrain.algorithms.base import (
-    CSV, JSON, JSONLINES, RECORDIO, Algorithm, AnswerError, Hyperparameter, from_value, json_lines,
+    CSV,
+    JSON,
+    JSONLINES,
+    RECORDIO,
+    Algorithm,
+    AnswerError,
+    Hyperparameter,
+    from_value,
+    json_lines,
 )
 
 _HP = Hyperparameter

@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagemaker_retrain.algorithms.base import (
-    CSV, JSON, JSONLINES, RECORDIO, Algorithm, AnswerError, ExtraParam, Hyperparameter, hp_value, json_lines,
+    CSV,
+    JSON,
+    JSONLINES,
+    RECORDIO,
+    Algorithm,
+    AnswerError,
+    ExtraParam,
+    Hyperparameter,
+    hp_value,
+    json_lines,
 )
 from sagemaker_retrain.images import LINEAR_LEARNER_ACCOUNTS
 
@@ -51,7 +60,7 @@ class LinearLearner(Algorithm):
     extra_params = (
         ExtraParam("training_content_type", "Training data format",
                    "`text/csv`, or `application/x-recordio-protobuf` (Linear Learner's fastest input for large "
-                   "data sets).", CSV, {"type": "string", "enum": [CSV, RECORDIO]}),
+                   "data sets; k-NN reads it too, XGBoost and scikit-learn scripts train on CSV).", CSV, {"type": "string", "enum": [CSV, RECORDIO]}),
     )
     training_formats = (CSV, RECORDIO)
     endpoint_accept = JSON

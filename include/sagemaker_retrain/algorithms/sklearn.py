@@ -26,7 +26,13 @@ from typing import Any
 
 from sagemaker_retrain.algorithms.accounts import FRAMEWORK
 from sagemaker_retrain.algorithms.base import (
-    CSV, JSON, Algorithm, AnswerError, ExtraParam, from_value, number_lines,
+    CSV,
+    JSON,
+    Algorithm,
+    AnswerError,
+    ExtraParam,
+    from_value,
+    number_lines,
 )
 
 NPY = "application/x-npy"

@@ -15,7 +15,16 @@ from typing import Any
 
 from sagemaker_retrain.algorithms.accounts import FRAMEWORK
 from sagemaker_retrain.algorithms.base import (
-    CSV, JSON, JSONLINES, RECORDIO, Algorithm, AnswerError, Hyperparameter, from_value, hp_value, number_lines,
+    CSV,
+    JSON,
+    JSONLINES,
+    RECORDIO,
+    Algorithm,
+    AnswerError,
+    Hyperparameter,
+    from_value,
+    hp_value,
+    number_lines,
 )
 
 OBJECTIVES = {"regressor": "reg:squarederror", "binary_classifier": "binary:logistic",
