@@ -182,16 +182,14 @@ def upload_code(algorithm, params: dict, project_dir: Path, s3, bucket: str, mod
     Returns ``{"uri", "sha256", "entry_point"}`` (the sha256 of the uploaded bytes joins the data's in
     the lineage), or None for an algorithm that runs no user code.
     """
-    if not hasattr(algorithm, "package"):
+    packaged = algorithm.package(params, project_dir)
+    if packaged is None:
         return None
-    blob, sha256 = algorithm.package(params, project_dir)
+    blob, sha256, facts = packaged
     key = f"{model_prefix}/source/sourcedir.tar.gz"
     s3.put_object(Bucket=bucket, Key=key, Body=blob, Metadata={"sha256": sha256})
-    entry_point = params.get("sklearn_entry_point") or "train.py"
-    log.info("Code %s (%s) packaged: s3://%s/%s, %d bytes, sha256 %s", params.get("sklearn_source_dir"), entry_point,
-             bucket, key, len(blob), sha256)
-    return {"uri": f"s3://{bucket}/{key}", "sha256": sha256, "entry_point": entry_point,
-            "source_dir": params.get("sklearn_source_dir")}
+    log.info("Code %s packaged: s3://%s/%s, %d bytes, sha256 %s", facts, bucket, key, len(blob), sha256)
+    return {"uri": f"s3://{bucket}/{key}", "sha256": sha256, **facts}
 
 
 def algorithm_of_model(sm, model_name: str):
@@ -330,11 +328,7 @@ def _check_params(params: dict, project_dir: Path | None = None) -> None:
     """
     from sagemaker_retrain.gate_metrics import GATE_METRICS, METRICS_FOR_PREDICTOR
 
-    algorithm = algorithms.of_params(params)
-    if project_dir is not None and hasattr(algorithm, "package"):
-        algorithm.validate(params, project_dir)
-    else:
-        algorithm.validate(params)
+    algorithms.of_params(params).validate(params, project_dir)
     predictor = params["predictor_type"]
     if predictor == "multiclass_classifier" and not params.get("num_classes"):
         raise ValueError("Param num_classes (Number of classes) is required when Param predictor_type is "

@@ -7,7 +7,6 @@ one prediction per row is taken (its name is logged).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 
@@ -20,13 +19,6 @@ class SmokeTestError(RuntimeError):
 
 def rows_to_csv(rows: list[list[float]]) -> str:
     return "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
-
-
-def parse_predictions(body: bytes) -> list[dict]:
-    try:
-        return json.loads(body)["predictions"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise SmokeTestError(f"Endpoint answer is not Linear Learner JSON: {body[:200]!r}") from err
 
 
 def check_predictions(predictions: list[dict], expected_rows: int) -> list[float]:

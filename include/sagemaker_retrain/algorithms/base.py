@@ -19,6 +19,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 CSV = "text/csv"
@@ -155,8 +156,11 @@ class Algorithm:
         return (self.tag,)
 
     # --- training ---------------------------------------------------------------------------------
-    def validate(self, params: Mapping) -> None:
-        """Refuse Params this algorithm cannot train with (ValueError naming the Param), before anything is spent."""
+    def validate(self, params: Mapping, project_dir: Path | None = None) -> None:
+        """Refuse Params this algorithm cannot train with (ValueError naming the Param), before anything is spent.
+
+        ``project_dir``: where a script's folder is looked up (script mode), when known.
+        """
         predictor = params.get("predictor_type")
         if predictor not in self.predictor_types:
             raise ValueError(f"Param predictor_type {predictor!r} is not one {self.title} trains: choose one of "
@@ -167,6 +171,10 @@ class Algorithm:
                              f"choose one of {', '.join(self.training_formats)}")
         for hp in self.hyperparameters:
             hp.check(params.get(hp.param), self.title)
+
+    def package(self, params: Mapping, project_dir: Path | None) -> tuple[bytes, str, dict] | None:
+        """The user's code to upload before training: (``sourcedir.tar.gz`` bytes, sha256, facts), or None."""
+        return None
 
     def training_format(self, params: Mapping) -> str:
         """The content type prepare writes for the train (and validation) channel."""

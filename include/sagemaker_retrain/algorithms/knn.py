@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sagemaker_retrain.algorithms.accounts import FIRST_PARTY
@@ -68,8 +69,8 @@ class KNN(Algorithm):
     def image_tags(self) -> tuple[str, ...]:
         return ("1", "latest")
 
-    def validate(self, params: Mapping) -> None:
-        super().validate(params)
+    def validate(self, params: Mapping, project_dir: Path | None = None) -> None:
+        super().validate(params, project_dir)
         reduction, target = params.get("knn_dimension_reduction_type"), params.get("knn_dimension_reduction_target")
         if reduction and target is None:
             raise ValueError(f"Param knn_dimension_reduction_target (Reduced dimension) is required when Param "

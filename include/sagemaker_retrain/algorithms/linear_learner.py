@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sagemaker_retrain.algorithms.base import (
@@ -83,8 +84,8 @@ class LinearLearner(Algorithm):
             hps[name] = hp_value(value)
         return hps
 
-    def validate(self, params: Mapping) -> None:
-        super().validate(params)
+    def validate(self, params: Mapping, project_dir: Path | None = None) -> None:
+        super().validate(params, project_dir)
         if params.get("predictor_type") == "multiclass_classifier" and not params.get("num_classes"):
             raise ValueError("Param num_classes (Number of classes) is required when Param predictor_type is "
                              "multiclass_classifier: set it to the number of labels (3 or more)")

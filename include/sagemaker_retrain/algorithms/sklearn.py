@@ -90,7 +90,7 @@ class SKLearn(Algorithm):
         return folder
 
     def validate(self, params: Mapping, project_dir: Path | None = None) -> None:
-        super().validate(params)
+        super().validate(params, project_dir)
         hps = params.get("sklearn_hyperparameters") or {}
         if not isinstance(hps, Mapping):
             raise ValueError(f"Param sklearn_hyperparameters must be a JSON object, not {hps!r}")
@@ -101,8 +101,8 @@ class SKLearn(Algorithm):
         if project_dir is not None:
             self.source_dir(params, project_dir)
 
-    def package(self, params: Mapping, project_dir: Path | None) -> tuple[bytes, str]:
-        """(``sourcedir.tar.gz`` bytes, their sha256): files at the root, sorted, times and owners zeroed."""
+    def package(self, params: Mapping, project_dir: Path | None) -> tuple[bytes, str, dict]:
+        """(``sourcedir.tar.gz`` bytes, their sha256, facts): files at the root, sorted, times and owners zeroed."""
         folder = self.source_dir(params, project_dir)
         raw = io.BytesIO()
         total = 0
@@ -125,7 +125,9 @@ class SKLearn(Algorithm):
         with gzip.GzipFile(fileobj=compressed, mode="wb", mtime=0) as gz:
             gz.write(raw.getvalue())
         blob = compressed.getvalue()
-        return blob, hashlib.sha256(blob).hexdigest()
+        facts = {"entry_point": params.get("sklearn_entry_point") or "train.py",
+                 "source_dir": params.get("sklearn_source_dir")}
+        return blob, hashlib.sha256(blob).hexdigest(), facts
 
     # --- training ---------------------------------------------------------------------------------
     def build_hyperparameters(self, params: Mapping, feature_dim: int, **context: Any) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sagemaker_retrain.algorithms.accounts import FRAMEWORK
@@ -90,8 +91,8 @@ class XGBoost(Algorithm):
     def image_tags(self) -> tuple[str, ...]:
         return ("1.7-1", "1.7-1-cpu-py3")
 
-    def validate(self, params: Mapping) -> None:
-        super().validate(params)
+    def validate(self, params: Mapping, project_dir: Path | None = None) -> None:
+        super().validate(params, project_dir)
         if params.get("predictor_type") == "multiclass_classifier" and not params.get("num_classes"):
             raise ValueError("Param num_classes (Number of classes) is required when Param predictor_type is "
                              "multiclass_classifier (XGBoost's num_class for multi:softprob)")
