@@ -2,7 +2,7 @@
 
 Split the object into records (SplitType), pack records into mini-batches no bigger than
 MaxPayloadInMB (BatchStrategy), filter each record (InputFilter), send each mini-batch through
-the Linear Learner container's own decode/predict/encode, then join (JoinSource), filter
+the model's container's own decode/predict/encode (``algorithms``), then join (JoinSource), filter
 (OutputFilter) and assemble (AssembleWith) the answers. No S3 and no threads here, so every
 rule is testable on bytes.
 """
@@ -13,9 +13,8 @@ import json
 import struct
 from dataclasses import dataclass
 
+from ..algorithms.base import ModelError, Predictor
 from ..linear_learner.data import RECORDIO_MAGIC
-from ..linear_learner.model import LinearLearnerModel
-from ..linear_learner.serving import ModelError, decode_request, encode_response
 from . import data_processing
 from .data_processing import FilterError
 
@@ -141,7 +140,7 @@ def mini_batches(records: list[bytes], plan: Plan, where: str) -> list[list[int]
     return batches
 
 
-def transform_object(model: LinearLearnerModel, plan: Plan, body: bytes, where: str) -> bytes:
+def transform_object(model: Predictor, plan: Plan, body: bytes, where: str) -> bytes:
     """The ``.out`` payload for one input object (``where`` names it in failure reasons)."""
     records = split_records(body, plan.split_type)
     if not records:
@@ -174,10 +173,9 @@ def transform_object(model: LinearLearnerModel, plan: Plan, body: bytes, where: 
     return (joiner.join(encoded) + joiner).encode("utf-8")
 
 
-def _predict(model: LinearLearnerModel, plan: Plan, payload: bytes, where: str) -> tuple[bytes, str]:
+def _predict(model: Predictor, plan: Plan, payload: bytes, where: str) -> tuple[bytes, str]:
     try:
-        X = decode_request(payload, plan.content_type, model.feature_dim)
-        return encode_response(model.predict(X), plan.accept, model.predictor_type)
+        return model.invoke(payload, plan.content_type, plan.accept, batch=True)
     except ModelError as exc:
         raise BatchFailed(
             f"ClientError: Bad HTTP status received from algorithm: {exc.status} while transforming {where}: "

@@ -14,12 +14,12 @@ import re
 import threading
 from dataclasses import dataclass
 
+from .. import algorithms
+from ..algorithms.base import Predictor
 from ..limits import INVOKE_ENDPOINT_MAX_BYTES
-from ..linear_learner.model import LinearLearnerModel, read_model_tar_gz
 from .exceptions import SageMakerError
 from .records import Backend, Endpoint, now
 
-LINEAR_LEARNER_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/linear-learner:(1|latest)$")
 MAX_PAYLOAD_BYTES = INVOKE_ENDPOINT_MAX_BYTES
 
 # Emulated durations in seconds at time scale 1.
@@ -48,7 +48,7 @@ class ModelErrorResponse(SageMakerError):
 @dataclass
 class LoadedVariant:
     name: str
-    model: LinearLearnerModel
+    model: Predictor  # the algorithm's loaded model (algorithms.base.Predictor)
     weight: float
     image: str
 
@@ -136,11 +136,10 @@ def load_variants(backend: Backend, config: dict) -> dict[str, LoadedVariant]:
             raise DeployFailed(f'Could not find model "{backend.arn("model", variant["ModelName"])}".')
         container = backend.model_container(model_desc)
         image = container.get("Image", "")
-        if not LINEAR_LEARNER_IMAGE.match(image):
-            raise DeployFailed(
-                f"The image '{image}' of model {model_desc['ModelName']} is not a Linear Learner image; the "
-                "offline emulator serves only <account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1."
-            )
+        try:
+            algorithm = algorithms.for_image(image)
+        except algorithms.UnknownImage as exc:
+            raise DeployFailed(f"{exc} (model {model_desc['ModelName']})") from None
         url = container.get("ModelDataUrl")
         if not url:
             raise DeployFailed(
@@ -160,7 +159,7 @@ def load_variants(backend: Backend, config: dict) -> dict[str, LoadedVariant]:
                 "the model."
             ) from None
         try:
-            model = read_model_tar_gz(blob)
+            model = algorithm.load(blob, container, lambda uri: fetch_s3(backend, uri))
         except ValueError:
             raise DeployFailed(
                 f"The primary container for production variant {variant['VariantName']} did not pass the ping "
@@ -170,6 +169,17 @@ def load_variants(backend: Backend, config: dict) -> dict[str, LoadedVariant]:
             variant["VariantName"], model, float(variant.get("InitialVariantWeight", 1.0)), image
         )
     return loaded
+
+
+def fetch_s3(backend: Backend, uri: str) -> bytes:
+    """An ``s3://`` object through the emulator's S3 (a script's ``sourcedir.tar.gz``); ValueError if absent."""
+    match = re.match(r"^(?:s3|https)://([^/]+)/(.+)$", uri)
+    if not match:
+        raise ValueError(f"Invalid S3 URI {uri!r}.")
+    try:
+        return backend.aws.client("s3").get_object(Bucket=match[1], Key=match[2])["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - the container fails to start, whatever S3 said
+        raise ValueError(f"Failed to download {uri}: {exc}") from None
 
 
 def start_deletion(backend: Backend, endpoint: Endpoint) -> None:
@@ -200,7 +210,7 @@ def payload_too_large() -> RuntimeError_:
 def invoke(backend: Backend, name: str, body: bytes, content_type: str | None, accept: str | None,
            target_variant: str | None) -> tuple[bytes, str, str]:
     """Serve one InvokeEndpoint: pick the variant, decode, predict, encode."""
-    from ..linear_learner.serving import ModelError, decode_request, encode_response
+    from ..algorithms.base import ModelError
 
     if len(body) > MAX_PAYLOAD_BYTES:
         raise payload_too_large()
@@ -225,9 +235,7 @@ def invoke(backend: Backend, name: str, body: bytes, content_type: str | None, a
         variant = random.choices(variants, weights=[max(v.weight, 0.0) for v in variants] or None)[0]
     log_arn = f"arn:aws:logs:{backend.region}:{backend.account_id}:log-group:/aws/sagemaker/Endpoints/{name}"
     try:
-        X = decode_request(body, content_type or "application/octet-stream", variant.model.feature_dim)
-        preds = variant.model.predict(X)
-        payload, out_type = encode_response(preds, accept, variant.model.predictor_type)
+        payload, out_type = variant.model.invoke(body, content_type, accept)
     except ModelError as exc:
         original = int(getattr(exc, "status", 400))
         kind = "client" if original < 500 else "server"

@@ -10,24 +10,13 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import datetime
 
+from .. import algorithms
+from ..algorithms.base import AlgorithmFailed, JobStopped, JobStoppedByRuntime, TrainingContext
 from ..limits import MAX_DECOMPRESSED_BYTES, LimitExceeded, gunzip
-from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
-from ..linear_learner.hyperparameters import HyperparameterError, parse_hyperparameters
-from ..linear_learner.metric_definitions import final_metrics
-from ..linear_learner.model import write_model_tar_gz
-from ..linear_learner.train import train
 from .cloudwatch import LogWriter
 from .manifest import ManifestError, read_manifest
 from .records import Backend, TrainingJob, now, record_transition
-
-LINEAR_LEARNER_IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/linear-learner:(1|latest)$"
-)
-CHANNELS = ("train", "validation", "test")
-CSV = "text/csv"
-RECORDIO = "application/x-recordio-protobuf"
 
 # Emulated durations in seconds at time scale 1 (training itself takes its real time).
 STARTING_SECONDS = 2.0
@@ -37,10 +26,6 @@ UPLOADING_SECONDS = 1.0
 
 class JobFailed(Exception):
     """Ends the job Failed; the message is the FailureReason."""
-
-
-class JobStopped(Exception):
-    """Ends the job Stopped (StopTrainingJob was called)."""
 
 
 def start_training_job(backend: Backend, job: TrainingJob) -> None:
@@ -57,18 +42,23 @@ def run_training_job(backend: Backend, job: TrainingJob) -> None:
     )
     try:
         _run(backend, job, log)
+        return
     except JobStopped:
-        finish_job(backend, job, "Stopped", "Stopped", "Training job stopped by user.")
+        outcome = ("Stopped", "Stopped", "Training job stopped by user.", None, False)
+    except JobStoppedByRuntime as exc:
+        outcome = ("Stopped", "MaxRuntimeExceeded", str(exc), str(exc), True)
     except JobFailed as exc:
-        finish_job(backend, job, "Failed", "Failed", f"Training job failed. {exc}", reason=str(exc))
+        outcome = ("Failed", "Failed", f"Training job failed. {exc}", str(exc), False)
     except Exception as exc:  # noqa: BLE001 - the emulator must not lose a job to a bug
         reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
-        finish_job(backend, job, "Failed", "Failed", f"Training job failed. {reason}", reason=reason)
+        outcome = ("Failed", "Failed", f"Training job failed. {reason}", reason, False)
     finally:
-        try:
+        try:  # the log is complete before the job ends, so a client reading it after the end sees every line
             log.flush()
         except Exception:  # noqa: BLE001 - logs are best effort, the job outcome is not
             pass
+    status, secondary, message, reason, runtime = outcome
+    finish_job(backend, job, status, secondary, message, reason=reason, runtime=runtime)
 
 
 def _phase(backend: Backend, job: TrainingJob, status: str, message: str, seconds: float) -> None:
@@ -87,60 +77,60 @@ def _run(backend: Backend, job: TrainingJob, log: LogWriter) -> None:
     _phase(backend, job, "Starting", "Preparing the instances for training", 0)
     if job.injected_failure is not None:
         raise JobFailed(job.injected_failure)
-    _check_image(desc["AlgorithmSpecification"])
+    algorithm = _algorithm(desc["AlgorithmSpecification"])
     with backend.lock:
         desc["TrainingStartTime"] = now()
     _phase(backend, job, "Downloading", "Downloading input data", 0)
     started = time.monotonic()
-    data = _download_channels(backend, desc, log)
+    files: dict[str, list[str]] = {}
+    data = _download_channels(backend, desc, log, algorithm, files)
     if backend.clock.pause(max(0.0, DOWNLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     _phase(backend, job, "Training", "Training image download completed. Training in progress.", 0)
 
-    lines: list[str] = []  # what SageMaker's MetricDefinitions read
-
     def sink(line: str) -> None:
         log.write(line)
-        lines.append(line)
         if job.stop_requested.is_set():
             raise JobStopped()
 
     log.write("Docker entrypoint called with argument(s): train")
     log.write("Running default environment configuration script")
+    stopping = desc.get("StoppingCondition") or {}
+    ctx = TrainingContext(
+        desc=desc, hyperparameters=dict(desc.get("HyperParameters") or {}), channels=data, log=sink,
+        stop_requested=job.stop_requested, aws=backend.aws, endpoint_url=backend.aws.endpoint_url,
+        max_runtime=stopping.get("MaxRuntimeInSeconds"),
+        extra={"nan_weights": job.nan_weights, "channel_files": files, "region": backend.region},
+        flush=log.flush,
+    )
     try:
-        hp = parse_hyperparameters(dict(desc["HyperParameters"]))
-    except HyperparameterError as exc:
-        log.write(f"[{datetime.now():%m/%d/%Y %H:%M:%S} ERROR] {exc}")
-        raise JobFailed(_client_error(exc)) from None
-    try:
-        channels = {name: _parse_channel(name, content_type, blobs) for name, (content_type, blobs) in data.items()}
-        result = train(hp, channels["train"], channels.get("validation"), channels.get("test"), log=sink, seed=0)
-    except DataError as exc:
-        log.write(f"[{datetime.now():%m/%d/%Y %H:%M:%S} ERROR] {exc}")
-        raise JobFailed(_client_error(exc)) from None
+        result = algorithm.train(ctx)
+    except AlgorithmFailed as exc:
+        raise JobFailed(str(exc)) from None
     log.flush()
 
     _phase(backend, job, "Uploading", "Uploading generated training model", 0)
-    if job.nan_weights:  # injected fault: a corrupt artifact behind good metrics
-        result.model.weights[:] = float("nan")
     started = time.monotonic()
-    _upload_model(backend, desc, write_model_tar_gz(result.model))
+    _upload_model(backend, desc, result.artifact)
+    if result.output is not None:  # <S3OutputPath>/<job>/output/output.tar.gz, as AWS writes it
+        _upload_model(backend, desc, result.output, name="output.tar.gz")
     if backend.clock.pause(max(0.0, UPLOADING_SECONDS - (time.monotonic() - started)), job.stop_requested):
         raise JobStopped()
     stamp = now()
     with backend.lock:
         desc["FinalMetricDataList"] = [  # as AWS: the algorithm's MetricDefinitions over its log
-            {"MetricName": name, "Value": value, "Timestamp": stamp} for name, value in final_metrics(lines).items()
+            {"MetricName": name, "Value": value, "Timestamp": stamp} for name, value in result.metrics.items()
         ]
     finish_job(backend, job, "Completed", "Completed", "Training job completed")
 
 
-def finish_job(backend, job, status: str, secondary: str, message: str, *, reason: str | None = None) -> None:
+def finish_job(backend, job, status: str, secondary: str, message: str, *, reason: str | None = None,
+               runtime: bool = False) -> None:
     with backend.lock:
         desc = job.desc
         if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
             return
-        if status == "Failed" and job.stop_requested.is_set():
+        if status == "Failed" and job.stop_requested.is_set() and not runtime:
             status, secondary, message, reason = "Stopped", "Stopped", "Training job stopped by user.", None
         end = now()
         desc["TrainingJobStatus"] = status
@@ -154,23 +144,17 @@ def finish_job(backend, job, status: str, secondary: str, message: str, *, reaso
         desc["BillableTimeInSeconds"] = seconds * int(desc["ResourceConfig"].get("InstanceCount", 1))
 
 
-def _client_error(exc: Exception) -> str:
-    text = str(exc)
-    return text if text.startswith(("ClientError", "AlgorithmError")) else f"ClientError: {text}"
-
-
-def _check_image(algo: dict) -> None:
+def _algorithm(algo: dict):
     image = algo.get("TrainingImage")
     if not image:
         raise JobFailed(
             f"ClientError: Algorithm {algo.get('AlgorithmName')!r} is not available offline: the emulator runs "
-            "only the built-in Linear Learner image (<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1)."
+            f"the built-in images only ({algorithms.images.SUPPORTED})."
         )
-    if not LINEAR_LEARNER_IMAGE.match(image):
-        raise JobFailed(
-            f"ClientError: Training image {image!r} is not a Linear Learner image; the offline emulator runs only "
-            "<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1 (or :latest)."
-        )
+    try:
+        return algorithms.for_image(image)
+    except algorithms.UnknownImage as exc:
+        raise JobFailed(f"ClientError: {exc}") from None
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -180,21 +164,27 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _download_channels(backend: Backend, desc: dict, log: LogWriter) -> dict[str, tuple[str, list[bytes]]]:
-    """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order."""
+def _download_channels(backend: Backend, desc: dict, log: LogWriter, algorithm,
+                       files: dict[str, list[str]] | None = None) -> dict[str, tuple[str | None, list[bytes]]]:
+    """Fetch every channel's objects: an S3Prefix's part files sorted by key, or a manifest's in its order.
+
+    ``files`` (if given) gets each channel's file names as the container sees them under
+    ``/opt/ml/input/data/<channel>/``: the key less the S3Uri prefix, or a manifest entry's file name.
+    """
     s3 = backend.aws.client("s3")
-    channels: dict[str, tuple[str, list[bytes]]] = {}
-    names = [c["ChannelName"] for c in desc["InputDataConfig"]]
+    channels: dict[str, tuple[str | None, list[bytes]]] = {}
+    names = [c["ChannelName"] for c in desc.get("InputDataConfig") or []]
+    allowed = getattr(algorithm, "channels", None)  # None: any channel (script mode)
     for name in names:
-        if name not in CHANNELS:
+        if allowed is not None and name not in allowed:
             raise JobFailed(
-                f"ClientError: Unable to initialize the algorithm. Unexpected channel {name!r}: Linear Learner "
-                "accepts the channels train, validation and test."
+                f"ClientError: Unable to initialize the algorithm. Unexpected channel {name!r}: {algorithm.title} "
+                f"accepts the channels {', '.join(allowed[:-1])} and {allowed[-1]}."
             )
-    if "train" not in names:
+    if allowed is not None and "train" not in names:
         raise JobFailed("ClientError: Unable to initialize the algorithm. The 'train' channel is required.")
     instances = int(desc["ResourceConfig"].get("InstanceCount", 1))
-    for channel in desc["InputDataConfig"]:
+    for channel in desc.get("InputDataConfig") or []:
         name = channel["ChannelName"]
         source = channel["DataSource"].get("S3DataSource")
         if source is None:
@@ -218,6 +208,10 @@ def _download_channels(backend: Backend, desc: dict, log: LogWriter) -> dict[str
                 shard = [f"s3://{b}/{k}" for b, k in objects[host::instances]]
                 log.write(f"Channel '{name}' (ShardedByS3Key) on algo-{host + 1}: {len(shard)} object(s) {shard}")
         blobs = []
+        prefix = _split_s3(source["S3Uri"])[1] if kind == "S3Prefix" else None
+        if files is not None:  # the key less the S3Uri's prefix (an object named by the URI: its file name)
+            files[name] = [(key[len(prefix):].lstrip("/") if prefix is not None else "") or key.rsplit("/", 1)[-1]
+                           for _, key in objects]
         for bucket, key in objects:
             body = _get_object(s3, bucket, key, source["S3Uri"] if kind == "ManifestFile" else None)
             if channel.get("CompressionType") == "Gzip":
@@ -226,7 +220,7 @@ def _download_channels(backend: Backend, desc: dict, log: LogWriter) -> dict[str
                 except (LimitExceeded, OSError) as exc:
                     raise JobFailed(f"ClientError: Channel {name!r}: {exc}") from None
             blobs.append(body)
-        channels[name] = (channel.get("ContentType") or RECORDIO, blobs)
+        channels[name] = (channel.get("ContentType"), blobs)
     return channels
 
 
@@ -260,8 +254,10 @@ def _get_object(s3, bucket: str, key: str, manifest_uri: str | None) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def _upload_model(backend: Backend, desc: dict, payload: bytes) -> None:
+def _upload_model(backend: Backend, desc: dict, payload: bytes, name: str | None = None) -> None:
     bucket, key = _split_s3(desc["ModelArtifacts"]["S3ModelArtifacts"])
+    if name is not None:
+        key = f"{key.rsplit('/', 1)[0]}/{name}"
     try:
         backend.aws.client("s3").put_object(Bucket=bucket, Key=key, Body=payload)
     except Exception as exc:  # noqa: BLE001 - e.g. NoSuchBucket, reported in the job
@@ -274,13 +270,3 @@ def _no_objects(uri: str, bucket: str, detail: str) -> str:
         "source. Please ensure that the bucket exists in the selected region, that objects exist under that "
         f'S3 prefix, and that the role has "s3:ListBucket" permissions on bucket "{bucket}".{detail}'
     )
-
-
-def _parse_channel(name: str, content_type: str, blobs: list[bytes]):
-    """Decode one channel, rejecting content types the algorithm has no iterator for, with AWS's words."""
-    mime = content_type.split(";")[0].strip().lower()
-    if mime == CSV:
-        return read_csv_records(b if b.endswith(b"\n") else b + b"\n" for b in blobs)
-    if mime == RECORDIO:
-        return read_recordio_protobuf(blobs)
-    raise DataError(f"ClientError: No iterator has been registered for ContentType ('{mime}', '1.0')")

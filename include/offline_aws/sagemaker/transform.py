@@ -12,10 +12,11 @@ import json
 import re
 import threading
 
+from .. import algorithms
+from ..algorithms.base import Predictor
 from ..limits import LimitExceeded, gunzip
-from ..linear_learner.model import LinearLearnerModel, read_model_tar_gz
 from .batching import BatchFailed, Plan, transform_object
-from .hosting import LINEAR_LEARNER_IMAGE
+from .hosting import fetch_s3
 from .records import Backend, TransformJob, now
 
 # Emulated durations in seconds at time scale 1 (the transform itself takes its real time).
@@ -164,19 +165,18 @@ def _no_objects(uri: str, bucket: str, detail: str) -> str:
     )
 
 
-def load_model(backend: Backend, model_name: str) -> LinearLearnerModel:
-    """The model's Linear Learner artifact, downloaded through boto3 as an endpoint loads it."""
+def load_model(backend: Backend, model_name: str) -> Predictor:
+    """The model's artifact, downloaded through boto3 and loaded by its image's algorithm, as an endpoint loads it."""
     with backend.lock:
         model_desc = backend.models.get(model_name.lower())
     if model_desc is None:
         raise BatchFailed(f'ClientError: Could not find model "{backend.arn("model", model_name)}".')
     container = backend.model_container(model_desc)
     image = container.get("Image", "")
-    if not LINEAR_LEARNER_IMAGE.match(image):
-        raise BatchFailed(
-            f"ClientError: The image '{image}' of model {model_name} is not a Linear Learner image; the offline "
-            "emulator runs only <account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1."
-        )
+    try:
+        algorithm = algorithms.for_image(image)
+    except algorithms.UnknownImage as exc:
+        raise BatchFailed(f"ClientError: {exc} (model {model_name})") from None
     url = container.get("ModelDataUrl")
     if not url:
         raise BatchFailed(f"ClientError: Model {model_name} has no ModelDataUrl.")
@@ -190,6 +190,6 @@ def load_model(backend: Backend, model_name: str) -> LinearLearnerModel:
             "the model."
         ) from None
     try:
-        return read_model_tar_gz(blob)
+        return algorithm.load(blob, container, lambda uri: fetch_s3(backend, uri))
     except ValueError as exc:
         raise BatchFailed(f"ClientError: Unable to load the model of {model_name}: {exc}") from None

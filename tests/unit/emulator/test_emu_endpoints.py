@@ -181,7 +181,7 @@ def test_failed_create_ends_failed(backend, trained, aws, how):
         "missing-artifact": "Failed to download model data",
         "corrupt-artifact": "did not pass the ping health check",
         "injected": "injected create failure",
-        "foreign-image": "not a Linear Learner image",
+        "foreign-image": "The image '123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1' does not exist",
     }[how]
     assert expected in desc["FailureReason"]
     with pytest.raises(ValidationException, match="Cannot update failed endpoint"):

@@ -73,7 +73,7 @@ def test_sharded_prefix_and_recordio_channel(backend, aws):
         ),
         ({"hyperparameters": {"predictor_type": "regressor", "feature_dim": "12", "mini_batch_size": "x"}},
          "mini_batch_size"),
-        ({"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1"}, "not a Linear Learner image"),
+        ({"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1"}, "ClientError: The image '123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1' does not exist"),
         ({"channels": ("validation",)}, "'train' channel is required"),
         ({"channels": ("train", "extra")}, "Unexpected channel 'extra'"),
     ],
