@@ -106,12 +106,20 @@ def build_model_config(
 
 
 def build_model_from_package_config(
-    *, model_name: str, model_package_arn: str, role_arn: str, resource_tags: list[dict[str, str]]
+    *, model_name: str, model_package_arn: str, role_arn: str, resource_tags: list[dict[str, str]],
+    environment: Mapping[str, str] | None = None,
 ) -> dict:
-    """CreateModel request from a registered model package (its image and artifact), as AWS recommends."""
+    """CreateModel request from a registered model package (its image and artifact), as AWS recommends.
+
+    ``environment`` (script mode: the code that serves) is set on the container as the SageMaker SDK's
+    ``ModelPackage`` sets it, beside the package's own.
+    """
+    container: dict = {"ModelPackageName": model_package_arn}
+    if environment:
+        container["Environment"] = dict(environment)
     return {
         "ModelName": model_name,
-        "Containers": [{"ModelPackageName": model_package_arn}],
+        "Containers": [container],
         "ExecutionRoleArn": role_arn,
         "Tags": resource_tags,
     }

@@ -424,11 +424,13 @@ def challenger_model_request(plan: dict, settings: DeploymentSettings, package: 
     """The CreateModel request of the run's challenger: from its registry package (or its artifact)."""
     names = plan["names"]
     resource_tags = _model_tags(plan, names["training_job"])
+    algorithm = algorithms.get(plan.get("algorithm"))
     if package:
+        serving = algorithm.container(plan["image"], "", plan.get("code"), settings.region)
         return config.build_model_from_package_config(
             model_name=names["model"], model_package_arn=package["arn"], role_arn=settings.role_arn,
-            resource_tags=resource_tags)
-    return config.build_model_config(algorithm=algorithms.get(plan.get("algorithm")), model_name=names["model"],
+            resource_tags=resource_tags, environment=serving.get("Environment"))
+    return config.build_model_config(algorithm=algorithm, model_name=names["model"],
                                      image=plan["image"], model_data_url=model_data_url, role_arn=settings.role_arn,
                                      resource_tags=resource_tags, code=plan.get("code"), region=settings.region)
 

@@ -94,3 +94,56 @@ def test_weak_xgboost_loses_to_the_serving_xgboost_and_the_champion_stays(offlin
     assert evidence["scores"]["challenger"]["mse"] > evidence["scores"]["champion"]["mse"]
     assert run.states["keep_champion"] == "success"
     assert offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == serving
+
+
+def test_script_mode_challenger_against_an_xgboost_champion(offline_aws, xgboost_promoted):
+    """The user's own scikit-learn script: packaged, uploaded, its sha256 in the lineage, scored against XGBoost."""
+    import hashlib
+
+    conf = {"endpoint_name": ENDPOINT, "algorithm": "sklearn", "gate_threshold": 1000.0, "bake_seconds": 0,
+            "termination_wait_seconds": 0, "sklearn_source_dir": "tests/e2e/scripts/housing_regressor",
+            "sklearn_hyperparameters": {"n_estimators": 30, "max_depth": 6}}
+    run = dags_test(offline_aws.env, conf=conf)
+    _ok(run)
+    plan = _plan(run)
+    code = plan["code"]
+    bucket, _, key = code["uri"][5:].partition("/")
+    uploaded = offline_aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(uploaded).hexdigest() == code["sha256"]
+    job = offline_aws.sm.describe_training_job(TrainingJobName=plan["names"]["training_job"])
+    assert job["HyperParameters"]["sagemaker_program"] == '"train.py"'
+    assert job["HyperParameters"]["n_estimators"] == "30"
+    tags = {t["Key"]: t["Value"] for t in offline_aws.sm.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
+    assert tags["sagemaker-retrain:code-sha256"] == code["sha256"]
+    evidence = run.xcoms["gate.evidence"]
+    assert evidence["algorithms"] == {"challenger": "sklearn", "champion": "xgboost"}
+    scores = evidence["scores"]
+    assert scores["challenger"]["mse"] < 100.0 and scores["champion"]["mse"] < 100.0, scores
+    package = offline_aws.sm.describe_model_package(ModelPackageName=evidence["package"]["arn"])
+    assert package["CustomerMetadataProperties"]["code-sha256"] == code["sha256"]
+    promoted = scores["challenger"]["mse"] < scores["champion"]["mse"]
+    assert evidence["decision"]["deploy"] is promoted
+    expected = "sklearn" if promoted else "xgboost"
+    assert algorithms.of_image(_serving_image(offline_aws)).name == expected
+
+
+def test_knn_regressor_end_to_end(offline_aws):
+    run = dags_test(offline_aws.env, conf={"mode": "ephemeral", "endpoint_name": "knn-housing", "algorithm": "knn",
+                                           "knn_k": 5, "knn_sample_size": 300, "gate_threshold": 1000.0})
+    _ok(run)
+    job = _plan(run)["training_config"]
+    assert job["HyperParameters"] == {"feature_dim": "12", "predictor_type": "regressor", "k": "5",
+                                      "sample_size": "300"}
+    assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["train", "test"]
+    evidence = run.xcoms["gate.evidence"]
+    assert evidence["algorithms"] == {"challenger": "knn", "champion": None}
+    assert 0.0 < evidence["scores"]["challenger"]["mse"] < 1000.0
+    assert run.states["wait_for_endpoint"] == "success"
+
+
+def test_missing_num_round_is_refused_before_anything_is_spent(offline_aws):
+    before = offline_aws.sm.list_training_jobs()["TrainingJobSummaries"]
+    run = dags_test(offline_aws.env, conf={"mode": "ephemeral", "algorithm": "xgboost"})
+    assert run.state == "failed"
+    assert "Param xgboost_num_round" in run.output
+    assert offline_aws.sm.list_training_jobs()["TrainingJobSummaries"] == before

@@ -113,6 +113,18 @@ def test_linear_learner_request_is_unchanged():
     assert spec["Containers"] == [{"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"}]
 
 
+def test_script_mode_model_from_its_package_names_the_code_that_serves(model):
+    plan = {"algorithm": "sklearn", "image": algorithms.get("sklearn").image("us-east-1"), "code": CODE,
+            "run_id": "r", "names": {"model": "m", "endpoint": "ep", "training_job": "j"}}
+    settings = type("S", (), {"role_arn": ROLE, "region": "us-east-1"})()
+    request = pipeline.challenger_model_request(plan, settings, {"arn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1"})
+    _valid(model, "CreateModel", request)
+    assert request["Containers"][0]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == CODE["uri"]
+    plan_ll = {**plan, "algorithm": "linear-learner", "code": None}
+    assert "Environment" not in pipeline.challenger_model_request(
+        plan_ll, settings, {"arn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1"})["Containers"][0]
+
+
 def test_xgboost_objective_follows_the_predictor_type():
     hps = _training("xgboost")["HyperParameters"]
     assert hps == {"objective": "reg:squarederror", "num_round": "50", "eta": "0.2", "max_depth": "4"}
