@@ -400,3 +400,13 @@ def test_pipeline_modules_name_no_algorithm():
         for word in ("linear learner", "linear-learner", "linear_learner", "xgboost", "knn", "k-nn", "scikit",
                      "sklearn"):
             assert word not in text, (module, word)
+
+
+def test_history_page_shows_the_algorithm_and_the_codes_sha256():
+    from sagemaker_retrain.history_view import _data_cell
+
+    record = {"dataset_uri": "include/data/housing.csv", "data_source": {"sha256": "cd" * 32},
+              "rows": {"train": 400}, "algorithm": "sklearn", "code": CODE}
+    cell = _data_cell(record)
+    assert "sklearn" in cell and CODE["sha256"][:12] in cell and "cdcdcdcdcdcd" in cell
+    assert "code sha256" not in _data_cell({**record, "algorithm": "xgboost", "code": None})
