@@ -147,3 +147,22 @@ def test_missing_num_round_is_refused_before_anything_is_spent(offline_aws):
     assert run.state == "failed"
     assert "Param xgboost_num_round" in run.output
     assert offline_aws.sm.list_training_jobs()["TrainingJobSummaries"] == before
+
+
+def test_binary_classifiers_of_two_algorithms_on_one_endpoint(offline_aws):
+    """XGBoost binary:logistic serves (probabilities), then a k-NN classifier (labels) is gated against it."""
+    common = {"endpoint_name": "chas-housing", "target_column": "chas", "predictor_type": "binary_classifier",
+              "gate_metric": "test:binary_classification_accuracy", "gate_threshold": 0.5, "bake_seconds": 0,
+              "termination_wait_seconds": 0}
+    first = dags_test(offline_aws.env, conf={**common, "algorithm": "xgboost", "xgboost_num_round": 20})
+    _ok(first)
+    assert _plan(first)["training_config"]["HyperParameters"]["objective"] == "binary:logistic"
+    scores = first.xcoms["gate.evidence"]["scores"]["challenger"]
+    assert 0.5 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["auc"] <= 1.0, scores
+    second = dags_test(offline_aws.env, conf={**common, "algorithm": "knn", "knn_k": 5, "knn_sample_size": 300})
+    _ok(second)
+    evidence = second.xcoms["gate.evidence"]
+    assert evidence["algorithms"] == {"challenger": "knn", "champion": "xgboost"}
+    challenger, champion = evidence["scores"]["challenger"], evidence["scores"]["champion"]
+    assert champion["accuracy"] == scores["accuracy"]  # the same rows, the same serving model
+    assert evidence["decision"]["deploy"] is (challenger["accuracy"] > champion["accuracy"])
