@@ -1,4 +1,4 @@
-"""Retrain SageMaker's Linear Learner, gate it against the serving model, deploy, check, clean up."""
+"""Retrain a SageMaker model (the algorithm Param ``algorithm`` selects), gate it against the serving model, deploy, check, clean up."""
 
 from __future__ import annotations
 
@@ -81,10 +81,10 @@ def _schedule(cron: str | None, new_data: Asset | None):
 NEW_DATA = _new_data_asset()
 
 DOC = """
-### SageMaker Linear Learner retraining
+### SageMaker retraining (Linear Learner, XGBoost, k-NN or your scikit-learn script)
 
-**prepare** (validate params, data and endpoint ownership; split; upload) → **train** (Linear
-Learner, deferrable, re-attaches only to this run's own job) → **register** (a new version in the
+**prepare** (validate params, data and endpoint ownership; split; upload) → **train** (the
+algorithm Param `algorithm` selects, deferrable, re-attaches only to this run's own job) → **register** (a new version in the
 endpoint's SageMaker Model Registry group, pending approval, with its lineage) → **stage** (the
 challenger's model, created from its package; the champion is the model serving, and its package)
 → **score_challenger** / **score_champion** (batch transform of *this run's* test rows through each
