@@ -97,7 +97,7 @@ def noop_dag_source(graph: list[dict], branch_choice: dict[str, str] | None) -> 
         if node["branch"] and branch_choice is None:
             lines.append(f"    t[{tid!r}] = task.branch(task_id={tid!r}, trigger_rule={node['trigger_rule']!r})"
                          f"(lambda dag_run=None: dag_run.conf['branches'][{tid!r}])()")
-        elif node["branch"]:  # with its trigger rule: gate runs after a skipped score_champion, as in the real DAG
+        elif node["branch"]:  # with its trigger rule, as in the real DAG
             lines.append(f"    t[{tid!r}] = task.branch(task_id={tid!r}, trigger_rule={node['trigger_rule']!r})"
                          f"(lambda: {branch_choice[tid]!r})()")
         elif node["teardown"]:

@@ -3,7 +3,7 @@ one row per request.
 
 A Linear Learner model is trained on the housing table in an emulator running in its own process
 (time scale 0), registered as a model and deployed to an endpoint. The figure is what the
-pipeline's ``score_challenger`` task and the gate do, end to end: the label-first test split
+pipeline's ``score`` task (the challenger's instance) and the gate do, end to end: the label-first test split
 (``--rows`` rows, in part files as data preparation writes them) is scored by a transform job
 made from ``config.build_transform_config`` (the request the pipeline sends), polled every
 ``--poll-seconds`` until it completes, and ``scoring.score_model`` pairs its ``.out`` lines with

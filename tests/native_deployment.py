@@ -42,6 +42,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAG_ID = "sagemaker_retrain"
 ADMIN_USER = "admin"
+# A second person, role User: may trigger runs and answer approvals, but never approve a run they triggered.
+OPERATOR_USER = "operator"
 # Realistic pace (training ~5 s, endpoint creation 5 s): at time scale 0 every job is finished
 # before the operator's first describe, so nothing would ever be handed to the triggerer.
 EMULATOR_TIME_SCALE = 1.0
@@ -68,7 +70,7 @@ LONG_RUNNING = [name for name, cmd in SERVICES.items() if cmd and name != "airfl
 SHARED_SETTINGS: dict[str, str] = {
     "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
     "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{OPERATOR_USER}:user",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "true",
     "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
     "AIRFLOW__API__WORKERS": "1",
@@ -133,6 +135,7 @@ class NativeDeployment:
     name: str = field(default_factory=lambda: f"airflow_native_{uuid.uuid4().hex[:10]}")
     bucket: str = "sagemaker-retrain-native"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    operator_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -145,6 +148,7 @@ class NativeDeployment:
     emulator_url: str = ""
     watch_queue_url: str = ""
     _token: str | None = None
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     # --- start -------------------------------------------------------------------------------
     @property
@@ -177,7 +181,7 @@ class NativeDeployment:
         self._start_emulator()
         self.env = self.build_env()
         passwords = Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-        passwords.write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
+        passwords.write_text(json.dumps({ADMIN_USER: self.password, OPERATOR_USER: self.operator_password}) + "\n")
         self._run_once("airflow-init", timeout=300)
         for service in LONG_RUNNING:
             self._spawn(service, [str(BIN / "airflow"), *SERVICES[service]], self.env)
@@ -313,17 +317,21 @@ class NativeDeployment:
         return boto3.client("sagemaker", endpoint_url=self.emulator_url, region_name="us-east-1",
                             aws_access_key_id="test", aws_secret_access_key="test")
 
-    def token(self) -> str:
-        """A JWT from the api-server's token endpoint (what the UI's login does)."""
-        if self._token is None:
-            answer = self.api("POST", "/auth/token", {"username": ADMIN_USER, "password": self.password}, auth=False)
-            self._token = answer["access_token"]
-        return self._token
+    def token(self, user: str = ADMIN_USER) -> str:
+        """A JWT from the api-server's token endpoint (what the UI's login does) for ``user``."""
+        if user == ADMIN_USER and self._token is not None:
+            return self._token
+        if user not in self._tokens:
+            password = self.password if user == ADMIN_USER else self.operator_password
+            answer = self.api("POST", "/auth/token", {"username": user, "password": password}, auth=False)
+            self._tokens[user] = answer["access_token"]
+        return self._tokens[user]
 
-    def api(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+    def api(self, method: str, path: str, body: dict | None = None, auth: bool = True, user: str = ADMIN_USER):
+        """The REST API as ``user`` (the admin unless told; ``OPERATOR_USER`` is the second person)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
-            headers["Authorization"] = f"Bearer {self.token()}"
+            headers["Authorization"] = f"Bearer {self.token(user)}"
         request = urllib.request.Request(self.base_url + path, method=method, headers=headers,
                                          data=None if body is None else json.dumps(body).encode())
         try:
@@ -405,9 +413,9 @@ class NativeDeployment:
     def set_time_scale(self, scale: float) -> None:
         self.emulator_admin("POST", "config", {"time_scale": scale})
 
-    def trigger(self, conf: dict) -> str:
-        """Trigger a run as the UI's Trigger form does; return its run id."""
-        run = self.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
+    def trigger(self, conf: dict, user: str = ADMIN_USER) -> str:
+        """Trigger a run as the UI's Trigger form does (as ``user``); return its run id."""
+        run = self.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf}, user=user)
         return run["dag_run_id"]
 
     def set_run_state(self, run_id: str, state: str, note: str | None = None) -> dict:

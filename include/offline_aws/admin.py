@@ -22,6 +22,16 @@ Who may call them: with no token configured, only clients on the loopback interf
 every caller, loopback included, must send it in the ``X-Offline-AWS-Admin-Token`` header (401
 otherwise). ``GET /_offline_aws/health`` answers everyone (``{"status": "ok"}``, nothing else): it
 is what container health checks call.
+
+moto's own ``/moto-api/*`` routes (its dashboard, ``data.json`` with every backend's state, the IAM
+users' secret keys included, ``reset``, ``seed``, recorder, state manager…) pass the same check
+(``AdminApp.guard``); they are not a way around the token or ``--enforce-iam``.
+
+A request a browser sends on behalf of a web page (it carries ``Origin``, or ``Sec-Fetch-Site`` other
+than ``none``, the person's own navigation) is refused with 403 on every guarded route, token or not:
+without a token the loopback rule alone would let any page the machine's browser opens (or a DNS-
+rebound one) reset the emulator or read moto's state, which moto serves with ``Access-Control-Allow-
+Origin: *``. Scripts, curl and the test clients send neither header.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from .settings import ADMIN_TOKEN_ENV as TOKEN_ENV
 from .settings import ADMIN_TOKEN_HEADER as TOKEN_HEADER
 
 PREFIX = "/_offline_aws/"
+MOTO_API_PREFIX = "/moto-api"  # moto's own routes; moto sends every path starting so to them
 OPEN_ROUTES = {("GET", "health")}
 
 
@@ -48,6 +59,16 @@ def is_loopback(address: str | None) -> bool:
         return ipaddress.ip_address((address or "").split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+def from_a_web_page(request: Request) -> bool:
+    """Did a browser send this for a page (fetch, XHR, form, img…) rather than a person's own navigation?
+
+    Browsers add ``Sec-Fetch-Site`` to every request (``none`` only when a person typed the URL or
+    opened a bookmark) and ``Origin`` to cross-origin and POST requests; a page cannot remove either.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    return "Origin" in request.headers or (site is not None and site.lower() != "none")
 
 
 def reset_moto() -> None:
@@ -68,6 +89,8 @@ class AdminApp:
         """Why this caller may not use this route (message, status), or None."""
         if (request.method, route) in OPEN_ROUTES:
             return None
+        if from_a_web_page(request):
+            return "the admin routes do not answer requests a browser sends for a web page", 403
         if self.token:
             given = request.headers.get(TOKEN_HEADER, "")
             if hmac.compare_digest(given.encode(), self.token.encode()):
@@ -76,6 +99,13 @@ class AdminApp:
         if is_loopback(request.remote_addr):
             return None
         return f"the admin routes answer only on loopback unless {TOKEN_ENV} is set", 403
+
+    def guard(self, environ, start_response, app):
+        """``app`` (moto, for ``/moto-api/*``) answers only a caller ``refusal`` lets through."""
+        refused = self.refusal(Request(environ), "moto-api")
+        if refused:
+            return _reply({"error": refused[0]}, refused[1])(environ, start_response)
+        return app(environ, start_response)
 
     def state(self) -> dict:
         return {

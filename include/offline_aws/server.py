@@ -14,8 +14,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import DEFAULT_REGION
+from .admin import MOTO_API_PREFIX, AdminApp
 from .admin import PREFIX as ADMIN_PREFIX
-from .admin import AdminApp
 from .faults import Faults
 from .iam_enforcement import IamEnforcer, enabled_by_env, moto_access_control_off, moto_access_control_on
 from .iam_requests import gate_moto_request
@@ -35,7 +35,11 @@ class QuietRequestHandler(MotoRequestHandler):
 
 
 class Dispatcher:
-    """The WSGI entry point: send each request to SageMaker, the admin API or moto."""
+    """The WSGI entry point: send each request to SageMaker, the admin API or moto.
+
+    moto's own ``/moto-api/*`` (state dump with secret keys, reset, seed…) is ``moto_api``: moto
+    behind the admin routes' check, never reached otherwise.
+    """
 
     def __init__(self, service: SageMakerService, faults: Faults, admin_token: str | None = None,
                  enforcer: IamEnforcer | None = None):
@@ -49,6 +53,8 @@ class Dispatcher:
         path = environ.get("PATH_INFO", "")
         if path.startswith(ADMIN_PREFIX):
             return "admin"
+        if path.startswith(MOTO_API_PREFIX):  # moto's own test for its /moto-api app
+            return "moto_api"
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("SageMaker."):
             return "sagemaker"
         _, scope = credential_scope(environ.get("HTTP_AUTHORIZATION"))
@@ -71,6 +77,9 @@ class Dispatcher:
             if self.enforcer is not None:  # S3, CloudWatch, Logs decided by our enforcement, the rest by moto's
                 return gate_moto_request(self.enforcer, environ, start_response, self.moto)
         return getattr(self, target)(environ, start_response)
+
+    def moto_api(self, environ, start_response):
+        return self.admin.guard(environ, start_response, self.moto)
 
 
 class Emulator:

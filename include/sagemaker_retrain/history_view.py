@@ -171,6 +171,17 @@ def lineage_card(answer: dict | None) -> str:
             f'{agree} ({sources})</span></div>')
 
 
+def outcome_text(record: dict) -> str:
+    """The outcome column: a rejection at approval in the approval step's own words ("Rejected by USER:
+    comment", "Rejected: no answer within N h (timeout)"), any other outcome as recorded."""
+    outcome = str(record.get("outcome", ""))
+    approval = record.get("approval") if isinstance(record.get("approval"), dict) else {}
+    description = str(approval.get("description") or "")
+    if outcome == "rejected at approval" and description.startswith("Rejected"):
+        return description
+    return outcome
+
+
 def _row(record: dict, packages: dict[str, dict], serving_arn: str | None) -> str:
     plot = (record.get("artifacts") or {}).get("plot")
     image = (f'<a target="_blank" href="plot?{_e(urlencode({"uri": plot}))}"><img alt="predicted vs actual" '
@@ -180,7 +191,7 @@ def _row(record: dict, packages: dict[str, dict], serving_arn: str | None) -> st
     serving = bool(arn) and arn == serving_arn
     mark = ' <span class="badge Approved">serving</span>' if serving else ""
     return (f'<tr class="{"serving" if serving else ""}"><td>{_run_links(record)}</td>'
-            f"<td>{_e(record.get('outcome', ''))}{mark}</td>"
+            f'<td class="outcome">{_e(outcome_text(record))}{mark}</td>'
             f"<td>{_package_cell(record, packages)}</td>"
             f"<td>{_e(record.get('model', ''))}</td>"
             f"<td>{_e(_metrics_cell(record))}</td><td>{_data_cell(record)}</td><td>{_e(gate)}</td>"

@@ -18,6 +18,14 @@ at run time, what a run is *allowed* to do:
 
 :func:`check_params` raises ValueError naming the Param and the limit; nothing in a message
 comes from the contents of a file.
+
+The same limits are checked again on the very request a task sends to AWS, right before it sends
+it (:func:`check_training_config` in ``train``, :func:`check_deploy_config` in ``deploy``,
+:func:`check_transform_config` for the scoring jobs): the configs reach those tasks through XComs
+and templates, which a User role can edit between ``prepare`` and the call, so a check of the
+Params alone would trust them. These raise :class:`LimitExceeded` (a ValueError) naming the
+request's field and the limit; a field the limits cannot judge (heterogeneous training instance
+groups, a serverless or shadow variant) is refused rather than let through.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "max_training_instance_count": 2,
     "max_runtime_seconds": 4 * 3600,
     "max_endpoint_instance_count": 2,
+    "max_transform_instance_count": 2,
     "max_dataset_bytes": 5 * 1024**3,
 }
 # limit key -> the Param it caps
@@ -54,7 +63,7 @@ CAPPED_PARAMS: dict[str, str] = {
     "max_runtime_seconds": "max_runtime_seconds",
     "max_endpoint_instance_count": "endpoint_instance_count",
 }
-INSTANCE_TYPE_PARAMS = ("training_instance_type", "endpoint_instance_type")
+INSTANCE_TYPE_PARAMS = ("training_instance_type", "endpoint_instance_type", "transform_instance_type")
 MAX_URI_LENGTH = 1024
 LOCAL_DATA_DIR = Path("include") / "data"
 
@@ -194,3 +203,94 @@ def check_params(params: Mapping, project_dir: Path, variables: Variables | None
             raise ValueError(f"Param gate_threshold={threshold!r} for {metric} must be {word} the floor {floor} "
                              f"(Variable {GATE_FLOORS_VARIABLE}); a run may only tighten it")
     check_dataset_uri(params.get("dataset_uri"), project_dir, variables, caps["max_dataset_bytes"])
+
+
+# --- the requests sent to AWS, checked again by the task that sends them ---------------------------
+class LimitExceeded(ValueError):
+    """A request to AWS goes beyond the admins' limits (or has a field they cannot judge)."""
+
+
+def _check_type(request: str, field: str, value, types: list[str]) -> None:
+    if value not in types:
+        raise LimitExceeded(f"{request} refused: {field}={value!r} is not an allowed instance type "
+                            f"(Variable {ALLOWED_INSTANCE_TYPES_VARIABLE}: {types})")
+
+
+def _check_count(request: str, field: str, value, key: str, caps: Mapping[str, int]) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= caps[key]:
+        raise LimitExceeded(f"{request} refused: {field}={value!r} is over the limit {key}={caps[key]} "
+                            f"(Variable {LIMITS_VARIABLE})")
+
+
+def _section(config: Mapping, request: str, key: str) -> Mapping:
+    value = config.get(key) if isinstance(config, Mapping) else None
+    if not isinstance(value, Mapping):
+        raise LimitExceeded(f"{request} refused: no {key} to check against the admins' limits")
+    return value
+
+
+def check_training_config(config: Mapping, variables: Variables | None = None) -> None:
+    """A CreateTrainingJob request within the limits: instance type and count, MaxRuntimeInSeconds.
+
+    A missing ``MaxRuntimeInSeconds`` is refused (AWS would default it to one day); so are
+    ``InstanceGroups`` (heterogeneous clusters), which the limits do not describe, and a
+    ``MaxWaitTimeInSeconds`` (managed spot) over the run-time limit.
+    """
+    variables = variables or airflow_variables
+    request = "CreateTrainingJob"
+    resources = _section(config, request, "ResourceConfig")
+    if resources.get("InstanceGroups"):
+        raise LimitExceeded(f"{request} refused: ResourceConfig.InstanceGroups (heterogeneous clusters) is not "
+                            "covered by the admins' limits")
+    _check_type(request, "ResourceConfig.InstanceType", resources.get("InstanceType"),
+                allowed_instance_types(variables))
+    caps = limits(variables)
+    _check_count(request, "ResourceConfig.InstanceCount", resources.get("InstanceCount"),
+                 "max_training_instance_count", caps)
+    stopping = _section(config, request, "StoppingCondition")
+    _check_count(request, "StoppingCondition.MaxRuntimeInSeconds", stopping.get("MaxRuntimeInSeconds"),
+                 "max_runtime_seconds", caps)
+    if stopping.get("MaxWaitTimeInSeconds") is not None:
+        _check_count(request, "StoppingCondition.MaxWaitTimeInSeconds", stopping.get("MaxWaitTimeInSeconds"),
+                     "max_runtime_seconds", caps)
+
+
+def check_deploy_config(config: Mapping, variables: Variables | None = None) -> None:
+    """A CreateEndpointConfig request within the limits: each production variant's instance type and count.
+
+    A variant without an instance type (serverless), shadow variants and instance pools are refused:
+    the limits speak of instance types and counts only.
+    """
+    variables = variables or airflow_variables
+    request = "CreateEndpointConfig"
+    variants = config.get("ProductionVariants") if isinstance(config, Mapping) else None
+    if not isinstance(variants, list) or not variants:
+        raise LimitExceeded(f"{request} refused: no ProductionVariants to check against the admins' limits")
+    if config.get("ShadowProductionVariants"):
+        raise LimitExceeded(f"{request} refused: ShadowProductionVariants are not covered by the admins' limits")
+    types, caps = allowed_instance_types(variables), limits(variables)
+    for index, variant in enumerate(variants):
+        field = f"ProductionVariants[{index}]"
+        if not isinstance(variant, Mapping):
+            raise LimitExceeded(f"{request} refused: {field} is not an object")
+        if variant.get("ServerlessConfig") is not None:
+            raise LimitExceeded(f"{request} refused: {field}.ServerlessConfig is not covered by the admins' limits")
+        _check_type(request, f"{field}.InstanceType", variant.get("InstanceType"), types)
+        _check_count(request, f"{field}.InitialInstanceCount", variant.get("InitialInstanceCount"),
+                     "max_endpoint_instance_count", caps)
+        scaling = variant.get("ManagedInstanceScaling") or {}
+        for key in ("MinInstanceCount", "MaxInstanceCount"):
+            if key in scaling:
+                _check_count(request, f"{field}.ManagedInstanceScaling.{key}", scaling[key],
+                             "max_endpoint_instance_count", caps)
+
+
+def check_transform_config(config: Mapping, variables: Variables | None = None) -> None:
+    """A CreateTransformJob request within the limits: TransformResources' instance type and count."""
+    variables = variables or airflow_variables
+    request = "CreateTransformJob"
+    resources = _section(config, request, "TransformResources")
+    _check_type(request, "TransformResources.InstanceType", resources.get("InstanceType"),
+                allowed_instance_types(variables))
+    _check_count(request, "TransformResources.InstanceCount", resources.get("InstanceCount"),
+                 "max_transform_instance_count", limits(variables))

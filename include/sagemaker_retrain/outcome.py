@@ -1,8 +1,9 @@
 """The run's outcome, readable on its page in the Airflow UI without opening a log.
 
 When a run ends, :func:`report_run` (called once, at the end of the teardown) sums it up:
-the decision (promoted / evaluated and deleted / kept the champion / rejected by a person /
-failed, and why), the challenger's and the champion's scores on the same test rows, the endpoint
+the decision (promoted / evaluated and deleted / kept the champion / "Rejected by USER: comment"
+(or "Rejected: no answer within N h", "Rejected: USER triggered this run and may not approve it")
+/ failed, and why), the challenger's and the champion's scores on the same test rows, the endpoint
 and model, and links to the predicted-vs-actual plot and the model history page. A run refused
 at its start (a bad Param combination, an admin limit) is summed up by :func:`report_refusal`,
 from prepare: the teardown does not run when its setup failed.
@@ -76,9 +77,23 @@ def _links(base_url: str, endpoint_param: str | None, evidence: Mapping | None) 
     return links
 
 
+def rejection(approval: Mapping | None, gate_reason: str = "") -> tuple[str, str]:
+    """``(decision, why)`` of a promotion rejected at approval, in the approval's own words.
+
+    The approval step describes its decision as "Rejected by USER: comment", "Rejected by USER",
+    "Rejected: no answer within N h (timeout)" or "Rejected: USER triggered this run and may not
+    approve it"; the run page shows exactly that (decision before the first ": ", why after it).
+    """
+    description = str((approval or {}).get("description") or "").strip()
+    if not description.startswith("Rejected"):
+        return "Rejected at approval", f"gate: {gate_reason}" if gate_reason else ""
+    decision, _, why = description.partition(": ")
+    return decision, why
+
+
 def decide_outcome(states: Mapping[str, str], evidence: Mapping | None, mode: str,
-                   reporter: str = "teardown") -> tuple[str, str]:
-    """``(decision, why)`` from the run's task states and the gate's evidence."""
+                   reporter: str = "teardown", approval: Mapping | None = None) -> tuple[str, str]:
+    """``(decision, why)`` from the run's task states, the gate's evidence and the approval step's decision."""
     # The watcher fails because another task did (its ONE_FAILED rule fires at once): not a cause of its own.
     failed = sorted(t for t, s in states.items() if s in FAILED and t not in (reporter, "watcher"))
     reason = ((evidence or {}).get("decision") or {}).get("reason", "")
@@ -90,8 +105,8 @@ def decide_outcome(states: Mapping[str, str], evidence: Mapping | None, mode: st
         return "Failed", f"{', '.join(failed)} failed (first: {first}; its log says why)"
     if states.get("keep_champion") == "success":
         return "Kept the champion", reason
-    if states.get("approve") in FAILED | {"skipped"} and states.get("deploy") == "skipped":
-        return "Rejected by a person", f"at approve; gate: {reason}" if reason else "at approve"
+    if states.get("rejected") == "success":  # the approval step branched there: a person (or the clock) said no
+        return rejection(approval, reason)
     if states.get("publish") == "success":
         return "Promoted", reason
     if mode == "ephemeral" and states.get("wait_for_endpoint") == "success":
@@ -99,12 +114,16 @@ def decide_outcome(states: Mapping[str, str], evidence: Mapping | None, mode: st
     return "Ended without a decision", reason
 
 
+def _says_why(decision: str) -> bool:
+    return decision == "Failed" or decision.startswith("Rejected")
+
+
 def summarize(*, decision: str, why: str, evidence: Mapping | None, endpoint: str | None, model: str | None,
               endpoint_param: str | None, base_url: str, restore: str | None = None,
               history: str | None = None) -> tuple[str, str]:
     """``(headline, markdown)``: one line for the task list, a short markdown note for the run."""
     scores = _scores(evidence)
-    said = f"{decision}: {why}" if why and decision in ("Failed", "Rejected by a person") else decision
+    said = f"{decision}: {why}" if why and _says_why(decision) else decision
     headline = " · ".join(part for part in (said, scores) if part)
     lines = [f"{MARKER}{decision}**" + (f" — {why}" if why else "")]
     if scores:
@@ -242,7 +261,10 @@ def report_run(context: dict, states: Mapping[str, str], restore: str | None = N
         evidence = result_of("gate", "evidence")
         history = (result_of("publish") or {}).get("history") or result_of("keep_champion")
         restore = restore or result_of("restore")
-        decision, why = decide_outcome(states, evidence, params.get("mode"), reporter=ti.task_id)
+        # The approval's own words, pulled only when the rejected branch ran in this pass (a Clear
+        # re-runs approve, which replaces its XCom, before rejected can run again).
+        approval = ti.xcom_pull(task_ids="approve", key="approval") if states.get("rejected") == "success" else None
+        decision, why = decide_outcome(states, evidence, params.get("mode"), reporter=ti.task_id, approval=approval)
         names = plan.get("names") or {}
         headline, note = summarize(
             decision=decision, why=why, evidence=evidence, endpoint=names.get("endpoint"), model=names.get("model"),

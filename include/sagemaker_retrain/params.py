@@ -214,9 +214,9 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
         ),
         "transform_instance_type": _param(
             "ml.m5.large", INFRASTRUCTURE, "Scoring instance type",
-            "Batch transform instance (`ml.<family>.<size>`) that scores both models on the test rows; "
-            "production is never asked.",
-            type="string", pattern=INSTANCE_TYPE_PATTERN,
+            "Batch transform instance that scores both models on the test rows; production is never asked. "
+            f"One of {ALLOWED_TYPES}. {INSTANCE_RULE}",
+            type="string", pattern=INSTANCE_TYPE_PATTERN, enum=list(DEFAULT_INSTANCE_TYPES),
         ),
         # --- Evaluation ------------------------------------------------------------------------
         "test_fraction": _param(
@@ -250,8 +250,10 @@ def build_params(default_endpoint_name: str = "linear-learner-housing") -> dict[
         # Model registry approval (resolved at run time: a Param default cannot read a Variable at parse time).
         "require_approval": _param(
             "policy", ESSENTIALS, "Require approval",
-            "`yes`: a person approves the promotion in the run's Required actions before deploy; `no`: promote "
-            "when the gate says so; `policy`: Variable `sagemaker_retrain_require_approval` (true/false) decides.",
+            "`yes`: a person approves the promotion in the run's Required actions before deploy; `no` or "
+            "`policy`: as the admins' Variable `sagemaker_retrain_require_approval` says. The Variable wins: "
+            "when it requires approval, `no` cannot skip it. The approvers are Variable "
+            "`sagemaker_retrain_approvers`; the person who triggered the run cannot approve it.",
             type="string", enum=["policy", "yes", "no"],
         ),
         "approval_timeout_hours": _param(

@@ -478,10 +478,15 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
                         "has no champion score.", champion_model, err)
 
     def transform(role: str, model: str, algorithm) -> dict:
-        return {"config": config.build_transform_config(
+        request = config.build_transform_config(
             algorithm=algorithm, job_name=names[f"score_{role}"], model_name=model, input_uri=test_uri,
             output_uri=plan["scoring_uris"][role], params=params, resource_tags=run_tags,
-        ), "region_name": settings.region}
+        )
+        try:
+            limits.check_transform_config(request)
+        except limits.LimitExceeded as err:
+            raise _fail(err) from err
+        return {"config": request, "region_name": settings.region}
 
     log.info("Challenger: model %s (package %s). Champion: %s (config %s, package %s).", names["model"],
              (package or {}).get("arn"), champion_model or "none (nothing serves yet)",
@@ -640,25 +645,38 @@ NO_APPROVAL_REASON = "policy: no approval required"
 
 
 def approval_policy(params: dict) -> dict:
-    """Whether promotion waits for a person, resolved at run time.
+    """Whether promotion waits for a person, resolved at run time: the admins' policy, which a Param may only tighten.
 
-    ``require_approval`` is ``yes``/``no``, or ``policy``: then Variable ``sagemaker_retrain_require_approval``
-    (true/yes/1/on) decides, so scheduled runs follow the team's policy. Ephemeral runs promote
+    Variable ``sagemaker_retrain_require_approval`` is the admins' policy: true/yes/1/on/required
+    makes every persistent run wait for a person, whatever Param ``require_approval`` says; false/no/
+    0/off or unset leaves it to the Param (``yes`` waits; ``no`` or ``policy`` does not). A value the
+    policy cannot read fails closed (approval required). So a person who may trigger a run can ask
+    for an approval the admins do not require, never skip one they do. Ephemeral runs promote
     nothing, so they never wait (and leave the package's approval as it is).
     """
     hours = max(1, min(int(params.get("approval_timeout_hours") or 24), MAX_APPROVAL_TIMEOUT_HOURS))
     if params["mode"] == "ephemeral":
         return {"required": False, "reason": "ephemeral run: nothing is promoted", "timeout_hours": hours,
                 "record": False}
-    choice = params.get("require_approval") or "policy"
-    if choice == "policy":
-        from airflow.sdk import Variable
+    from airflow.sdk import Variable
 
-        raw = Variable.get(APPROVAL_VARIABLE, default=None)
-        required = str(raw or "").strip().lower() in ("1", "true", "yes", "on", "required")
-        source = f"Variable {APPROVAL_VARIABLE}={raw!r}" if raw is not None else f"Variable {APPROVAL_VARIABLE} unset"
+    raw = Variable.get(APPROVAL_VARIABLE, default=None)
+    word = str(raw if raw is not None else "").strip().lower()
+    if word in ("1", "true", "yes", "on", "required"):
+        admins, policy = True, f"Variable {APPROVAL_VARIABLE}={raw!r}"
+    elif word in ("", "0", "false", "no", "off", "none"):
+        admins = False
+        policy = f"Variable {APPROVAL_VARIABLE}={raw!r}" if raw is not None else f"Variable {APPROVAL_VARIABLE} unset"
+    else:  # fail closed: a policy nobody can read requires approval
+        admins, policy = True, f"Variable {APPROVAL_VARIABLE}={raw!r} is not true/false: treated as required"
+    choice = params.get("require_approval") or "policy"
+    if admins:
+        source = policy if choice != "no" else f"{policy}; Param require_approval=no cannot lower it"
+    elif choice == "yes":
+        source = f"param require_approval=yes, stricter than {policy}"
     else:
-        required, source = choice == "yes", f"param require_approval={choice}"
+        source = policy if choice == "policy" else f"param require_approval={choice}, {policy}"
+    required = admins or choice == "yes"
     reason = f"approval required ({source})" if required else f"{NO_APPROVAL_REASON} ({source})"
     return {"required": required, "reason": reason, "timeout_hours": hours, "record": True}
 

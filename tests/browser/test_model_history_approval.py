@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from native_deployment import DAG_ID, PROJECT_DIR
+from native_deployment import DAG_ID, OPERATOR_USER, PROJECT_DIR
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -48,13 +48,14 @@ def test_approve_in_the_ui_and_see_the_history(deployment, page, browser, log_in
     log_in(page)
 
     # A first run, approved through the API, so the chart has a point before the one approved here.
-    first = deployment.trigger({**CONF, "epochs": 1, "learning_rate": 0.0005})  # weak: the next one wins
+    # Triggered by the operator (role User): the admin, who did not trigger them, approves.
+    first = deployment.trigger({**CONF, "epochs": 1, "learning_rate": 0.0005}, user=OPERATOR_USER)  # weak
     _wait_for_state(deployment, first, "approve", ("awaiting_input", "deferred"))
     deployment.api("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{first}/taskInstances/approve/-1/hitlDetails",
                    {"chosen_options": ["Approve"], "params_input": {"comment": "first"}})
     assert deployment.wait_for_run(first)["state"] == "success"
 
-    second = deployment.trigger(CONF)
+    second = deployment.trigger(CONF, user=OPERATOR_USER)
     _wait_for_state(deployment, second, "approve", ("awaiting_input", "deferred"))
 
     frame = _history_frame(page, deployment)
@@ -73,13 +74,13 @@ def test_approve_in_the_ui_and_see_the_history(deployment, page, browser, log_in
     page.get_by_role("button", name="Approve").click()
     assert deployment.wait_for_run(second)["state"] == "success"
     package = deployment.sagemaker().describe_model_package(ModelPackageName=deployment.xcom(second, "register")["arn"])
-    assert package["ModelApprovalStatus"] == "Approved" and "approved by admin" in package["ApprovalDescription"]
+    assert package["ModelApprovalStatus"] == "Approved" and package["ApprovalDescription"] == "Approved by admin: better on the same rows"
 
     frame = _history_frame(page, deployment)
     expect(frame.locator("svg.chart .point-challenger")).to_have_count(2)
     expect(frame.locator("svg.chart .point-promoted")).to_have_count(2)
     expect(frame.locator(".serving-model")).to_contain_text("v2")
-    expect(frame.get_by_text("approved by admin: better on the same rows").first).to_be_visible()
+    expect(frame.get_by_text("Approved by admin: better on the same rows").first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "model-history.png"), full_page=True)
 
     # The page itself, without a login: refused.

@@ -115,11 +115,30 @@ def _emulator_rows() -> list[str]:
         assert status("t0k", "127.0.0.1", route, method) == 401
         assert status("t0k", "172.18.0.5", route, method, {TOKEN_HEADER: "t0k"}) == 200
     assert status("", "172.18.0.5", "health") == 200
+    assert status("", "127.0.0.1", headers={"Origin": "https://page.example"}) == 403
+    assert status("t0k", "127.0.0.1", headers={TOKEN_HEADER: "t0k", "Sec-Fetch-Site": "same-origin"}) == 403
+
+    def moto_api(token, remote, path, method="GET", headers=None):
+        from offline_aws.server import Dispatcher
+
+        app = Dispatcher(SageMakerService(clock=Clock(0)), Faults(), admin_token=token)
+        return Client(app).open(path, method=method, headers=headers or {},
+                                environ_base={"REMOTE_ADDR": remote}).status_code
+
+    for path, method in (("/moto-api/data.json", "GET"), ("/moto-api/reset", "POST")):
+        assert moto_api("", "172.18.0.5", path, method) == 403
+        assert moto_api("t0k", "127.0.0.1", path, method) == 401
+        assert moto_api("", "127.0.0.1", path, method, {"Origin": "https://page.example"}) == 403
+    assert moto_api("", "127.0.0.1", "/moto-api/data.json") == 200
+    assert moto_api("t0k", "172.18.0.5", "/moto-api/data.json", headers={TOKEN_HEADER: "t0k"}) == 200
     return [
-        "| Emulator admin routes (`/_offline_aws/state`, `calls`, `faults`, `config`, `reset`) | "
-        f"without `{TOKEN_ENV}`: loopback clients only; with it: anyone who sends it | "
+        "| Emulator admin routes (`/_offline_aws/state`, `calls`, `faults`, `config`, `reset`) and moto's own "
+        "`/moto-api/*` (`data.json` holds every IAM user's secret key; `reset` wipes S3) | "
+        f"without `{TOKEN_ENV}`: loopback clients only; with it: anyone who sends it; never a browser's page | "
         f"other addresses without a token: **403**; with a token configured, a request without the "
-        f"`{TOKEN_HEADER}` header (loopback included): **401**; otherwise state, call counts, fault injection, reset |",
+        f"`{TOKEN_HEADER}` header (loopback included): **401**; a request a browser sends for a web page "
+        "(`Origin`, or `Sec-Fetch-Site` other than `none`), token or not: **403**; otherwise state, call counts, "
+        "fault injection, reset, moto's dashboard |",
         "| Emulator `/_offline_aws/health` | anyone who reaches the emulator's port | `{\"status\": \"ok\"}` only |",
     ]
 
@@ -192,6 +211,32 @@ def _param_rows(tmp_path: Path) -> list[str]:
     return rows
 
 
+def _request_rows() -> list[str]:
+    """The requests themselves, re-checked by the task that sends them (the configs travel through XComs)."""
+    from sagemaker_retrain import limits
+
+    store = {"sagemaker_retrain_bucket": BUCKET}.get
+    over = {
+        "`train`: CreateTrainingJob (`limits.check_training_config`)": (limits.check_training_config, {
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 5 * 86400}}),
+        "`deploy`: CreateEndpointConfig (`limits.check_deploy_config`)": (limits.check_deploy_config, {
+            "ProductionVariants": [{"InstanceType": "ml.p5.48xlarge", "InitialInstanceCount": 1}]}),
+        "scoring: CreateTransformJob (`limits.check_transform_config`)": (limits.check_transform_config, {
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 8}}),
+    }
+    rows = ["", "| Request (checked by) | Refused | Message (example) |", "|---|---|---|"]
+    what = {"train": "instance type, instance count, `MaxRuntimeInSeconds` (missing: refused), instance groups",
+            "`deploy`": "each variant's instance type and count, serverless and shadow variants",
+            "scoring": "instance type and count"}
+    for name, (check, request) in over.items():
+        with pytest.raises(limits.LimitExceeded) as raised:
+            check(request, store)
+        refused = next(v for k, v in what.items() if name.startswith(k) or name.startswith(f"`{k}`"))
+        rows.append(f"| {name} | {refused} | `{raised.value}` |")
+    return rows
+
+
 def _non_csv_row(tmp_path: Path) -> str:
     from sagemaker_retrain.data_prep.errors import DataValidationError
     from sagemaker_retrain.data_prep.prepare import prepare_dataset
@@ -234,11 +279,102 @@ def _compose_rows() -> list[str]:
     ]
 
 
-def test_write_security_doc(history_client, tmp_path):
+def _duties_rows(monkeypatch) -> list[str]:
+    """Separation of duties: each cell asserted against the Simple auth manager and the approval step."""
+    from types import SimpleNamespace
+
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.sdk import Variable
+
+    from sagemaker_retrain import pipeline
+    from sagemaker_retrain.operators import approval as step
+
+    manager = SimpleAuthManager()
+    rows = ["| Role (Simple auth manager) | Trigger a run | Answer a run's approval | Change the approval policy, "
+            "approvers and limits (Variables) | Read the model history page |", "|---|---|---|---|---|"]
+    for role in ("viewer", "user", "op", "admin"):
+        user = SimpleAuthManagerUser(username=role, role=role)
+        trigger = manager.is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN, user=user)
+        answer = manager.is_authorized_dag(method="PUT", access_entity=DagAccessEntity.HITL_DETAIL, user=user)
+        variables = manager.is_authorized_variable(method="PUT", user=user)
+        read = manager.is_authorized_dag(method="GET", user=user)
+        assert (trigger, answer, variables, read) == {"viewer": (False, False, False, True),
+                                                      "user": (True, True, False, True),
+                                                      "op": (True, True, True, True),
+                                                      "admin": (True, True, True, True)}[role]
+        # assigned users bind every role, admin included (unless [core] simple_auth_manager_all_admins)
+        assert manager.is_authorized_hitl_task(assigned_users={"someone-else"}, user=user) is False
+        assert manager.is_authorized_hitl_task(assigned_users={role}, user=user) is True
+        rows.append(f"| {role} | {'yes' if trigger else 'no'} | "
+                    + ("only if named in Variable `sagemaker_retrain_approvers` (any, without it), and never a run "
+                       "they triggered" if answer else "no")
+                    + f" | {'yes' if variables else 'no'} | {'yes' if read else 'no'} |")
+
+    policy_rows = ["", "| Variable `sagemaker_retrain_require_approval` | Param `require_approval` | The run waits for "
+                   "a person |", "|---|---|---|"]
+    for variable in ("true", "false", None, "maybe"):
+        for choice in ("yes", "no", "policy"):
+            monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None, v=variable: v))
+            required = pipeline.approval_policy({"mode": "persistent", "require_approval": choice})["required"]
+            assert required is (variable in ("true", "maybe") or choice == "yes")
+            policy_rows.append(f"| {variable or 'unset'} | `{choice}` | {'**yes**' if required else 'no'} |")
+
+    answers = ["", "| Who answers *Approve* (Variable `sagemaker_retrain_approvers=alice, bob`) | Run triggered by "
+               "`alice` |", "|---|---|"]
+    monkeypatch.setattr(step, "read_approvers", lambda: step.parse_approvers("alice, bob"))
+    monkeypatch.setattr(pipeline, "decide_approval", lambda plan, package, approved, description, **facts: {
+        "status": "Approved" if approved else "Rejected", "description": description, **facts})
+    operator = step.ModelApprovalOperator(task_id="approve")
+    monkeypatch.setattr(operator, "do_branch", lambda context, branches: branches)
+    policy = {"required": True, "reason": "r", "timeout_hours": 24, "record": True}
+
+    class TI:
+        pushed: dict = {}
+
+        def xcom_pull(self, task_ids, key=None):
+            return {"prepare": {"names": {"endpoint": "ep"}, "settings": {}}}.get(task_ids) if key is None else (
+                policy if key == "approval_policy" else {"package": None, "scores": {}, "rows": {"count": 1},
+                                                         "decision": {"metric": "test:mse", "threshold": 1,
+                                                                      "reason": "r"}})
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+    written = {}
+    monkeypatch.setattr("airflow.providers.standard.operators.hitl.upsert_hitl_detail", lambda **kw: written.update(kw))
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    with pytest.raises(TaskAwaitingInput):
+        operator.execute({"ti": TI(), "task_instance": SimpleNamespace(id="ti"),
+                          "dag_run": SimpleNamespace(triggering_user_name="alice")})
+    assert written["assigned_users"] == [{"id": "bob", "name": "bob"}]
+    for who, expected in (("alice", "Rejected: alice triggered this run and may not approve it"),
+                          ("mallory", "Rejected: mallory is not an assigned approver (Variable "
+                                      "sagemaker_retrain_approvers)"),
+                          ("bob", "Approved by bob: ok")):
+        ti = TI()
+        event = {"chosen_options": ["Approve"], "params_input": {"comment": "ok"},
+                 "responded_at": __import__("datetime").datetime.now(__import__("datetime").UTC),
+                 "responded_by_user": {"id": who, "name": who}}
+        branch = operator.execute_complete({"ti": ti, "dag_run": SimpleNamespace(triggering_user_name="alice")}, event)
+        assert ti.pushed["approval"]["description"] == expected
+        assert branch == (["deploy"] if who == "bob" else ["rejected"])
+        note = {"alice": "Airflow already answers 403: `alice` is left out of the request's `assigned_users`; "
+                         "if an auth manager lets the answer through, ",
+                "mallory": "Airflow answers 403 (not in `assigned_users`); if an auth manager lets it through, ",
+                "bob": ""}[who]
+        answers.append(f"| `{who}` | {note}{'deploys' if who == 'bob' else 'a rejection'}: \"{expected}\" |")
+    return rows + policy_rows + answers
+
+
+def test_write_security_doc(history_client, tmp_path, monkeypatch):
     http, tokens = history_client
     surfaces = _plugin_rows(http, tokens) + _emulator_rows() + [_non_csv_row(tmp_path)]
     params = _param_rows(tmp_path)
     deployment = _compose_rows()
+    duties = _duties_rows(monkeypatch)
     head = "\n".join([
         "# Security surfaces",
         "",
@@ -263,6 +399,22 @@ def test_write_security_doc(history_client, tmp_path):
             "| Param | Refused | Message (example) |",
             "|---|---|---|",
             *params,
+            "",
+            "The task that sends a request to AWS checks that very request again, against the same Variables",
+            "read at that moment, before any call: the configs reach it through XComs and templates, which a",
+            "User role may edit after `prepare` (`tests/unit/test_limits.py`,",
+            "`tests/unit/test_reattaching_training.py`).",
+            *_request_rows(),
+        ],
+        "Separation of duties": [
+            "Who may trigger a run, approve its promotion, change the admins' policy and limits, and read the",
+            "history (Airflow's Simple auth manager's roles, asserted against it), whether a run waits for a",
+            "person (`pipeline.approval_policy`: the admins' Variable wins; a Param may only make it stricter),",
+            "and what an *Approve* counts as (`operators/approval.py`, which also gives Airflow the approvers",
+            "as the request's `assigned_users`, without the person who triggered the run). A rejection reads",
+            "\"Rejected by USER: comment\" on the run page, in the history record and on the history page.",
+            "",
+            *duties,
         ],
         "docker-compose.yaml": ["| What | Who | Promise |", "|---|---|---|", *deployment],
     }, head=head, doc=DOC)

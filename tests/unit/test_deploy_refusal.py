@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 from sagemaker_retrain.operators.endpoint import SageMakerDeployOperator
 
 CONFIG = {
-    "EndpointConfig": {"EndpointConfigName": "ep-new", "ProductionVariants": [{"ModelName": "ep-new"}],
+    "EndpointConfig": {"EndpointConfigName": "ep-new", "ProductionVariants": [{
+        "ModelName": "ep-new", "VariantName": "AllTraffic", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
                        "Tags": [{"Key": "sagemaker-retrain:run-id", "Value": "run-1"}]},
     "Endpoint": {"EndpointName": "ep", "EndpointConfigName": "ep-new", "Tags": []},
     "DeploymentConfig": None, "Alarms": [], "MaxWaitSeconds": 60,

@@ -178,19 +178,22 @@ def test_chart_and_registry_columns():
                   "threshold": 10.0, "reason": "r"},
          "package": {"arn": arn.format(i), "version": i}, "approval": {"status": status, "description": desc},
          "scored_rows": {"data": {"sha256": "ab" * 32, "rows": {"train": 400, "test": 51}}}}
-        for i, outcome, status, desc in ((3, "rejected at approval", "Rejected", "rejected by bob: drift"),
-                                         (2, "promoted", "Approved", "approved by alice"),
+        for i, outcome, status, desc in ((3, "rejected at approval", "Rejected", "Rejected by bob: drift"),
+                                         (2, "promoted", "Approved", "Approved by alice"),
                                          (1, "promoted", "Approved", "policy: no approval required"))]
     page = {"endpoint": "ep", "records": records, "total": 3, "total_is_lower_bound": False, "offset": 0,
             "limit": 20, "next_offset": None}
-    serving = {"arn": arn.format(2), "version": 2, "approval": "Approved", "approval_description": "approved by alice",
+    serving = {"arn": arn.format(2), "version": 2, "approval": "Approved", "approval_description": "Approved by alice",
                "metadata": {"run-id": "manual__r2"}}
     html_page = render([page], ["ep"], registry_info={"ep": {"serving": serving, "packages": {}}})
     assert html_page.count("point-challenger") == 3 and html_page.count("point-champion") == 2
     assert html_page.count("point-promoted") == 2 and html_page.count("point-serving") == 1
     assert "threshold 10" in html_page
     assert 'Serving: model package <b>v2</b>' in html_page and html_page.count('<tr class="serving">') == 1
-    assert 'href="/dags/sagemaker_retrain/runs/manual__r3"' in html_page and "rejected by bob: drift" in html_page
+    assert 'href="/dags/sagemaker_retrain/runs/manual__r3"' in html_page
+    # a person's rejection is the run's outcome, in their words (not "Ended without a decision")
+    assert '<td class="outcome">Rejected by bob: drift</td>' in html_page
+    assert '<td class="outcome">promoted <span class="badge Approved">serving</span></td>' in html_page
     assert "/tasks/gate" in html_page and "abababababab" in html_page and "451 rows" in html_page
     assert "chakra-ui-color-mode" in html_page and "[data-theme=dark]" in html_page
 
@@ -216,3 +219,14 @@ def test_serving_model_shows_the_data_that_trained_it():
     disagree = render([page], ["ep"], registry_info={"ep": {"serving": serving, "packages": {},
                                                              "lineage": {**answer, "consistent": False}}})
     assert "records disagree" in disagree
+
+
+def test_outcome_column_words():
+    from sagemaker_retrain.history_view import outcome_text
+
+    rejected = {"outcome": "rejected at approval", "approval": {"status": "Rejected",
+                                                                "description": "Rejected: no answer within 6 h (timeout)"}}
+    assert outcome_text(rejected) == "Rejected: no answer within 6 h (timeout)"
+    assert outcome_text({"outcome": "kept the champion", "approval": {"description": "gate: lost"}}) == "kept the champion"
+    assert outcome_text({"outcome": "rejected at approval", "approval": "garbled"}) == "rejected at approval"
+    assert outcome_text({}) == ""

@@ -220,3 +220,115 @@ def test_prepare_reads_the_variables_at_run_time(no_aws, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_ALLOWED_INSTANCE_TYPES", '["ml.c5.xlarge"]')
     with pytest.raises(AirflowFailException, match="Param training_instance_type='ml.m5.large'"):
         pipeline.prepare(defaults(), "manual__limits", datetime.now(UTC), PROJECT_DIR, None)
+
+
+# --- the requests themselves, re-checked by the task that sends them (issue 24, finding 1) ------------
+def _requests(**overrides) -> dict:
+    """The three requests the pipeline sends, built by its own config builders from the default Params."""
+    from sagemaker_retrain import algorithms, config
+
+    params = defaults(**overrides)
+    algorithm = algorithms.of_params(params)
+    tags = config.tags("ep", "run-1")
+    return {
+        "training": config.build_training_config(
+            algorithm=algorithm, job_name="j", image="img", role_arn="arn:aws:iam::123456789012:role/R",
+            channel_uris={c: f"s3://b/in/{c}/" for c in ("train", "validation", "test")}, output_uri="s3://b/out",
+            params=params, feature_dim=3, resource_tags=tags),
+        "deploy": config.build_endpoint_config_config(config_name="c", model_name="m", params=params,
+                                                      resource_tags=tags),
+        "transform": config.build_transform_config(
+            algorithm=algorithm, job_name="t", model_name="m", input_uri="s3://b/in/test/", output_uri="s3://b/out/", params=params,
+            resource_tags=tags),
+    }
+
+
+CHECKS = {"training": limits.check_training_config, "deploy": limits.check_deploy_config,
+          "transform": limits.check_transform_config}
+
+
+def _refused_request(kind: str, request: dict, **variable_values) -> str:
+    with pytest.raises(limits.LimitExceeded) as raised:
+        CHECKS[kind](request, variables(**variable_values))
+    return str(raised.value)
+
+
+def test_the_pipelines_own_requests_pass():
+    for kind, request in _requests().items():
+        CHECKS[kind](request, variables())
+
+
+def _set(request: dict, path: str, value) -> dict:
+    import copy
+
+    request = copy.deepcopy(request)
+    *parents, last = path.split(".")
+    node = request
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return request
+
+
+@pytest.mark.parametrize(("kind", "path", "value", "says"), [
+    ("training", "ResourceConfig.InstanceType", "ml.p5.48xlarge", "ResourceConfig.InstanceType='ml.p5.48xlarge'"),
+    ("training", "ResourceConfig.InstanceCount", 3, "max_training_instance_count=2"),
+    ("training", "ResourceConfig.InstanceCount", 0, "ResourceConfig.InstanceCount=0"),
+    ("training", "ResourceConfig.InstanceCount", "1", "ResourceConfig.InstanceCount='1'"),
+    ("training", "ResourceConfig.InstanceGroups", [{"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                                                    "InstanceGroupName": "g"}], "InstanceGroups"),
+    ("training", "StoppingCondition.MaxRuntimeInSeconds", 14401, "max_runtime_seconds=14400"),
+    ("training", "StoppingCondition.MaxRuntimeInSeconds", ..., "MaxRuntimeInSeconds=None"),
+    ("training", "StoppingCondition.MaxWaitTimeInSeconds", 86400, "MaxWaitTimeInSeconds=86400"),
+    ("training", "StoppingCondition", ..., "no StoppingCondition"),
+    ("training", "ResourceConfig", ..., "no ResourceConfig"),
+    ("deploy", "ProductionVariants.0.InstanceType", "ml.p5.48xlarge", "ProductionVariants[0].InstanceType"),
+    ("deploy", "ProductionVariants.0.InitialInstanceCount", 3, "max_endpoint_instance_count=2"),
+    ("deploy", "ProductionVariants.0.InitialInstanceCount", True, "InitialInstanceCount=True"),
+    ("deploy", "ProductionVariants.0.InstanceType", ..., "InstanceType=None"),
+    ("deploy", "ProductionVariants.0.ServerlessConfig", {"MemorySizeInMB": 6144, "MaxConcurrency": 200},
+     "ServerlessConfig"),
+    ("deploy", "ProductionVariants.0.ManagedInstanceScaling", {"Status": "ENABLED", "MinInstanceCount": 1,
+                                                               "MaxInstanceCount": 50}, "MaxInstanceCount=50"),
+    ("deploy", "ShadowProductionVariants", [{"VariantName": "s", "ModelName": "m", "InstanceType": "ml.p5.48xlarge",
+                                             "InitialInstanceCount": 1}], "ShadowProductionVariants"),
+    ("deploy", "ProductionVariants", [], "no ProductionVariants"),
+    ("transform", "TransformResources.InstanceType", "ml.p5.48xlarge", "TransformResources.InstanceType"),
+    ("transform", "TransformResources.InstanceCount", 5, "max_transform_instance_count=2"),
+    ("transform", "TransformResources", ..., "no TransformResources"),
+])
+def test_a_request_beyond_the_limits_is_refused(kind, path, value, says):
+    message = _refused_request(kind, _set(_requests()[kind], path, value))
+    assert says in message
+    assert message.startswith({"training": "CreateTrainingJob", "deploy": "CreateEndpointConfig",
+                               "transform": "CreateTransformJob"}[kind] + " refused: ")
+
+
+def test_a_second_variant_is_checked_too():
+    request = _requests()["deploy"]
+    extra = {**request["ProductionVariants"][0], "VariantName": "B", "InstanceType": "ml.g5.48xlarge"}
+    message = _refused_request("deploy", {**request, "ProductionVariants": [request["ProductionVariants"][0], extra]})
+    assert "ProductionVariants[1].InstanceType='ml.g5.48xlarge'" in message
+
+
+def test_request_checks_follow_the_variables_read_now():
+    requests = _requests(training_instance_type="ml.c5.xlarge", endpoint_instance_type="ml.c5.xlarge",
+                         transform_instance_type="ml.c5.xlarge")
+    for kind in CHECKS:  # allowed by default, refused once the admins narrow the list
+        CHECKS[kind](requests[kind], variables())
+        assert "ml.c5.xlarge" in _refused_request(kind, requests[kind], allowed_instance_types=["ml.m5.large"])
+    wide = variables(allowed_instance_types=["ml.p5.48xlarge"], limits={"max_runtime_seconds": 86400,
+                                                                        "max_transform_instance_count": 4})
+    limits.check_transform_config(_set(_set(requests["transform"], "TransformResources.InstanceType",
+                                            "ml.p5.48xlarge"), "TransformResources.InstanceCount", 4), wide)
+    limits.check_training_config(_set(_set(requests["training"], "ResourceConfig.InstanceType", "ml.p5.48xlarge"),
+                                      "StoppingCondition.MaxRuntimeInSeconds", 86400), wide)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        limits.check_deploy_config(requests["deploy"], variables(limits="{oops"))
+
+
+def test_transform_instance_type_param_is_checked_in_prepare_too():
+    assert "transform_instance_type" in refused(defaults(transform_instance_type="ml.p5.48xlarge"))

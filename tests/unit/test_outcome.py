@@ -24,7 +24,8 @@ DONE = {"prepare": "success", "train": "success", "pin_champion": "success", "st
     ({**DONE, "deploy": "success", "wait_for_endpoint": "success", "publish": "skipped"}, "ephemeral",
      "Evaluated, then deleted (ephemeral)"),
     ({**DONE, "approve": "failed", "deploy": "upstream_failed"}, "persistent", "Failed"),
-    ({**DONE, "approve": "skipped", "deploy": "skipped"}, "persistent", "Rejected by a person"),
+    # approve skipped, nothing after it ran: no decision was taken (not "rejected by a person")
+    ({**DONE, "approve": "skipped", "deploy": "skipped"}, "persistent", "Ended without a decision"),
     ({**DONE, "deploy": "success", "wait_for_endpoint": "failed", "restore": "success"}, "persistent", "Failed"),
 ])
 def test_decision_from_task_states(states, mode, decision):
@@ -131,3 +132,41 @@ def test_no_api_connection_leaves_the_note_alone(monkeypatch):
 
     monkeypatch.setattr(Connection, "get", staticmethod(missing))
     assert outcome.set_run_note("d", "r", "note") is False
+
+
+# --- a rejection at approval, in the approval step's own words (issue 21 / 24) ----------------------------
+REJECTED = {**DONE, "approve": "success", "deploy": "skipped", "rejected": "success"}
+
+
+@pytest.mark.parametrize(("description", "decision", "why"), [
+    ("Rejected by bob: drift in the new data", "Rejected by bob", "drift in the new data"),
+    ("Rejected by bob", "Rejected by bob", ""),
+    ("Rejected: no answer within 24 h (timeout)", "Rejected", "no answer within 24 h (timeout)"),
+    ("Rejected: alice triggered this run and may not approve it", "Rejected",
+     "alice triggered this run and may not approve it"),
+])
+def test_a_rejection_reads_as_the_approval_says(description, decision, why):
+    approval = {"status": "Rejected", "description": description, "approver": "bob"}
+    assert outcome.decide_outcome(REJECTED, EVIDENCE, "persistent", approval=approval) == (decision, why)
+    headline, note = outcome.summarize(decision=decision, why=why, evidence=EVIDENCE, endpoint="ep", model="m",
+                                       endpoint_param="ep", base_url="")
+    assert headline.startswith(description + " · test:rmse")
+    assert note.startswith(f"{outcome.MARKER}{decision}**")
+
+
+def test_a_rejection_without_the_approvals_words_still_says_rejected():
+    decision, why = outcome.decide_outcome(REJECTED, EVIDENCE, "persistent", approval=None)
+    assert decision == "Rejected at approval" and why.startswith("gate: test:rmse=5.1000")
+
+
+def test_report_run_shows_who_rejected_on_the_run_page(monkeypatch):
+    notes = []
+    monkeypatch.setattr(outcome, "set_run_note", lambda dag_id, run_id, note: notes.append(note))
+    monkeypatch.setattr(outcome, "base_url", lambda: "")
+    approval = {"status": "Rejected", "description": "Rejected by bob: drift", "approver": "bob", "comment": "drift"}
+    ti = FakeTI({("prepare", "return_value"): {"names": {"endpoint": "ep", "model": "m-new"}},
+                 ("gate", "evidence"): EVIDENCE, ("approve", "approval"): approval})
+    context = {"ti": ti, "params": {"mode": "persistent", "endpoint_name": "ep"}}
+    headline, note = outcome.report_run(context, REJECTED)
+    assert headline.startswith("Rejected by bob: drift · ") and "Ended without a decision" not in note
+    assert note.startswith(f"{outcome.MARKER}Rejected by bob** — drift") and notes == [note]

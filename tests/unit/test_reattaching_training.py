@@ -138,3 +138,22 @@ def test_a_job_that_fails_while_watched_fails_the_task_with_its_reason(aws):
             _operator("job-watched-fail", deferrable=True).execute(context=_ctx())
     finally:
         emulator.clock.time_scale = 0.0
+
+
+def test_a_request_beyond_the_admins_limits_is_refused_before_any_call(monkeypatch):
+    """The config comes through an XCom a User may edit after prepare: train checks what it sends."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.delenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_LIMITS", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_ALLOWED_INSTANCE_TYPES", raising=False)
+    for path, value in ((("ResourceConfig", "InstanceType"), "ml.p5.48xlarge"),
+                        (("ResourceConfig", "InstanceCount"), 50),
+                        (("StoppingCondition", "MaxRuntimeInSeconds"), 5 * 86400)):
+        operator = _operator("job-over-limit")
+        operator.config[path[0]][path[1]] = value
+        monkeypatch.setattr(type(operator), "hook", property(lambda self: pytest.fail("an AWS call was made")))
+        with pytest.raises(AirflowFailException, match=f"{path[0]}.{path[1]}={value!r}"):
+            operator.execute(_ctx())
+    monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_ALLOWED_INSTANCE_TYPES", '["ml.c5.xlarge"]')
+    with pytest.raises(AirflowFailException, match="ml.m5"):
+        _operator("job-narrowed").execute(_ctx())

@@ -111,10 +111,13 @@ def test_package_of_model_and_approval_recorded(sm):
     assert [p["ModelPackageArn"] for p in registry.list_packages(sm, "linear-learner-housing")] == [arn]
 
 
-# --- approval policy ----------------------------------------------------------------------------
+# --- approval policy: the admins' Variable wins; a Param may only make it stricter --------------------
 @pytest.mark.parametrize(("choice", "variable", "required"), [
-    ("yes", None, True), ("no", "true", False), ("policy", "true", True), ("policy", "False", False),
-    ("policy", None, False),
+    ("yes", None, True), ("no", None, False), ("policy", None, False),
+    ("yes", "false", True), ("no", "false", False), ("policy", "False", False),
+    ("yes", "true", True), ("no", "true", True), ("policy", "true", True), (None, "yes", True),
+    # a policy nobody can read fails closed
+    ("no", "maybe", True), ("policy", "tru", True),
 ])
 def test_approval_policy(monkeypatch, choice, variable, required):
     from airflow.sdk import Variable
@@ -125,6 +128,10 @@ def test_approval_policy(monkeypatch, choice, variable, required):
     assert policy["required"] is required and policy["timeout_hours"] == pipeline.MAX_APPROVAL_TIMEOUT_HOURS
     if not required:
         assert policy["reason"].startswith("policy: no approval required")
+    if choice == "no" and variable == "true":
+        assert "Param require_approval=no cannot lower it" in policy["reason"]
+    if variable == "maybe":
+        assert "treated as required" in policy["reason"]
 
 
 def test_ephemeral_runs_never_wait():
@@ -149,7 +156,8 @@ PLAN = {"names": {"endpoint": "linear-learner-housing"}, "settings": {}}
 
 
 class FakeTI:
-    def __init__(self, policy):
+    def __init__(self, policy=None):
+        policy = policy or {"required": True, "reason": "r", "timeout_hours": 6, "record": True}
         self.xcoms = {("prepare", None): PLAN, ("gate", "evidence"): EVIDENCE, ("gate", "approval_policy"): policy}
         self.pushed = {}
         self.id = "ti-1"
@@ -170,6 +178,7 @@ def step(monkeypatch):
         return {"status": "Approved" if approved else "Rejected", "description": description, **facts}
 
     monkeypatch.setattr(pipeline, "decide_approval", decide)
+    monkeypatch.setattr(approval_module, "read_approvers", lambda: [])  # no Variable: Airflow's default
     op = ModelApprovalOperator(task_id="approve")
     monkeypatch.setattr(op, "do_branch", lambda context, branches: branches)
     return op, decisions
@@ -216,8 +225,8 @@ def test_approve_records_the_approver(step):
     ti = FakeTI(_policy())
     assert op.execute_complete({"ti": ti}, _answer("Approve", {"id": "7", "name": "alice"}, "looks right")) == [
         "deploy"]
-    assert decisions == [(True, "approved by alice (id 7): looks right", {"approver": "alice",
-                                                                          "comment": "looks right"})]
+    assert decisions == [(True, "Approved by alice: looks right", {"approver": "alice", "comment": "looks right",
+                                                                   "approver_id": "7"})]
     assert ti.pushed["approval"]["status"] == "Approved"
 
 
@@ -225,14 +234,15 @@ def test_reject_records_approver_and_comment(step):
     op, decisions = step
     ti = FakeTI(_policy())
     assert op.execute_complete({"ti": ti}, _answer("Reject", {"id": "bob", "name": "bob"}, "drift")) == ["rejected"]
-    assert decisions == [(False, "rejected by bob: drift", {"approver": "bob", "comment": "drift"})]
+    assert decisions == [(False, "Rejected by bob: drift", {"approver": "bob", "comment": "drift"})]
+    assert ti.pushed["approval"]["description"] == "Rejected by bob: drift"
 
 
 def test_timeout_is_a_rejection_with_that_reason(step):
     op, decisions = step
     ti = FakeTI(_policy(hours=6))
     assert op.execute_complete({"ti": ti}, _answer("Reject", None, timedout=True)) == ["rejected"]
-    assert decisions[0][0] is False and decisions[0][1].startswith("timeout: no answer within 6 h")
+    assert decisions[0][0] is False and decisions[0][1] == "Rejected: no answer within 6 h (timeout)"
     decisions.clear()
     assert op.execute_complete({"ti": ti}, {"error": "timed out", "error_type": "timeout"}) == ["rejected"]
     assert decisions[0][0] is False and decisions[0][2]["approver"] == "timeout"
@@ -244,3 +254,100 @@ def test_request_body_without_a_champion():
                         _policy(hours=3))
     assert "| score | 3.0000 | – |" in body and "within 3 h" in body
     assert approval_module.APPROVE == "Approve"
+
+
+# --- separation of duties: assigned approvers, and not the person who triggered the run -----------------
+def _context(ti, triggered_by=None):
+    from types import SimpleNamespace
+
+    return {"ti": ti, "task_instance": ti, "dag_run": SimpleNamespace(triggering_user_name=triggered_by)}
+
+
+def test_parse_approvers():
+    assert approval_module.parse_approvers(None) == [] == approval_module.parse_approvers(" , ")
+    assert approval_module.parse_approvers("alice, 7:bob ,alice") == [{"id": "alice", "name": "alice"},
+                                                                      {"id": "7", "name": "bob"}]
+    with pytest.raises(ValueError, match="no user id"):
+        approval_module.parse_approvers(":bob")
+
+
+@pytest.fixture
+def written(monkeypatch):
+    out = {}
+    monkeypatch.setattr("airflow.providers.standard.operators.hitl.upsert_hitl_detail", lambda **kw: out.update(kw))
+    return out
+
+
+def test_the_approvers_are_assigned_without_the_person_who_triggered_the_run(step, written, monkeypatch):
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    op, _ = step
+    monkeypatch.setattr(approval_module, "read_approvers",
+                        lambda: approval_module.parse_approvers("alice, 7:bob, carol"))
+    ti = FakeTI()
+    with pytest.raises(TaskAwaitingInput):
+        op.execute(_context(ti, triggered_by="bob"))
+    assert written["assigned_users"] == [{"id": "alice", "name": "alice"}, {"id": "carol", "name": "carol"}]
+    assert "**Who may answer**: `alice`, `carol`, not `bob`, who triggered this run." in written["body"]
+
+
+def test_without_the_variable_anyone_allowed_may_answer_but_the_body_says_who_may_not(step, written):
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    op, _ = step
+    with pytest.raises(TaskAwaitingInput):
+        op.execute(_context(FakeTI(), triggered_by="dave"))
+    assert written["assigned_users"] is None
+    assert "any user who may edit this DAG's runs, not `dave`" in written["body"]
+
+
+def test_the_only_approver_triggered_the_run_fails_instead_of_opening_it_to_everyone(step, written, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    op, decisions = step
+    monkeypatch.setattr(approval_module, "read_approvers", lambda: approval_module.parse_approvers("alice"))
+    with pytest.raises(AirflowFailException, match="names no one but alice"):
+        op.execute(_context(FakeTI(), triggered_by="alice"))
+    assert written == {} and decisions == []
+
+
+@pytest.mark.parametrize(("approvers", "triggered_by", "user", "option", "branch", "description"), [
+    # the person who triggered the run answers Approve (no Variable, or an auth manager that lets all answer)
+    ("", "alice", {"id": "alice", "name": "alice"}, "Approve", "rejected",
+     "Rejected: alice triggered this run and may not approve it"),
+    ("alice, bob", "alice", {"id": "alice", "name": "alice"}, "Approve", "rejected",
+     "Rejected: alice triggered this run and may not approve it"),
+    ("7:alice", "alice", {"id": "7", "name": "alice"}, "Approve", "rejected",
+     "Rejected: alice triggered this run and may not approve it"),
+    # someone the admins did not name
+    ("bob", "alice", {"id": "mallory", "name": "mallory"}, "Approve", "rejected",
+     "Rejected: mallory is not an assigned approver (Variable sagemaker_retrain_approvers)"),
+    # a rejection by the person who triggered the run stands (as theirs)
+    ("", "alice", {"id": "alice", "name": "alice"}, "Reject", "rejected", "Rejected by alice: c"),
+    # an assigned approver who did not trigger it; a scheduled run (nobody triggered it)
+    ("alice, bob", "alice", {"id": "bob", "name": "bob"}, "Approve", "deploy", "Approved by bob: c"),
+    ("", None, {"id": "admin", "name": "admin"}, "Approve", "deploy", "Approved by admin: c"),
+])
+def test_the_answer_is_checked_again(step, monkeypatch, approvers, triggered_by, user, option, branch, description):
+    op, decisions = step
+    monkeypatch.setattr(approval_module, "read_approvers", lambda: approval_module.parse_approvers(approvers))
+    ti = FakeTI()
+    assert op.execute_complete(_context(ti, triggered_by), _answer(option, user, "c")) == [branch]
+    approved, said, facts = decisions[0]
+    assert approved is (branch == "deploy") and said == description
+    assert ti.pushed["approval"]["description"] == description
+    assert ("refused" in facts) is description.startswith("Rejected: ")
+
+
+def test_the_policy_is_resolved_again_not_taken_from_an_edited_xcom(step, written, monkeypatch):
+    """A User role may edit the gate's XCom to {"required": false}: the step resolves the policy itself."""
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    op, decisions = step
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None: "true"))
+    ti = FakeTI({"required": False, "reason": "edited", "timeout_hours": 1, "record": True})
+    context = {**_context(ti), "params": {"mode": "persistent", "require_approval": "no", "approval_timeout_hours": 3}}
+    with pytest.raises(TaskAwaitingInput) as parked:
+        op.execute(context)
+    assert parked.value.timeout == timedelta(hours=3) and decisions == [] and written["subject"]

@@ -178,8 +178,9 @@ def test_pin_records_config_model_and_package(sm):
 
 
 def _deploy_config(ep: str, wanted: str, champion: str | None) -> dict:
-    return {"EndpointConfig": {"EndpointConfigName": wanted, "ProductionVariants": [{"ModelName": wanted}],
-                               "Tags": tags(ep, RUN)},
+    return {"EndpointConfig": {"EndpointConfigName": wanted, "Tags": tags(ep, RUN), "ProductionVariants": [{
+                "ModelName": wanted, "VariantName": "AllTraffic", "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1}]},
             "Endpoint": {"EndpointName": ep, "EndpointConfigName": wanted, "Tags": tags(ep, RUN)},
             "DeploymentConfig": None, "Alarms": [], "MaxWaitSeconds": 60,
             "Champion": {"EndpointConfigName": champion}, "ModelPackageArn": None}

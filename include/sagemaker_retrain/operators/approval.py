@@ -6,13 +6,37 @@ field) and parks in ``awaiting_input``: no worker slot, no trigger. The UI's *Re
 form (or ``PATCH /api/v2/dags/{dag}/dagRuns/{run}/taskInstances/approve/-1/hitlDetails``) answers
 it; the scheduler's timeout sweep answers ``Reject`` (the default) once the timeout passes.
 
-Approve: the package becomes ``Approved`` (``ApprovalDescription`` names the approver) and the run
-goes on to ``deploy``. Reject or timeout: the package becomes ``Rejected`` with who/why, and the
-run goes to ``rejected`` (records the decision; nothing is deployed; the run succeeds).
+Approve: the package becomes ``Approved`` (``ApprovalDescription`` "Approved by USER: comment")
+and the run goes on to ``deploy``. Reject or timeout: the package becomes ``Rejected`` with who/why
+("Rejected by USER: comment", "Rejected: no answer within N h (timeout)"), and the run goes to
+``rejected`` (records the decision; nothing is deployed; the run succeeds). The same words are the
+``description`` of the ``approval`` XCom, which the history record and the run's outcome show.
 
-When the run's policy needs no approval (``gate`` resolved it: Param ``require_approval`` or
-Variable ``sagemaker_retrain_require_approval``) the step does not wait: the package is approved
-with the reason "policy: no approval required" and the run goes straight to ``deploy``.
+Who may answer (separation of duties):
+
+* Variable ``sagemaker_retrain_approvers`` (read when the request is written, and again when the
+  answer comes): comma-separated user ids as the auth manager knows them, each optionally
+  ``ID:NAME`` (Simple auth manager, Keycloak: the username; FAB: the numeric id, with ``:username``
+  so that the person who triggered the run is recognised). They become the HITL request's
+  ``assigned_users``: Airflow's API answers anyone else with 403, and the request stays pending
+  for the assigned approvers.
+* The person who triggered the run (``dag_run.triggering_user_name``) is left out of the assigned
+  users, so Airflow refuses their answer (403) and the request stays pending for the others. If
+  no one else is left, the step fails: the admins must name another approver.
+* The answer is checked again when it comes (a second line: an auth manager that lets everyone
+  answer, such as the Simple auth manager's ``all_admins`` mode, or no Variable set): an *Approve*
+  by the person who triggered the run, or by someone not in the Variable, is treated as a
+  rejection with that reason ("Rejected: USER triggered this run and may not approve it"). It
+  cannot stay pending: Airflow accepts one answer per request and has already resumed the task.
+  A rejection by anyone allowed to answer stands.
+
+Without the Variable any user who may edit the DAG's runs may answer (Airflow's default), except
+the person who triggered the run.
+
+When the run's policy needs no approval (``gate`` resolved it with ``pipeline.approval_policy``:
+Variable ``sagemaker_retrain_require_approval``, which Param ``require_approval`` may only make
+stricter) the step does not wait: the package is approved with the reason "policy: no approval
+required" and the run goes straight to ``deploy``.
 """
 
 from __future__ import annotations
@@ -24,8 +48,57 @@ from urllib.parse import urlencode
 from airflow.providers.standard.exceptions import HITLTriggerEventError
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException
 
 APPROVE, REJECT = "Approve", "Reject"
+APPROVERS_VARIABLE = "sagemaker_retrain_approvers"
+MAX_APPROVERS = 100
+
+
+def parse_approvers(raw: str | None) -> list[dict[str, str]]:
+    """Variable ``sagemaker_retrain_approvers`` as HITL users: ``"alice, 7:bob"`` ->
+    ``[{"id": "alice", "name": "alice"}, {"id": "7", "name": "bob"}]`` (empty when unset)."""
+    users: list[dict[str, str]] = []
+    for entry in str(raw or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        user_id, _, name = entry.partition(":")
+        user = {"id": user_id.strip(), "name": name.strip() or user_id.strip()}
+        if not user["id"]:
+            raise ValueError(f"Variable {APPROVERS_VARIABLE}: entry {entry!r} has no user id")
+        if user not in users:
+            users.append(user)
+    if len(users) > MAX_APPROVERS:
+        raise ValueError(f"Variable {APPROVERS_VARIABLE} names more than {MAX_APPROVERS} users")
+    return users
+
+
+def read_approvers() -> list[dict[str, str]]:
+    """The admins' approvers, read now (Variables need the Op role to change; XComs do not)."""
+    from airflow.sdk import Variable
+
+    return parse_approvers(Variable.get(APPROVERS_VARIABLE, default=None))
+
+
+def is_user(user: dict | None, name: str | None) -> bool:
+    """Is ``user`` (a HITL user: id and name) the person called ``name`` (the run's triggering user)?"""
+    return bool(user and name) and name in (user.get("name"), user.get("id"))
+
+
+def triggering_user(context) -> str | None:
+    """Who pressed Trigger (None when no person did: a scheduled or asset-triggered run)."""
+    return getattr(context.get("dag_run"), "triggering_user_name", None) or None
+
+
+def refusal(user: dict | None, triggered_by: str | None, approvers: list[dict[str, str]]) -> str | None:
+    """Why this person's *Approve* does not count (a rejection with this reason), or None."""
+    who = (user or {}).get("name") or (user or {}).get("id") or "unknown"
+    if is_user(user, triggered_by):
+        return f"{who} triggered this run and may not approve it"
+    if approvers and not any(a["id"] == (user or {}).get("id") for a in approvers):
+        return f"{who} is not an assigned approver (Variable {APPROVERS_VARIABLE})"
+    return None
 
 
 def _score(scores: dict | None, metric: str) -> str:
@@ -35,8 +108,9 @@ def _score(scores: dict | None, metric: str) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "–"
 
 
-def request_body(evidence: dict, policy: dict) -> str:
-    """The Markdown the approver reads: both scores on the same rows, the gate's reason, the plot."""
+def request_body(evidence: dict, policy: dict, approvers: list[dict] | None = None,
+                 triggered_by: str | None = None) -> str:
+    """The Markdown the approver reads: both scores on the same rows, the gate's reason, the plot, who may answer."""
     decision, scores = evidence["decision"], evidence["scores"]
     package, champion = evidence.get("package") or {}, evidence.get("champion_package") or {}
     metric = decision["metric"]
@@ -61,6 +135,10 @@ def request_body(evidence: dict, policy: dict) -> str:
         "",
         f"Approve to deploy it (blue/green, with rollback alarms); Reject to keep the champion. "
         f"No answer within {policy['timeout_hours']} h counts as a rejection.",
+        "",
+        "**Who may answer**: " + (", ".join(f"`{a['name']}`" for a in approvers) if approvers
+                                  else "any user who may edit this DAG's runs")
+        + (f", not `{triggered_by}`, who triggered this run." if triggered_by else "."),
     ])
 
 
@@ -97,9 +175,21 @@ class ModelApprovalOperator(HITLBranchOperator):
         self.reject_task_id = reject_task_id
 
     def _inputs(self, context) -> tuple[dict, dict, dict]:
+        """The plan, the gate's evidence, and the approval policy.
+
+        The policy is resolved here again from the run's Params and the admins' Variable
+        (``pipeline.approval_policy``), not taken from the gate's XCom: a User role may edit XComs,
+        and ``{"required": false}`` there must not skip the approval. The XCom is only the
+        fallback when the context has no Params (unit tests).
+        """
+        from sagemaker_retrain import pipeline
+
         ti = context["ti"]
+        params = context.get("params")
+        policy = (pipeline.approval_policy(dict(params)) if params and "mode" in params
+                  else ti.xcom_pull(task_ids=self.gate_task_id, key="approval_policy"))
         return (ti.xcom_pull(task_ids=self.plan_task_id), ti.xcom_pull(task_ids=self.gate_task_id, key="evidence"),
-                ti.xcom_pull(task_ids=self.gate_task_id, key="approval_policy"))
+                policy)
 
     def execute(self, context) -> Any:
         from sagemaker_retrain import pipeline
@@ -115,11 +205,22 @@ class ModelApprovalOperator(HITLBranchOperator):
             context["ti"].xcom_push(key="approval", value=approval)
             return self.do_branch(context, [self.approve_task_id])
         self.response_timeout = timedelta(hours=int(policy["timeout_hours"]))
+        triggered_by = triggering_user(context)
+        approvers = read_approvers()
+        assigned = [a for a in approvers if not is_user(a, triggered_by)]
+        if approvers and not assigned:
+            # An empty assigned_users would let anyone answer: fail instead, visibly.
+            raise AirflowFailException(
+                f"Approval required, but Variable {APPROVERS_VARIABLE} names no one but {triggered_by}, who "
+                "triggered this run and may not approve it. Ask an admin to add another approver, then clear "
+                "this task.")
+        self.assigned_users = assigned or None
         version = (package or {}).get("version", "?")
         self.subject = f"Promote model version {version} to {plan['names']['endpoint']}?"
-        self.body = request_body(evidence, policy)
-        self.log.info("Waiting up to %s h for a person to approve package %s.", policy["timeout_hours"],
-                      (package or {}).get("arn"))
+        self.body = request_body(evidence, policy, assigned, triggered_by)
+        self.log.info("Waiting up to %s h for a person to approve package %s (assigned: %s; triggered by %s).",
+                      policy["timeout_hours"], (package or {}).get("arn"),
+                      ", ".join(a["name"] for a in assigned) or "anyone who may edit the run", triggered_by or "-")
         return super().execute(context)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
@@ -137,18 +238,27 @@ class ModelApprovalOperator(HITLBranchOperator):
             user = answer["responded_by_user"]
             comment = str((answer["params_input"] or {}).get("comment") or "").strip()
         approved = chosen == APPROVE and not timed_out
+        refused = None
         if timed_out:
             who = "timeout"
-            description = f"timeout: no answer within {policy['timeout_hours']} h (treated as reject)"
+            description = f"Rejected: no answer within {policy['timeout_hours']} h (timeout)"
         else:
             who = (user or {}).get("name") or (user or {}).get("id") or "unknown"
-            description = f"{'approved' if approved else 'rejected'} by {who}"
-            if (user or {}).get("id") and (user or {}).get("id") != who:
-                description += f" (id {user['id']})"
-            if comment:
-                description += f": {comment}"
-        approval = pipeline.decide_approval(plan, evidence.get("package"), approved, description, approver=who,
-                                            comment=comment or None)
+            refused = refusal(user, triggering_user(context), read_approvers()) if approved else None
+            if refused:
+                approved = False
+                description = f"Rejected: {refused}"
+                self.log.warning("Approve by %s refused: %s; recorded as a rejection.", who, refused)
+            else:
+                description = f"{'Approved' if approved else 'Rejected'} by {who}"
+                if comment:
+                    description += f": {comment}"
+        facts = {"approver": who, "comment": comment or None}
+        if (user or {}).get("id") and user["id"] != who:
+            facts["approver_id"] = user["id"]
+        if refused:
+            facts["refused"] = refused
+        approval = pipeline.decide_approval(plan, evidence.get("package"), approved, description, **facts)
         context["ti"].xcom_push(key="approval", value=approval)
         self.log.info("Approval: %s.", description)
         return self.do_branch(context, [self.approve_task_id if approved else self.reject_task_id])

@@ -34,8 +34,8 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
     """
     Create the run's endpoint config and alarms, then create the endpoint or switch it blue/green.
 
-    Before any mutating call it refuses (failing the task, no retry) an endpoint the pipeline does not
-    own, an endpoint that no longer serves the champion the gate compared (``Champion``), and a model
+    Before any mutating call it refuses (failing the task, no retry) an endpoint config outside the
+    admins' limits (instance types and counts), an endpoint the pipeline does not own, an endpoint that no longer serves the champion the gate compared (``Champion``), and a model
     package that is not ``Approved``.
 
     :param config: ``{"EndpointConfig": ..., "Endpoint": {"EndpointName", "EndpointConfigName", "Tags"},
@@ -74,6 +74,7 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
             current = require_owned_endpoint(hook.conn, name)
         except ForeignResourceError as err:
             raise AirflowFailException(str(err)) from err
+        self._check_limits(endpoint_config)
         self._refuse_unless_approved(self.config.get("ModelPackageArn"))
         if not self._already_ours(current, wanted):
             self._refuse_unless_champion(name, current, (self.config.get("Champion") or {}).get("EndpointConfigName"))
@@ -127,6 +128,16 @@ class SageMakerDeployOperator(SageMakerEndpointOperator):
                 f"updated. SageMaker said: {err.response['Error'].get('Message', '')}"
             ) from err
         return {**result, "previous_config_name": serving, "operation": "update"}
+
+    @staticmethod
+    def _check_limits(endpoint_config: dict) -> None:
+        """The admins' limits on the very request sent (it came through an XCom, which a User may edit)."""
+        from sagemaker_retrain import limits
+
+        try:
+            limits.check_deploy_config(endpoint_config)
+        except limits.LimitExceeded as err:
+            raise AirflowFailException(str(err)) from err
 
     def _ensure_model(self, request: dict | None) -> None:
         """Create the run's model again if it is gone (the clean-up of a failed pass deleted it); keep it otherwise."""

@@ -5,6 +5,10 @@ or fails. The pipeline's job names are derived from the DAG run, so an existing 
 run's name is *probably* this run's job, started by an earlier try whose worker died. Probably
 is not enough: it is re-attached to only if it carries this run's id tag and was created after
 this run started (a reset database or a second deployment reproduces run ids, never start times).
+
+Before anything else the very request it is about to send is checked against the admins' limits
+(``limits.check_training_config``): the config comes from an XCom, which a User role may edit
+after ``prepare`` checked the Params.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
+from sagemaker_retrain import limits
 from sagemaker_retrain.operators.short_waits import WatchShortJobsOnWorker
 from sagemaker_retrain.ownership import job_belongs_to_run, tags_of
 
@@ -55,7 +60,15 @@ class SageMakerReattachingTrainingOperator(WatchShortJobsOnWorker, SageMakerTrai
                 return None
             raise
 
+    def check_limits(self) -> None:
+        """Refuse (final, no retry) a training request beyond the admins' limits, before any AWS call."""
+        try:
+            limits.check_training_config(self.config)
+        except ValueError as err:  # LimitExceeded, or a malformed limits Variable
+            raise AirflowFailException(str(err)) from None
+
     def start(self, context) -> dict:
+        self.check_limits()
         self._size_max_attempts()
         name = self.config["TrainingJobName"]
         existing = self._existing_job(name)

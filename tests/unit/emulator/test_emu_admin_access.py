@@ -89,3 +89,87 @@ def test_cli_flag(monkeypatch):
     with pytest.raises(Stop):
         cli.main(["--admin-token", "flag-token", "--port", "0"])
     assert seen["admin_token"] == "flag-token"
+
+
+# moto's own /moto-api/* routes (issue 24, finding 2): the same check as the admin routes.
+
+MOTO_API_ROUTES = [("GET", "/moto-api/data.json"), ("POST", "/moto-api/reset"), ("GET", "/moto-api/"),
+                   ("POST", "/moto-api/reset-auth"), ("POST", "/moto-api/seed?a=42")]
+
+
+def _dispatcher_client(token: str | None) -> Client:
+    from offline_aws.server import Dispatcher
+
+    return Client(Dispatcher(SageMakerService(clock=Clock(0)), Faults(), admin_token=token))
+
+
+@pytest.mark.parametrize(("method", "path"), MOTO_API_ROUTES)
+def test_moto_api_without_a_token_only_loopback(monkeypatch, method, path):
+    monkeypatch.delenv("OFFLINE_AWS_ADMIN_TOKEN", raising=False)
+    client = _dispatcher_client(None)
+    for remote in ("172.18.0.5", "10.0.0.2", "::ffff:10.0.0.2", ""):
+        response = client.open(path, method=method, environ_base={"REMOTE_ADDR": remote})
+        assert response.status_code == 403, remote
+        assert b"the admin routes answer only on loopback" in response.data
+    if method == "POST":
+        return  # not reset or reseed moto's process-wide state under the other tests' feet
+    response = client.open(path, method=method, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path"), MOTO_API_ROUTES)
+def test_moto_api_with_a_token_every_caller_must_send_it(method, path):
+    client = _dispatcher_client("s3cret-token")
+    for remote in ("127.0.0.1", "172.18.0.5"):
+        for headers in ({}, {TOKEN_HEADER: "wrong"}):
+            response = client.open(path, method=method, headers=headers, environ_base={"REMOTE_ADDR": remote})
+            assert response.status_code == 401, (remote, headers)
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Origin": "null"},
+                                     {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-origin"}])
+@pytest.mark.parametrize("path", ["/moto-api/data.json", "/_offline_aws/state"])
+def test_a_web_page_in_the_machines_browser_is_refused(monkeypatch, headers, path):
+    """Loopback without a token is not enough for a page: moto answers /moto-api with CORS ``*``."""
+    monkeypatch.delenv("OFFLINE_AWS_ADMIN_TOKEN", raising=False)
+    for token, extra in ((None, {}), ("t0k", {TOKEN_HEADER: "t0k"})):
+        response = _dispatcher_client(token).open(path, method="GET", headers={**headers, **extra},
+                                                  environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        assert response.status_code == 403, (token, headers)
+    # the person's own navigation (typed URL, bookmark) is not a page's request
+    response = _dispatcher_client(None).open(path, method="GET", headers={"Sec-Fetch-Site": "none"},
+                                             environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert response.status_code == 200
+
+
+def _http(url: str, method: str = "GET", headers: dict | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method, headers=headers or {}, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_a_live_emulator_keeps_its_secrets_and_buckets_from_moto_api(monkeypatch):
+    """The back door of issue 24: data.json leaked the service user's secret key, reset wiped S3."""
+    import boto3
+
+    monkeypatch.delenv("OFFLINE_AWS_ADMIN_TOKEN", raising=False)
+    with Emulator(time_scale=0, admin_token="adm1n", enforce_iam=True).start() as emulator:
+        env = emulator.env()
+        secret = env["AWS_SECRET_ACCESS_KEY"]
+        s3 = boto3.client("s3", endpoint_url=emulator.url, region_name="us-east-1",
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=secret)
+        s3.create_bucket(Bucket="keep-me")
+        for method, path in (("GET", "/moto-api/data.json"), ("POST", "/moto-api/reset"),
+                             ("GET", "//moto-api/data.json"), ("GET", "/moto-api/data.json?x=1")):
+            status, body = _http(f"{emulator.url}{path}", method)
+            assert status in (401, 403, 404), (path, status)
+            assert secret.encode() not in body, path
+        assert "keep-me" in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # moto's state is process-wide
+        status, body = _http(f"{emulator.url}/moto-api/data.json", headers={TOKEN_HEADER: "adm1n"})
+        assert status == 200 and b"iam" in body  # the admin still has moto's dashboard data
+        status, _ = _http(f"{emulator.url}/moto-api/data.json",
+                          headers={TOKEN_HEADER: "adm1n", "Origin": "http://localhost:8080"})
+        assert status == 403

@@ -23,6 +23,9 @@ def dispatcher():
     ("environ", "app"),
     [
         ({"PATH_INFO": "/_offline_aws/state", "REQUEST_METHOD": "GET"}, "admin"),
+        # moto's own routes go through the admin check, whatever the signature says
+        ({"PATH_INFO": "/moto-api/data.json", "REQUEST_METHOD": "GET"}, "moto_api"),
+        ({"PATH_INFO": "/moto-api/reset", "REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": _auth("s3")}, "moto_api"),
         ({"PATH_INFO": "/", "REQUEST_METHOD": "POST", "HTTP_X_AMZ_TARGET": "SageMaker.ListModels"}, "sagemaker"),
         ({"PATH_INFO": "/endpoints/ep/invocations", "REQUEST_METHOD": "POST",
           "HTTP_AUTHORIZATION": _auth("sagemaker")}, "sagemaker"),
