@@ -109,11 +109,12 @@ def upload_test_split(s3, rows: int) -> tuple[str, np.ndarray]:
 
 def transform_and_score(emu, test_uri: str, run: int, poll_seconds: float) -> dict:
     """What the pipeline does for one model: the transform job its request builder makes, then the metrics."""
-    from sagemaker_retrain import config, scoring
+    from sagemaker_retrain import algorithms, config, scoring
 
     s3, sm = emu.client("s3"), emu.client("sagemaker")
     output_uri = f"s3://{BUCKET}/scoring/run-{run}/"
     request = config.build_transform_config(
+        algorithm=algorithms.get("linear-learner"),
         job_name=f"{NAME}-{run}", model_name=NAME, input_uri=test_uri, output_uri=output_uri,
         params={"transform_instance_type": "ml.m5.large"}, resource_tags=[{"Key": "bench", "Value": NAME}])
     sm.create_transform_job(**request)
@@ -121,7 +122,8 @@ def transform_and_score(emu, test_uri: str, run: int, poll_seconds: float) -> di
                  "TransformJobStatus", ("Completed", "Failed", "Stopped"), poll=poll_seconds)
     if desc["TransformJobStatus"] != "Completed":
         raise RuntimeError(f"transform failed: {desc.get('FailureReason')}")
-    return scoring.score_model(s3, "regressor", "test:mse", test_uri, output_uri)
+    return scoring.score_model(s3, "regressor", "test:mse", test_uri, output_uri,
+                               algorithm=algorithms.get("linear-learner"))
 
 
 def measure(rows: int, single: int, runs: int, batch_rows: int, poll_seconds: float) -> list[Figure]:

@@ -1,8 +1,9 @@
 """One retraining DAG per model of the catalog (include/models/*.yaml): train, gate, deploy, check, clean up.
 
 The factory (``build_dag``) turns each catalog entry into a DAG with the model's Params as the Trigger
-form's defaults; a file the catalog refuses becomes a ``catalog_error_<file>`` DAG (tag ``catalog-error``)
-whose page shows the error and whose one task fails with it, and every other model still loads.
+form's defaults (Param ``algorithm`` picks the algorithm); a file the catalog refuses becomes a
+``catalog_error_<file>`` DAG (tag ``catalog-error``) whose page shows the error and whose one task
+fails with it, and every other model still loads.
 """
 
 from __future__ import annotations
@@ -109,25 +110,26 @@ DOC = """
 {description}
 
 Model catalog entry `{file}`: data `{data}`, target `{target}`, gate `{metric}` {direction} {threshold}, endpoint
-`{endpoint}` (its changes run in pool `{pool}`), owners {owners}. The Trigger form starts from these values.
+`{endpoint}` (its changes run in pool `{pool}`), owners {owners}. The Trigger form starts from these values;
+Param `algorithm` picks Linear Learner, XGBoost, k-NN or a scikit-learn script.
 
-**prepare** (validate params, data and endpoint ownership; split; upload) → **train** (Linear
-Learner, deferrable, re-attaches only to this run's own job) → **register** (a new version in the
-endpoint's SageMaker Model Registry group, pending approval, with its lineage) → **stage** (the
-challenger's model, created from its package; the champion is the model serving, and its package)
-→ **score_challenger** / **score_champion** (batch transform of *this run's* test rows through each
-model; production is never asked) → **gate** (threshold and champion, on the same rows; a model
-that lost is a successful run, its package Rejected) → **approve** (when Param `require_approval`
-or Variable `sagemaker_retrain_require_approval` asks for it, a person answers in *Required
-actions*: Approve → package Approved; Reject or no answer in `approval_timeout_hours` → package
-Rejected, **rejected** records it, nothing is deployed) → **deploy** (endpoint config,
-rollback alarms; create the endpoint, or update it blue/green with canary/linear traffic shifting
-and auto-rollback) → **wait_for_endpoint** (our deferrable sensor: through the whole deployment,
-then a smoke request) → **publish** (history record and the served-model Asset).
-**rollback** puts the previous config back if a check after the switch fails; **teardown** always
-runs: it stops this run's jobs, restores the previous config if the new one was not verified
-(also when the run was marked failed), deletes what must not stay, and fails the run if any task
-failed.
+**prepare** (validate params, data and endpoint ownership; split; upload; name the run's resources)
+→ **train** (the algorithm's training job, deferrable, re-attaches only to this run's own job) →
+**register** (a new version in the endpoint's SageMaker Model Registry group, pending approval, with
+its lineage) → **pin_champion** (exactly what the endpoint serves: config, model, package; waits
+while it changes) → **stage** (the challenger's model, created from its package) → **score**
+(mapped: a batch transform of *this run's* test rows through each model, each in its algorithm's
+format; production is never asked) → **gate** (threshold and the pinned champion, on the same rows;
+a model that lost is a successful run, its package Rejected) → **approve** (when the admins'
+Variable `sagemaker_retrain_require_approval` or a stricter Param `require_approval` asks for it,
+an assigned approver who did not trigger the run answers in *Required actions*) → **deploy**
+(refuses an endpoint that no longer serves the pinned champion or a package not Approved; endpoint
+config, rollback alarms; create the endpoint, or update it blue/green with canary/linear traffic
+shifting and auto-rollback) → **wait_for_endpoint** (our deferrable sensor, then a smoke request) →
+**publish** (history record, the served-model Asset, the config tagged verified). **restore**, the
+teardown of deploy, puts the previous config back when this run's config serves unverified (decided
+from the endpoint and its configs' tags); **teardown** stops this run's jobs and deletes what must
+not stay; the **watcher** (ONE_FAILED) fails the run when a task failed.
 
 Runs on the catalog's schedule (env `SAGEMAKER_RETRAIN_SCHEDULE`, when set, replaces it) or, when env
 `{queue_env}` names the SQS queue of the watched prefix's S3 notifications, also when new data lands

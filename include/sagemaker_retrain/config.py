@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sagemaker_retrain.algorithms import Algorithm
+
 TAG_PROJECT = "sagemaker-retrain:project"
 PROJECT = "sagemaker-retrain"
 TAG_ENDPOINT = "sagemaker-retrain:endpoint"
@@ -19,34 +21,6 @@ TAG_PREVIOUS_CONFIG = "sagemaker-retrain:previous-config"
 TAG_VERIFIED = "sagemaker-retrain:verified"
 CHANNELS = ("train", "validation", "test")
 
-# Params that map one-to-one onto Linear Learner hyperparameters ("None" means AWS's auto).
-_HYPERPARAMETER_PARAMS = (
-    "predictor_type", "num_classes", "mini_batch_size", "epochs", "learning_rate", "wd", "l1",
-    "num_models", "normalize_data", "use_bias", "early_stopping_patience",
-)
-
-
-def _hp_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(value)
-    return str(value)
-
-
-def build_hyperparameters(params: Mapping, feature_dim: int) -> dict[str, str]:
-    """Linear Learner hyperparameters (strings, as the API wants them); unset params stay 'auto'."""
-    hps = {"feature_dim": str(feature_dim)}
-    for name in _HYPERPARAMETER_PARAMS:
-        value = params.get(name)
-        if value is None:
-            continue
-        if name == "num_classes" and params.get("predictor_type") != "multiclass_classifier":
-            continue
-        hps[name] = _hp_value(value)
-    return hps
-
-
 def tags(endpoint_name: str, run_id: str, **extra: str) -> list[dict[str, str]]:
     """The project's ownership tags (project, endpoint, run): the pipeline touches only what carries them."""
     out = [{"Key": TAG_PROJECT, "Value": PROJECT}, {"Key": TAG_ENDPOINT, "Value": endpoint_name},
@@ -57,6 +31,7 @@ def tags(endpoint_name: str, run_id: str, **extra: str) -> list[dict[str, str]]:
 
 def build_training_config(
     *,
+    algorithm: Algorithm,
     job_name: str,
     image: str,
     role_arn: str,
@@ -65,17 +40,24 @@ def build_training_config(
     params: Mapping,
     feature_dim: int,
     resource_tags: list[dict[str, str]],
-    content_type: str | Mapping[str, str] = "text/csv",
+    content_type: str | Mapping[str, str] | None = None,
+    code: Mapping | None = None,
+    region: str | None = None,
 ) -> dict:
-    """CreateTrainingJob request: Linear Learner on the train/validation/test channels.
+    """CreateTrainingJob request: ``algorithm`` on its channels (those of ``channel_uris`` it takes).
 
     ``content_type`` is one type for every channel or a per-channel mapping (RecordIO training
-    data keeps a CSV test channel, which evaluation reads back).
+    data keeps a CSV test channel, which evaluation reads back); None: the algorithm's types for
+    the Params. ``code`` (``{"uri", "sha256", "entry_point"}``) is script mode's uploaded source;
+    ``region`` the job's region (script mode's ``sagemaker_region``).
     """
-    types = content_type if isinstance(content_type, Mapping) else dict.fromkeys(CHANNELS, content_type)
+    if content_type is None:
+        types = algorithm.channel_content_types(params)
+    else:
+        types = content_type if isinstance(content_type, Mapping) else dict.fromkeys(CHANNELS, content_type)
     distribution = "ShardedByS3Key" if int(params["training_instance_count"]) > 1 else "FullyReplicated"
     channels = []
-    for name in CHANNELS:
+    for name in algorithm.channels:
         if name not in channel_uris:
             continue
         channels.append(
@@ -95,7 +77,7 @@ def build_training_config(
         )
     return {
         "TrainingJobName": job_name,
-        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "AlgorithmSpecification": algorithm.algorithm_specification(image),
         "RoleArn": role_arn,
         "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": output_uri},
@@ -105,30 +87,39 @@ def build_training_config(
             "VolumeSizeInGB": 10,
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": int(params["max_runtime_seconds"])},
-        "HyperParameters": build_hyperparameters(params, feature_dim),
+        "HyperParameters": algorithm.build_hyperparameters(params, feature_dim, code=code, region=region),
         "Tags": resource_tags,
     }
 
 
 def build_model_config(
-    *, model_name: str, image: str, model_data_url: str, role_arn: str, resource_tags: list[dict[str, str]]
+    *, algorithm: Algorithm, model_name: str, image: str, model_data_url: str, role_arn: str,
+    resource_tags: list[dict[str, str]], code: Mapping | None = None, region: str | None = None,
 ) -> dict:
-    """CreateModel request: the training job's artifact behind the same Linear Learner image."""
+    """CreateModel request: the training job's artifact behind the algorithm's container (and code)."""
     return {
         "ModelName": model_name,
-        "PrimaryContainer": {"Image": image, "ModelDataUrl": model_data_url},
+        "PrimaryContainer": algorithm.container(image, model_data_url, code, region),
         "ExecutionRoleArn": role_arn,
         "Tags": resource_tags,
     }
 
 
 def build_model_from_package_config(
-    *, model_name: str, model_package_arn: str, role_arn: str, resource_tags: list[dict[str, str]]
+    *, model_name: str, model_package_arn: str, role_arn: str, resource_tags: list[dict[str, str]],
+    environment: Mapping[str, str] | None = None,
 ) -> dict:
-    """CreateModel request from a registered model package (its image and artifact), as AWS recommends."""
+    """CreateModel request from a registered model package (its image and artifact), as AWS recommends.
+
+    ``environment`` (script mode: the code that serves) is set on the container as the SageMaker SDK's
+    ``ModelPackage`` sets it, beside the package's own.
+    """
+    container: dict = {"ModelPackageName": model_package_arn}
+    if environment:
+        container["Environment"] = dict(environment)
     return {
         "ModelName": model_name,
-        "Containers": [{"ModelPackageName": model_package_arn}],
+        "Containers": [container],
         "ExecutionRoleArn": role_arn,
         "Tags": resource_tags,
     }
@@ -139,17 +130,20 @@ def build_model_package_group_config(*, group_name: str, endpoint_name: str,
     """CreateModelPackageGroup request: one group per endpoint, tagged as the pipeline's."""
     return {
         "ModelPackageGroupName": group_name,
-        "ModelPackageGroupDescription": f"Linear Learner models trained for endpoint {endpoint_name}",
+        "ModelPackageGroupDescription": f"Models trained for endpoint {endpoint_name}",
         "Tags": resource_tags,
     }
 
 
 def build_model_package_config(
-    *, group_name: str, image: str, model_data_url: str, params: Mapping, metrics_uri: str,
+    *, algorithm: Algorithm, group_name: str, image: str, model_data_url: str, params: Mapping, metrics_uri: str,
     customer_metadata: Mapping[str, str], client_token: str, description: str,
-    resource_tags: list[dict[str, str]],
+    resource_tags: list[dict[str, str]], code: Mapping | None = None, region: str | None = None,
 ) -> dict:
     """CreateModelPackage request: a new version in the endpoint's group, pending manual approval.
+
+    The InferenceSpecification is the algorithm's: its container (with script mode's code), its
+    request and response types.
 
     ``metrics_uri`` is where the gate writes both models' metrics on this run's test rows
     (``…/evaluation/metrics.json``): known before it exists, so the package names it from the start.
@@ -157,13 +151,7 @@ def build_model_package_config(
     return {
         "ModelPackageGroupName": group_name,
         "ModelPackageDescription": description[:1024],
-        "InferenceSpecification": {
-            "Containers": [{"Image": image, "ModelDataUrl": model_data_url}],
-            "SupportedContentTypes": ["text/csv", "application/json", "application/x-recordio-protobuf"],
-            "SupportedResponseMIMETypes": ["application/json", "application/jsonlines"],
-            "SupportedRealtimeInferenceInstanceTypes": [params["endpoint_instance_type"]],
-            "SupportedTransformInstanceTypes": [params["transform_instance_type"]],
-        },
+        "InferenceSpecification": algorithm.inference_specification(image, model_data_url, params, code, region),
         "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}},
         "CustomerMetadataProperties": dict(customer_metadata),
         "ModelApprovalStatus": "PendingManualApproval",
@@ -273,13 +261,14 @@ def build_deployment_config(params: Mapping, alarm_names_: list[str]) -> dict:
 
 
 def build_transform_config(
-    *, job_name: str, model_name: str, input_uri: str, output_uri: str, params: Mapping,
+    *, algorithm: Algorithm, job_name: str, model_name: str, input_uri: str, output_uri: str, params: Mapping,
     resource_tags: list[dict[str, str]],
 ) -> dict:
     """CreateTransformJob request: score the label-first test split, dropping the label column.
 
     ``InputFilter $[1:]`` sends only the features to the model; rows keep their order (Line
-    split and assembly), so each ``.out`` line matches the input line of the same number.
+    split and assembly), so each ``.out`` line matches the input line of the same number. The
+    output is in the model's algorithm's ``transform_accept``, which that algorithm parses back.
     """
     return {
         "TransformJobName": job_name,
@@ -288,11 +277,12 @@ def build_transform_config(
         "MaxPayloadInMB": 6,
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
-            "ContentType": "text/csv",
+            "ContentType": algorithm.inference_content_type,
             "SplitType": "Line",
             "CompressionType": "None",
         },
-        "TransformOutput": {"S3OutputPath": output_uri, "Accept": "application/jsonlines", "AssembleWith": "Line"},
+        "TransformOutput": {"S3OutputPath": output_uri, "Accept": algorithm.transform_accept,
+                            "AssembleWith": "Line"},
         "TransformResources": {"InstanceType": params["transform_instance_type"], "InstanceCount": 1},
         "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "None"},
         "Tags": resource_tags,

@@ -6,9 +6,10 @@ the gate all need it, and none of them should import another for it.
 
 from __future__ import annotations
 
-# Metrics the gate can compare, and whether lower is better: only names AWS's Linear Learner reports
-# for the test channel (its documented metrics table), so a gate that passes offline passes on AWS.
-# test:rmse and test:r2 are not among them (AWS reports rmse and r2 for the validation channel only).
+# Metrics the gate can compare, and whether lower is better. The gate computes them itself from both
+# models' answers on the same test rows (``scoring``), whatever algorithm made either model, so these
+# are the gate's own names; they are spelled as SageMaker's built-in algorithms name their test-channel
+# metrics (the first algorithm's documented table), and test:rmse and test:r2 are not among them.
 GATE_METRICS: dict[str, bool] = {
     "test:mse": True,
     "test:absolute_loss": True,

@@ -146,8 +146,13 @@ def _data_cell(record: dict) -> str:
     count = sum(v for v in rows.values() if isinstance(v, int)) if isinstance(rows, dict) else rows
     parts = f" · {len(data['parts'])} parts" if data.get("parts") else ""
     trigger = f"<br><span class=\"muted\">{_e(record['trigger'])}</span>" if record.get("trigger") else ""
+    code = record.get("code") or {}
+    made = ""
+    if record.get("algorithm") or code:  # which code made the model, beside which bytes
+        sha = f" · code sha256 <code class=\"sha256\">{_e(code['sha256'][:12])}</code>" if code.get("sha256") else ""
+        made = f"<br><span class=\"muted\">{_e(record.get('algorithm') or '')}{sha}</span>"
     return (f"{_e(record.get('dataset_uri', ''))}<br><span class=\"muted\">"
-            f"{_e(version) or 'version –'} · {_e(count)} rows{parts}</span>{trigger}")
+            f"{_e(version) or 'version –'} · {_e(count)} rows{parts}</span>{trigger}{made}")
 
 
 def lineage_card(answer: dict | None) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from sagemaker_retrain import algorithms
 from sagemaker_retrain.gate_metrics import GATE_METRICS
 from sagemaker_retrain.limits import DEFAULT_INSTANCE_TYPES, MAX_URI_LENGTH
 
@@ -41,10 +42,12 @@ PREDICTOR_TYPES = ["regressor", "binary_classifier", "multiclass_classifier"]
 # "Run Parameters", so the essentials (data, gate and promotion) are there; the rest start collapsed.
 ESSENTIALS = "Run Parameters"
 PROMOTION = "Promotion: traffic shifting and rollback"
-TRAINING = "Training (Linear Learner hyperparameters)"
+# One training section per algorithm (its hyperparameters), the default algorithm's first.
+TRAINING_SECTIONS = tuple(a.section for a in algorithms.ALGORITHMS.values())
+TRAINING = algorithms.get(algorithms.DEFAULT).section
 INFRASTRUCTURE = "Infrastructure: instances and time limits"
 EVALUATION = "Evaluation: data split and checks"
-SECTIONS = (ESSENTIALS, PROMOTION, TRAINING, INFRASTRUCTURE, EVALUATION)
+SECTIONS = (ESSENTIALS, PROMOTION, *TRAINING_SECTIONS, INFRASTRUCTURE, EVALUATION)
 COLLAPSED_SECTIONS = SECTIONS[1:]
 
 ALLOWED_TYPES = ", ".join(DEFAULT_INSTANCE_TYPES)
@@ -89,6 +92,14 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
             "The column to predict (1–128 characters, a header of the data set); every other column is a "
             "feature. Default `medv` (median house value) for the housing table.",
             type="string", minLength=1, maxLength=128,
+        ),
+        "algorithm": _param(
+            algorithms.DEFAULT, ESSENTIALS, "Algorithm",
+            "What trains the model: "
+            + ", ".join(f"`{a.name}` ({a.title}, `{a.repository}:{a.tag}`)" for a in algorithms.ALGORITHMS.values())
+            + ". Its hyperparameters are in its own *Training* section; the gate compares the new model with "
+            "the serving one whatever algorithm made either.",
+            type="string", enum=list(algorithms.ALGORITHMS),
         ),
         "predictor_type": _param(
             "regressor", ESSENTIALS, "Predictor type",
@@ -169,47 +180,6 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
             "pipeline waits for it.",
             type="integer", minimum=600, maximum=28800,
         ),
-        # --- Training --------------------------------------------------------------------------
-        "mini_batch_size": _param(
-            30, TRAINING, "Mini-batch size",
-            "Observations per mini-batch, 1–1,000,000 (the walkthrough uses 30).",
-            type="integer", minimum=1, maximum=1_000_000,
-        ),
-        "epochs": _param(
-            15, TRAINING, "Epochs",
-            "Maximum passes over the training data, 1–1000.",
-            type="integer", minimum=1, maximum=1000,
-        ),
-        "learning_rate": _optional_number(
-            None, TRAINING, "Learning rate", "Step size, above 0 and at most 1; empty for `auto`.",
-            exclusive_minimum=0, maximum=1,
-        ),
-        "wd": _optional_number(
-            None, TRAINING, "L2 weight decay (wd)", "0–1000; empty for `auto`.", minimum=0, maximum=1000,
-        ),
-        "l1": _optional_number(
-            None, TRAINING, "L1 regularisation", "0–1000; empty for `auto`.", minimum=0, maximum=1000,
-        ),
-        "num_models": _param(
-            None, TRAINING, "Parallel models",
-            "Models trained in parallel (the best one is kept), 1–64; empty for `auto`.",
-            type=["null", "integer"], minimum=1, maximum=64,
-        ),
-        "normalize_data": _param(
-            True, TRAINING, "Normalise features", "Standardise features before training.", type="boolean",
-        ),
-        "use_bias": _param(True, TRAINING, "Use bias", "Fit an intercept.", type="boolean"),
-        "early_stopping_patience": _param(
-            3, TRAINING, "Early-stopping patience",
-            "Epochs without improvement on the validation rows before stopping, 1–100.",
-            type="integer", minimum=1, maximum=100,
-        ),
-        "training_content_type": _param(
-            "text/csv", TRAINING, "Training data format",
-            "`text/csv`, or `application/x-recordio-protobuf` (Linear Learner's fastest input for large "
-            "data sets).",
-            type="string", enum=["text/csv", "application/x-recordio-protobuf"],
-        ),
         # --- Infrastructure --------------------------------------------------------------------
         "training_instance_type": _param(
             "ml.m5.large", INFRASTRUCTURE, "Training instance type", f"One of {ALLOWED_TYPES}. {INSTANCE_RULE}",
@@ -286,7 +256,10 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
             type="integer", minimum=1, maximum=168,
         ),
     }
-    for name, value in (defaults or {}).items():
+    for algorithm in algorithms.ALGORITHMS.values():  # each algorithm's own section
+        for name, default, title, description, schema in algorithm.form_params():
+            params[name] = _param(default, algorithm.section, title, description, **schema)
+    for name, value in (defaults or {}).items():  # the model catalog entry's values
         if name not in params:
             raise ValueError(f"no Param {name!r} to set a default for (known: {', '.join(sorted(params))})")
         params[name] = Param(value, schema=params[name].schema)

@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from sagemaker_retrain import config, limits, lineage, naming
-from sagemaker_retrain.images import linear_learner_image
+from sagemaker_retrain import algorithms, config, limits, lineage, naming
 from sagemaker_retrain.settings import DeploymentSettings, SettingsError, load_settings
 
 # Heavier modules (pandas and numpy through data_prep and evaluation, matplotlib, boto3 through the
@@ -102,10 +101,11 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
     from sagemaker_retrain.data_prep.prepare import prepare_and_upload
     from sagemaker_retrain.ownership import require_owned_endpoint
 
-    _check_params(params)
+    _check_params(params, project_dir)
     limits.check_params(params, project_dir)  # admin limits (Variables), before anything is spent
     settings = load_settings(aws_conn_id)
-    image = linear_learner_image(settings.region)
+    algorithm = algorithms.of_params(params)
+    image = algorithm.image(settings.region)
     clients = Clients(settings)
     generation = run_generation(clients, run_id, run_after, clear_number, retrain)
     slug = naming.run_slug(run_id, run_after, generation)
@@ -127,18 +127,24 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
             served = _served_data(clients, endpoint)
     if served and served.get("sha256") == data.source.get("sha256"):
         _skip_unchanged(clients, params, run_id, slug, f"{run_prefix}/input", dataset_uri, data, served, trigger)
+    # Models live outside runs/ (whose folders a lifecycle rule may expire): a champion's artifact, and
+    # the code that serves it, must outlive its run's inputs, since it serves and is scored again later.
+    model_prefix = f"{settings.prefix}/models/{slug}"
+    code = upload_code(algorithm, params, project_dir, clients.s3, settings.bucket, model_prefix)
+    lineage_tags = {**lineage.training_tags(data.source), **({"code_sha256": code["sha256"]} if code else {})}
     training = config.build_training_config(
+        algorithm=algorithm,
         job_name=name,
         image=image,
         role_arn=settings.role_arn,
         channel_uris=data.channel_uris,
-        # Models live outside runs/ (whose folders a lifecycle rule may expire): a champion's artifact
-        # must outlive its run's inputs, since it serves and is scored again by later runs.
-        output_uri=f"s3://{settings.bucket}/{settings.prefix}/models/{slug}",
+        output_uri=f"s3://{settings.bucket}/{model_prefix}",
         params=params,
         feature_dim=data.feature_dim,
-        resource_tags=config.tags(endpoint, run_id, **lineage.training_tags(data.source)),
+        resource_tags=config.tags(endpoint, run_id, **lineage_tags),
         content_type=data.content_types,
+        code=code,
+        region=settings.region,
     )
     log.info("Data set %s (%s; sha256 %s): %s rows per split, %s features, uploaded to %s",
              dataset_uri, trigger, data.source.get("sha256"), data.rows, data.feature_dim, data.channel_uris)
@@ -152,6 +158,8 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         "run_id": run_id,
         "run_prefix": run_prefix,
         "image": image,
+        "algorithm": algorithm.name,
+        "code": code,
         "names": {
             "training_job": name, "model": name, "endpoint_config": name, "endpoint": endpoint,
             "score_challenger": naming.resource_name(params["endpoint_name"], f"{slug}-challenger"),
@@ -168,6 +176,33 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         "endpoint_config_name": name,
         "smoke_features": data.smoke_features,
     }
+
+
+def upload_code(algorithm, params: dict, project_dir: Path, s3, bucket: str, model_prefix: str) -> dict | None:
+    """Script mode: package the user's folder as ``sourcedir.tar.gz`` and upload it beside the model.
+
+    Returns ``{"uri", "sha256", "entry_point"}`` (the sha256 of the uploaded bytes joins the data's in
+    the lineage), or None for an algorithm that runs no user code.
+    """
+    packaged = algorithm.package(params, project_dir)
+    if packaged is None:
+        return None
+    blob, sha256, facts = packaged
+    key = f"{model_prefix}/source/sourcedir.tar.gz"
+    s3.put_object(Bucket=bucket, Key=key, Body=blob, Metadata={"sha256": sha256})
+    log.info("Code %s packaged: s3://%s/%s, %d bytes, sha256 %s", facts, bucket, key, len(blob), sha256)
+    return {"uri": f"s3://{bucket}/{key}", "sha256": sha256, **facts}
+
+
+def algorithm_of_model(sm, model_name: str):
+    """The algorithm of an existing model, read from what it runs: its container image, or its package's."""
+    model = sm.describe_model(ModelName=model_name)
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    image = container.get("Image")
+    if not image and container.get("ModelPackageName"):
+        package = sm.describe_model_package(ModelPackageName=container["ModelPackageName"])
+        image = package["InferenceSpecification"]["Containers"][0]["Image"]
+    return algorithms.of_image(image)
 
 
 def run_generation(clients: Clients, run_id: str, run_after: datetime, clear_number: int,
@@ -289,10 +324,15 @@ def _skip_unchanged(clients: Clients, params: dict, run_id: str, slug: str, inpu
     raise AirflowSkipException(message)
 
 
-def _check_params(params: dict) -> None:
-    """Cross-field rules a JSON schema cannot state; fail before anything is spent, naming both Params."""
+def _check_params(params: dict, project_dir: Path | None = None) -> None:
+    """Cross-field rules a JSON schema cannot state; fail before anything is spent, naming both Params.
+
+    The algorithm's own rules (its hyperparameters, required ones included, its training formats,
+    script mode's folder) are checked by its strategy.
+    """
     from sagemaker_retrain.gate_metrics import GATE_METRICS, METRICS_FOR_PREDICTOR
 
+    algorithms.of_params(params).validate(params, project_dir)
     predictor = params["predictor_type"]
     if predictor == "multiclass_classifier" and not params.get("num_classes"):
         raise ValueError("Param num_classes (Number of classes) is required when Param predictor_type is "
@@ -359,8 +399,11 @@ def register(plan: dict, training: dict, params: dict, dag_id: str = "sagemaker_
         "target": params["target_column"], "predictor-type": params["predictor_type"],
         "gate-metric": params["gate_metric"], "gate-decision": "pending",
         "endpoint": plan["names"]["endpoint"], "mode": params["mode"],
+        "algorithm": algorithms.get(plan.get("algorithm")).name, "image": plan["image"],
+        "code-sha256": (plan.get("code") or {}).get("sha256"), "code-uri": (plan.get("code") or {}).get("uri"),
     }
     request = config.build_model_package_config(
+        algorithm=algorithms.get(plan.get("algorithm")), code=plan.get("code"), region=settings.region,
         group_name=group, image=plan["image"], model_data_url=training["ModelArtifacts"]["S3ModelArtifacts"],
         params=params, metrics_uri=metrics_uri(plan), customer_metadata=registry.metadata(lineage),
         client_token=registry.client_token(plan["run_id"], plan["slug"]),
@@ -385,12 +428,15 @@ def challenger_model_request(plan: dict, settings: DeploymentSettings, package: 
     """The CreateModel request of the run's challenger: from its registry package (or its artifact)."""
     names = plan["names"]
     resource_tags = _model_tags(plan, names["training_job"])
+    algorithm = algorithms.get(plan.get("algorithm"))
     if package:
+        serving = algorithm.container(plan["image"], "", plan.get("code"), settings.region)
         return config.build_model_from_package_config(
             model_name=names["model"], model_package_arn=package["arn"], role_arn=settings.role_arn,
-            resource_tags=resource_tags)
-    return config.build_model_config(model_name=names["model"], image=plan["image"], model_data_url=model_data_url,
-                                     role_arn=settings.role_arn, resource_tags=resource_tags)
+            resource_tags=resource_tags, environment=serving.get("Environment"))
+    return config.build_model_config(algorithm=algorithm, model_name=names["model"],
+                                     image=plan["image"], model_data_url=model_data_url, role_arn=settings.role_arn,
+                                     resource_tags=resource_tags, code=plan.get("code"), region=settings.region)
 
 
 def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
@@ -426,9 +472,18 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
     test_uri = plan["data"]["channel_uris"]["test"]
     run_tags = config.tags(names["endpoint"], plan["run_id"])
 
-    def transform(role: str, model: str) -> dict:
+    challenger_algorithm = algorithms.get(plan.get("algorithm"))
+    champion_algorithm = None
+    if champion_model:
+        try:  # the champion is scored in its own algorithm's formats, read from what serves
+            champion_algorithm = algorithm_of_model(sm, champion_model)
+        except (ValueError, ClientError) as err:
+            log.warning("Finding: the serving model %s runs no container the pipeline can score (%s): the gate "
+                        "has no champion score.", champion_model, err)
+
+    def transform(role: str, model: str, algorithm) -> dict:
         request = config.build_transform_config(
-            job_name=names[f"score_{role}"], model_name=model, input_uri=test_uri,
+            algorithm=algorithm, job_name=names[f"score_{role}"], model_name=model, input_uri=test_uri,
             output_uri=plan["scoring_uris"][role], params=params, resource_tags=run_tags,
         )
         try:
@@ -440,8 +495,10 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
     log.info("Challenger: model %s (package %s). Champion: %s (config %s, package %s).", names["model"],
              (package or {}).get("arn"), champion_model or "none (nothing serves yet)",
              (champion or {}).get("endpoint_config"), ((champion or {}).get("package") or {}).get("arn"))
-    return [transform("challenger", names["model"])] + ([transform("champion", champion_model)]
-                                                         if champion_model else [])
+    log.info("Challenger algorithm: %s; champion algorithm: %s.", challenger_algorithm.title,
+             champion_algorithm.title if champion_algorithm else "none")
+    return [transform("challenger", names["model"], challenger_algorithm)] + (
+        [transform("champion", champion_model, champion_algorithm)] if champion_algorithm else [])
 
 
 def decide(plan: dict, params: dict, champion: dict | None, package: dict | None = None) -> dict:
@@ -455,22 +512,29 @@ def decide(plan: dict, params: dict, champion: dict | None, package: dict | None
     """
     pinned = champion or {}
     champion_model, champion_package = pinned.get("model"), pinned.get("package")
+    from botocore.exceptions import ClientError
+
     from sagemaker_retrain import evaluation, gate, scoring
 
     settings = DeploymentSettings(**plan["settings"])
     clients = Clients(settings)
     metric, predictor = params["gate_metric"], params["predictor_type"]
     test_uri = plan["data"]["channel_uris"]["test"]
+    challenger_algorithm = algorithms.get(plan.get("algorithm"))
     try:
-        challenger = scoring.score_model(clients.s3, predictor, metric, test_uri, plan["scoring_uris"]["challenger"])
+        challenger = scoring.score_model(clients.s3, predictor, metric, test_uri, plan["scoring_uris"]["challenger"],
+                                         algorithm=challenger_algorithm)
     except (scoring.ScoringError, scoring.SmokeTestError) as err:
         raise _fail(RuntimeError(f"The challenger {plan['names']['model']} failed its checks on the test rows: "
                                  f"{err}")) from err
     champion, champion_fault = None, None
+    champion_algorithm = None
     if champion_model:
-        try:
-            champion = scoring.score_model(clients.s3, predictor, metric, test_uri, plan["scoring_uris"]["champion"])
-        except (scoring.ScoringError, scoring.SmokeTestError) as err:
+        try:  # read with the algorithm of the model that made the answers: the one that serves
+            champion_algorithm = algorithm_of_model(clients.sagemaker, champion_model)
+            champion = scoring.score_model(clients.s3, predictor, metric, test_uri, plan["scoring_uris"]["champion"],
+                                           algorithm=champion_algorithm)
+        except (scoring.ScoringError, scoring.SmokeTestError, ValueError, ClientError) as err:
             champion_fault = f"the serving model {champion_model} fails its checks on the same rows: {err}"
             log.warning("Finding: %s", champion_fault)
     decision = gate.decide(
@@ -499,6 +563,8 @@ def decide(plan: dict, params: dict, champion: dict | None, package: dict | None
         "artifacts": artifacts,
         "package": package,
         "champion_package": champion_package,
+        "algorithms": {"challenger": challenger_algorithm.name,
+                       "champion": champion_algorithm.name if champion_algorithm else None},
     }
     if package:
         from sagemaker_retrain import registry
@@ -569,6 +635,8 @@ def _record(clients: Clients, plan: dict, params: dict, outcome: str, **details)
         "rows": plan["data"]["rows"],
         "data_source": {**(plan["data"].get("source") or {}), "split_seed": params.get("split_seed")},
         "trigger": plan["data"].get("trigger"),
+        "algorithm": algorithms.get(plan.get("algorithm")).name,
+        "code": plan.get("code"),
         **details,
     }
     return history.record_run(clients.s3, settings.bucket, settings.prefix, params["endpoint_name"],

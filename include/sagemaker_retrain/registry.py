@@ -61,7 +61,7 @@ def ensure_group(sm, name: str, endpoint: str, tags: list[dict]) -> str:
         try:
             return sm.create_model_package_group(
                 ModelPackageGroupName=name, Tags=tags,
-                ModelPackageGroupDescription=f"Linear Learner models trained for endpoint {endpoint}")[
+                ModelPackageGroupDescription=f"Models trained for endpoint {endpoint}")[
                 "ModelPackageGroupArn"]
         except ClientError as create_err:
             if "already exists" not in str(create_err):

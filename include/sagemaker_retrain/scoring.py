@@ -1,23 +1,26 @@
 """Score champion and challenger on the same rows: read batch-transform output back against the labels.
 
 Both models score this run's test split in batch transform jobs (never through the production
-endpoint); each ``part-N.csv`` of the label-first split yields ``part-N.csv.out`` with one JSON
-line per row, in order. Reading the labels and the predictions part by part pairs them row for
+endpoint); each ``part-N.csv`` of the label-first split yields ``part-N.csv.out`` with one line per
+row, in order, in the format of the algorithm that made it (``algorithms``: each model's output is
+parsed by its own algorithm, so models of different algorithms are compared on the same rows). Reading the labels and the predictions part by part pairs them row for
 row, so the gate compares two numbers computed on identical rows.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 
 import numpy as np
 
+from sagemaker_retrain.algorithms import Algorithm, AnswerError
+from sagemaker_retrain.algorithms.base import json_lines
 from sagemaker_retrain.evaluation import compute_metrics
 from sagemaker_retrain.smoke import SmokeTestError, check_predictions
 
-# The gate's metric names (as SageMaker's Linear Learner names them) -> the metric computed on rows.
+# The gate's metric names (as SageMaker names them for its built-in algorithms' test channel) -> the
+# metric the gate computes itself on rows, whatever the algorithm.
 ROW_METRIC = {
     "test:mse": "mse",
     "test:absolute_loss": "mae",
@@ -47,28 +50,20 @@ def _list_keys(s3, uri: str) -> list[str]:
 
 
 def _parse_lines(body: bytes, where: str) -> list[dict]:
-    """One JSON value per non-blank line; the whole body is parsed in one call when it is well formed."""
-    lines = [line for line in body.decode().splitlines() if line.strip()]
+    """One JSON value per non-blank line (JSON Lines output)."""
     try:
-        predictions = json.loads("[" + ",".join(lines) + "]")
-    except ValueError:
-        predictions = None
-    if predictions is not None and len(predictions) == len(lines):
-        return predictions
-    predictions = []  # some line is not one JSON value: find it and name it
-    for number, line in enumerate(body.decode().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as err:
-            raise ScoringError(f"{where} line {number} is not JSON: {line[:120]!r}") from err
-        predictions.append(item)
-    return predictions
+        return json_lines(body, where)
+    except AnswerError as err:
+        raise ScoringError(str(err)) from err
 
 
-def read_scored_rows(s3, test_uri: str, output_uri: str) -> tuple[np.ndarray, list[dict]]:
-    """(labels, predictions) of every test row, paired through the transform's ``.out`` files."""
+def read_scored_rows(s3, test_uri: str, output_uri: str, *, algorithm: Algorithm,
+                     predictor_type: str = "regressor") -> tuple[np.ndarray, list[dict]]:
+    """(labels, predictions) of every test row, paired through the transform's ``.out`` files.
+
+    ``algorithm`` is the one of the model that wrote the output: it parses each line into the
+    normalised prediction record (``algorithms.base``).
+    """
     bucket, input_prefix = _split(test_uri)
     out_bucket, out_prefix = _split(output_uri.rstrip("/") + "/")
     labels, predictions = [], []
@@ -81,7 +76,10 @@ def read_scored_rows(s3, test_uri: str, output_uri: str) -> tuple[np.ndarray, li
             body = s3.get_object(Bucket=out_bucket, Key=out_key)["Body"].read()
         except Exception as err:  # noqa: BLE001 - any read error means the output is missing
             raise ScoringError(f"No transform output s3://{out_bucket}/{out_key} for test part {key}: {err}") from err
-        scored = _parse_lines(body, f"s3://{out_bucket}/{out_key}")
+        try:
+            scored = algorithm.parse_transform_output(body, predictor_type, f"s3://{out_bucket}/{out_key}")
+        except AnswerError as err:
+            raise ScoringError(f"{algorithm.title} output: {err}") from err
         if len(scored) != len(rows):
             raise ScoringError(f"s3://{out_bucket}/{out_key} has {len(scored)} predictions for {len(rows)} rows")
         labels.append(rows[:, 0])
@@ -91,9 +89,10 @@ def read_scored_rows(s3, test_uri: str, output_uri: str) -> tuple[np.ndarray, li
     return np.concatenate(labels), predictions
 
 
-def score_model(s3, predictor_type: str, gate_metric: str, test_uri: str, output_uri: str) -> dict:
-    """Metrics of one model on the test rows; raises SmokeTestError on a non-finite prediction."""
-    y, predictions = read_scored_rows(s3, test_uri, output_uri)
+def score_model(s3, predictor_type: str, gate_metric: str, test_uri: str, output_uri: str, *,
+                algorithm: Algorithm) -> dict:
+    """Metrics of one model (of ``algorithm``) on the test rows; raises SmokeTestError on a non-finite prediction."""
+    y, predictions = read_scored_rows(s3, test_uri, output_uri, algorithm=algorithm, predictor_type=predictor_type)
     check_predictions(predictions, len(y))
     metrics, yhat = compute_metrics(predictor_type, y, predictions)
     value = metrics.get(ROW_METRIC[gate_metric])

@@ -8,7 +8,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from sagemaker_retrain import config
+from sagemaker_retrain import algorithms, config
 from sagemaker_retrain.images import LINEAR_LEARNER_ACCOUNTS, linear_learner_image
 from sagemaker_retrain.naming import resource_name, run_slug
 
@@ -34,7 +34,7 @@ def _valid(model, operation: str, request: dict) -> None:
 
 def _training(**overrides):
     return config.build_training_config(
-        job_name="ep-20261126-100000-abcdef", image=linear_learner_image("us-east-1"),
+        algorithm=algorithms.get("linear-learner"), job_name="ep-20261126-100000-abcdef", image=linear_learner_image("us-east-1"),
         role_arn="arn:aws:iam::123456789012:role/R",
         channel_uris={c: f"s3://b/p/input/{c}/" for c in config.CHANNELS}, output_uri="s3://b/p/output",
         params={**PARAMS, **overrides}, feature_dim=12, resource_tags=TAGS,
@@ -72,7 +72,7 @@ def test_num_classes_only_for_multiclass():
 def test_model_config_and_endpoint_requests_are_valid(model):
     image = linear_learner_image("eu-west-1")
     _valid(model, "CreateModel", config.build_model_config(
-        model_name="m", image=image, model_data_url="s3://b/k/model.tar.gz",
+        algorithm=algorithms.get("linear-learner"), model_name="m", image=image, model_data_url="s3://b/k/model.tar.gz",
         role_arn="arn:aws:iam::123456789012:role/R", resource_tags=TAGS))
     endpoint_config = config.build_endpoint_config_config(config_name="c", model_name="m", params=PARAMS,
                                                           resource_tags=TAGS)
@@ -115,7 +115,7 @@ def test_per_channel_content_types(model):
     types = {"train": "application/x-recordio-protobuf", "validation": "application/x-recordio-protobuf",
              "test": "text/csv"}
     request = config.build_training_config(
-        job_name="j", image=linear_learner_image("us-east-1"), role_arn="arn:aws:iam::123456789012:role/R",
+        algorithm=algorithms.get("linear-learner"), job_name="j", image=linear_learner_image("us-east-1"), role_arn="arn:aws:iam::123456789012:role/R",
         channel_uris={c: f"s3://b/p/{c}/" for c in config.CHANNELS}, output_uri="s3://b/o", params=PARAMS,
         feature_dim=12, resource_tags=TAGS, content_type=types)
     _valid(model, "CreateTrainingJob", request)

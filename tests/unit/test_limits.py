@@ -225,19 +225,20 @@ def test_prepare_reads_the_variables_at_run_time(no_aws, monkeypatch):
 # --- the requests themselves, re-checked by the task that sends them (issue 24, finding 1) ------------
 def _requests(**overrides) -> dict:
     """The three requests the pipeline sends, built by its own config builders from the default Params."""
-    from sagemaker_retrain import config
+    from sagemaker_retrain import algorithms, config
 
     params = defaults(**overrides)
+    algorithm = algorithms.of_params(params)
     tags = config.tags("ep", "run-1")
     return {
         "training": config.build_training_config(
-            job_name="j", image="img", role_arn="arn:aws:iam::123456789012:role/R",
+            algorithm=algorithm, job_name="j", image="img", role_arn="arn:aws:iam::123456789012:role/R",
             channel_uris={c: f"s3://b/in/{c}/" for c in ("train", "validation", "test")}, output_uri="s3://b/out",
             params=params, feature_dim=3, resource_tags=tags),
         "deploy": config.build_endpoint_config_config(config_name="c", model_name="m", params=params,
                                                       resource_tags=tags),
         "transform": config.build_transform_config(
-            job_name="t", model_name="m", input_uri="s3://b/in/test/", output_uri="s3://b/out/", params=params,
+            algorithm=algorithm, job_name="t", model_name="m", input_uri="s3://b/in/test/", output_uri="s3://b/out/", params=params,
             resource_tags=tags),
     }
 

@@ -42,7 +42,7 @@ def test_every_section_has_a_field_and_sections_appear_in_order(params):
 
 def test_essentials_are_data_and_gate(params):
     essentials = [n for n, p in params.items() if p.schema["section"] == ESSENTIALS]
-    assert essentials == ["dataset_uri", "target_column", "predictor_type", "num_classes", "gate_metric",
+    assert essentials == ["dataset_uri", "target_column", "algorithm", "predictor_type", "num_classes", "gate_metric",
                           "gate_threshold", "mode", "endpoint_name", "require_approval"]
 
 

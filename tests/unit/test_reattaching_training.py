@@ -12,6 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from offline_aws.server import start_emulator
+from sagemaker_retrain import algorithms
 from sagemaker_retrain.config import build_training_config, tags
 from sagemaker_retrain.images import linear_learner_image
 from sagemaker_retrain.operators.training import SageMakerReattachingTrainingOperator
@@ -41,7 +42,7 @@ def aws():
 
 def _config(name: str) -> dict:
     return build_training_config(
-        job_name=name, image=linear_learner_image("us-east-1"), role_arn="arn:aws:iam::123456789012:role/R",
+        algorithm=algorithms.get("linear-learner"), job_name=name, image=linear_learner_image("us-east-1"), role_arn="arn:aws:iam::123456789012:role/R",
         channel_uris={c: f"s3://data/in/{c}/" for c in ("train", "validation", "test")},
         output_uri="s3://data/out", params=PARAMS, feature_dim=3, resource_tags=tags("ep", "run-1"),
     )

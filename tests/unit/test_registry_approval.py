@@ -11,7 +11,7 @@ from botocore.validate import ParamValidator
 
 from offline_aws.sagemaker.models import SageMakerBackend
 from offline_aws.sagemaker.validation import validate_request
-from sagemaker_retrain import config, pipeline, registry
+from sagemaker_retrain import algorithms, config, pipeline, registry
 from sagemaker_retrain.images import linear_learner_image
 from sagemaker_retrain.operators import approval as approval_module
 from sagemaker_retrain.operators.approval import ModelApprovalOperator, request_body
@@ -35,7 +35,7 @@ def _valid(model, operation: str, request: dict) -> None:
 
 def _package_request(**metadata) -> dict:
     return config.build_model_package_config(
-        group_name="linear-learner-housing", image=linear_learner_image("us-east-1"),
+        algorithm=algorithms.get("linear-learner"), group_name="linear-learner-housing", image=linear_learner_image("us-east-1"),
         model_data_url="s3://b/p/runs/x/output/job/output/model.tar.gz", params=PARAMS,
         metrics_uri="s3://b/p/runs/x/evaluation/metrics.json",
         customer_metadata=registry.metadata({"run-id": RUN_ID, "dataset-uri": "s3://b/data/housing.csv",

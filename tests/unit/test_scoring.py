@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from sagemaker_retrain import scoring
+from sagemaker_retrain.algorithms import get as _algorithm
 from sagemaker_retrain.gate_metrics import GATE_METRICS, METRICS_FOR_PREDICTOR
 from sagemaker_retrain.smoke import SmokeTestError
 
 BUCKET = "scoring-bucket"
+
+LL = _algorithm("linear-learner")
 
 
 def _put_split(s3, parts: list[np.ndarray]) -> str:
@@ -33,8 +36,8 @@ def test_both_models_are_scored_on_the_same_rows_in_order(s3):
     test_uri = _put_split(s3, rows)
     good = _put_out(s3, "challenger", [[1.0, 2.0], [3.5]])
     bad = _put_out(s3, "champion", [[0.0, 0.0], [0.0]])
-    challenger = scoring.score_model(s3, "regressor", "test:mse", test_uri, good)
-    champion = scoring.score_model(s3, "regressor", "test:mse", test_uri, bad)
+    challenger = scoring.score_model(s3, "regressor", "test:mse", test_uri, good, algorithm=LL)
+    champion = scoring.score_model(s3, "regressor", "test:mse", test_uri, bad, algorithm=LL)
     assert challenger["rows"] == champion["rows"] == 3
     assert challenger["gate_value"] == pytest.approx(0.25 / 3)
     assert champion["gate_value"] == pytest.approx((1 + 4 + 9) / 3)
@@ -44,10 +47,10 @@ def test_both_models_are_scored_on_the_same_rows_in_order(s3):
 def test_a_missing_or_short_output_is_refused(s3):
     test_uri = _put_split(s3, [np.array([[1.0, 0.1], [2.0, 0.2]])])
     with pytest.raises(scoring.ScoringError, match="No transform output"):
-        scoring.score_model(s3, "regressor", "test:mse", test_uri, f"s3://{BUCKET}/run/scoring/none/")
+        scoring.score_model(s3, "regressor", "test:mse", test_uri, f"s3://{BUCKET}/run/scoring/none/", algorithm=LL)
     short = _put_out(s3, "challenger", [[1.0]])
     with pytest.raises(scoring.ScoringError, match="1 predictions for 2 rows"):
-        scoring.score_model(s3, "regressor", "test:mse", test_uri, short)
+        scoring.score_model(s3, "regressor", "test:mse", test_uri, short, algorithm=LL)
 
 
 def test_non_finite_predictions_fail_the_checks(s3):
@@ -55,7 +58,7 @@ def test_non_finite_predictions_fail_the_checks(s3):
     body = '{"score": NaN}\n{"score": 1.0}\n'
     s3.put_object(Bucket=BUCKET, Key="run/scoring/challenger/part-00000.csv.out", Body=body.encode())
     with pytest.raises(SmokeTestError, match="no finite score"):
-        scoring.score_model(s3, "regressor", "test:mse", test_uri, f"s3://{BUCKET}/run/scoring/challenger/")
+        scoring.score_model(s3, "regressor", "test:mse", test_uri, f"s3://{BUCKET}/run/scoring/challenger/", algorithm=LL)
 
 
 def test_every_gate_metric_is_computable_on_rows_and_suits_one_predictor_type():
