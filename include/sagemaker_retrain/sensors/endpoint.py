@@ -39,6 +39,8 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
     :param smoke_rows: feature rows (no label) to send once InService (templated); empty skips it.
     :param deadline: ISO 8601 time after which to stop waiting (templated), whatever the retries:
         one total cap on the wait. None: ``timeout`` seconds from each try's start.
+    :param algorithm: the name of the algorithm that made the deployed model (templated): the smoke
+        request is sent and its answer parsed in that algorithm's formats; None tries each parser.
     :param deferrable: wait on the triggerer instead of holding a worker slot (default: Airflow's
         ``[operators] default_deferrable``).
     :param poll_interval: seconds between status checks.
@@ -50,7 +52,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
 
     aws_hook_class = SageMakerHook
     template_fields: Sequence[str] = aws_template_fields(
-        "endpoint_name", "endpoint_config_name", "smoke_rows", "deadline")
+        "endpoint_name", "endpoint_config_name", "smoke_rows", "deadline", "algorithm")
     operator_extra_links = (SageMakerEndpointLink(), SageMakerModelPackageLink())
 
     def __init__(
@@ -60,6 +62,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         endpoint_config_name: str,
         smoke_rows: list[list[float]] | None = None,
         deadline: str | None = None,
+        algorithm: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
         **kwargs,
@@ -71,6 +74,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         self.endpoint_config_name = endpoint_config_name
         self.smoke_rows = smoke_rows or []
         self.deadline = deadline
+        self.algorithm = algorithm
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
@@ -160,7 +164,10 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         runtime = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime",
                               region_name=self.region_name, verify=self.verify, config=self.botocore_config).conn
         try:
-            scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows)
+            from sagemaker_retrain import algorithms
+
+            made_by = algorithms.get(self.algorithm) if self.algorithm else None
+            scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows, made_by)
         except SmokeTestError as err:
             raise AirflowFailException(f"Smoke test of {self.endpoint_name} failed: {err}") from err
         self.log.info("Smoke test: %d rows answered, scores %s", len(scores), scores)
