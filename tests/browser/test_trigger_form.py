@@ -201,8 +201,8 @@ def test_ephemeral_run_from_the_form_shows_its_outcome(ready, page, log_in):
     finally:
         page.screenshot(path=str(ARTIFACTS / "dag-run.png"), full_page=True)
 
-    # The task pages show the provider's console links (operator extra links, registered in provider_info).
-    page.goto(f"{deployment.base_url}/dags/{DAG_ID}/runs/{run_id}/tasks/train")
+    # The task page's Details tab shows the provider's console links (extra links, registered in provider_info).
+    page.goto(f"{deployment.base_url}/dags/{DAG_ID}/runs/{run_id}/tasks/train/details")
     expect(page.get_by_role("link", name="SageMaker Training Job")).to_be_visible(timeout=30000)
     href = page.get_by_role("link", name="SageMaker Training Job").get_attribute("href")
     assert href.startswith("https://console.aws.amazon.com/sagemaker/home?region=") and "/jobs/" in href, href
