@@ -260,8 +260,10 @@ def test_short_wait_operator_watches_a_short_job_to_its_end_without_deferring(em
 
     operator = SageMakerShortWaitTransformOperator(
         task_id="score", config=transform_config("tr-short"), aws_conn_id=None, check_interval=0.1, deferrable=True,
-        short_wait_seconds=5)
-    call_admin(emulator.url, "config", {"time_scale": 0.1})  # InProgress at the first check, done in about 0.4 s
+        short_wait_seconds=30)
+    # InProgress at the first check, done in about 0.4 s; the watch ends when the trigger fires, so its 30 s
+    # bound only matters on a loaded machine (the first async client of a process takes seconds to build).
+    call_admin(emulator.url, "config", {"time_scale": 0.1})
     try:
         result = operator.execute({})  # a deferral would raise TaskDeferred
     finally:
@@ -297,7 +299,7 @@ def test_short_wait_hands_on_the_event_the_trigger_would_send(emulator, model):
     call_admin(emulator.url, "faults", {"fail_next_transform_job": "InternalServerError: injected while watched"})
     operator = SageMakerShortWaitTransformOperator(
         task_id="score", config=transform_config("tr-watch-fail"), aws_conn_id=None, check_interval=0.1,
-        deferrable=True, short_wait_seconds=5)
+        deferrable=True, short_wait_seconds=30)
     call_admin(emulator.url, "config", {"time_scale": 0.1})
     try:
         # The provider raises from execute when the job is Failed at its first check, from execute_complete
