@@ -378,9 +378,10 @@ def _tasks(spec: ModelSpec) -> None:
     restore >> teardown
     [kept, refused, published, approve, decision, scores, staged, champion, package, train] >> teardown.as_teardown(
         setups=plan, on_failure_fail_dagrun=True)
-    # Every task but the setups (Airflow wants ALL_SUCCESS right after a setup); a failed setup shows as
-    # upstream_failed in the tasks after it, which the watcher sees.
-    [t for t in plan.operator.dag.tasks if not t.is_setup] >> watcher()
+    # Every task but the setups (Airflow wants ALL_SUCCESS right after a setup; a failed setup shows as
+    # upstream_failed in the tasks after it, which the watcher sees) and the clean-up teardown, which stays a
+    # leaf so that its on_failure_fail_dagrun counts (it fails only to keep a person's mark as failed).
+    [t for t in plan.operator.dag.tasks if not t.is_setup and t is not teardown] >> watcher()
     # [END howto_teardowns_and_watcher]
 
 

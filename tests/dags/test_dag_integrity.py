@@ -97,7 +97,8 @@ def test_no_cycles_and_expected_shape(dagbag, dag_id):
     # The run's state is the framework's: a ONE_FAILED watcher below every task that is not a setup.
     watcher = dag.get_task("watcher")
     assert watcher.trigger_rule == "one_failed"
-    assert watcher.upstream_task_ids == {t.task_id for t in dag.tasks if not t.is_setup} - {"watcher"}
+    assert watcher.upstream_task_ids == {t.task_id for t in dag.tasks if not t.is_setup} - {"watcher", "teardown"}
+    assert not dag.get_task("teardown").downstream_task_ids  # a leaf: its on_failure_fail_dagrun counts
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     if order:

@@ -170,8 +170,9 @@ class RunCleanupOperator(AwsBaseOperator[SageMakerHook]):
 
         Marking a run failed skips its pending tasks, the watcher included, but leaves the teardowns to
         run and the run's state open; Airflow 3.3 then decides it from the leaves, all skipped, and ends
-        it *success*. Only the mark skips the watcher before this teardown has run (it sits below every
-        task), so that is the one case this teardown fails (``on_failure_fail_dagrun``) to keep the verdict.
+        it *success*. A watcher skipped while a task failed can only be the mark's doing (a failure fires
+        it), so that is the one case this teardown, a leaf with ``on_failure_fail_dagrun``, fails to keep
+        the verdict.
         See docs/upstream.md.
         """
         failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))

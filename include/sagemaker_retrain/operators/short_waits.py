@@ -18,6 +18,7 @@ defers as it would have (the triggerer runs the trigger from the start). This is
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
@@ -71,7 +72,10 @@ class WatchShortJobsOnWorker:
             return None
 
         try:
-            return asyncio.run(asyncio.wait_for(first_event(), timeout=self.short_wait_seconds))
+            # In a thread of its own: asyncio.run refuses a thread whose event loop is running (a caller's own).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                return pool.submit(asyncio.run, asyncio.wait_for(first_event(), timeout=self.short_wait_seconds)
+                                   ).result()
         except TimeoutError:
             return None
         except Exception as err:  # noqa: BLE001 - the triggerer runs the same trigger again
