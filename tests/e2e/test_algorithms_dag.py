@@ -166,3 +166,22 @@ def test_binary_classifiers_of_two_algorithms_on_one_endpoint(offline_aws):
     challenger, champion = evidence["scores"]["challenger"], evidence["scores"]["champion"]
     assert champion["accuracy"] == scores["accuracy"]  # the same rows, the same serving model
     assert evidence["decision"]["deploy"] is (challenger["accuracy"] > champion["accuracy"])
+
+
+def test_a_script_that_raises_fails_the_run_and_the_champion_keeps_serving(offline_aws, xgboost_promoted):
+    """The team's script raises (scikit-learn refuses ``n_estimators=0``): the job ends Failed with the
+    script's own error as its reason, the run fails naming it, and the endpoint is left as it was."""
+    serving = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    conf = {"endpoint_name": ENDPOINT, "algorithm": "sklearn", "gate_threshold": 1000.0, "bake_seconds": 0,
+            "termination_wait_seconds": 0, "sklearn_source_dir": "tests/e2e/scripts/housing_regressor",
+            "sklearn_hyperparameters": {"n_estimators": 0}}
+    run = dags_test(offline_aws.env, conf=conf)
+    assert run.state == "failed", run.output[-6000:]
+    assert run.states["train"] == "failed"
+    job = offline_aws.sm.describe_training_job(TrainingJobName=_plan(run)["names"]["training_job"])
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "n_estimators" in job["FailureReason"], job["FailureReason"]
+    assert "n_estimators" in run.output  # the task log carries the script's reason
+    endpoint = offline_aws.sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", serving)
+    assert run.states.get("deploy") in (None, "skipped", "upstream_failed")
