@@ -113,7 +113,7 @@ def test_page_lists_runs_with_metrics_and_plot(client, tokens):
         "recorded_at": "2026-11-27T10:00:00", "outcome": "rejected", "model": "ep-r2",
         "training_metrics": {"test:rmse": 4.5}, "gate": {"reason": "does not beat the serving model"}})
     page = http.get("/").text
-    assert "<h2>ep</h2>" in page
+    assert "<h3>ep</h3>" in page
     assert page.index("ep-r2") < page.index("ep-r1")  # newest first
     assert "rmse=3.8" in page and "rmse=4.5" in page and "does not beat" in page
     answer = http.get("/api/ep").json()
