@@ -230,3 +230,95 @@ def test_outcome_column_words():
     assert outcome_text({"outcome": "kept the champion", "approval": {"description": "gate: lost"}}) == "kept the champion"
     assert outcome_text({"outcome": "rejected at approval", "approval": "garbled"}) == "rejected at approval"
     assert outcome_text({}) == ""
+
+
+# --- every model the user may read, and only those ---------------------------------------------------------
+TEAMS = {"sagemaker_retrain": "housing-team", "retrain_housing_lstat": "lstat-team"}
+
+
+@pytest.fixture()
+def lstat_reader(auth_manager, monkeypatch):
+    """A viewer who may read only housing_lstat's DAG: Airflow's multi-team mode, each DAG in its team's bundle."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.models.dag import DagModel
+
+    monkeypatch.setenv("AIRFLOW__CORE__MULTI_TEAM", "True")
+    monkeypatch.setattr(DagModel, "get_dag_id_to_team_name_mapping",
+                        staticmethod(lambda dag_ids, **_: {d: TEAMS[d] for d in dag_ids if d in TEAMS}))
+    return auth_manager.generate_jwt(SimpleAuthManagerUser(username="ana", role="viewer", teams=["lstat-team"]))
+
+
+def _two_models(s3) -> None:
+    s3.put_object(Bucket="hist", Key=PLOT.split("/", 3)[3], Body=b"\x89PNG")
+    _record(s3, "ep", "r1", run_id="manual__r1", outcome="promoted", artifacts={"plot": PLOT})  # housing: history/
+    history.record_run(s3, "hist", "sagemaker-retrain", "lstat-ep", "r2",
+                       {"run_id": "manual__r2", "outcome": "kept the champion", "model": "lstat-m"},
+                       path="model-history/housing_lstat")
+
+
+def test_page_lists_every_model_with_links_to_its_dag(client, tokens):
+    http, s3 = client
+    _two_models(s3)
+    http.headers.update(_bearer(tokens["viewer"]))
+    page = http.get("/").text
+    assert 'id="model-housing"' in page and 'id="model-housing_lstat"' in page
+    assert 'href="/dags/sagemaker_retrain"' in page and 'href="/dags/retrain_housing_lstat"' in page
+    assert 'href="/dags/retrain_housing_lstat/runs/manual__r2"' in page and "lstat-m" in page
+    assert page.index('id="model-housing"') < page.index("<h3>ep</h3>") < page.index('id="model-housing_lstat"')
+    assert {m["name"] for m in http.get("/api/models").json()["models"]} == {"housing", "housing_lstat"}
+
+
+def test_a_user_who_may_read_one_model_sees_only_that_model(client, lstat_reader):
+    http, s3 = client
+    _two_models(s3)
+    http.headers.update(_bearer(lstat_reader))
+    page = http.get("/").text
+    assert 'id="model-housing_lstat"' in page and "lstat-m" in page
+    assert 'id="model-housing"' not in page and "sagemaker_retrain" not in page and "manual__r1" not in page
+    assert [m["name"] for m in http.get("/api/models").json()["models"]] == ["housing_lstat"]
+    assert http.get("/api/endpoints").json()["endpoints"] == ["lstat-ep"]
+    assert http.get("/api/lstat-ep").json()["model"] == "housing_lstat"
+    # Another model asked for directly, its runs by endpoint, its plot: refused, never shown.
+    for path, query in (("/", {"model": "housing"}), ("/api/endpoints", {"model": "housing"}),
+                        ("/api/ep", {"model": "housing"}), ("/plot", {"uri": PLOT, "model": "housing"})):
+        assert http.get(path, params=query).status_code == 403, (path, query)
+    assert http.get("/api/ep").json()["records"] == []  # legacy link without a model: this user's models only
+    assert http.get("/plot", params={"uri": PLOT}).status_code == 404
+    assert http.get("/", params={"model": "nope"}).status_code == 404
+
+
+def test_headers_on_every_answer(client, tokens):
+    """A Content-Security-Policy that allows the page's own script and style only, and nosniff: on pages,
+    JSON, plots and refusals alike."""
+    import base64
+    import hashlib
+
+    from sagemaker_retrain.history_view import STYLE, THEME_JS
+
+    http, s3 = client
+    _two_models(s3)
+    answers = [http.get("/"), http.get("/", headers=_bearer(tokens["nobody"]))]
+    answers += [http.get(path, params=query, headers=_bearer(tokens["viewer"])) for path, query in ROUTES]
+    assert [a.status_code for a in answers] == [401, 403] + [200] * len(ROUTES)
+    for answer in answers:
+        csp = answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert "default-src 'none'" in csp and "frame-ancestors 'self'" in csp and "unsafe-inline" not in csp
+    for source in (THEME_JS, STYLE):
+        assert base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() in csp
+    page = answers[2].text
+    assert f"<script>{THEME_JS}</script>" in page and f"<style>{STYLE}</style>" in page  # exactly what is hashed
+    assert page.count("<script") == 1 and " style=" not in page
+
+
+def test_one_malformed_record_does_not_take_the_page_down(client, tokens):
+    http, s3 = client
+    http.headers.update(_bearer(tokens["viewer"]))
+    _record(s3, "ep", "r1", run_id="manual__good", outcome="promoted", gate={"candidate": 3.0, "metric": "test:mse"})
+    s3.put_object(Bucket="hist", Key="sagemaker-retrain/history/ep/r2.json", Body=b'{"outcome": "trunc')
+    s3.put_object(Bucket="hist", Key="sagemaker-retrain/history/ep/r3.json", Body=b'["a list"]')
+    _record(s3, "ep", "r4", run_id="manual__odd", gate="not a mapping", package="nor this", artifacts=[1])
+    response = http.get("/", params={"model": "housing", "endpoint": "ep"})
+    assert response.status_code == 200
+    assert response.text.count("unreadable record") == 3 and "manual__good" in response.text
+    assert len(http.get("/api/ep").json()["records"]) == 4
