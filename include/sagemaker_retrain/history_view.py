@@ -41,7 +41,7 @@ DAG_ID = "sagemaker_retrain"  # the first model's DAG (records and links written
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 OVERVIEW_MODELS = 10
-OVERVIEW_ENDPOINTS = 3
+OVERVIEW_ENDPOINTS = 10  # endpoint sections on one overview, across its models (each reads OVERVIEW_ROWS records)
 OVERVIEW_ROWS = 5
 MAX_PLOT_LOOKUPS = 200
 MAX_PLOT_BYTES = 10 * 1024 * 1024
@@ -383,7 +383,8 @@ def model_section(pages: list[dict], endpoints: list[str] | None = None, more_en
         links = " · ".join(_link(e, model=name, endpoint=e) for e in endpoints)
         parts.append(f"<p>Endpoints: {links}{' (first ' + str(len(endpoints)) + ' shown)' if more_endpoints else ''}</p>")
     if not pages:
-        parts.append('<p class="no-runs">No runs recorded yet.</p>')
+        parts.append('<p class="no-runs">Open an endpoint above to see its runs.</p>' if endpoints else
+                     '<p class="no-runs">No runs recorded yet.</p>')
     for page in pages:
         parts.extend(_endpoint_section(page, registry_info.get(page["endpoint"]) or {}, paged, name, dag_id))
     return "".join(parts)
@@ -510,12 +511,14 @@ def create_app() -> FastAPI:
         response.headers.update(HEADERS)
         return response
 
-    def section(store: Store, endpoint: str | None, limit: int, offset: int) -> str:
+    def section(store: Store, endpoint: str | None, limit: int, offset: int, budget: list[int]) -> str:
+        """One model's section; ``budget``: the endpoint sections the overview may still read (shared by its models)."""
         names, more = store.endpoints()
         if endpoint is not None:
             pages = [store.page(_endpoint(endpoint), limit, offset)]
         else:
-            pages = [store.page(e, OVERVIEW_ROWS) for e in names[:OVERVIEW_ENDPOINTS]]
+            pages = [store.page(e, OVERVIEW_ROWS) for e in names[:budget[0]]]
+            budget[0] -= len(pages)
         sm = store.sagemaker() if pages else None
         info = {p["endpoint"]: registry_view(sm, p["endpoint"], p["records"], store.s3, store.bucket, store.prefix,
                                              store.path) for p in pages}
@@ -526,9 +529,10 @@ def create_app() -> FastAPI:
              limit: int = limit_query, offset: int = offset_query) -> str:
         if model is None and endpoint is not None:  # a link that names the endpoint only
             store = _with_endpoint(readable, _endpoint(endpoint))
-            return page_html([section(store, endpoint, limit, offset)], readable)
+            return page_html([section(store, endpoint, limit, offset, [1])], readable)
         shown = _chosen(readable, model)
-        sections = [section(store, endpoint, limit, offset) for store in _stores(shown[:OVERVIEW_MODELS])]
+        budget = [OVERVIEW_ENDPOINTS]
+        sections = [section(store, endpoint, limit, offset, budget) for store in _stores(shown[:OVERVIEW_MODELS])]
         return page_html(sections, readable, more_models=len(shown) > OVERVIEW_MODELS)
 
     @app.get("/api/models")

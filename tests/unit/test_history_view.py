@@ -43,9 +43,18 @@ def tokens(auth_manager, monkeypatch):
     }
 
 
+@pytest.fixture(scope="module")
+def emulator():
+    """One emulator for the module (a start costs seconds); each test empties the bucket first."""
+    started = start_emulator(time_scale=0)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture()
-def client(monkeypatch, tokens):
-    emulator = start_emulator(time_scale=0)
+def client(monkeypatch, tokens, emulator):
     for key, value in emulator.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET", "hist")
@@ -54,10 +63,7 @@ def client(monkeypatch, tokens):
     s3.create_bucket(Bucket="hist")
     for obj in s3.list_objects_v2(Bucket="hist").get("Contents", []):  # the emulator's S3 outlives a test
         s3.delete_object(Bucket="hist", Key=obj["Key"])
-    try:
-        yield TestClient(create_app()), s3
-    finally:
-        emulator.stop()
+    yield TestClient(create_app()), s3
 
 
 def _bearer(token: str) -> dict:
@@ -322,3 +328,21 @@ def test_one_malformed_record_does_not_take_the_page_down(client, tokens):
     assert response.status_code == 200
     assert response.text.count("unreadable record") == 3 and "manual__good" in response.text
     assert len(http.get("/api/ep").json()["records"]) == 4
+
+
+def test_the_overview_reads_at_most_ten_endpoints_across_models(client, tokens, monkeypatch):
+    from sagemaker_retrain.history_view import OVERVIEW_ENDPOINTS
+
+    http, s3 = client
+    http.headers.update(_bearer(tokens["viewer"]))
+    for i in range(OVERVIEW_ENDPOINTS + 2):
+        _record(s3, f"ep{i:02d}", "r1", model=f"m{i:02d}")
+    history.record_run(s3, "hist", "sagemaker-retrain", "lstat-ep", "r2", {"model": "lstat-m"},
+                       path="model-history/housing_lstat")
+    reads = []
+    real = history.read_record
+    monkeypatch.setattr(history, "read_record", lambda *a, **k: reads.append(a[2]) or real(*a, **k))
+    page = http.get("/").text
+    assert len(reads) == OVERVIEW_ENDPOINTS and "lstat-m" not in page
+    assert "Open an endpoint above to see its runs." in page and "model=housing_lstat&amp;endpoint=lstat-ep" in page
+    assert "lstat-m" in http.get("/", params={"model": "housing_lstat"}).text
