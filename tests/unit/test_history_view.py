@@ -1,6 +1,8 @@
-"""The model history page: Airflow's own auth on every route, bounded pages, records from S3."""
+"""The model history page: Airflow's own auth on every route, per model (its DAG, its Variables, its history path), bounded pages, records from S3."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import boto3
 import pytest
@@ -346,3 +348,31 @@ def test_the_overview_reads_at_most_ten_endpoints_across_models(client, tokens, 
     assert len(reads) == OVERVIEW_ENDPOINTS and "lstat-m" not in page
     assert "Open an endpoint above to see its runs." in page and "model=housing_lstat&amp;endpoint=lstat-ep" in page
     assert "lstat-m" in http.get("/", params={"model": "housing_lstat"}).text
+
+
+def test_each_model_is_read_from_its_own_variables_and_history_path(client, tokens, monkeypatch, tmp_path):
+    """A model with a Variables prefix of its own: its bucket and prefix come from its Variables, its records
+    from its history path; the other models keep the deployment's."""
+    import shutil
+
+    import yaml
+
+    http, s3 = client
+    models = Path(__file__).resolve().parents[2] / "include" / "models"
+    shutil.copy(models / "housing.yaml", tmp_path / "housing.yaml")
+    own = yaml.safe_load((models / "housing_lstat.yaml").read_text())
+    own.update(name="team_a", settings={"variables_prefix": "team_a_", "history_path": "audit/a"})
+    (tmp_path / "team_a.yaml").write_text(yaml.safe_dump(own))
+    monkeypatch.setenv("SAGEMAKER_RETRAIN_CATALOG_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_VAR_TEAM_A_BUCKET", "team-a")
+    monkeypatch.setenv("AIRFLOW_VAR_TEAM_A_PREFIX", "teams/a")
+    s3.create_bucket(Bucket="team-a")
+    history.record_run(s3, "team-a", "teams/a", "a-ep", "r9", {"run_id": "manual__a", "model": "team-a-model"},
+                       path="audit/a")
+    _record(s3, "ep", "r1", model="housing-model")
+    http.headers.update(_bearer(tokens["viewer"]))
+    page = http.get("/").text
+    assert 'id="model-team_a"' in page and "team-a-model" in page and "housing-model" in page
+    assert 'href="/dags/retrain_team_a/runs/manual__a"' in page
+    assert http.get("/api/a-ep", params={"model": "team_a"}).json()["total"] == 1
+    assert http.get("/api/a-ep", params={"model": "housing"}).json()["total"] == 0
