@@ -16,7 +16,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Metadata, XComArg, task
 
-from sagemaker_retrain.alerts import task_failed
+from sagemaker_retrain.alerts import failure_callback, recipients
 from sagemaker_retrain.catalog import CatalogError, ModelSpec, catalog_dir, load_catalog
 from sagemaker_retrain.gate_metrics import GATE_METRICS
 from sagemaker_retrain.operators.approval import ModelApprovalOperator
@@ -109,6 +109,8 @@ DOC = """
 
 {description}
 
+**[Model history of {name}](/model-history/?model={name})**: the gate metric across runs, the serving package, lineage.
+
 Model catalog entry `{file}`: data `{data}`, target `{target}`, gate `{metric}` {direction} {threshold}, endpoint
 `{endpoint}` (its changes run in pool `{pool}`), owners {owners}. The Trigger form starts from these values;
 Param `algorithm` picks Linear Learner, XGBoost, k-NN or a scikit-learn script.
@@ -136,10 +138,15 @@ Runs on the catalog's schedule (env `SAGEMAKER_RETRAIN_SCHEDULE`, when set, repl
 (whichever comes first): such a run trains on the object, or the parts a `*.manifest.json` names, that arrived.
 Param `on_unchanged_data` decides what data the serving model was trained on already does.
 
-Deployment settings come from Variables `sagemaker_retrain_bucket`, `sagemaker_retrain_role_arn`,
-`sagemaker_retrain_region`, `sagemaker_retrain_prefix` (or `AIRFLOW_VAR_…` environment variables).
-Failures are mailed through the `smtp_default` connection to Variable `sagemaker_retrain_alert_emails`.
+Deployment settings come from Variables {variables} (or `AIRFLOW_VAR_…` environment variables); history
+records go under `PREFIX/{history_path}/`. Failures are mailed through the `smtp_default` connection to {alerts}.
 """
+
+
+def _variables_doc(spec: ModelSpec) -> str:
+    names = ("bucket", "role_arn", "region", "prefix")
+    own = f"`{spec.variables_prefix}NAME`, else " if spec.variables_prefix else ""
+    return own + ", ".join(f"`sagemaker_retrain_{n}`" for n in names)
 
 
 def _doc(spec: ModelSpec) -> str:
@@ -148,7 +155,10 @@ def _doc(spec: ModelSpec) -> str:
         target=spec.target_column, metric=spec.gate_metric, threshold=spec.gate_threshold,
         direction="at most" if GATE_METRICS[spec.gate_metric] else "at least",
         endpoint=spec.endpoint_name, pool=spec.pool, owners=", ".join(spec.owners),
-        queue_env=watch_queue_env(spec.dag_id),
+        queue_env=watch_queue_env(spec.dag_id), variables=_variables_doc(spec), history_path=spec.history_path,
+        alerts=", ".join(spec.alert_emails) if spec.alert_emails else
+        (f"Variable `{spec.variables_prefix}alert_emails`, else " if spec.variables_prefix else "")
+        + "Variable `sagemaker_retrain_alert_emails`",
     )
 
 
@@ -156,6 +166,7 @@ def build_dag(spec: ModelSpec) -> DAG:
     """The retraining DAG of one catalog entry."""
     params = build_params(defaults=spec.param_defaults(PARAM_NAMES))
     schedule = spec.schedule if SCHEDULE_OVERRIDE is None else (SCHEDULE_OVERRIDE or None)
+    mail_to = recipients(spec.alert_emails, spec.variables_prefix)
     with DAG(
         dag_id=spec.dag_id,
         schedule=_schedule(schedule, _new_data_asset(spec.dag_id)),
@@ -172,12 +183,12 @@ def build_dag(spec: ModelSpec) -> DAG:
             "retries": 2,
             "retry_delay": timedelta(seconds=POLL_SECONDS),
             "execution_timeout": timedelta(minutes=30),
-            "on_failure_callback": [task_failed],
+            "on_failure_callback": [failure_callback(mail_to)],
         },
         deadline=DeadlineAlert(
             reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
             interval=timedelta(hours=DEADLINE_HOURS),
-            callback=AsyncCallback("sagemaker_retrain.alerts.deadline_missed"),
+            callback=AsyncCallback("sagemaker_retrain.alerts.deadline_missed", kwargs={"to": mail_to}),
         ) if DEADLINE_HOURS > 0 else None,
     ) as built:
         _tasks(spec)
@@ -202,7 +213,8 @@ def _tasks(spec: ModelSpec) -> None:
         retrain = str(states.get(run_id, states).get("train")) != "success"
         return pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID,
                                 clear_number=dag_run.clear_number or 0, run_type=str(run_type),
-                                data_events=data_events, retrain=retrain, watch_prefix=spec.watch_prefix)
+                                data_events=data_events, retrain=retrain, watch_prefix=spec.watch_prefix,
+                                model_settings=spec.run_settings())
 
     plan = prepare()
 

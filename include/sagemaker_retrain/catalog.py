@@ -46,6 +46,13 @@ PROBLEM_TYPES = {
     "binary_classification": "binary_classifier",
     "multiclass_classification": "multiclass_classifier",
 }
+# Per-model settings (`settings:`), each with a deployment-wide default (model_settings.py).
+VARIABLES_PREFIX_PATTERN = r"^[a-z][a-z0-9_]{0,60}_$"
+HISTORY_PATH_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}(/[a-z0-9][a-z0-9_.-]{0,62}){0,4}$"
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"  # no template, no list
+DEFAULT_HISTORY_ROOT = "model-history"
+# What a run writes under the S3 prefix besides history: a history path must stay out of it.
+RUN_PATHS = ("runs", "models")
 # Catalog field (under `promotion:` / `instances:`) -> the Param it sets the default of.
 PROMOTION_PARAMS = ("mode", "endpoint_name", "deployment_strategy", "canary_percent", "linear_step_percent",
                     "bake_seconds", "termination_wait_seconds", "latency_alarm_ms", "deployment_timeout_seconds",
@@ -92,6 +99,28 @@ class ModelSpec:
     watch_prefix: str | None
     tags: tuple[str, ...]
     shares_endpoint_with: tuple[str, ...] = field(default=())
+    # `settings:` of the file: variables_prefix, history_path, alert_emails (each optional).
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def variables_prefix(self) -> str | None:
+        """This model's Variables are ``<prefix><name>``, read before the deployment-wide ``sagemaker_retrain_<name>``."""
+        return self.settings.get("variables_prefix")
+
+    @property
+    def history_path(self) -> str:
+        """Where this model's history records go, under its S3 prefix: ``settings.history_path``, else
+        ``model-history/<name>`` (a place of its own: the history page shows a user only the models they may read)."""
+        return self.settings.get("history_path") or f"{DEFAULT_HISTORY_ROOT}/{self.name}"
+
+    @property
+    def alert_emails(self) -> tuple[str, ...]:
+        """Who is mailed when a task fails (empty: the Variables decide, ``model_settings.alert_recipients``)."""
+        return tuple(self.settings.get("alert_emails") or ())
+
+    def run_settings(self) -> dict[str, str | None]:
+        """What a run needs to read its deployment settings (``settings.load_settings``): plain, for an XCom-free call."""
+        return {"variables_prefix": self.variables_prefix, "history_path": self.history_path}
 
     @property
     def endpoint_name(self) -> str:
@@ -205,6 +234,15 @@ def build_schema(params: Mapping) -> dict:
                      "items": {"type": "string", "minLength": 1, "maxLength": 100}},
             "shares_endpoint_with": {"type": "array", "uniqueItems": True,
                                      "items": {"type": "string", "pattern": NAME_PATTERN}},
+            "settings": {
+                "type": "object", "additionalProperties": False,
+                "properties": {
+                    "variables_prefix": {"type": "string", "pattern": VARIABLES_PREFIX_PATTERN},
+                    "history_path": {"type": "string", "pattern": HISTORY_PATH_PATTERN},
+                    "alert_emails": {"type": "array", "minItems": 1, "maxItems": 20, "uniqueItems": True,
+                                     "items": {"type": "string", "pattern": EMAIL_PATTERN}},
+                },
+            },
         },
     }
 
@@ -273,6 +311,10 @@ def _spec(document: dict, path: Path, shown: str, validator) -> ModelSpec:
     num_classes = document.get("num_classes")
     if (predictor == "multiclass_classifier") != (num_classes is not None):
         raise CatalogError(shown, [("num_classes", "required for multiclass_classification, and only for it")])
+    history_path = (document.get("settings") or {}).get("history_path", "")
+    if history_path.split("/")[0] in RUN_PATHS:
+        raise CatalogError(shown, [("settings.history_path", f"{history_path!r} is inside the runs' own files "
+                                    f"({', '.join(p + '/' for p in RUN_PATHS)}): pick another path")])
     promotion = dict(document["promotion"])
     if isinstance(promotion.get("require_approval"), bool):
         promotion["require_approval"] = "yes" if promotion["require_approval"] else "no"
@@ -297,6 +339,7 @@ def _spec(document: dict, path: Path, shown: str, validator) -> ModelSpec:
         watch_prefix=document.get("watch_prefix"),
         tags=tuple(document.get("tags") or ()),
         shares_endpoint_with=tuple(document.get("shares_endpoint_with") or ()),
+        settings=MappingProxyType(dict(document.get("settings") or {})),
     )
 
 
@@ -317,6 +360,11 @@ def _cross_checks(specs: list[ModelSpec], stems: set[str]) -> dict[str, CatalogE
                      f"{spec.endpoint_name!r} is also the endpoint of {other.file}: two models may share an "
                      f"endpoint only if both list each other in shares_endpoint_with ({spec.file} does not list "
                      f"{other.name!r})"))
+            if other.name > spec.name and _nested(other.history_path, spec.history_path):
+                for one, two in ((spec, other), (other, spec)):
+                    refused.setdefault(one.name, []).append(
+                        ("settings.history_path", f"{one.history_path!r} and {two.file}'s {two.history_path!r} "
+                                                  "overlap: each model keeps its history in a place of its own"))
         for named in spec.shares_endpoint_with:
             other = by_name.get(named)
             if named not in stems:
@@ -327,6 +375,11 @@ def _cross_checks(specs: list[ModelSpec], stems: set[str]) -> dict[str, CatalogE
                     ("shares_endpoint_with", f"{named!r} ({other.file}) deploys to {other.endpoint_name!r}, "
                                              f"not to {spec.endpoint_name!r}"))
     return {name: CatalogError(by_name[name].file, problems) for name, problems in refused.items()}
+
+
+def _nested(one: str, two: str) -> bool:
+    """Is one history path the other, or inside it?"""
+    return one == two or one.startswith(two + "/") or two.startswith(one + "/")
 
 
 def catalog_dir(default: Path) -> Path:

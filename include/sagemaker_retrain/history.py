@@ -1,30 +1,38 @@
-"""Model history: one JSON record per run under ``s3://BUCKET/PREFIX/history/ENDPOINT/``.
+"""Model history: one JSON record per run under ``s3://BUCKET/PREFIX/PATH/ENDPOINT/``.
 
-One object per run (never a read-modify-write of a shared file), so concurrent or retried runs
-cannot lose each other's records; reading the history is a prefix listing.
+``PATH`` is the model's history path (``ModelSpec.history_path``; ``history`` by default, where the
+first model's records have always been). One object per run (never a read-modify-write of a shared
+file), so concurrent or retried runs cannot lose each other's records; reading the history is a
+prefix listing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+
+log = logging.getLogger(__name__)
+
+HISTORY_PATH = "history"
 
 
-def history_prefix(prefix: str, endpoint_name: str) -> str:
-    return f"{prefix}/history/{endpoint_name}/"
+def history_prefix(prefix: str, endpoint_name: str, path: str = HISTORY_PATH) -> str:
+    return f"{prefix}/{path}/{endpoint_name}/"
 
 
-def record_run(s3_client, bucket: str, prefix: str, endpoint_name: str, slug: str, record: dict) -> str:
-    key = f"{history_prefix(prefix, endpoint_name)}{slug}.json"
+def record_run(s3_client, bucket: str, prefix: str, endpoint_name: str, slug: str, record: dict,
+               path: str = HISTORY_PATH) -> str:
+    key = f"{history_prefix(prefix, endpoint_name, path)}{slug}.json"
     s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(record, indent=2, default=str).encode(),
                          ContentType="application/json")
     return f"s3://{bucket}/{key}"
 
 
-def read_history(s3_client, bucket: str, prefix: str, endpoint_name: str) -> list[dict]:
+def read_history(s3_client, bucket: str, prefix: str, endpoint_name: str, path: str = HISTORY_PATH) -> list[dict]:
     """All records for an endpoint, oldest first (keys sort by the run's time)."""
     records = []
     paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=history_prefix(prefix, endpoint_name)):
+    for page in paginator.paginate(Bucket=bucket, Prefix=history_prefix(prefix, endpoint_name, path)):
         for obj in page.get("Contents", []):
             records.append(json.loads(s3_client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()))
     return records
@@ -37,20 +45,21 @@ MAX_ENDPOINTS = 100
 MAX_RECORD_BYTES = 1024 * 1024
 
 
-def list_endpoints(s3_client, bucket: str, prefix: str, max_endpoints: int = MAX_ENDPOINTS) -> tuple[list[str], bool]:
+def list_endpoints(s3_client, bucket: str, prefix: str, max_endpoints: int = MAX_ENDPOINTS,
+                   path: str = HISTORY_PATH) -> tuple[list[str], bool]:
     """(endpoint names with records, sorted; whether there are more than ``max_endpoints``): one listing call."""
-    response = s3_client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/history/", Delimiter="/",
+    response = s3_client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{path}/", Delimiter="/",
                                          MaxKeys=max_endpoints)
     names = sorted(p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in response.get("CommonPrefixes", []))
     return names[:max_endpoints], bool(response.get("IsTruncated")) or len(names) > max_endpoints
 
 
 def list_record_keys(s3_client, bucket: str, prefix: str, endpoint_name: str,
-                     max_keys: int = MAX_LISTED_KEYS) -> tuple[list[str], bool]:
+                     max_keys: int = MAX_LISTED_KEYS, path: str = HISTORY_PATH) -> tuple[list[str], bool]:
     """(record keys oldest first, at most ``max_keys``; whether the listing stopped at that bound)."""
     keys: list[str] = []
     paginator = s3_client.get_paginator("list_objects_v2")
-    pages = paginator.paginate(Bucket=bucket, Prefix=history_prefix(prefix, endpoint_name),
+    pages = paginator.paginate(Bucket=bucket, Prefix=history_prefix(prefix, endpoint_name, path),
                                PaginationConfig={"MaxItems": max_keys + 1, "PageSize": 1000})
     for page in pages:
         keys.extend(obj["Key"] for obj in page.get("Contents", []) if obj["Key"].endswith(".json"))
@@ -68,9 +77,25 @@ def read_record(s3_client, bucket: str, key: str, max_bytes: int = MAX_RECORD_BY
     return json.loads(response["Body"].read(max_bytes + 1))
 
 
-def read_page(s3_client, bucket: str, prefix: str, endpoint_name: str, limit: int, offset: int = 0) -> dict:
+def read_shown_record(s3_client, bucket: str, key: str) -> dict:
+    """A record for a reader: one that is not a JSON object (corrupt, truncated, hand-edited) comes back as a
+    stub saying so, and is logged, so one bad record never takes a page down."""
+    try:
+        record = read_record(s3_client, bucket, key)
+    except (ValueError, UnicodeDecodeError) as err:  # json.JSONDecodeError is a ValueError
+        record = err
+    if isinstance(record, dict):
+        return record
+    reason = f"{type(record).__name__}: {record}" if isinstance(record, Exception) else f"a JSON {type(record).__name__}"
+    log.warning("Unreadable history record s3://%s/%s (%s)", bucket, key, reason)
+    return {"outcome": "unreadable record (not a JSON object; see the API server's log)", "key": key,
+            "unreadable": True}
+
+
+def read_page(s3_client, bucket: str, prefix: str, endpoint_name: str, limit: int, offset: int = 0,
+              path: str = HISTORY_PATH) -> dict:
     """``limit`` records from ``offset``, newest first: lists keys (bounded) and reads only those records."""
-    keys, truncated = list_record_keys(s3_client, bucket, prefix, endpoint_name)
+    keys, truncated = list_record_keys(s3_client, bucket, prefix, endpoint_name, path=path)
     newest_first = keys[::-1]
     chosen = newest_first[offset:offset + limit]
     return {
@@ -80,5 +105,5 @@ def read_page(s3_client, bucket: str, prefix: str, endpoint_name: str, limit: in
         "offset": offset,
         "limit": limit,
         "next_offset": offset + limit if offset + limit < len(keys) else None,
-        "records": [read_record(s3_client, bucket, key) for key in chosen],
+        "records": [read_shown_record(s3_client, bucket, key) for key in chosen],
     }

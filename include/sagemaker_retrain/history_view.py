@@ -1,22 +1,25 @@
-"""Model history as a page in the Airflow UI: per endpoint a trend of the gate metric, the serving
-model, and every run's outcome, registry version and approval, metrics, data version and plot.
+"""Model history as a page in the Airflow UI: per model of the catalog and per endpoint a trend of the
+gate metric, the serving model, and every run's outcome, registry version and approval, metrics,
+data version and plot, with links to the model's DAG and runs.
 
-Served by the API server through the plugin in ``plugins/``. It reads the records that the
-DAG writes to S3 (``sagemaker_retrain.history``) and the SageMaker Model Registry (the package
-behind the serving model, each shown run's package and its approval), with the same Variables
-and AWS connection, at request time, so the page needs no database of its own. Styled with the
-UI's colours; it follows the UI's light/dark mode.
+Served by the API server through the plugin in ``plugins/``. It reads the records that each
+model's DAG writes to S3 (``sagemaker_retrain.history``, under the model's own history path) and
+the SageMaker Model Registry (the package behind the serving model, each shown run's package and
+its approval), with the model's Variables and the AWS connection, at request time, so the page
+needs no database of its own. Styled with the UI's colours; it follows the UI's light/dark mode.
 
-Every route needs what Airflow's own API needs to read the DAG ``sagemaker_retrain``: a JWT
-(``Authorization: Bearer …`` or the ``_token`` cookie the UI sets) of a user the auth manager lets
-read that DAG; 401 without one, 403 for a user who may not. Every route is bounded: it lists at
-most ``history.MAX_LISTED_KEYS`` keys and reads at most ``MAX_LIMIT`` records (limit/offset).
+Every route needs a JWT (``Authorization: Bearer …`` or the ``_token`` cookie the UI sets; 401
+without one) and shows only the models whose DAG runs and approvals the auth manager lets that user
+read (``history_access``): 403 for a user who may read none, or who asks for another model by name.
+Every response carries the headers of ``history_headers`` (Content-Security-Policy, nosniff). Every
+route is bounded: it lists at most ``history.MAX_LISTED_KEYS`` keys and reads at most ``MAX_LIMIT``
+records (limit/offset); a record that is not a JSON object shows as unreadable, the rest of the page as usual.
 """
 
 from __future__ import annotations
 
 import html
-import os
+import logging
 import re
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -26,50 +29,25 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from sagemaker_retrain import history
+from sagemaker_retrain import history, history_access
+from sagemaker_retrain.catalog import ModelSpec
+from sagemaker_retrain.history_headers import security_headers
+from sagemaker_retrain.history_store import Store
 
-DAG_ID = "sagemaker_retrain"
+log = logging.getLogger(__name__)
+
+DAG_ID = "sagemaker_retrain"  # the first model's DAG (records and links written before the catalog)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-OVERVIEW_ENDPOINTS = 10
+OVERVIEW_MODELS = 10
+OVERVIEW_ENDPOINTS = 10  # endpoint sections on one overview, across its models (each reads OVERVIEW_ROWS records)
 OVERVIEW_ROWS = 5
+MAX_PLOT_LOOKUPS = 200
 MAX_PLOT_BYTES = 10 * 1024 * 1024
 ENDPOINT_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PLOT_KEY = re.compile(r"^runs/[A-Za-z0-9-]{1,80}/evaluation/predicted_vs_actual\.png$")
 
 METRIC_ORDER = ("rmse", "mae", "r2", "accuracy", "f1", "auc")
-
-
-
-def aws_conn_id() -> str:
-    """The AWS connection of the model history page: ``[sagemaker_retrain] aws_conn_id`` (provider config),
-    else env ``SAGEMAKER_RETRAIN_AWS_CONN_ID`` (the DAG's), else ``aws_default``."""
-    from airflow.sdk import conf
-
-    return (conf.get("sagemaker_retrain", "aws_conn_id", fallback="")
-            or os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default"))
-
-def _settings() -> tuple[str, str, object]:
-    """(bucket, prefix, s3 client) from the pipeline's Variables, read per request."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.sdk import Variable
-
-    bucket = Variable.get("sagemaker_retrain_bucket", default=None)
-    if not bucket:
-        raise HTTPException(503, "Variable sagemaker_retrain_bucket is not set")
-    prefix = (Variable.get("sagemaker_retrain_prefix", default=None) or "sagemaker-retrain").strip("/")
-    conn_id = aws_conn_id()
-    region = Variable.get("sagemaker_retrain_region", default=None)
-    return bucket, prefix, S3Hook(aws_conn_id=conn_id, region_name=region).get_conn()
-
-
-def _sagemaker():
-    """A SageMaker client with the pipeline's connection and region (the registry and the endpoint)."""
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-    from airflow.sdk import Variable
-
-    conn_id = aws_conn_id()
-    return SageMakerHook(aws_conn_id=conn_id, region_name=Variable.get("sagemaker_retrain_region", default=None)).conn
 
 
 def _metrics_cell(record: dict) -> str:
@@ -103,20 +81,23 @@ svg text{fill:var(--muted);font-size:11px}.chal{stroke:var(--accent);fill:var(--
 .champ{stroke:var(--champ);fill:var(--champ)}.thr{stroke:var(--bad);stroke-dasharray:5 4}
 .axis{stroke:var(--line)}.promoted{fill:var(--ok);stroke:var(--ok)}.ring{fill:none;stroke:var(--ok);stroke-width:2}
 """
-THEME_SCRIPT = ("<script>try{var m=localStorage.getItem('chakra-ui-color-mode');"
-                "if(!m&&matchMedia('(prefers-color-scheme: dark)').matches)m='dark';"
-                "if(m)document.documentElement.dataset.theme=m}catch(e){}</script>")
+THEME_JS = ("try{var m=localStorage.getItem('chakra-ui-color-mode');"
+            "if(!m&&matchMedia('(prefers-color-scheme: dark)').matches)m='dark';"
+            "if(m)document.documentElement.dataset.theme=m}catch(e){}")
+THEME_SCRIPT = f"<script>{THEME_JS}</script>"
+# The page's only inline script and style, allowed by hash in its Content-Security-Policy.
+HEADERS = security_headers(scripts=(THEME_JS,), styles=(STYLE,))
 
 
 def _e(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _run_links(record: dict) -> str:
+def _run_links(record: dict, dag_id: str = DAG_ID) -> str:
     run_id = record.get("run_id")
     if not run_id:
         return _e(record.get("recorded_at", ""))
-    base = f"/dags/{DAG_ID}/runs/{quote(str(run_id), safe='')}"
+    base = f"/dags/{quote(dag_id, safe='')}/runs/{quote(str(run_id), safe='')}"
     when = _e(str(record.get("recorded_at", ""))[:19].replace("T", " "))
     return (f'<a target="_top" href="{_e(base)}">{when}</a><br><span class="muted">{_e(run_id)}</span><br>'
             f'<a target="_top" href="{_e(base)}/tasks/gate">gate log</a> · '
@@ -191,15 +172,29 @@ def outcome_text(record: dict) -> str:
     return outcome
 
 
-def _row(record: dict, packages: dict[str, dict], serving_arn: str | None) -> str:
+def _row(record: dict, packages: dict[str, dict], serving_arn: str | None, dag_id: str = DAG_ID,
+         where: dict | None = None) -> str:
+    """One run's table row; a record whose fields are not what a run writes shows as unreadable (and is logged)."""
+    try:
+        return _row_cells(record, packages, serving_arn, dag_id, where or {})
+    except (AttributeError, TypeError, ValueError, KeyError) as err:
+        log.warning("Unreadable history record %s: %s: %s", record.get("key") or record.get("run_id"),
+                    type(err).__name__, err)
+        return (f'<tr class="unreadable"><td>{_e(record.get("run_id") or record.get("key") or "")}</td>'
+                '<td class="outcome" colspan="7">unreadable record (fields of an unexpected type; see the API '
+                "server's log)</td></tr>")
+
+
+def _row_cells(record: dict, packages: dict[str, dict], serving_arn: str | None, dag_id: str, where: dict) -> str:
     plot = (record.get("artifacts") or {}).get("plot")
-    image = (f'<a target="_blank" href="plot?{_e(urlencode({"uri": plot}))}"><img alt="predicted vs actual" '
-             f'src="plot?{_e(urlencode({"uri": plot}))}"></a>') if plot else ""
+    query = _e(urlencode({"uri": plot, **where})) if plot else ""
+    image = (f'<a target="_blank" href="plot?{query}"><img alt="predicted vs actual" '
+             f'src="plot?{query}"></a>') if plot else ""
     gate = (record.get("gate") or {}).get("reason", "")
     arn = (record.get("package") or {}).get("arn")
     serving = bool(arn) and arn == serving_arn
     mark = ' <span class="badge Approved">serving</span>' if serving else ""
-    return (f'<tr class="{"serving" if serving else ""}"><td>{_run_links(record)}</td>'
+    return (f'<tr class="{"serving" if serving else ""}"><td>{_run_links(record, dag_id)}</td>'
             f'<td class="outcome">{_e(outcome_text(record))}{mark}</td>'
             f"<td>{_package_cell(record, packages)}</td>"
             f"<td>{_e(record.get('model', ''))}</td>"
@@ -211,15 +206,21 @@ def _points(records: list[dict]) -> list[dict]:
     """Chart points, oldest first: the gate metric of challenger and champion, and whether it was promoted."""
     out = []
     for record in reversed(records):
-        gate = record.get("gate") or {}
-        if not isinstance(gate.get("candidate"), int | float):
-            continue
+        gate = record.get("gate")
+        if not isinstance(gate, dict) or not isinstance(gate.get("candidate"), int | float):
+            continue  # no gate score, or not one a run writes
         out.append({"challenger": float(gate["candidate"]),
                     "champion": float(gate["champion"]) if isinstance(gate.get("champion"), int | float) else None,
                     "threshold": gate.get("threshold"), "metric": gate.get("metric", ""),
                     "promoted": record.get("outcome") == "promoted", "run_id": record.get("run_id", ""),
-                    "arn": (record.get("package") or {}).get("arn")})
+                    "arn": _package_arn(record)})
     return out
+
+
+def _package_arn(record: dict) -> str | None:
+    package = record.get("package")
+    arn = package.get("arn") if isinstance(package, dict) else None
+    return arn if isinstance(arn, str) else None
 
 
 def chart(records: list[dict], serving_arn: str | None = None, width: int = 720, height: int = 220) -> str:
@@ -279,59 +280,90 @@ def chart(records: list[dict], serving_arn: str | None = None, width: int = 720,
 
 
 def _link(text: str, **query) -> str:
-    return f'<a href="?{html.escape(urlencode(query))}">{html.escape(text)}</a>'
+    return f'<a href="?{html.escape(urlencode({k: v for k, v in query.items() if v is not None}))}">{html.escape(text)}</a>'
 
 
-def render(pages: list[dict], endpoints: list[str] | None = None, more_endpoints: bool = False,
-           paged: bool = False, registry_info: dict[str, dict] | None = None) -> str:
-    """The HTML page: per endpoint page (``history.read_page`` answers, newest first) a trend chart,
-    the serving model and a table of runs; ``registry_info`` maps an endpoint to
-    ``{"serving": package summary or None, "packages": {arn: summary}}``."""
+def _endpoint_section(page: dict, info: dict, paged: bool, model: str | None, dag_id: str) -> list[str]:
+    """One endpoint of one model: the serving model, its lineage, the trend chart and the runs' table."""
+    endpoint = page["endpoint"]
+    serving = info.get("serving")
+    serving_arn = (serving or {}).get("arn")
+    parts = [f"<h3>{html.escape(endpoint)}</h3>" if model else f"<h2>{html.escape(endpoint)}</h2>"]
+    if serving:
+        parts.append(
+            f'<div class="card serving-model">Serving: model package <b>v{_e(serving.get("version"))}</b> '
+            f'<span class="badge {_e(serving.get("approval"))}">{_e(serving.get("approval"))}</span> '
+            f'<span class="muted">{_e(serving.get("approval_description"))} · {_e(serving_arn)} · run '
+            f'{_e((serving.get("metadata") or {}).get("run-id"))}</span></div>')
+    if serving or info.get("endpoint_model"):
+        parts.append(lineage_card(info.get("lineage")))
+    if not serving and info.get("endpoint_model"):
+        parts.append(f'<div class="card serving-model">Serving: model {_e(info["endpoint_model"])} '
+                     '<span class="muted">(not from the registry)</span></div>')
+    parts.append(chart(page["records"], serving_arn))
+    parts.append("<table><tr><th>run</th><th>outcome</th><th>package / approval</th><th>model</th>"
+                 "<th>metrics</th><th>data</th><th>gate</th><th>plot</th></tr>")
+    where = {"model": model, "endpoint": endpoint} if model else {}
+    parts.extend(_row(record, info.get("packages") or {}, serving_arn, dag_id, where) for record in page["records"])
+    parts.append("</table>")
+    shown = f"{page['offset'] + 1}–{page['offset'] + len(page['records'])}" if page["records"] else "none"
+    nav = [f"runs {shown} of {page['total']}{'+' if page['total_is_lower_bound'] else ''}"]
+    if paged and page["offset"] > 0:
+        nav.append(_link("newer", model=model, endpoint=endpoint, limit=page["limit"],
+                         offset=max(0, page["offset"] - page["limit"])))
+    if page["next_offset"] is not None:
+        nav.append(_link("older" if paged else "all runs", model=model, endpoint=endpoint, limit=page["limit"],
+                         offset=page["next_offset"] if paged else 0))
+    parts.append(f"<p>{' · '.join(nav)}</p>")
+    return parts
+
+
+def model_section(pages: list[dict], endpoints: list[str] | None = None, more_endpoints: bool = False,
+                  paged: bool = False, registry_info: dict[str, dict] | None = None,
+                  model: ModelSpec | None = None) -> str:
+    """One model: a link to its DAG, its endpoints, and per endpoint page (``history.read_page`` answers)
+    the serving model, trend and runs; ``registry_info`` maps an endpoint to ``registry_view``'s answer."""
     registry_info = registry_info or {}
-    parts = ['<!doctype html><html><head><meta charset="utf-8"><title>Model history</title>', THEME_SCRIPT,
-             f"<style>{STYLE}</style></head><body><h1>Model history</h1>"]
+    name = model.name if model else None
+    dag_id = model.dag_id if model else DAG_ID
+    parts = []
+    if model:
+        parts.append(f'<h2 class="model" id="model-{_e(name)}">{_e(name)} <span class="muted">· DAG '
+                     f'<a target="_top" href="/dags/{_e(quote(dag_id, safe=""))}">{_e(dag_id)}</a> · endpoint '
+                     f'{_e(model.endpoint_name)}</span></h2>')
     if endpoints:
-        links = " · ".join(_link(e, endpoint=e) for e in endpoints)
+        links = " · ".join(_link(e, model=name, endpoint=e) for e in endpoints)
         parts.append(f"<p>Endpoints: {links}{' (first ' + str(len(endpoints)) + ' shown)' if more_endpoints else ''}</p>")
     if not pages:
-        parts.append("<p>No runs recorded yet.</p>")
+        parts.append('<p class="no-runs">Open an endpoint above to see its runs.</p>' if endpoints else
+                     '<p class="no-runs">No runs recorded yet.</p>')
     for page in pages:
-        endpoint = page["endpoint"]
-        info = registry_info.get(endpoint) or {}
-        serving = info.get("serving")
-        serving_arn = (serving or {}).get("arn")
-        parts.append(f"<h2>{html.escape(endpoint)}</h2>")
-        if serving:
-            parts.append(
-                f'<div class="card serving-model">Serving: model package <b>v{_e(serving.get("version"))}</b> '
-                f'<span class="badge {_e(serving.get("approval"))}">{_e(serving.get("approval"))}</span> '
-                f'<span class="muted">{_e(serving.get("approval_description"))} · {_e(serving_arn)} · run '
-                f'{_e((serving.get("metadata") or {}).get("run-id"))}</span></div>')
-        if serving or info.get("endpoint_model"):
-            parts.append(lineage_card(info.get("lineage")))
-        if not serving and info.get("endpoint_model"):
-            parts.append(f'<div class="card serving-model">Serving: model {_e(info["endpoint_model"])} '
-                         '<span class="muted">(not from the registry)</span></div>')
-        parts.append(chart(page["records"], serving_arn))
-        parts.append("<table><tr><th>run</th><th>outcome</th><th>package / approval</th><th>model</th>"
-                     "<th>metrics</th><th>data</th><th>gate</th><th>plot</th></tr>")
-        parts.extend(_row(record, info.get("packages") or {}, serving_arn) for record in page["records"])
-        parts.append("</table>")
-        shown = f"{page['offset'] + 1}–{page['offset'] + len(page['records'])}" if page["records"] else "none"
-        nav = [f"runs {shown} of {page['total']}{'+' if page['total_is_lower_bound'] else ''}"]
-        if paged and page["offset"] > 0:
-            nav.append(_link("newer", endpoint=endpoint, limit=page["limit"],
-                             offset=max(0, page["offset"] - page["limit"])))
-        if page["next_offset"] is not None:
-            nav.append(_link("older" if paged else "all runs", endpoint=endpoint, limit=page["limit"],
-                             offset=page["next_offset"] if paged else 0))
-        parts.append(f"<p>{' · '.join(nav)}</p>")
+        parts.extend(_endpoint_section(page, registry_info.get(page["endpoint"]) or {}, paged, name, dag_id))
+    return "".join(parts)
+
+
+def page_html(sections: list[str], models: list[ModelSpec] | None = None, more_models: bool = False) -> str:
+    """The HTML document: the readable models' links (to their history and their DAG), then the sections."""
+    parts = ['<!doctype html><html><head><meta charset="utf-8"><title>Model history</title>', THEME_SCRIPT,
+             f"<style>{STYLE}</style></head><body><h1>Model history</h1>"]
+    if models:
+        links = " · ".join(f'{_link(m.name, model=m.name)} (<a target="_top" href="/dags/{_e(quote(m.dag_id, safe=""))}">'
+                           f"DAG</a>)" for m in models)
+        more = f" (the first {OVERVIEW_MODELS} shown below)" if more_models else ""
+        parts.append(f'<p class="models">Models: {links}{more}</p>')
+    parts.extend(sections)
     parts.append("</body></html>")
     return "".join(parts)
 
 
+def render(pages: list[dict], endpoints: list[str] | None = None, more_endpoints: bool = False,
+           paged: bool = False, registry_info: dict[str, dict] | None = None, model: ModelSpec | None = None) -> str:
+    """One model's page (``model_section`` in the document)."""
+    return page_html([model_section(pages, endpoints, more_endpoints, paged, registry_info, model)])
+
+
 def registry_view(sm, endpoint: str, records: list[dict], s3=None, bucket: str | None = None,
-                  prefix: str | None = None) -> dict:
+                  prefix: str | None = None, history_path: str = "history") -> dict:
     """What the registry says for a page: the serving package, and each shown record's package now.
 
     Bounded: one DescribeEndpoint/EndpointConfig/Model for the serving package, one
@@ -347,11 +379,12 @@ def registry_view(sm, endpoint: str, records: list[dict], s3=None, bucket: str |
         info["endpoint_model"] = model
         info["serving"] = registry.package_of_model(sm, model)
         if model:
-            info["lineage"] = lineage.data_behind_endpoint(sm, endpoint, s3=s3, bucket=bucket, prefix=prefix)
+            info["lineage"] = lineage.data_behind_endpoint(sm, endpoint, s3=s3, bucket=bucket, prefix=prefix,
+                                                           history_path=history_path)
     except Exception:  # noqa: BLE001 - the page still shows the S3 records
         pass
     for record in records:
-        arn = (record.get("package") or {}).get("arn")
+        arn = _package_arn(record)
         if arn and arn not in info["packages"]:
             try:
                 info["packages"][arn] = registry.summary(sm, arn)
@@ -369,61 +402,144 @@ def _endpoint(endpoint: str) -> str:
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def _read_access(
+async def _reader(
     request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """Airflow's own check, as its API routes make it: ``get_user`` (Bearer header, else the UI's
-    ``_token`` cookie; 401 without a token) then ``requires_access_dag("GET")`` on the DAG (403).
+) -> list[ModelSpec]:
+    """The models this request's user may read: Airflow's ``get_user`` (Bearer header, else the UI's
+    ``_token`` cookie; 401 without a token), then the auth manager per model's DAG (``history_access``);
+    403 when there is none.
 
     Imported here rather than at module level: the plugin module is imported by every Airflow
     process, and only the API server needs the API's security module.
     """
-    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+    from airflow.api_fastapi.core_api.security import get_user
 
     user = await get_user(request, None, bearer)
-    await run_in_threadpool(requires_access_dag("GET", param_dag_id=DAG_ID), request, user)
+    models = await run_in_threadpool(history_access.readable, history_access.catalog_models(), user)
+    if not models:
+        raise HTTPException(403, "Forbidden: no model's DAG runs you may read")
+    return models
+
+
+Readable = Annotated[list[ModelSpec], Depends(_reader)]
+
+
+def _chosen(models: list[ModelSpec], name: str | None) -> list[ModelSpec]:
+    """The model asked for by name (403 if this user may not read it, 404 if the catalog has none), else all."""
+    if name is None:
+        return models
+    for model in models:
+        if model.name == name:
+            return [model]
+    if any(m.name == name for m in history_access.catalog_models()):
+        raise HTTPException(403, f"Forbidden: you may not read model {name}'s DAG runs")
+    raise HTTPException(404, f"no model {name} in the catalog")
+
+
+def _stores(models: list[ModelSpec]) -> list[Store]:
+    clients: dict = {}
+    return [Store(m, clients) for m in models]
+
+
+def _with_endpoint(models: list[ModelSpec], endpoint: str) -> Store:
+    """The first readable model with runs on ``endpoint`` (links made before the catalog name the endpoint only)."""
+    stores = _stores(models)
+    for store in stores:
+        if history.list_record_keys(store.s3, store.bucket, store.prefix, endpoint, 1, path=store.path)[0]:
+            return store
+    return stores[0]
 
 
 def create_app() -> FastAPI:
     # No /docs, /redoc or /openapi.json: they would not pass through the access check.
     app = FastAPI(title="SageMaker model history", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(_read_access)])
+                  dependencies=[Depends(_reader)])
     limit_query = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     offset_query = Query(0, ge=0, le=history.MAX_LISTED_KEYS)
 
-    @app.get("/", response_class=HTMLResponse)
-    def page(endpoint: str | None = None, limit: int = limit_query, offset: int = offset_query) -> str:
-        bucket, prefix, s3 = _settings()
-        names, more = history.list_endpoints(s3, bucket, prefix)
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)  # errors (401, 403, 404, 422) too: they are answered inside
+        response.headers.update(HEADERS)
+        return response
+
+    def section(store: Store, endpoint: str | None, limit: int, offset: int, budget: list[int]) -> str:
+        """One model's section; ``budget``: the endpoint sections the overview may still read (shared by its models)."""
+        names, more = store.endpoints()
         if endpoint is not None:
-            pages = [history.read_page(s3, bucket, prefix, _endpoint(endpoint), limit, offset)]
+            pages = [store.page(_endpoint(endpoint), limit, offset)]
         else:
-            pages = [history.read_page(s3, bucket, prefix, e, OVERVIEW_ROWS) for e in names[:OVERVIEW_ENDPOINTS]]
-        sm = _sagemaker() if pages else None
-        info = {p["endpoint"]: registry_view(sm, p["endpoint"], p["records"], s3, bucket, prefix) for p in pages}
-        return render(pages, names, more, paged=endpoint is not None, registry_info=info)
+            pages = [store.page(e, OVERVIEW_ROWS) for e in names[:budget[0]]]
+            budget[0] -= len(pages)
+        sm = store.sagemaker() if pages else None
+        info = {p["endpoint"]: registry_view(sm, p["endpoint"], p["records"], store.s3, store.bucket, store.prefix,
+                                             store.path) for p in pages}
+        return model_section(pages, names, more, paged=endpoint is not None, registry_info=info, model=store.model)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(readable: Readable, model: str | None = Query(None, max_length=63), endpoint: str | None = None,
+             limit: int = limit_query, offset: int = offset_query) -> str:
+        if model is None and endpoint is not None:  # a link that names the endpoint only
+            store = _with_endpoint(readable, _endpoint(endpoint))
+            return page_html([section(store, endpoint, limit, offset, [1])], readable)
+        shown = _chosen(readable, model)
+        budget = [OVERVIEW_ENDPOINTS]
+        sections = [section(store, endpoint, limit, offset, budget) for store in _stores(shown[:OVERVIEW_MODELS])]
+        return page_html(sections, readable, more_models=len(shown) > OVERVIEW_MODELS)
+
+    @app.get("/api/models")
+    def models(readable: Readable) -> dict:
+        return {"models": [{"name": m.name, "dag_id": m.dag_id, "endpoint": m.endpoint_name,
+                            "history_path": m.history_path} for m in readable]}
 
     @app.get("/api/endpoints")
-    def endpoint_names() -> dict:
-        bucket, prefix, s3 = _settings()
-        names, more = history.list_endpoints(s3, bucket, prefix)
-        return {"endpoints": names, "truncated": more}
+    def endpoint_names(readable: Readable, model: str | None = Query(None, max_length=63)) -> dict:
+        names, more = set(), False
+        for store in _stores(_chosen(readable, model)):
+            found, truncated = store.endpoints()
+            names.update(found)
+            more = more or truncated
+        return {"endpoints": sorted(names), "truncated": more}
 
     @app.get("/api/{endpoint}")
-    def records(endpoint: str, limit: int = limit_query, offset: int = offset_query) -> dict:
-        bucket, prefix, s3 = _settings()
-        return history.read_page(s3, bucket, prefix, _endpoint(endpoint), limit, offset)
+    def records(readable: Readable, endpoint: str, model: str | None = Query(None, max_length=63),
+                limit: int = limit_query, offset: int = offset_query) -> dict:
+        endpoint = _endpoint(endpoint)
+        store = Store(_chosen(readable, model)[0]) if model else _with_endpoint(readable, endpoint)
+        return {"model": store.model.name, **store.page(endpoint, limit, offset)}
 
     @app.get("/plot")
-    def plot(uri: str = Query(..., max_length=1024)) -> Response:
-        bucket, prefix, s3 = _settings()
-        base = f"s3://{bucket}/{prefix}/"
-        if not uri.startswith(base) or not PLOT_KEY.match(uri[len(base):]):
-            raise HTTPException(400, "only the pipeline's own plots can be shown")
-        obj = s3.get_object(Bucket=bucket, Key=uri[len(f"s3://{bucket}/"):])
+    def plot(readable: Readable, uri: str = Query(..., max_length=1024), model: str | None = Query(None, max_length=63),
+             endpoint: str | None = None) -> Response:
+        store = _plot_store(_chosen(readable, model), uri, endpoint)
+        obj = store.s3.get_object(Bucket=store.bucket, Key=uri[len(f"s3://{store.bucket}/"):])
         if obj.get("ContentLength", 0) > MAX_PLOT_BYTES:
             obj["Body"].close()
             raise HTTPException(413, "plot too large")
         return Response(obj["Body"].read(MAX_PLOT_BYTES + 1), media_type="image/png")
 
     return app
+
+
+def _plot_store(models: list[ModelSpec], uri: str, endpoint: str | None) -> Store:
+    """The store of a readable model one of whose runs made this plot (its record is in the model's history).
+
+    Only a pipeline plot (``s3://BUCKET/PREFIX/runs/RUN/evaluation/predicted_vs_actual.png``) of a
+    readable model's bucket and prefix (else 400), of a run recorded in that model's history (else
+    404): a user who may read one model cannot fetch another's plots by guessing run names.
+    """
+    stores = _stores(models)
+    mine = [s for s in stores if uri.startswith(f"s3://{s.bucket}/{s.prefix}/")
+            and PLOT_KEY.match(uri[len(f"s3://{s.bucket}/{s.prefix}/"):])]
+    if not mine:
+        raise HTTPException(400, "only the pipeline's own plots can be shown")
+    slug = uri.split("/runs/", 1)[1].split("/", 1)[0]
+    lookups = 0
+    for store in mine:
+        for name in [_endpoint(endpoint)] if endpoint else store.endpoints()[0]:
+            lookups += 1
+            if lookups > MAX_PLOT_LOOKUPS:
+                break
+            if store.has_run(name, slug):
+                return store
+    raise HTTPException(404, "no run of a model you may read made this plot")

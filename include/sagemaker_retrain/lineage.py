@@ -63,12 +63,12 @@ def _package_data(meta: dict) -> dict:
 
 
 def data_behind_endpoint(sm, endpoint_name: str, s3=None, bucket: str | None = None,
-                         prefix: str | None = None) -> dict:
+                         prefix: str | None = None, history_path: str = "history") -> dict:
     """Which data trained the model the endpoint serves, from the records alone.
 
     endpoint → its config → the serving model → the model package it was made from (its
     CustomerMetadataProperties) and the training job (its tags) → the run's history record in S3
-    (when ``s3``/``bucket``/``prefix`` are given). Each record's digest is kept under ``records``;
+    (when ``s3``/``bucket``/``prefix`` are given; under the model's ``history_path``). Each record's digest is kept under ``records``;
     ``consistent`` says whether every record that names a sha256 names the same one.
     """
     from sagemaker_retrain.config import TAG_RUN, TAG_TRAINING_JOB
@@ -108,7 +108,7 @@ def data_behind_endpoint(sm, endpoint_name: str, s3=None, bucket: str | None = N
     if s3 is not None and bucket and prefix and slug:
         from sagemaker_retrain import history
 
-        key = f"{history.history_prefix(prefix, endpoint_name)}{slug}.json"
+        key = f"{history.history_prefix(prefix, endpoint_name, history_path)}{slug}.json"
         try:
             record = history.read_record(s3, bucket, key)
             source = record.get("data_source") or ((record.get("scored_rows") or {}).get("data")) or {}

@@ -70,7 +70,8 @@ def _fail(err: Exception):
 
 def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
             aws_conn_id: str | None = "aws_default", clear_number: int = 0, run_type: str = "manual",
-            data_events: list[dict] | None = None, retrain: bool = True, watch_prefix: str | None = None) -> dict:
+            data_events: list[dict] | None = None, retrain: bool = True, watch_prefix: str | None = None,
+            model_settings: dict | None = None) -> dict:
     """Validate params, ownership and data; upload the data; name the run's resources.
 
     ``data_events`` are the extras of the run's triggering ``sagemaker_retrain_new_data`` events (a
@@ -80,6 +81,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
     cannot fix it. Data the serving model was trained on already ends the run early when Param
     ``on_unchanged_data`` says skip (AirflowSkipException: a successful run that says so).
     ``watch_prefix``: the model's watched prefix (its catalog entry), else Variable ``sagemaker_retrain_watch_prefix``.
+    ``model_settings``: the model's ``ModelSpec.run_settings()`` (its Variables prefix and history path).
     """
     from sagemaker_retrain.data_events import DropError
     from sagemaker_retrain.data_prep.errors import DataValidationError
@@ -87,7 +89,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
     try:
         return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number, run_type,
-                        data_events or [], retrain, watch_prefix)
+                        data_events or [], retrain, watch_prefix, model_settings)
     except (DataValidationError, SettingsError, ForeignResourceError, DropError, ValueError) as err:
         from sagemaker_retrain import outcome
 
@@ -97,13 +99,13 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 
 def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None,
              clear_number: int, run_type: str = "manual", data_events: list[dict] | None = None,
-             retrain: bool = True, watch_prefix: str | None = None) -> dict:
+             retrain: bool = True, watch_prefix: str | None = None, model_settings: dict | None = None) -> dict:
     from sagemaker_retrain.data_prep.prepare import prepare_and_upload
     from sagemaker_retrain.ownership import require_owned_endpoint
 
     _check_params(params, project_dir)
     limits.check_params(params, project_dir)  # admin limits (Variables), before anything is spent
-    settings = load_settings(aws_conn_id)
+    settings = load_settings(aws_conn_id, **(model_settings or {}))
     algorithm = algorithms.of_params(params)
     image = algorithm.image(settings.region)
     clients = Clients(settings)
@@ -319,7 +321,7 @@ def _skip_unchanged(clients: Clients, params: dict, run_id: str, slug: str, inpu
         "outcome": "skipped: unchanged data", "mode": params["mode"], "endpoint": params["endpoint_name"],
         "dataset_uri": dataset_uri, "rows": data.rows, "data_source": data.source, "trigger": trigger,
         "served_data": served, "reason": message,
-    })
+    }, path=settings.history_path)
     outcome.report_skip(message)
     raise AirflowSkipException(message)
 
@@ -640,7 +642,7 @@ def _record(clients: Clients, plan: dict, params: dict, outcome: str, **details)
         **details,
     }
     return history.record_run(clients.s3, settings.bucket, settings.prefix, params["endpoint_name"],
-                              plan["slug"], entry)
+                              plan["slug"], entry, path=settings.history_path)
 
 
 APPROVAL_VARIABLE = "sagemaker_retrain_require_approval"

@@ -3,6 +3,10 @@
 Each comes from an Airflow Variable, so it can be set in the UI, by the CLI, by a secrets
 backend, or as the environment variable ``AIRFLOW_VAR_<NAME>`` (what docker-compose and the
 demo do). Region falls back to the AWS connection's / boto3's region.
+
+Per model: a catalog entry's ``settings.variables_prefix`` (e.g. ``lstat_``) makes its runs read
+``lstat_bucket`` first and the deployment-wide ``sagemaker_retrain_bucket`` only when that is unset
+(the same for role_arn, region, prefix); its ``history_path`` says where its history records go.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ class DeploymentSettings:
     region: str
     prefix: str = "sagemaker-retrain"
     aws_conn_id: str | None = "aws_default"
+    # Under ``prefix``: where this model's history records go (a plan made before this field keeps the old place).
+    history_path: str = "history"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -28,26 +34,37 @@ class SettingsError(ValueError):
     """A deployment setting is missing or malformed; the message names the Variable to set."""
 
 
-def _variable(name: str, default: str | None = None) -> str | None:
+def model_variable(name: str, variables_prefix: str | None = None, default: str | None = None) -> str | None:
+    """Variable ``<variables_prefix><name>`` (the model's own), else ``sagemaker_retrain_<name>`` (the deployment's)."""
     from airflow.sdk import Variable
 
+    if variables_prefix and variables_prefix != VARIABLE_PREFIX:
+        value = Variable.get(variables_prefix + name, default=None)
+        if value:
+            return value
     return Variable.get(VARIABLE_PREFIX + name, default=default)
 
 
-def load_settings(aws_conn_id: str | None = "aws_default") -> DeploymentSettings:
-    """Read the settings; raise SettingsError naming each missing Variable."""
-    bucket = _variable("bucket")
-    role_arn = _variable("role_arn")
-    missing = [
-        f"{VARIABLE_PREFIX}{name} (or env AIRFLOW_VAR_{(VARIABLE_PREFIX + name).upper()})"
-        for name, value in (("bucket", bucket), ("role_arn", role_arn))
-        if not value
-    ]
+def _names(name: str, variables_prefix: str | None) -> str:
+    names = [f"{VARIABLE_PREFIX}{name} (or env AIRFLOW_VAR_{(VARIABLE_PREFIX + name).upper()})"]
+    if variables_prefix and variables_prefix != VARIABLE_PREFIX:
+        names.insert(0, f"{variables_prefix}{name}")
+    return " or ".join(names)
+
+
+def load_settings(aws_conn_id: str | None = "aws_default", variables_prefix: str | None = None,
+                  history_path: str = "history") -> DeploymentSettings:
+    """Read one model's settings (its own Variables first); raise SettingsError naming each missing Variable."""
+    bucket = model_variable("bucket", variables_prefix)
+    role_arn = model_variable("role_arn", variables_prefix)
+    missing = [_names(name, variables_prefix) for name, value in (("bucket", bucket), ("role_arn", role_arn))
+               if not value]
     if missing:
         raise SettingsError("Missing deployment setting(s): " + ", ".join(missing))
-    region = _variable("region") or _region_from_connection(aws_conn_id)
-    prefix = (_variable("prefix") or "sagemaker-retrain").strip("/")
-    return DeploymentSettings(bucket=bucket, role_arn=role_arn, region=region, prefix=prefix, aws_conn_id=aws_conn_id)
+    region = model_variable("region", variables_prefix) or _region_from_connection(aws_conn_id)
+    prefix = (model_variable("prefix", variables_prefix) or "sagemaker-retrain").strip("/")
+    return DeploymentSettings(bucket=bucket, role_arn=role_arn, region=region, prefix=prefix, aws_conn_id=aws_conn_id,
+                              history_path=history_path)
 
 
 def _region_from_connection(aws_conn_id: str | None) -> str:

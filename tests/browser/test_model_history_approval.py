@@ -1,6 +1,7 @@
 """A person approves a model in the UI and sees it on the model history page.
 
-Log in, open Browse → Model history from the nav (the chart: one point per run), approve a run
+Log in, open Browse → Model history from the nav (every model of the catalog, each linked to its DAG;
+the chart: one point per run), approve a run
 that waits in the task's Required actions form, watch the run finish and the chart gain the
 promoted, serving point; the page's own URL without a login is refused. Screenshots under
 artifacts/browser/.
@@ -13,6 +14,8 @@ import time
 import pytest
 from native_deployment import DAG_ID, OPERATOR_USER, PROJECT_DIR
 from playwright.sync_api import expect
+
+from sagemaker_retrain.catalog import load_catalog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,12 +34,19 @@ def _wait_for_state(deployment, run_id: str, task_id: str, states: tuple[str, ..
     raise AssertionError(f"{task_id} never reached {states}\n" + deployment.all_log_tails())
 
 
-def _history_frame(page, deployment):
+def _history_frame(page, deployment, every_model: bool = False):
     page.goto(f"{deployment.base_url}/dags")
     page.get_by_role("button", name="Browse").click()
     page.get_by_role("menuitem", name="Model history").click()
     frame = page.frame_locator("iframe").first
     frame.get_by_role("heading", name="Model history").wait_for(timeout=60_000)
+    if every_model:  # the admin reads every model of the catalog: a section and a DAG link each
+        models = load_catalog(PROJECT_DIR / "include" / "models").specs
+        assert len(models) >= 2
+        expect(frame.locator("h2.model")).to_have_count(len(models))
+        for model in models:
+            expect(frame.locator(f"#model-{model.name} a[href='/dags/{model.dag_id}']")).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "model-history-models.png"), full_page=True)
     frame.get_by_role("link", name=ENDPOINT).first.click()
     return frame
 
@@ -58,7 +68,7 @@ def test_approve_in_the_ui_and_see_the_history(deployment, page, browser, log_in
     second = deployment.trigger(CONF, user=OPERATOR_USER)
     _wait_for_state(deployment, second, "approve", ("awaiting_input", "deferred"))
 
-    frame = _history_frame(page, deployment)
+    frame = _history_frame(page, deployment, every_model=True)
     expect(frame.locator("svg.chart .point-challenger")).to_have_count(1)
     expect(frame.locator("svg.chart .point-serving")).to_have_count(1)
     expect(frame.locator(".serving-model")).to_contain_text("v1")

@@ -45,3 +45,7 @@ def test_second_model_trains_gates_deploys_and_publishes(offline_aws):
             "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
             (SPEC.served_model_asset,))]
     assert extras and extras[-1]["model"] == plan["names"]["model"], extras
+    # Its history in a place of its own (the catalog's default history path), where the history page reads it.
+    assert SPEC.history_path == "model-history/housing_lstat"
+    assert run.xcoms["publish"]["history"].startswith(
+        f"s3://{plan['settings']['bucket']}/{plan['settings']['prefix']}/{SPEC.history_path}/{SPEC.endpoint_name}/")

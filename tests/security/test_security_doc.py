@@ -85,11 +85,19 @@ def _plugin_rows(http: TestClient, tokens: dict) -> list[str]:
     viewer = {"Authorization": f"Bearer {tokens['viewer']}"}
     assert http.get("/api/ep", params={"limit": MAX_LIMIT + 1}, headers=viewer).status_code == 422
     assert http.get("/plot", params={"uri": f"s3://{BUCKET}/{PREFIX}/history/ep/r1.json"}, headers=viewer).status_code == 400
+    for answer in (http.get("/"), http.get("/", headers=viewer), http.get("/plot", params={"uri": PLOT}, headers=viewer)):
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in answer.headers["Content-Security-Policy"]
     shown = ", ".join(f"`{p.replace('/api/ep', '/api/{endpoint}')}`" for p in dict.fromkeys(p for p, _ in routes))
     return [
         f"| Model history plugin ({shown} under `/model-history`) | anyone who reaches the API server's port | "
-        "no token: **401**; a token of a user the auth manager does not let read DAG `sagemaker_retrain`: **403**; "
-        "a user who may read it (Bearer header or the UI's `_token` cookie): the page / JSON / plot (**200**) |",
+        "no token: **401**; a token of a user the auth manager lets read no model's DAG runs and approvals: **403**; "
+        "a user who may (Bearer header or the UI's `_token` cookie): the page / JSON / plot (**200**) of those models "
+        "only, another model asked for by name **403** (`tests/unit/test_history_view.py`) |",
+        "| Model history plugin: every answer | a browser | `Content-Security-Policy` (no script or style but the "
+        "page's own, by hash; images from the page's origin; framed by the Airflow UI only) and "
+        "`X-Content-Type-Options: nosniff`, refusals included |",
         "| Model history plugin: `/docs`, `/redoc`, `/openapi.json` | anyone | **404** (not served) |",
         f"| Model history plugin: paging and plots | a reader | `limit` above {MAX_LIMIT}: **422**; a page reads at most "
         f"`limit` records (newest first) after a bounded key listing; `/plot` serves only "

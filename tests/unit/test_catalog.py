@@ -30,6 +30,7 @@ def _entry(model: str = "model_a", endpoint: str | None = None, **changes) -> di
     document = json.loads(json.dumps(HOUSING))
     document.update(name=model)
     document.pop("dag_id")
+    document.pop("settings")  # housing's history path is its own
     document["promotion"]["endpoint_name"] = endpoint or model.replace("_", "-")
     for dotted, value in changes.items():
         *parents, leaf = dotted.split("__")
@@ -230,3 +231,35 @@ def test_a_missing_catalog_directory_is_an_error_not_silence(tmp_path):
     catalog = load_catalog(tmp_path / "nowhere", root=tmp_path)
     assert catalog.specs == ()
     assert [str(e) for e in catalog.errors] == ["nowhere: the catalog directory does not exist"]
+
+
+# --- per-model settings ---------------------------------------------------------------------------------
+def test_each_model_keeps_its_history_in_a_place_of_its_own(tmp_path):
+    by_name = {s.name: s for s in load_catalog(MODELS, root=PROJECT_DIR).specs}
+    assert by_name["housing"].history_path == "history"  # where the walkthrough's records have always been
+    assert by_name["housing_lstat"].history_path == "model-history/housing_lstat"
+    assert by_name["housing_lstat"].run_settings() == {"variables_prefix": None, "history_path": "model-history/housing_lstat"}
+    specs = _load(tmp_path, ("model_a", _entry("model_a", settings={"variables_prefix": "team_a_",
+                                                                    "alert_emails": ["a@example.com"]}))).specs
+    assert (specs[0].variables_prefix, specs[0].alert_emails) == ("team_a_", ("a@example.com",))
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({"history_path": "runs/x"}, "settings.history_path: 'runs/x' is inside the runs' own files"),
+    ({"history_path": "../up"}, "settings.history_path: '../up' does not match"),
+    ({"variables_prefix": "Team-A"}, "settings.variables_prefix:"),
+    ({"alert_emails": ["{{ var.value.x }}@x.com"]}, "settings.alert_emails.0:"),
+    ({"alert_emails": ["a@x.com, b@x.com"]}, "settings.alert_emails.0:"),
+    ({"variables": "x_"}, "settings.variables: unknown field (allowed: alert_emails, history_path, variables_prefix)"),
+])
+def test_settings_rules(tmp_path, settings, expected):
+    errors = _errors(tmp_path, ("model_a", _entry("model_a", settings=settings)))
+    assert len(errors) == 1 and expected in errors[0], errors
+
+
+def test_two_models_whose_history_paths_overlap_are_both_refused(tmp_path):
+    errors = _errors(tmp_path, ("model_a", _entry("model_a", settings={"history_path": "teams/a"})),
+                     ("model_b", _entry("model_b", settings={"history_path": "teams/a/b"})),
+                     ("model_c", _entry("model_c", settings={"history_path": "teams/ab"})))
+    assert len(errors) == 2 and all("overlap" in e for e in errors)
+    assert "model_b.yaml's 'teams/a/b'" in errors[0] and "model_a.yaml's 'teams/a'" in errors[1]

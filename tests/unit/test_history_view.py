@@ -1,6 +1,8 @@
-"""The model history page: Airflow's own auth on every route, bounded pages, records from S3."""
+"""The model history page: Airflow's own auth on every route, per model (its DAG, its Variables, its history path), bounded pages, records from S3."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import boto3
 import pytest
@@ -43,9 +45,18 @@ def tokens(auth_manager, monkeypatch):
     }
 
 
+@pytest.fixture(scope="module")
+def emulator():
+    """One emulator for the module (a start costs seconds); each test empties the bucket first."""
+    started = start_emulator(time_scale=0)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture()
-def client(monkeypatch, tokens):
-    emulator = start_emulator(time_scale=0)
+def client(monkeypatch, tokens, emulator):
     for key, value in emulator.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET", "hist")
@@ -54,10 +65,7 @@ def client(monkeypatch, tokens):
     s3.create_bucket(Bucket="hist")
     for obj in s3.list_objects_v2(Bucket="hist").get("Contents", []):  # the emulator's S3 outlives a test
         s3.delete_object(Bucket="hist", Key=obj["Key"])
-    try:
-        yield TestClient(create_app()), s3
-    finally:
-        emulator.stop()
+    yield TestClient(create_app()), s3
 
 
 def _bearer(token: str) -> dict:
@@ -113,7 +121,7 @@ def test_page_lists_runs_with_metrics_and_plot(client, tokens):
         "recorded_at": "2026-11-27T10:00:00", "outcome": "rejected", "model": "ep-r2",
         "training_metrics": {"test:rmse": 4.5}, "gate": {"reason": "does not beat the serving model"}})
     page = http.get("/").text
-    assert "<h2>ep</h2>" in page
+    assert "<h3>ep</h3>" in page
     assert page.index("ep-r2") < page.index("ep-r1")  # newest first
     assert "rmse=3.8" in page and "rmse=4.5" in page and "does not beat" in page
     answer = http.get("/api/ep").json()
@@ -230,3 +238,141 @@ def test_outcome_column_words():
     assert outcome_text({"outcome": "kept the champion", "approval": {"description": "gate: lost"}}) == "kept the champion"
     assert outcome_text({"outcome": "rejected at approval", "approval": "garbled"}) == "rejected at approval"
     assert outcome_text({}) == ""
+
+
+# --- every model the user may read, and only those ---------------------------------------------------------
+TEAMS = {"sagemaker_retrain": "housing-team", "retrain_housing_lstat": "lstat-team"}
+
+
+@pytest.fixture()
+def lstat_reader(auth_manager, monkeypatch):
+    """A viewer who may read only housing_lstat's DAG: Airflow's multi-team mode, each DAG in its team's bundle."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.models.dag import DagModel
+
+    monkeypatch.setenv("AIRFLOW__CORE__MULTI_TEAM", "True")
+    monkeypatch.setattr(DagModel, "get_dag_id_to_team_name_mapping",
+                        staticmethod(lambda dag_ids, **_: {d: TEAMS[d] for d in dag_ids if d in TEAMS}))
+    return auth_manager.generate_jwt(SimpleAuthManagerUser(username="ana", role="viewer", teams=["lstat-team"]))
+
+
+def _two_models(s3) -> None:
+    s3.put_object(Bucket="hist", Key=PLOT.split("/", 3)[3], Body=b"\x89PNG")
+    _record(s3, "ep", "r1", run_id="manual__r1", outcome="promoted", artifacts={"plot": PLOT})  # housing: history/
+    history.record_run(s3, "hist", "sagemaker-retrain", "lstat-ep", "r2",
+                       {"run_id": "manual__r2", "outcome": "kept the champion", "model": "lstat-m"},
+                       path="model-history/housing_lstat")
+
+
+def test_page_lists_every_model_with_links_to_its_dag(client, tokens):
+    http, s3 = client
+    _two_models(s3)
+    http.headers.update(_bearer(tokens["viewer"]))
+    page = http.get("/").text
+    assert 'id="model-housing"' in page and 'id="model-housing_lstat"' in page
+    assert 'href="/dags/sagemaker_retrain"' in page and 'href="/dags/retrain_housing_lstat"' in page
+    assert 'href="/dags/retrain_housing_lstat/runs/manual__r2"' in page and "lstat-m" in page
+    assert page.index('id="model-housing"') < page.index("<h3>ep</h3>") < page.index('id="model-housing_lstat"')
+    assert {m["name"] for m in http.get("/api/models").json()["models"]} == {"housing", "housing_lstat"}
+
+
+def test_a_user_who_may_read_one_model_sees_only_that_model(client, lstat_reader):
+    http, s3 = client
+    _two_models(s3)
+    http.headers.update(_bearer(lstat_reader))
+    page = http.get("/").text
+    assert 'id="model-housing_lstat"' in page and "lstat-m" in page
+    assert 'id="model-housing"' not in page and "sagemaker_retrain" not in page and "manual__r1" not in page
+    assert [m["name"] for m in http.get("/api/models").json()["models"]] == ["housing_lstat"]
+    assert http.get("/api/endpoints").json()["endpoints"] == ["lstat-ep"]
+    assert http.get("/api/lstat-ep").json()["model"] == "housing_lstat"
+    # Another model asked for directly, its runs by endpoint, its plot: refused, never shown.
+    for path, query in (("/", {"model": "housing"}), ("/api/endpoints", {"model": "housing"}),
+                        ("/api/ep", {"model": "housing"}), ("/plot", {"uri": PLOT, "model": "housing"})):
+        assert http.get(path, params=query).status_code == 403, (path, query)
+    assert http.get("/api/ep").json()["records"] == []  # legacy link without a model: this user's models only
+    assert http.get("/plot", params={"uri": PLOT}).status_code == 404
+    assert http.get("/", params={"model": "nope"}).status_code == 404
+
+
+def test_headers_on_every_answer(client, tokens):
+    """A Content-Security-Policy that allows the page's own script and style only, and nosniff: on pages,
+    JSON, plots and refusals alike."""
+    import base64
+    import hashlib
+
+    from sagemaker_retrain.history_view import STYLE, THEME_JS
+
+    http, s3 = client
+    _two_models(s3)
+    answers = [http.get("/"), http.get("/", headers=_bearer(tokens["nobody"]))]
+    answers += [http.get(path, params=query, headers=_bearer(tokens["viewer"])) for path, query in ROUTES]
+    assert [a.status_code for a in answers] == [401, 403] + [200] * len(ROUTES)
+    for answer in answers:
+        csp = answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert "default-src 'none'" in csp and "frame-ancestors 'self'" in csp and "unsafe-inline" not in csp
+    for source in (THEME_JS, STYLE):
+        assert base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() in csp
+    page = answers[2].text
+    assert f"<script>{THEME_JS}</script>" in page and f"<style>{STYLE}</style>" in page  # exactly what is hashed
+    assert page.count("<script") == 1 and " style=" not in page
+
+
+def test_one_malformed_record_does_not_take_the_page_down(client, tokens):
+    http, s3 = client
+    http.headers.update(_bearer(tokens["viewer"]))
+    _record(s3, "ep", "r1", run_id="manual__good", outcome="promoted", gate={"candidate": 3.0, "metric": "test:mse"})
+    s3.put_object(Bucket="hist", Key="sagemaker-retrain/history/ep/r2.json", Body=b'{"outcome": "trunc')
+    s3.put_object(Bucket="hist", Key="sagemaker-retrain/history/ep/r3.json", Body=b'["a list"]')
+    _record(s3, "ep", "r4", run_id="manual__odd", gate="not a mapping", package="nor this", artifacts=[1])
+    response = http.get("/", params={"model": "housing", "endpoint": "ep"})
+    assert response.status_code == 200
+    assert response.text.count("unreadable record") == 3 and "manual__good" in response.text
+    assert len(http.get("/api/ep").json()["records"]) == 4
+
+
+def test_the_overview_reads_at_most_ten_endpoints_across_models(client, tokens, monkeypatch):
+    from sagemaker_retrain.history_view import OVERVIEW_ENDPOINTS
+
+    http, s3 = client
+    http.headers.update(_bearer(tokens["viewer"]))
+    for i in range(OVERVIEW_ENDPOINTS + 2):
+        _record(s3, f"ep{i:02d}", "r1", model=f"m{i:02d}")
+    history.record_run(s3, "hist", "sagemaker-retrain", "lstat-ep", "r2", {"model": "lstat-m"},
+                       path="model-history/housing_lstat")
+    reads = []
+    real = history.read_record
+    monkeypatch.setattr(history, "read_record", lambda *a, **k: reads.append(a[2]) or real(*a, **k))
+    page = http.get("/").text
+    assert len(reads) == OVERVIEW_ENDPOINTS and "lstat-m" not in page
+    assert "Open an endpoint above to see its runs." in page and "model=housing_lstat&amp;endpoint=lstat-ep" in page
+    assert "lstat-m" in http.get("/", params={"model": "housing_lstat"}).text
+
+
+def test_each_model_is_read_from_its_own_variables_and_history_path(client, tokens, monkeypatch, tmp_path):
+    """A model with a Variables prefix of its own: its bucket and prefix come from its Variables, its records
+    from its history path; the other models keep the deployment's."""
+    import shutil
+
+    import yaml
+
+    http, s3 = client
+    models = Path(__file__).resolve().parents[2] / "include" / "models"
+    shutil.copy(models / "housing.yaml", tmp_path / "housing.yaml")
+    own = yaml.safe_load((models / "housing_lstat.yaml").read_text())
+    own.update(name="team_a", settings={"variables_prefix": "team_a_", "history_path": "audit/a"})
+    (tmp_path / "team_a.yaml").write_text(yaml.safe_dump(own))
+    monkeypatch.setenv("SAGEMAKER_RETRAIN_CATALOG_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_VAR_TEAM_A_BUCKET", "team-a")
+    monkeypatch.setenv("AIRFLOW_VAR_TEAM_A_PREFIX", "teams/a")
+    s3.create_bucket(Bucket="team-a")
+    history.record_run(s3, "team-a", "teams/a", "a-ep", "r9", {"run_id": "manual__a", "model": "team-a-model"},
+                       path="audit/a")
+    _record(s3, "ep", "r1", model="housing-model")
+    http.headers.update(_bearer(tokens["viewer"]))
+    page = http.get("/").text
+    assert 'id="model-team_a"' in page and "team-a-model" in page and "housing-model" in page
+    assert 'href="/dags/retrain_team_a/runs/manual__a"' in page
+    assert http.get("/api/a-ep", params={"model": "team_a"}).json()["total"] == 1
+    assert http.get("/api/a-ep", params={"model": "housing"}).json()["total"] == 0

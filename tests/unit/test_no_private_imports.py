@@ -34,9 +34,16 @@ ALLOWED: dict[tuple[str, str], str] = {
         "BaseTrigger and TriggerEvent: Airflow 3.3's Task SDK does not export them; this is their documented "
         "public location (Airflow's 'Public Interface': triggers), the one the Amazon provider's triggers import.",
     ("history_view.py", "airflow.api_fastapi.core_api.security"):
-        "get_user / requires_access_dag: the way a plugin's FastAPI app (the model history page) authenticates "
-        "and authorizes a request through the auth manager, as Airflow's plugin docs show; imported lazily, "
-        "in the API server only.",
+        "get_user: the way a plugin's FastAPI app (the model history page) authenticates a request as Airflow's "
+        "own routes do, as Airflow's plugin docs show; imported lazily, in the API server only.",
+    ("history_access.py", "airflow.api_fastapi.app"):
+        "get_auth_manager: how code outside the auth manager asks it a question (Airflow's auth manager docs); "
+        "the model history page asks it per model's DAG; imported lazily, in the API server only.",
+    ("history_access.py", "airflow.api_fastapi.auth.managers.models.resource_details"):
+        "DagAccessEntity / DagDetails: the arguments of the auth manager's public is_authorized_dag.",
+    ("history_access.py", "airflow.models.dag"):
+        "DagModel.get_dag_id_to_team_name_mapping: a DAG's team, looked up as Airflow's own routes look it up "
+        "before asking the auth manager (multi-team deployments only); API server only.",
     **{(module, "airflow.providers.amazon.aws.utils.mixins"):
        "aws_template_fields: the helper every Amazon provider operator and sensor uses to declare its "
        "templated fields together with aws_conn_id/region_name/verify/botocore_config."
