@@ -38,6 +38,8 @@ CATALOG_DIR_ENV = "SAGEMAKER_RETRAIN_CATALOG_DIR"
 POOL_PREFIX = "sagemaker_endpoint_"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,200}$"
+# An approver: a user id as the auth manager knows it, optionally `ID:NAME` (as Variable sagemaker_retrain_approvers).
+APPROVER_PATTERN = r"^[^,:\s][^,:]{0,199}(:[^,:]{1,200})?$"
 # Linear Learner is the algorithm of the DAG's Params today; once the DAG has an `algorithm` Param, its
 # choices are the catalog's (catalog._algorithms).
 DEFAULT_ALGORITHMS = ("linear-learner",)
@@ -92,6 +94,10 @@ class ModelSpec:
     watch_prefix: str | None
     tags: tuple[str, ...]
     shares_endpoint_with: tuple[str, ...] = field(default=())
+    # `approval:`: this model's own requirement (only ever stricter than the admins' Variable) and approvers
+    # (empty: Variable sagemaker_retrain_approvers). Not Params: a person triggering a run cannot change them.
+    approval_required: bool = False
+    approvers: tuple[str, ...] = field(default=())
 
     @property
     def endpoint_name(self) -> str:
@@ -205,6 +211,10 @@ def build_schema(params: Mapping) -> dict:
                      "items": {"type": "string", "minLength": 1, "maxLength": 100}},
             "shares_endpoint_with": {"type": "array", "uniqueItems": True,
                                      "items": {"type": "string", "pattern": NAME_PATTERN}},
+            "approval": {"type": "object", "additionalProperties": False,
+                         "properties": {"required": {"type": "boolean"},
+                                        "approvers": {"type": "array", "uniqueItems": True, "maxItems": 100,
+                                                      "items": {"type": "string", "pattern": APPROVER_PATTERN}}}},
         },
     }
 
@@ -297,6 +307,8 @@ def _spec(document: dict, path: Path, shown: str, validator) -> ModelSpec:
         watch_prefix=document.get("watch_prefix"),
         tags=tuple(document.get("tags") or ()),
         shares_endpoint_with=tuple(document.get("shares_endpoint_with") or ()),
+        approval_required=bool((document.get("approval") or {}).get("required", False)),
+        approvers=tuple(a.strip() for a in (document.get("approval") or {}).get("approvers") or ()),
     )
 
 
