@@ -2,7 +2,7 @@
 
 ``include/models/<name>.yaml`` says which data, which target, which algorithm and hyperparameters,
 which gate, which endpoint and how it is switched, which instances, which schedule and watched
-prefix, who owns it. The DAG factory (``dags/sagemaker_retrain.py``) turns each spec into one DAG
+prefix, who owns it, who approves it. The DAG factory (``dags/sagemaker_retrain.py``) turns each spec into one DAG
 whose Trigger form starts from the spec's values (``ModelSpec.param_defaults``).
 
 Read while the DAG file is parsed, so it reads local files only: no network, no Variables, no AWS.
