@@ -31,10 +31,11 @@ from datetime import datetime
 
 import numpy as np
 
+from ..answers import choose_accept, json_answer
 from ..limits import LimitExceeded, read_tar_member
 from ..linear_learner.data import DataError
 from ..linear_learner.serving import decode_request, encode_prediction_records
-from .base import AlgorithmFailed, ModelError, TrainingContext, TrainingResult
+from .base import AlgorithmFailed, TrainingContext, TrainingResult
 from .linear_learner import client_error, parse_channel
 
 ARTIFACT_NAME = "model_algo-1"
@@ -244,26 +245,13 @@ def _tar_gz(payload: bytes) -> bytes:
 RESPONSE_TYPES = ("application/json", "application/jsonlines", "application/x-recordio-protobuf")
 
 
-def _accept(accept: str | None) -> tuple[str, bool]:
-    if not accept or not accept.strip():
-        return "application/json", False
-    for part in accept.split(","):
-        media, *params = [p.strip().lower() for p in part.split(";")]
-        verbose = "verbose=true" in params
-        if media in ("*/*", "application/*"):
-            return "application/json", verbose
-        if media in RESPONSE_TYPES:
-            return media, verbose
-    raise ModelError(f"Accept type {accept!r} is not supported by this algorithm; supported accept types are "
-                     + ", ".join(RESPONSE_TYPES), 406)
-
-
 class KNNPredictor:
     def __init__(self, model: KNNModel):
         self.model = model
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None, *, batch: bool = False):
-        media, verbose = _accept(accept)
+        media, params = choose_accept(accept, RESPONSE_TYPES, default="application/json")
+        verbose = "verbose=true" in params
         X = decode_request(body, content_type or "application/octet-stream", self.model.feature_dim)
         out = self.model.predict(X)
         records = []
@@ -273,8 +261,7 @@ class KNNPredictor:
                 record["distances"] = out["distances"][i].tolist()
                 record["labels"] = out["labels"][i].tolist()
             records.append(record)
-        if media == "application/json":
-            return json.dumps({"predictions": records}).encode(), media
-        if media == "application/jsonlines":
-            return "".join(json.dumps(r) + "\n" for r in records).encode(), media
+        answer = json_answer(records, media)
+        if answer is not None:
+            return answer, media
         return encode_prediction_records([{"predicted_label": r["predicted_label"]} for r in records]), media
