@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import tarfile
 from datetime import datetime
 
 import numpy as np
@@ -35,7 +33,7 @@ from ..answers import choose_accept, json_answer
 from ..limits import LimitExceeded, read_tar_member
 from ..linear_learner.data import DataError
 from ..linear_learner.serving import decode_request, encode_prediction_records
-from .base import AlgorithmFailed, TrainingContext, TrainingResult
+from .base import AlgorithmFailed, TrainingContext, TrainingResult, metrics_from_log, tar_gz
 from .linear_learner import client_error, parse_channel
 
 ARTIFACT_NAME = "model_algo-1"
@@ -210,7 +208,7 @@ class KNN:
                 line = f"#test_score (algo-1) : ('mse', {float(np.mean((pred - yt) ** 2))!r})"
             ctx.log(line)
             lines.append(line)
-        return TrainingResult(_tar_gz(model.to_bytes()), _final_metrics(lines))
+        return TrainingResult(tar_gz({ARTIFACT_NAME: model.to_bytes()}), metrics_from_log(lines, METRIC_DEFINITIONS))
 
     def load(self, artifact: bytes, container: dict, fetch) -> KNNPredictor:
         if artifact[:2] != b"\x1f\x8b":
@@ -220,26 +218,6 @@ class KNN:
         except (LimitExceeded, OSError, EOFError) as exc:
             raise ValueError(f"model.tar.gz refused: {exc}") from None
         return KNNPredictor(KNNModel.from_bytes(payload))
-
-
-def _final_metrics(lines: list[str]) -> dict[str, float]:
-    found = {}
-    for d in METRIC_DEFINITIONS:
-        for line in lines:
-            match = re.search(d["Regex"], line)
-            if match:
-                found[d["Name"]] = float(match.group(1))
-    return found
-
-
-def _tar_gz(payload: bytes) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo(ARTIFACT_NAME)
-        info.size = len(payload)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
 
 
 RESPONSE_TYPES = ("application/json", "application/jsonlines", "application/x-recordio-protobuf")

@@ -27,14 +27,13 @@ import io
 import math
 import os
 import re
-import tarfile
 
 import numpy as np
 
 from ..answers import choose_accept, json_answer
 from ..limits import LimitExceeded, read_tar_member
 from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
-from .base import AlgorithmFailed, ModelError, TrainingContext, TrainingResult
+from .base import AlgorithmFailed, ModelError, TrainingContext, TrainingResult, tar_gz
 
 MODEL_NAME = "xgboost-model"
 
@@ -362,7 +361,7 @@ class XGBoost:
             kind = "ClientError" if any(e in str(exc) for e in CUSTOMER_ERRORS) else "AlgorithmError"
             raise AlgorithmFailed(f"{kind}: {text}") from None
         # UBJSON, xgboost's own format (the name has no extension, as the container's): Booster.load_model reads it.
-        artifact = _tar_gz({MODEL_NAME: bytes(booster.save_raw("ubj"))})
+        artifact = tar_gz({MODEL_NAME: bytes(booster.save_raw("ubj"))})
         return TrainingResult(artifact, final_metrics(callbacks[0].lines))
 
     def load(self, artifact: bytes, container: dict, fetch) -> XGBoostPredictor:
@@ -414,17 +413,6 @@ def _log_rounds(xgb, log):
             return False
 
     return LogRounds()
-
-
-def _tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------------------------------- serving
