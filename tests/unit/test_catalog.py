@@ -246,3 +246,16 @@ def test_a_missing_catalog_directory_is_an_error_not_silence(tmp_path):
     catalog = load_catalog(tmp_path / "nowhere", root=tmp_path)
     assert catalog.specs == ()
     assert [str(e) for e in catalog.errors] == ["nowhere: the catalog directory does not exist"]
+
+
+def test_the_readmes_catalog_example_loads_with_its_approval_policy(tmp_path):
+    """The README's annotated entry is a valid file (its comments name every section, `approval:` included)."""
+    import re
+
+    example = re.search(r"```yaml\n(name: housing_lstat .*?)```", (PROJECT_DIR / "README.md").read_text(), re.S)
+    assert example, "README.md lost its catalog example"
+    (tmp_path / "housing_lstat.yaml").write_text(example.group(1))
+    catalog = load_catalog(tmp_path)
+    assert catalog.errors == ()
+    (spec,) = catalog.specs
+    assert (spec.approval_required, spec.approvers) == (True, ("alice", "7:bob"))
