@@ -284,7 +284,6 @@ def _tasks(spec: ModelSpec) -> None:
         result = pipeline.decide(plan, dict(params), champion, package)
         ti.xcom_push(key="deploy_config", value=result.pop("deploy_config"))
         ti.xcom_push(key="evidence", value=result)
-        ti.xcom_push(key="approval_policy", value=pipeline.approval_policy(dict(params)))
         return "approve" if result["decision"]["deploy"] else "keep_champion"
 
     decision = gate(plan, champion.output, package)
@@ -297,8 +296,9 @@ def _tasks(spec: ModelSpec) -> None:
         return pipeline.keep_champion(plan, dict(params), ti.xcom_pull(task_ids="gate", key="evidence"))
 
     # [START howto_operator_model_approval]
-    approve = ModelApprovalOperator(task_id="approve", gate_task_id="gate", approve_task_id="deploy",
-                                    reject_task_id="rejected")
+    approve = ModelApprovalOperator(task_id="approve", plan=plan, evidence=XComArg(decision.operator, key="evidence"),
+                                    approvers=list(spec.approvers), require_approval=spec.approval_required,
+                                    approve_task_id="deploy", reject_task_id="rejected")
     # [END howto_operator_model_approval]
 
     @task

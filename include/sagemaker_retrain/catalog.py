@@ -2,7 +2,7 @@
 
 ``include/models/<name>.yaml`` says which data, which target, which algorithm and hyperparameters,
 which gate, which endpoint and how it is switched, which instances, which schedule and watched
-prefix, who owns it. The DAG factory (``dags/sagemaker_retrain.py``) turns each spec into one DAG
+prefix, who owns it, who approves it. The DAG factory (``dags/sagemaker_retrain.py``) turns each spec into one DAG
 whose Trigger form starts from the spec's values (``ModelSpec.param_defaults``).
 
 Read while the DAG file is parsed, so it reads local files only: no network, no Variables, no AWS.
@@ -38,6 +38,8 @@ CATALOG_DIR_ENV = "SAGEMAKER_RETRAIN_CATALOG_DIR"
 POOL_PREFIX = "sagemaker_endpoint_"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,200}$"
+# An approver: a user id as the auth manager knows it, optionally `ID:NAME` (as Variable sagemaker_retrain_approvers).
+APPROVER_PATTERN = r"^[^,:\s][^,:]{0,199}(:[^,:]{1,200})?$"
 # Linear Learner is the algorithm of the DAG's Params today; once the DAG has an `algorithm` Param, its
 # choices are the catalog's (catalog._algorithms).
 DEFAULT_ALGORITHMS = ("linear-learner",)
@@ -101,6 +103,10 @@ class ModelSpec:
     shares_endpoint_with: tuple[str, ...] = field(default=())
     # `settings:` of the file: variables_prefix, history_path, alert_emails (each optional).
     settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # `approval:`: this model's own requirement (only ever stricter than the admins' Variable) and approvers
+    # (empty: Variable sagemaker_retrain_approvers). Not Params: a person triggering a run cannot change them.
+    approval_required: bool = False
+    approvers: tuple[str, ...] = field(default=())
 
     @property
     def variables_prefix(self) -> str | None:
@@ -243,6 +249,10 @@ def build_schema(params: Mapping) -> dict:
                                      "items": {"type": "string", "pattern": EMAIL_PATTERN}},
                 },
             },
+            "approval": {"type": "object", "additionalProperties": False,
+                         "properties": {"required": {"type": "boolean"},
+                                        "approvers": {"type": "array", "uniqueItems": True, "maxItems": 100,
+                                                      "items": {"type": "string", "pattern": APPROVER_PATTERN}}}},
         },
     }
 
@@ -340,6 +350,8 @@ def _spec(document: dict, path: Path, shown: str, validator) -> ModelSpec:
         tags=tuple(document.get("tags") or ()),
         shares_endpoint_with=tuple(document.get("shares_endpoint_with") or ()),
         settings=MappingProxyType(dict(document.get("settings") or {})),
+        approval_required=bool((document.get("approval") or {}).get("required", False)),
+        approvers=tuple(a.strip() for a in (document.get("approval") or {}).get("approvers") or ()),
     )
 
 

@@ -253,9 +253,10 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
         "require_approval": _param(
             "policy", ESSENTIALS, "Require approval",
             "`yes`: a person approves the promotion in the run's Required actions before deploy; `no` or "
-            "`policy`: as the admins' Variable `sagemaker_retrain_require_approval` says. The Variable wins: "
-            "when it requires approval, `no` cannot skip it. The approvers are Variable "
-            "`sagemaker_retrain_approvers`; the person who triggered the run cannot approve it.",
+            "`policy`: as the admins' Variable `sagemaker_retrain_require_approval` and the model's catalog entry "
+            "say. They win: when either requires approval, `no` cannot skip it. The approvers are the model's "
+            "(catalog), else Variable `sagemaker_retrain_approvers`; the person who triggered the run cannot "
+            "approve it.",
             type="string", enum=["policy", "yes", "no"],
         ),
         "approval_timeout_hours": _param(

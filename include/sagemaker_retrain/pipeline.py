@@ -650,15 +650,17 @@ MAX_APPROVAL_TIMEOUT_HOURS = 168
 NO_APPROVAL_REASON = "policy: no approval required"
 
 
-def approval_policy(params: dict) -> dict:
+def approval_policy(params: dict, model_requires: bool = False) -> dict:
     """Whether promotion waits for a person, resolved at run time: the admins' policy, which a Param may only tighten.
 
     Variable ``sagemaker_retrain_require_approval`` is the admins' policy: true/yes/1/on/required
     makes every persistent run wait for a person, whatever Param ``require_approval`` says; false/no/
-    0/off or unset leaves it to the Param (``yes`` waits; ``no`` or ``policy`` does not). A value the
-    policy cannot read fails closed (approval required). So a person who may trigger a run can ask
-    for an approval the admins do not require, never skip one they do. Ephemeral runs promote
-    nothing, so they never wait (and leave the package's approval as it is).
+    0/off or unset leaves it to the model and the Param. ``model_requires`` (the catalog entry's
+    ``approval.required``) makes this model's runs wait whatever the Variable and the Param say; the
+    Param's ``yes`` waits too; ``no`` or ``policy`` lower nothing. A value the policy cannot read fails
+    closed (approval required). So a person who may trigger a run can ask for an approval neither the
+    admins nor the model require, never skip one they do. Ephemeral runs promote nothing, so they
+    never wait (and leave the package's approval as it is).
     """
     hours = max(1, min(int(params.get("approval_timeout_hours") or 24), MAX_APPROVAL_TIMEOUT_HOURS))
     if params["mode"] == "ephemeral":
@@ -676,6 +678,8 @@ def approval_policy(params: dict) -> dict:
     else:  # fail closed: a policy nobody can read requires approval
         admins, policy = True, f"Variable {APPROVAL_VARIABLE}={raw!r} is not true/false: treated as required"
     choice = params.get("require_approval") or "policy"
+    if not admins and model_requires:
+        admins, policy = True, f"the model's catalog entry approval.required=true, stricter than {policy}"
     if admins:
         source = policy if choice != "no" else f"{policy}; Param require_approval=no cannot lower it"
     elif choice == "yes":

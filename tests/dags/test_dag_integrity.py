@@ -51,6 +51,12 @@ def test_each_model_dag_is_its_catalog_entry(dagbag, dag_id):
     assert spec.pool in CATALOG.pools()
     publish = dag.get_task("publish")
     assert [a.name for a in publish.outlets] == [f"{dag_id}_served_model"]
+    # The approval step's inputs are arguments: the run's plan and the gate's evidence as XComArgs, the
+    # model's own approval policy and approvers from its catalog entry.
+    approve = dag.get_task("approve")
+    assert approve.plan.operator.task_id == "prepare"
+    assert (approve.evidence.operator.task_id, approve.evidence.key) == ("gate", "evidence")
+    assert (approve.require_approval, tuple(approve.approvers)) == (spec.approval_required, spec.approvers)
     assert spec.file in dag.doc_md
 
 

@@ -334,18 +334,15 @@ def _duties_rows(monkeypatch) -> list[str]:
     monkeypatch.setattr(step, "read_approvers", lambda: step.parse_approvers("alice, bob"))
     monkeypatch.setattr(pipeline, "decide_approval", lambda plan, package, approved, description, **facts: {
         "status": "Approved" if approved else "Rejected", "description": description, **facts})
-    operator = step.ModelApprovalOperator(task_id="approve")
+    operator = step.ModelApprovalOperator(
+        task_id="approve", plan={"names": {"endpoint": "ep"}, "settings": {}},
+        evidence={"package": None, "scores": {}, "rows": {"count": 1},
+                  "decision": {"metric": "test:mse", "threshold": 1, "reason": "r"}})
     monkeypatch.setattr(operator, "do_branch", lambda context, branches: branches)
-    policy = {"required": True, "reason": "r", "timeout_hours": 24, "record": True}
+    params = {"mode": "persistent", "require_approval": "yes", "approval_timeout_hours": 24}
 
     class TI:
         pushed: dict = {}
-
-        def xcom_pull(self, task_ids, key=None):
-            return {"prepare": {"names": {"endpoint": "ep"}, "settings": {}}}.get(task_ids) if key is None else (
-                policy if key == "approval_policy" else {"package": None, "scores": {}, "rows": {"count": 1},
-                                                         "decision": {"metric": "test:mse", "threshold": 1,
-                                                                      "reason": "r"}})
 
         def xcom_push(self, key, value):
             self.pushed[key] = value
@@ -355,7 +352,7 @@ def _duties_rows(monkeypatch) -> list[str]:
     from airflow.sdk.exceptions import TaskAwaitingInput
 
     with pytest.raises(TaskAwaitingInput):
-        operator.execute({"ti": TI(), "task_instance": SimpleNamespace(id="ti"),
+        operator.execute({"ti": TI(), "task_instance": SimpleNamespace(id="ti"), "params": params,
                           "dag_run": SimpleNamespace(triggering_user_name="alice")})
     assert written["assigned_users"] == [{"id": "bob", "name": "bob"}]
     for who, expected in (("alice", "Rejected: alice triggered this run and may not approve it"),
@@ -366,7 +363,8 @@ def _duties_rows(monkeypatch) -> list[str]:
         event = {"chosen_options": ["Approve"], "params_input": {"comment": "ok"},
                  "responded_at": __import__("datetime").datetime.now(__import__("datetime").UTC),
                  "responded_by_user": {"id": who, "name": who}}
-        branch = operator.execute_complete({"ti": ti, "dag_run": SimpleNamespace(triggering_user_name="alice")}, event)
+        branch = operator.execute_complete({"ti": ti, "params": params,
+                                            "dag_run": SimpleNamespace(triggering_user_name="alice")}, event)
         assert ti.pushed["approval"]["description"] == expected
         assert branch == (["deploy"] if who == "bob" else ["rejected"])
         note = {"alice": "Airflow already answers 403: `alice` is left out of the request's `assigned_users`; "

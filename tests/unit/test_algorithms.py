@@ -322,6 +322,20 @@ def test_xgboost_answers():
         xgb.parse_endpoint_answer(b'{"predictions": [{"predicted_label": 1}]}', "regressor")
 
 
+FOREIGN_ANSWERS = [b"[1, 2]", b"not json", b'{"scores": []}']
+
+
+# Linear Learner's items are the records as they come (smoke.check_predictions checks each has a finite score).
+@pytest.mark.parametrize(("name", "title", "answer"), [
+    *(("linear-learner", "Linear Learner", a) for a in FOREIGN_ANSWERS),
+    *(("xgboost", "XGBoost", a) for a in [*FOREIGN_ANSWERS, b'{"predictions": [{}]}']),
+    *(("knn", "k-NN", a) for a in [*FOREIGN_ANSWERS, b'{"predictions": [{"score": 1}]}']),
+])
+def test_a_builtins_endpoint_answer_of_another_shape_is_refused_naming_the_algorithm(name, title, answer):
+    with pytest.raises(algorithms.AnswerError, match=f"Endpoint answer is not {title} JSON"):
+        algorithms.get(name).parse_endpoint_answer(answer, "regressor")
+
+
 def test_knn_answers():
     knn = algorithms.get("knn")
     lines = b'{"predicted_label": 2.0}\n{"predicted_label": 0.0}\n'

@@ -108,10 +108,15 @@ def test_the_error_names_file_field_and_rule(tmp_path):
     ({"instances__gpu": "ml.p3.2xlarge"}, "x.yaml: instances.gpu: unknown field"),
     ({"watch_prefix": "https://bucket/x/"}, "x.yaml: watch_prefix: 'https://bucket/x/' does not match"),
     ({"schedule": 5}, "x.yaml: schedule: 5 is not of type 'string', 'null'"),
-    ({"colour": "blue"}, "x.yaml: colour: unknown field (allowed: algorithm, dag_id"),
+    ({"colour": "blue"}, "x.yaml: colour: unknown field (allowed: algorithm, approval, dag_id"),
     ({"name": "y"}, "x.yaml: name: 'y' must be the file's name ('x')"),
     ({"dag_id": "my dag"}, "x.yaml: dag_id: 'my dag' does not match"),
     ({"shares_endpoint_with": ["nobody"]}, "x.yaml: shares_endpoint_with: no model 'nobody' in the catalog"),
+    ({"approval__required": "sometimes"}, "x.yaml: approval.required: 'sometimes' is not of type 'boolean'"),
+    ({"approval__approvers": ["alice, bob"]}, "x.yaml: approval.approvers.0: 'alice, bob' does not match"),
+    ({"approval__approvers": [":bob"]}, "x.yaml: approval.approvers.0: ':bob' does not match"),
+    ({"approval__approvers": ["alice", "alice"]}, "x.yaml: approval.approvers: ['alice', 'alice'] has non-unique"),
+    ({"approval__by": ["alice"]}, "x.yaml: approval.by: unknown field (allowed: approvers, required)"),
 ])
 def test_each_rule_refuses_with_its_field(tmp_path, changes, expected):
     errors = _errors(tmp_path, ("x", _entry("x", **changes)))
@@ -141,6 +146,17 @@ def test_yaml_yes_and_no_mean_the_params_yes_and_no(tmp_path):
     (spec,) = load_catalog(tmp_path).specs
     assert spec.promotion["require_approval"] == "yes"
     assert spec.param_defaults()["require_approval"] == "yes"
+
+
+def test_a_model_names_its_approval_policy_and_approvers(tmp_path):
+    """Not Params (a person triggering a run cannot change them): fields of the spec the DAG gives the approval step."""
+    catalog = _load(tmp_path, ("strict", _entry("strict", approval__required=True,
+                                                approval__approvers=["alice", "7:bob"])),
+                    ("plain", _entry("plain")))
+    plain, strict = catalog.specs
+    assert (strict.approval_required, strict.approvers) == (True, ("alice", "7:bob"))
+    assert (plain.approval_required, plain.approvers) == (False, ())
+    assert not {"approval", "approvers", "approval_required"} & set(strict.param_defaults())
 
 
 def test_a_bad_file_does_not_refuse_the_good_ones(tmp_path):
@@ -263,3 +279,16 @@ def test_two_models_whose_history_paths_overlap_are_both_refused(tmp_path):
                      ("model_c", _entry("model_c", settings={"history_path": "teams/ab"})))
     assert len(errors) == 2 and all("overlap" in e for e in errors)
     assert "model_b.yaml's 'teams/a/b'" in errors[0] and "model_a.yaml's 'teams/a'" in errors[1]
+
+
+def test_the_readmes_catalog_example_loads_with_its_approval_policy(tmp_path):
+    """The README's annotated entry is a valid file (its comments name every section, `approval:` included)."""
+    import re
+
+    example = re.search(r"```yaml\n(name: housing_lstat .*?)```", (PROJECT_DIR / "README.md").read_text(), re.S)
+    assert example, "README.md lost its catalog example"
+    (tmp_path / "housing_lstat.yaml").write_text(example.group(1))
+    catalog = load_catalog(tmp_path)
+    assert catalog.errors == ()
+    (spec,) = catalog.specs
+    assert (spec.approval_required, spec.approvers) == (True, ("alice", "7:bob"))

@@ -156,42 +156,60 @@ PLAN = {"names": {"endpoint": "linear-learner-housing"}, "settings": {}}
 
 
 class FakeTI:
-    def __init__(self, policy=None):
-        policy = policy or {"required": True, "reason": "r", "timeout_hours": 6, "record": True}
-        self.xcoms = {("prepare", None): PLAN, ("gate", "evidence"): EVIDENCE, ("gate", "approval_policy"): policy}
+    """A task instance that has no XCom to give: the operator's inputs are its arguments."""
+
+    def __init__(self):
         self.pushed = {}
         self.id = "ti-1"
 
-    def xcom_pull(self, task_ids, key=None):
-        return self.xcoms[(task_ids, key)]
+    def xcom_pull(self, *args, **kwargs):
+        raise AssertionError(f"the approval step pulled an XCom: {args} {kwargs}")
 
     def xcom_push(self, key, value):
         self.pushed[key] = value
 
 
 @pytest.fixture
-def step(monkeypatch):
+def variables(monkeypatch):
+    """The admins' Variables as the step reads them (none set unless a test sets one)."""
+    from airflow.sdk import Variable
+
+    values: dict[str, str] = {}
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None: values.get(key, default)))
+    return values
+
+
+@pytest.fixture
+def step(monkeypatch, variables):
     decisions = []
 
     def decide(plan, package, approved, description, **facts):
+        assert plan == PLAN
         decisions.append((approved, description, facts))
         return {"status": "Approved" if approved else "Rejected", "description": description, **facts}
 
     monkeypatch.setattr(pipeline, "decide_approval", decide)
-    monkeypatch.setattr(approval_module, "read_approvers", lambda: [])  # no Variable: Airflow's default
-    op = ModelApprovalOperator(task_id="approve")
+    op = ModelApprovalOperator(task_id="approve", plan=PLAN, evidence=EVIDENCE)
     monkeypatch.setattr(op, "do_branch", lambda context, branches: branches)
     return op, decisions
 
 
-def _policy(required=True, hours=6):
-    return {"required": required, "reason": "r", "timeout_hours": hours, "record": True}
+def _params(required=True, hours=6, choice=None):
+    return {"mode": "persistent", "require_approval": choice or ("yes" if required else "policy"),
+            "approval_timeout_hours": hours}
+
+
+def _context(ti, triggered_by=None, **policy):
+    from types import SimpleNamespace
+
+    return {"ti": ti, "task_instance": ti, "dag_run": SimpleNamespace(triggering_user_name=triggered_by),
+            "params": _params(**policy)}
 
 
 def test_no_approval_needed_does_not_wait(step):
     op, decisions = step
-    ti = FakeTI(_policy(required=False))
-    assert op.execute({"ti": ti, "task_instance": ti}) == ["deploy"]
+    ti = FakeTI()
+    assert op.execute(_context(ti, required=False)) == ["deploy"]
     assert decisions == [(True, "policy: no approval required", {"approver": "policy"})]
     assert ti.pushed["approval"]["status"] == "Approved"
 
@@ -203,9 +221,9 @@ def test_required_approval_parks_the_task_with_the_evidence(step, monkeypatch):
     written = {}
     monkeypatch.setattr("airflow.providers.standard.operators.hitl.upsert_hitl_detail",
                         lambda **kw: written.update(kw))
-    ti = FakeTI(_policy(hours=6))
+    ti = FakeTI()
     with pytest.raises(TaskAwaitingInput) as parked:
-        op.execute({"ti": ti, "task_instance": ti})
+        op.execute(_context(ti, hours=6))
     assert parked.value.timeout == timedelta(hours=6)
     assert written["options"] == ["Approve", "Reject"] and written["defaults"] == ["Reject"]
     assert written["subject"] == "Promote model version 2 to linear-learner-housing?"
@@ -222,8 +240,8 @@ def _answer(option, user, comment="", timedout=False):
 
 def test_approve_records_the_approver(step):
     op, decisions = step
-    ti = FakeTI(_policy())
-    assert op.execute_complete({"ti": ti}, _answer("Approve", {"id": "7", "name": "alice"}, "looks right")) == [
+    ti = FakeTI()
+    assert op.execute_complete(_context(ti), _answer("Approve", {"id": "7", "name": "alice"}, "looks right")) == [
         "deploy"]
     assert decisions == [(True, "Approved by alice: looks right", {"approver": "alice", "comment": "looks right",
                                                                    "approver_id": "7"})]
@@ -232,37 +250,31 @@ def test_approve_records_the_approver(step):
 
 def test_reject_records_approver_and_comment(step):
     op, decisions = step
-    ti = FakeTI(_policy())
-    assert op.execute_complete({"ti": ti}, _answer("Reject", {"id": "bob", "name": "bob"}, "drift")) == ["rejected"]
+    ti = FakeTI()
+    assert op.execute_complete(_context(ti), _answer("Reject", {"id": "bob", "name": "bob"}, "drift")) == ["rejected"]
     assert decisions == [(False, "Rejected by bob: drift", {"approver": "bob", "comment": "drift"})]
     assert ti.pushed["approval"]["description"] == "Rejected by bob: drift"
 
 
 def test_timeout_is_a_rejection_with_that_reason(step):
     op, decisions = step
-    ti = FakeTI(_policy(hours=6))
-    assert op.execute_complete({"ti": ti}, _answer("Reject", None, timedout=True)) == ["rejected"]
+    ti = FakeTI()
+    assert op.execute_complete(_context(ti, hours=6), _answer("Reject", None, timedout=True)) == ["rejected"]
     assert decisions[0][0] is False and decisions[0][1] == "Rejected: no answer within 6 h (timeout)"
     decisions.clear()
-    assert op.execute_complete({"ti": ti}, {"error": "timed out", "error_type": "timeout"}) == ["rejected"]
+    assert op.execute_complete(_context(ti), {"error": "timed out", "error_type": "timeout"}) == ["rejected"]
     assert decisions[0][0] is False and decisions[0][2]["approver"] == "timeout"
 
 
 def test_request_body_without_a_champion():
     body = request_body({**EVIDENCE, "champion_package": None, "scores": {"challenger": {"mse": 3.0},
                                                                           "champion": None}},
-                        _policy(hours=3))
+                        {"required": True, "reason": "r", "timeout_hours": 3, "record": True})
     assert "| score | 3.0000 | – |" in body and "within 3 h" in body
     assert approval_module.APPROVE == "Approve"
 
 
 # --- separation of duties: assigned approvers, and not the person who triggered the run -----------------
-def _context(ti, triggered_by=None):
-    from types import SimpleNamespace
-
-    return {"ti": ti, "task_instance": ti, "dag_run": SimpleNamespace(triggering_user_name=triggered_by)}
-
-
 def test_parse_approvers():
     assert approval_module.parse_approvers(None) == [] == approval_module.parse_approvers(" , ")
     assert approval_module.parse_approvers("alice, 7:bob ,alice") == [{"id": "alice", "name": "alice"},
@@ -278,12 +290,11 @@ def written(monkeypatch):
     return out
 
 
-def test_the_approvers_are_assigned_without_the_person_who_triggered_the_run(step, written, monkeypatch):
+def test_the_approvers_are_assigned_without_the_person_who_triggered_the_run(step, written, variables):
     from airflow.sdk.exceptions import TaskAwaitingInput
 
     op, _ = step
-    monkeypatch.setattr(approval_module, "read_approvers",
-                        lambda: approval_module.parse_approvers("alice, 7:bob, carol"))
+    variables[approval_module.APPROVERS_VARIABLE] = "alice, 7:bob, carol"
     ti = FakeTI()
     with pytest.raises(TaskAwaitingInput):
         op.execute(_context(ti, triggered_by="bob"))
@@ -301,12 +312,12 @@ def test_without_the_variable_anyone_allowed_may_answer_but_the_body_says_who_ma
     assert "any user who may edit this DAG's runs, not `dave`" in written["body"]
 
 
-def test_the_only_approver_triggered_the_run_fails_instead_of_opening_it_to_everyone(step, written, monkeypatch):
+def test_the_only_approver_triggered_the_run_fails_instead_of_opening_it_to_everyone(step, written, variables):
     from airflow.sdk.exceptions import AirflowFailException
 
     op, decisions = step
-    monkeypatch.setattr(approval_module, "read_approvers", lambda: approval_module.parse_approvers("alice"))
-    with pytest.raises(AirflowFailException, match="names no one but alice"):
+    variables[approval_module.APPROVERS_VARIABLE] = "alice"
+    with pytest.raises(AirflowFailException, match="Variable sagemaker_retrain_approvers names no one but alice"):
         op.execute(_context(FakeTI(), triggered_by="alice"))
     assert written == {} and decisions == []
 
@@ -328,9 +339,9 @@ def test_the_only_approver_triggered_the_run_fails_instead_of_opening_it_to_ever
     ("alice, bob", "alice", {"id": "bob", "name": "bob"}, "Approve", "deploy", "Approved by bob: c"),
     ("", None, {"id": "admin", "name": "admin"}, "Approve", "deploy", "Approved by admin: c"),
 ])
-def test_the_answer_is_checked_again(step, monkeypatch, approvers, triggered_by, user, option, branch, description):
+def test_the_answer_is_checked_again(step, variables, approvers, triggered_by, user, option, branch, description):
     op, decisions = step
-    monkeypatch.setattr(approval_module, "read_approvers", lambda: approval_module.parse_approvers(approvers))
+    variables[approval_module.APPROVERS_VARIABLE] = approvers
     ti = FakeTI()
     assert op.execute_complete(_context(ti, triggered_by), _answer(option, user, "c")) == [branch]
     approved, said, facts = decisions[0]
@@ -339,15 +350,90 @@ def test_the_answer_is_checked_again(step, monkeypatch, approvers, triggered_by,
     assert ("refused" in facts) is description.startswith("Rejected: ")
 
 
-def test_the_policy_is_resolved_again_not_taken_from_an_edited_xcom(step, written, monkeypatch):
-    """A User role may edit the gate's XCom to {"required": false}: the step resolves the policy itself."""
-    from airflow.sdk import Variable
+def test_the_admins_policy_beats_the_param(step, written, variables):
+    """Variable true, Param ``no``: the step waits (resolved here from the Params, from no XCom a User may edit)."""
     from airflow.sdk.exceptions import TaskAwaitingInput
 
     op, decisions = step
-    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None: "true"))
-    ti = FakeTI({"required": False, "reason": "edited", "timeout_hours": 1, "record": True})
-    context = {**_context(ti), "params": {"mode": "persistent", "require_approval": "no", "approval_timeout_hours": 3}}
+    variables[pipeline.APPROVAL_VARIABLE] = "true"
     with pytest.raises(TaskAwaitingInput) as parked:
-        op.execute(context)
+        op.execute(_context(FakeTI(), choice="no", hours=3))
     assert parked.value.timeout == timedelta(hours=3) and decisions == [] and written["subject"]
+
+
+def test_without_the_params_the_step_refuses_rather_than_guess(step):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    op, decisions = step
+    with pytest.raises(AirflowFailException, match="needs the run's Params"):
+        op.execute({"ti": FakeTI()})
+    assert decisions == []
+
+
+# --- approval per model: the catalog's requirement and approvers, the Variables as defaults -------------
+@pytest.mark.parametrize(("variable", "choice", "required"), [
+    (None, "no", True), (None, "policy", True), ("false", "no", True), ("true", "no", True), (None, "yes", True),
+])
+def test_a_model_that_requires_approval_waits_whatever_the_param(variables, variable, choice, required):
+    if variable is not None:
+        variables[pipeline.APPROVAL_VARIABLE] = variable
+    policy = pipeline.approval_policy(_params(choice=choice), model_requires=True)
+    assert policy["required"] is required
+    if variable != "true":
+        assert "catalog entry approval.required=true" in policy["reason"]
+
+
+def test_a_model_that_does_not_require_approval_cannot_waive_the_admins(variables):
+    variables[pipeline.APPROVAL_VARIABLE] = "true"
+    assert pipeline.approval_policy(_params(choice="no"), model_requires=False)["required"] is True
+    variables[pipeline.APPROVAL_VARIABLE] = "false"
+    assert pipeline.approval_policy(_params(choice="policy"), model_requires=False)["required"] is False
+
+
+def test_the_models_requirement_makes_the_step_wait(variables, written, monkeypatch):
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    op = ModelApprovalOperator(task_id="approve", plan=PLAN, evidence=EVIDENCE, require_approval=True)
+    with pytest.raises(TaskAwaitingInput):
+        op.execute(_context(FakeTI(), choice="no"))
+    assert written["subject"] == "Promote model version 2 to linear-learner-housing?"
+
+
+def test_the_models_approvers_replace_the_variables(step, written, variables, monkeypatch):
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    variables[approval_module.APPROVERS_VARIABLE] = "alice, bob"
+    op = ModelApprovalOperator(task_id="approve", plan=PLAN, evidence=EVIDENCE, approvers=["carol", "9:dan"])
+    monkeypatch.setattr(op, "do_branch", lambda context, branches: branches)
+    with pytest.raises(TaskAwaitingInput):
+        op.execute(_context(FakeTI(), triggered_by="carol"))
+    assert written["assigned_users"] == [{"id": "9", "name": "dan"}]
+    ti = FakeTI()
+    # an approver of the Variable is not one of this model's: their Approve is a rejection naming the source
+    assert op.execute_complete(_context(ti, triggered_by="carol"), _answer("Approve", {"id": "alice", "name": "alice"})
+                               ) == ["rejected"]
+    assert ti.pushed["approval"]["description"] == (
+        "Rejected: alice is not an assigned approver (the model's catalog entry)")
+    assert op.execute_complete(_context(FakeTI(), triggered_by="carol"), _answer("Approve", {"id": "9", "name": "dan"})
+                               ) == ["deploy"]
+
+
+def test_the_only_model_approver_triggered_the_run(step, written):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    op = ModelApprovalOperator(task_id="approve", plan=PLAN, evidence=EVIDENCE, approvers="alice")
+    with pytest.raises(AirflowFailException, match="the model's catalog entry names no one but alice"):
+        op.execute(_context(FakeTI(), triggered_by="alice"))
+    assert written == {}
+
+
+def test_the_inputs_are_templated_arguments():
+    """The DAG passes XComArgs or templates; the operator renders them like any templated field."""
+    from airflow.sdk import DAG
+
+    assert {"plan", "evidence", "approvers"} <= set(ModelApprovalOperator.template_fields)
+    with DAG("approval_templates", schedule=None):
+        op = ModelApprovalOperator(task_id="approve", plan={"names": {"endpoint": "{{ params.ep }}"}},
+                                   evidence={"package": None}, approvers="{{ params.who }}")
+    op.render_template_fields({"params": {"ep": "ep-1", "who": "alice, bob"}})
+    assert op.plan == {"names": {"endpoint": "ep-1"}} and op.approvers == "alice, bob"

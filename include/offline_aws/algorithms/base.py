@@ -9,13 +9,15 @@ container) whose ``invoke`` serves one request body, for an endpoint or a batch 
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..linear_learner.serving import ModelError
+from ..answers import ModelError
 
 __all__ = ["AlgorithmFailed", "ModelError", "Predictor", "TrainingContext", "TrainingResult", "Algorithm"]
 
@@ -87,3 +89,15 @@ def metrics_from_log(lines: list[str], definitions: list[dict]) -> dict[str, flo
                     continue
     order = {name: i for i, (name, _) in enumerate(compiled)}
     return dict(sorted(found.items(), key=lambda item: order[item[0]]))
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    """The training job's ``model.tar.gz``: a gzipped tar of these files (name -> bytes), mode 0644, as AWS writes it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import tarfile
 from datetime import datetime
 
 import numpy as np
 
+from ..answers import choose_accept, json_answer
 from ..limits import LimitExceeded, read_tar_member
 from ..linear_learner.data import DataError
 from ..linear_learner.serving import decode_request, encode_prediction_records
-from .base import AlgorithmFailed, ModelError, TrainingContext, TrainingResult
+from .base import AlgorithmFailed, TrainingContext, TrainingResult, metrics_from_log, tar_gz
 from .linear_learner import client_error, parse_channel
 
 ARTIFACT_NAME = "model_algo-1"
@@ -209,7 +208,7 @@ class KNN:
                 line = f"#test_score (algo-1) : ('mse', {float(np.mean((pred - yt) ** 2))!r})"
             ctx.log(line)
             lines.append(line)
-        return TrainingResult(_tar_gz(model.to_bytes()), _final_metrics(lines))
+        return TrainingResult(tar_gz({ARTIFACT_NAME: model.to_bytes()}), metrics_from_log(lines, METRIC_DEFINITIONS))
 
     def load(self, artifact: bytes, container: dict, fetch) -> KNNPredictor:
         if artifact[:2] != b"\x1f\x8b":
@@ -221,41 +220,7 @@ class KNN:
         return KNNPredictor(KNNModel.from_bytes(payload))
 
 
-def _final_metrics(lines: list[str]) -> dict[str, float]:
-    found = {}
-    for d in METRIC_DEFINITIONS:
-        for line in lines:
-            match = re.search(d["Regex"], line)
-            if match:
-                found[d["Name"]] = float(match.group(1))
-    return found
-
-
-def _tar_gz(payload: bytes) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo(ARTIFACT_NAME)
-        info.size = len(payload)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
-
-
 RESPONSE_TYPES = ("application/json", "application/jsonlines", "application/x-recordio-protobuf")
-
-
-def _accept(accept: str | None) -> tuple[str, bool]:
-    if not accept or not accept.strip():
-        return "application/json", False
-    for part in accept.split(","):
-        media, *params = [p.strip().lower() for p in part.split(";")]
-        verbose = "verbose=true" in params
-        if media in ("*/*", "application/*"):
-            return "application/json", verbose
-        if media in RESPONSE_TYPES:
-            return media, verbose
-    raise ModelError(f"Accept type {accept!r} is not supported by this algorithm; supported accept types are "
-                     + ", ".join(RESPONSE_TYPES), 406)
 
 
 class KNNPredictor:
@@ -263,7 +228,8 @@ class KNNPredictor:
         self.model = model
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None, *, batch: bool = False):
-        media, verbose = _accept(accept)
+        media, params = choose_accept(accept, RESPONSE_TYPES, default="application/json")
+        verbose = "verbose=true" in params
         X = decode_request(body, content_type or "application/octet-stream", self.model.feature_dim)
         out = self.model.predict(X)
         records = []
@@ -273,8 +239,7 @@ class KNNPredictor:
                 record["distances"] = out["distances"][i].tolist()
                 record["labels"] = out["labels"][i].tolist()
             records.append(record)
-        if media == "application/json":
-            return json.dumps({"predictions": records}).encode(), media
-        if media == "application/jsonlines":
-            return "".join(json.dumps(r) + "\n" for r in records).encode(), media
+        answer = json_answer(records, media)
+        if answer is not None:
+            return answer, media
         return encode_prediction_records([{"predicted_label": r["predicted_label"]} for r in records]), media

@@ -24,17 +24,16 @@ Follows aws/sagemaker-xgboost-container's algorithm mode (our code, its rules):
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import re
-import tarfile
 
 import numpy as np
 
+from ..answers import choose_accept, json_answer
 from ..limits import LimitExceeded, read_tar_member
 from ..linear_learner.data import DataError, read_csv_records, read_recordio_protobuf
-from .base import AlgorithmFailed, ModelError, TrainingContext, TrainingResult
+from .base import AlgorithmFailed, ModelError, TrainingContext, TrainingResult, tar_gz
 
 MODEL_NAME = "xgboost-model"
 
@@ -362,7 +361,7 @@ class XGBoost:
             kind = "ClientError" if any(e in str(exc) for e in CUSTOMER_ERRORS) else "AlgorithmError"
             raise AlgorithmFailed(f"{kind}: {text}") from None
         # UBJSON, xgboost's own format (the name has no extension, as the container's): Booster.load_model reads it.
-        artifact = _tar_gz({MODEL_NAME: bytes(booster.save_raw("ubj"))})
+        artifact = tar_gz({MODEL_NAME: bytes(booster.save_raw("ubj"))})
         return TrainingResult(artifact, final_metrics(callbacks[0].lines))
 
     def load(self, artifact: bytes, container: dict, fetch) -> XGBoostPredictor:
@@ -416,17 +415,6 @@ def _log_rounds(xgb, log):
     return LogRounds()
 
 
-def _tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
-
-
 # ------------------------------------------------------------------------------------------- serving
 ACCEPTS = ("text/csv", "application/json", "application/jsonlines")
 
@@ -451,7 +439,7 @@ class XGBoostPredictor:
             kind = None
         if kind not in (CSV, LIBSVM, RECORDIO):
             raise ModelError(f"Content-type {content_type} is not supported.", 415)
-        media = _accept(accept)
+        media, _ = choose_accept(accept, ACCEPTS, default="text/csv", wildcards=("*/*",), quote=False)
         try:
             X = self._decode(kind, body)
         except Exception as exc:  # noqa: BLE001 - the container answers 415 whatever the parse error
@@ -468,10 +456,9 @@ class XGBoostPredictor:
         values = preds.tolist()
         if batch:  # SAGEMAKER_BATCH: str() of each prediction, one per line
             return ("\n".join(map(str, values)) + "\n").encode(), media
-        if media == "application/json":
-            return json.dumps({"predictions": [{"score": v} for v in values]}).encode(), media
-        if media == "application/jsonlines":
-            return "".join(json.dumps({"score": v}) + "\n" for v in values).encode(), media
+        answer = json_answer([{"score": v} for v in values], media)
+        if answer is not None:
+            return answer, media
         rows = [",".join(map(repr, v)) if isinstance(v, list) else repr(v) for v in values]
         return ("\n".join(rows) + "\n").encode(), media
 
@@ -487,16 +474,3 @@ class XGBoostPredictor:
                 body = "\n".join(f"0 {line}" for line in lines).encode()
             return _libsvm(body)[1]
         return read_recordio_protobuf([body])[1]
-
-
-def _accept(accept: str | None) -> str:
-    if not accept or accept.strip() in ("*/*", ""):
-        return "text/csv"
-    for part in accept.split(","):
-        media = part.split(";")[0].strip().lower()
-        if media in ACCEPTS:
-            return media
-        if media == "*/*":
-            return "text/csv"
-    raise ModelError(f"Accept type {accept} is not supported by this algorithm; supported accept types are "
-                     + ", ".join(ACCEPTS), 406)

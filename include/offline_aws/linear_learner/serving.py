@@ -13,6 +13,7 @@ import struct
 
 import numpy as np
 
+from ..answers import ModelError, choose_accept, json_answer
 from .data import RECORDIO_MAGIC, DataError, _varint, read_recordio_protobuf
 
 RECORDIO = "application/x-recordio-protobuf"
@@ -20,15 +21,6 @@ REQUEST_TYPES = ("text/csv", "application/json", "application/jsonlines", RECORD
 # AWS documents json, jsonlines and recordio-protobuf responses; text/csv is the emulator's own (batch
 # transform's CSV JoinSource uses it), see the README.
 RESPONSE_TYPES = ("application/json", "application/jsonlines", RECORDIO, "text/csv")
-
-
-class ModelError(Exception):
-    """The container refused the request; ``status`` is the HTTP status it answered with."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def _media_type(value: str | None) -> str:
@@ -194,35 +186,19 @@ def _records(predictions: dict[str, np.ndarray], predictor_type: str) -> list[di
     return out
 
 
-def _choose_accept(accept: str | None) -> str:
-    if not accept or not accept.strip():
-        return "application/json"
-    for part in accept.split(","):
-        media = _media_type(part)
-        if media in ("*/*", "application/*"):
-            return "application/json"
-        if media in RESPONSE_TYPES:
-            return media
-    raise ModelError(
-        f"Accept type {accept!r} is not supported by this algorithm; supported accept types are "
-        + ", ".join(RESPONSE_TYPES),
-        406,
-    )
-
-
 def encode_response(predictions: dict[str, np.ndarray], accept: str, predictor_type: str) -> tuple[bytes, str]:
     """Serialise predictions in the Accept format; returns (body, content type)."""
-    media = _choose_accept(accept)
+    media, _ = choose_accept(accept, RESPONSE_TYPES, default="application/json")
     records = _records(predictions, predictor_type)
     if media == "application/json":
-        return json.dumps({"predictions": records}).encode("utf-8"), media
+        return json_answer(records, media), media
     if media == RECORDIO:
         return encode_prediction_records(records), media
     if media == "application/jsonlines":
         scores = [r["score"] for r in records]
         if predictor_type == "regressor" and all(map(math.isfinite, scores)):  # json.dumps writes repr(float)
             return "".join(f'{{"score": {score!r}}}\n' for score in scores).encode("utf-8"), media
-        return "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"), media
+        return json_answer(records, media), media
     lines = []
     for r in records:
         if predictor_type == "regressor":

@@ -317,3 +317,20 @@ def from_value(value: Any, predictor_type: str, *, probability: bool, index: int
     if predictor_type == "binary_classifier" and probability:
         return {"score": value, "predicted_label": float(value > 0.5)}
     return {"score": value, "predicted_label": value}
+
+
+def from_values(values: list, predictor_type: str, *, probability: bool) -> list[dict]:
+    """One normalised record per row's raw value (``from_value`` of each, numbered for its errors)."""
+    return [from_value(v, predictor_type, probability=probability, index=i) for i, v in enumerate(values)]
+
+
+def json_predictions(body: bytes, what: str, key: str | None = None) -> list:
+    """The items of a built-in's JSON answer ``{"predictions": [...]}``, or each item's ``key`` when given.
+
+    ``what`` names the algorithm in the error: an answer of another shape is not this algorithm's.
+    """
+    try:
+        items = json.loads(body)["predictions"]
+        return items if key is None else [item[key] for item in items]
+    except (ValueError, KeyError, TypeError) as err:
+        raise AnswerError(f"Endpoint answer is not {what} JSON: {body[:200]!r}") from err

@@ -9,7 +9,6 @@ transform). k-NN gives no probability: a classifier's score is its label.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ from sagemaker_retrain.algorithms.base import (
     Algorithm,
     AnswerError,
     Hyperparameter,
-    from_value,
+    from_values,
     json_lines,
+    json_predictions,
 )
 
 _HP = Hyperparameter
@@ -81,24 +81,16 @@ class KNN(Algorithm):
         return {"feature_dim": str(feature_dim), "predictor_type": predictor,
                 **super().build_hyperparameters(params, feature_dim)}
 
-    @staticmethod
-    def _labels(items: Any, where: str) -> list:
+    def parse_transform_output(self, body: bytes, predictor_type: str, where: str = "transform output") -> list[dict]:
+        items = json_lines(body, where)
         try:
-            return [item["predicted_label"] for item in items]
+            labels = [item["predicted_label"] for item in items]
         except (KeyError, TypeError) as err:
             raise AnswerError(f"{where} is not k-NN's answer (a predicted_label per row): {str(items)[:200]}") from err
-
-    def parse_transform_output(self, body: bytes, predictor_type: str, where: str = "transform output") -> list[dict]:
-        labels = self._labels(json_lines(body, where), where)
-        return [from_value(v, predictor_type, probability=False, index=i) for i, v in enumerate(labels)]
+        return from_values(labels, predictor_type, probability=False)
 
     def parse_endpoint_answer(self, body: bytes, predictor_type: str) -> list[dict]:
-        try:
-            items = json.loads(body)["predictions"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise AnswerError(f"Endpoint answer is not k-NN JSON: {body[:200]!r}") from err
-        labels = self._labels(items, "Endpoint answer")
-        return [from_value(v, predictor_type, probability=False, index=i) for i, v in enumerate(labels)]
+        return from_values(json_predictions(body, "k-NN", "predicted_label"), predictor_type, probability=False)
 
 
 ALGORITHM = KNN()

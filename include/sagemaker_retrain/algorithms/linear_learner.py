@@ -9,7 +9,6 @@ validation and test; CSV label-first or dense RecordIO-protobuf for train/valida
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,11 @@ from sagemaker_retrain.algorithms.base import (
     JSONLINES,
     RECORDIO,
     Algorithm,
-    AnswerError,
     ExtraParam,
     Hyperparameter,
     hp_value,
     json_lines,
+    json_predictions,
 )
 from sagemaker_retrain.images import LINEAR_LEARNER_ACCOUNTS
 
@@ -98,11 +97,7 @@ class LinearLearner(Algorithm):
         return json_lines(body, where)
 
     def parse_endpoint_answer(self, body: bytes, predictor_type: str) -> list[dict]:
-        try:
-            items = json.loads(body)["predictions"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise AnswerError(f"Endpoint answer is not Linear Learner JSON: {body[:200]!r}") from err
-        return items
+        return json_predictions(body, "Linear Learner")
 
 
 ALGORITHM = LinearLearner()

@@ -31,7 +31,7 @@ from sagemaker_retrain.algorithms.base import (
     Algorithm,
     AnswerError,
     ExtraParam,
-    from_value,
+    from_values,
     number_lines,
 )
 
@@ -161,8 +161,7 @@ class SKLearn(Algorithm):
     # --- answers ----------------------------------------------------------------------------------
     def parse_transform_output(self, body: bytes, predictor_type: str, where: str = "transform output") -> list[dict]:
         """``text/csv`` from the container's default ``output_fn``: one row of the prediction array per line."""
-        return [from_value(v, predictor_type, probability=False, index=i)
-                for i, v in enumerate(number_lines(body, where))]
+        return from_values(number_lines(body, where), predictor_type, probability=False)
 
     def parse_endpoint_answer(self, body: bytes, predictor_type: str) -> list[dict]:
         try:
@@ -173,7 +172,7 @@ class SKLearn(Algorithm):
             values = values["predictions"]  # a script's own output_fn in the built-ins' shape
         if not isinstance(values, list):
             raise AnswerError(f"Endpoint answer is not a JSON array of predictions: {body[:200]!r}")
-        return [from_value(v, predictor_type, probability=False, index=i) for i, v in enumerate(values)]
+        return from_values(values, predictor_type, probability=False)
 
 
 ALGORITHM = SKLearn()

@@ -9,7 +9,6 @@ header (``text/csv``). Answers: ``text/csv`` / batch transform one prediction pe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from sagemaker_retrain.algorithms.base import (
     JSONLINES,
     RECORDIO,
     Algorithm,
-    AnswerError,
     Hyperparameter,
-    from_value,
+    from_values,
     hp_value,
+    json_predictions,
     number_lines,
 )
 
@@ -114,16 +113,10 @@ class XGBoost(Algorithm):
 
     def parse_transform_output(self, body: bytes, predictor_type: str, where: str = "transform output") -> list[dict]:
         """One prediction per line: ``str()`` of the booster's output (a number, or a list for softprob)."""
-        return [from_value(v, predictor_type, probability=True, index=i)
-                for i, v in enumerate(number_lines(body, where))]
+        return from_values(number_lines(body, where), predictor_type, probability=True)
 
     def parse_endpoint_answer(self, body: bytes, predictor_type: str) -> list[dict]:
-        try:
-            items = json.loads(body)["predictions"]
-            values = [item["score"] for item in items]
-        except (ValueError, KeyError, TypeError) as err:
-            raise AnswerError(f"Endpoint answer is not XGBoost JSON: {body[:200]!r}") from err
-        return [from_value(v, predictor_type, probability=True, index=i) for i, v in enumerate(values)]
+        return from_values(json_predictions(body, "XGBoost", "score"), predictor_type, probability=True)
 
 
 ALGORITHM = XGBoost()

@@ -14,8 +14,9 @@ and the run goes on to ``deploy``. Reject or timeout: the package becomes ``Reje
 
 Who may answer (separation of duties):
 
-* Variable ``sagemaker_retrain_approvers`` (read when the request is written, and again when the
-  answer comes): comma-separated user ids as the auth manager knows them, each optionally
+* The model's approvers (argument ``approvers``: the catalog entry's ``approval.approvers``) or, when
+  it names none, Variable ``sagemaker_retrain_approvers`` (read when the request is written, and again
+  when the answer comes): user ids as the auth manager knows them, each optionally
   ``ID:NAME`` (Simple auth manager, Keycloak: the username; FAB: the numeric id, with ``:username``
   so that the person who triggered the run is recognised). They become the HITL request's
   ``assigned_users``: Airflow's API answers anyone else with 403, and the request stays pending
@@ -33,9 +34,9 @@ Who may answer (separation of duties):
 Without the Variable any user who may edit the DAG's runs may answer (Airflow's default), except
 the person who triggered the run.
 
-When the run's policy needs no approval (``gate`` resolved it with ``pipeline.approval_policy``:
-Variable ``sagemaker_retrain_require_approval``, which Param ``require_approval`` may only make
-stricter) the step does not wait: the package is approved with the reason "policy: no approval
+When the run's policy needs no approval (resolved here, at run time, with ``pipeline.approval_policy``:
+Variable ``sagemaker_retrain_require_approval``, which the model's ``approval.required`` and Param
+``require_approval`` may only make stricter) the step does not wait: the package is approved with the reason "policy: no approval
 required" and the run goes straight to ``deploy``.
 """
 
@@ -81,6 +82,17 @@ def read_approvers() -> list[dict[str, str]]:
     return parse_approvers(Variable.get(APPROVERS_VARIABLE, default=None))
 
 
+def model_approvers(named: str | list[str] | tuple[str, ...] | None) -> tuple[list[dict[str, str]], str]:
+    """The approvers of this model and where they come from: its own (the catalog's), else the Variable's."""
+    raw = ", ".join(named) if isinstance(named, list | tuple) else named
+    if raw and str(raw).strip(" ,"):
+        try:
+            return parse_approvers(raw), "the model's catalog entry"
+        except ValueError as err:
+            raise ValueError(str(err).replace(f"Variable {APPROVERS_VARIABLE}", "approvers")) from None
+    return read_approvers(), f"Variable {APPROVERS_VARIABLE}"
+
+
 def is_user(user: dict | None, name: str | None) -> bool:
     """Is ``user`` (a HITL user: id and name) the person called ``name`` (the run's triggering user)?"""
     return bool(user and name) and name in (user.get("name"), user.get("id"))
@@ -91,13 +103,14 @@ def triggering_user(context) -> str | None:
     return getattr(context.get("dag_run"), "triggering_user_name", None) or None
 
 
-def refusal(user: dict | None, triggered_by: str | None, approvers: list[dict[str, str]]) -> str | None:
+def refusal(user: dict | None, triggered_by: str | None, approvers: list[dict[str, str]],
+            source: str = f"Variable {APPROVERS_VARIABLE}") -> str | None:
     """Why this person's *Approve* does not count (a rejection with this reason), or None."""
     who = (user or {}).get("name") or (user or {}).get("id") or "unknown"
     if is_user(user, triggered_by):
         return f"{who} triggered this run and may not approve it"
     if approvers and not any(a["id"] == (user or {}).get("id") for a in approvers):
-        return f"{who} is not an assigned approver (Variable {APPROVERS_VARIABLE})"
+        return f"{who} is not an assigned approver ({source})"
     return None
 
 
@@ -146,17 +159,31 @@ class ModelApprovalOperator(HITLBranchOperator):
     """
     Wait for a person to approve the promotion, unless the run's policy needs no approval.
 
-    :param gate_task_id: the gate task; its XComs ``evidence`` (scores, packages, artifacts) and
-        ``approval_policy`` (``{"required", "reason", "timeout_hours", "record"}``) drive this step.
-    :param plan_task_id: the task whose XCom is the run's plan (settings for the SageMaker client).
-    :param approve_task_id: the branch taken on approval; ``reject_task_id`` on rejection or timeout.
+    Every input is an argument (templated where it comes from another task): the operator reads no
+    XCom by task id. The policy is resolved at run time from the run's Params, the model's
+    requirement and the admins' Variable (``pipeline.approval_policy``), never from an XCom a User
+    role could edit.
+
+    :param plan: the run's plan (templated; the DAG passes ``prepare``'s output): ``settings`` reach the
+        SageMaker client, ``names.endpoint`` names the endpoint in the request.
+    :param evidence: the gate's evidence (templated; the DAG passes ``XComArg(gate, key="evidence")``):
+        the decision, both scores, the packages and the evaluation artifacts.
+    :param approvers: the model's approvers (templated; the catalog entry's ``approval.approvers``),
+        user ids, each optionally ``ID:NAME``, as a list or a comma-separated string. Empty or None:
+        Variable ``sagemaker_retrain_approvers``, read when the request is written and when the answer comes.
+    :param require_approval: the model's own requirement (the catalog entry's ``approval.required``):
+        True makes every persistent run of the model wait; False leaves it to the admins' Variable and
+        the Param (it cannot waive an approval the Variable requires).
+    :param approve_task_id: the branch taken on approval (default ``deploy``).
+    :param reject_task_id: the branch taken on rejection or timeout (default ``rejected``).
     """
 
-    template_fields = ()  # the request is built from the gate's XCom at run time
+    template_fields = ("plan", "evidence", "approvers")
     ui_color = "#fbe6a8"
 
-    def __init__(self, *, gate_task_id: str = "gate", plan_task_id: str = "prepare",
-                 approve_task_id: str = "deploy", reject_task_id: str = "rejected", **kwargs):
+    def __init__(self, *, plan: dict | Any, evidence: dict | Any, approvers: list[str] | str | None = None,
+                 require_approval: bool = False, approve_task_id: str = "deploy",
+                 reject_task_id: str = "rejected", **kwargs):
         kwargs.setdefault("subject", "Promote the retrained model?")
         kwargs.setdefault("response_timeout", timedelta(hours=24))  # replaced by the run's Param
         # Bounds each execution phase (before the wait, after the answer); the wait is response_timeout.
@@ -169,32 +196,27 @@ class ModelApprovalOperator(HITLBranchOperator):
                                      description="Why (recorded in the model package and the history).")},
             **kwargs,
         )
-        self.gate_task_id = gate_task_id
-        self.plan_task_id = plan_task_id
+        self.plan = plan
+        self.evidence = evidence
+        self.approvers = approvers
+        self.require_approval = bool(require_approval)
         self.approve_task_id = approve_task_id
         self.reject_task_id = reject_task_id
 
-    def _inputs(self, context) -> tuple[dict, dict, dict]:
-        """The plan, the gate's evidence, and the approval policy.
-
-        The policy is resolved here again from the run's Params and the admins' Variable
-        (``pipeline.approval_policy``), not taken from the gate's XCom: a User role may edit XComs,
-        and ``{"required": false}`` there must not skip the approval. The XCom is only the
-        fallback when the context has no Params (unit tests).
-        """
+    def _policy(self, context) -> dict:
+        """The approval policy, resolved now from the run's Params, this model's requirement and the Variable."""
         from sagemaker_retrain import pipeline
 
-        ti = context["ti"]
         params = context.get("params")
-        policy = (pipeline.approval_policy(dict(params)) if params and "mode" in params
-                  else ti.xcom_pull(task_ids=self.gate_task_id, key="approval_policy"))
-        return (ti.xcom_pull(task_ids=self.plan_task_id), ti.xcom_pull(task_ids=self.gate_task_id, key="evidence"),
-                policy)
+        if not params or "mode" not in params:
+            raise AirflowFailException("ModelApprovalOperator needs the run's Params (mode, require_approval, "
+                                       "approval_timeout_hours) to resolve the approval policy")
+        return pipeline.approval_policy(dict(params), model_requires=self.require_approval)
 
     def execute(self, context) -> Any:
         from sagemaker_retrain import pipeline
 
-        plan, evidence, policy = self._inputs(context)
+        plan, evidence, policy = self.plan, self.evidence, self._policy(context)
         package = evidence.get("package")
         if not policy["required"]:
             self.log.info("No approval needed: %s.", policy["reason"])
@@ -206,27 +228,28 @@ class ModelApprovalOperator(HITLBranchOperator):
             return self.do_branch(context, [self.approve_task_id])
         self.response_timeout = timedelta(hours=int(policy["timeout_hours"]))
         triggered_by = triggering_user(context)
-        approvers = read_approvers()
+        approvers, source = model_approvers(self.approvers)
         assigned = [a for a in approvers if not is_user(a, triggered_by)]
         if approvers and not assigned:
             # An empty assigned_users would let anyone answer: fail instead, visibly.
             raise AirflowFailException(
-                f"Approval required, but Variable {APPROVERS_VARIABLE} names no one but {triggered_by}, who "
+                f"Approval required, but {source} names no one but {triggered_by}, who "
                 "triggered this run and may not approve it. Ask an admin to add another approver, then clear "
                 "this task.")
         self.assigned_users = assigned or None
         version = (package or {}).get("version", "?")
         self.subject = f"Promote model version {version} to {plan['names']['endpoint']}?"
         self.body = request_body(evidence, policy, assigned, triggered_by)
-        self.log.info("Waiting up to %s h for a person to approve package %s (assigned: %s; triggered by %s).",
-                      policy["timeout_hours"], (package or {}).get("arn"),
-                      ", ".join(a["name"] for a in assigned) or "anyone who may edit the run", triggered_by or "-")
+        self.log.info("Waiting up to %s h for a person to approve package %s (assigned: %s, from %s; triggered by "
+                      "%s).", policy["timeout_hours"], (package or {}).get("arn"),
+                      ", ".join(a["name"] for a in assigned) or "anyone who may edit the run", source,
+                      triggered_by or "-")
         return super().execute(context)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         from sagemaker_retrain import pipeline
 
-        plan, evidence, policy = self._inputs(context)
+        plan, evidence, policy = self.plan, self.evidence, self._policy(context)
         timed_out = bool(event.get("timedout"))
         if "error" in event:
             if event.get("error_type") != "timeout":
@@ -244,7 +267,7 @@ class ModelApprovalOperator(HITLBranchOperator):
             description = f"Rejected: no answer within {policy['timeout_hours']} h (timeout)"
         else:
             who = (user or {}).get("name") or (user or {}).get("id") or "unknown"
-            refused = refusal(user, triggering_user(context), read_approvers()) if approved else None
+            refused = refusal(user, triggering_user(context), *model_approvers(self.approvers)) if approved else None
             if refused:
                 approved = False
                 description = f"Rejected: {refused}"
