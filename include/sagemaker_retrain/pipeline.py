@@ -255,7 +255,8 @@ def choose_data(params: dict, run_type: str, data_events: list[dict], s3_client,
 
     A run started by new data reads the drop its events announce; a scheduled run with a watched
     prefix (Variable ``sagemaker_retrain_watch_prefix``) reads the newest drop under it; otherwise,
-    the ``dataset_uri`` Param. Every location is checked against the admins' allowed prefixes first.
+    the ``dataset_uri`` Param. Every location is checked against the admins' allowed prefixes first,
+    and the S3 objects' total size against ``max_dataset_bytes`` before any is read.
     """
     from sagemaker_retrain import data_events as events
 
@@ -281,6 +282,7 @@ def choose_data(params: dict, run_type: str, data_events: list[dict], s3_client,
             f"scheduled: nothing under {watch.uri}, so Param dataset_uri")
     else:
         why = "Param dataset_uri"
+    limits.check_s3_dataset_size(s3_client, drop.sources if drop else [{"uri": params["dataset_uri"]}], max_bytes)
     if drop is None:
         return params["dataset_uri"], None, why
     if drop.ignored:

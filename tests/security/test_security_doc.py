@@ -18,6 +18,7 @@ import pytest
 import yaml
 from doc_sections import write_sections  # tests/security/, on sys.path as the test's own folder
 from fastapi.testclient import TestClient
+from moto import mock_aws
 from werkzeug.test import Client
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -185,9 +186,13 @@ def _param_rows(tmp_path: Path) -> list[str]:
     assert "gate_threshold" in refused(None, {**defaults, "predictor_type": "binary_classifier",
                                               "gate_metric": "test:roc_auc_score", "gate_threshold": 0.4},
                                        gate_floors={"roc_auc_score": 0.5})
+    unbounded = refused(None, {**defaults, "gate_metric": "test:mse", "gate_threshold": 1e308})
+    assert "the default floor" in unbounded
+    floors = ", ".join(f"`{metric}` {floor:g}" for metric, floor in limits.DEFAULT_GATE_FLOORS.items())
     rows.append(f"| `gate_threshold` | looser than the metric's floor in Variable `{limits.GATE_FLOORS_VARIABLE}` "
-                "(a loss such as mse: above it; a score such as accuracy or roc_auc: below it); default: no floor | "
-                f"`{message}` |")
+                "(a loss such as mse: above it; a score such as accuracy or roc_auc: below it); a metric the "
+                f"Variable does not name has the default floor ({floors}): `gate_threshold=1e308` is refused | "
+                f"`{message}`; without the Variable: `{unbounded}` |")
     cases = [
         ("an absolute path on the worker", "/etc/passwd"),
         ("a project file outside include/data/ (the UI password file)", "config/simple_auth_manager_passwords.json"),
@@ -204,6 +209,14 @@ def _param_rows(tmp_path: Path) -> list[str]:
     assert "max_dataset_bytes" in big
     refusals.append(f"a local file larger than `max_dataset_bytes` (Variable `{limits.LIMITS_VARIABLE}`, "
                     f"default {limits.DEFAULT_LIMITS['max_dataset_bytes']} bytes)")
+    with mock_aws():  # an S3 data set: its size (a drop's parts together) asked of S3 before a byte is read
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/big.csv", Body=b"a,y\n" * 20)
+        with pytest.raises(ValueError, match=r"big.csv has 80 bytes, more than the limit max_dataset_bytes=10 "):
+            limits.check_s3_dataset_size(s3, [{"uri": f"s3://{BUCKET}/{PREFIX}/big.csv"}], 10)
+    refusals.append("an `s3://` data set larger than `max_dataset_bytes` (one object, or a multi-part drop's "
+                    "parts together; their sizes asked of S3 before a byte is read or anything uploaded)")
     rows.append(f"| `dataset_uri` | {'; '.join(refusals)}. Allowed: an `s3://` URI under Variable "
                 f"`{limits.ALLOWED_DATA_PREFIXES_VARIABLE}` (default `s3://<bucket>/<prefix>/` of the pipeline's "
                 "settings) or a file under the project's `include/data/`. No message shows the file's content "
