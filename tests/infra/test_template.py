@@ -98,7 +98,8 @@ def _lint_venv() -> Path:
         return checkov
     uv = VENV_BIN / "uv"
     subprocess.run([uv, "venv", "-q", "--clear", "--python", sys.executable, LINT_VENV], check=True, timeout=300)
-    subprocess.run([uv, "pip", "install", "-q", "--python", LINT_VENV / "bin" / "python", "-r", LINT_LOCK],
+    subprocess.run([uv, "pip", "install", "-q", "--require-hashes", "--python", LINT_VENV / "bin" / "python",
+                    "-r", LINT_LOCK],
                    check=True, timeout=600)
     stamp.write_text(digest)
     return checkov
