@@ -411,7 +411,6 @@ def register(plan: dict, training: dict, params: dict, dag_id: str = "sagemaker_
         client_token=registry.client_token(plan["run_id"], plan["slug"]),
         description=f"Run {plan['run_id']}: training job {training['TrainingJobName']} on "
                     f"{plan.get('dataset_uri', params['dataset_uri'])}",
-        resource_tags=_model_tags(plan, training["TrainingJobName"]),
     )
     arn = sm.create_model_package(**request)["ModelPackageArn"]
     package = registry.summary(sm, arn)

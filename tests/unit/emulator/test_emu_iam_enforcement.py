@@ -243,3 +243,24 @@ def test_a_head_of_a_version_is_get_object_version(clients):
     assert action("DELETE", "versionId=v1") == ["s3:DeleteObjectVersion"]
     error = _denied(lambda: clients["s3"].head_object(Bucket=BUCKET, Key="p/run:1+x.csv", VersionId="null"))
     assert error["Code"] in ("403", "AccessDenied")  # the policy allows s3:GetObject only
+
+
+def test_the_creates_that_spend_carry_sagemakers_condition_keys():
+    """sagemaker:InstanceTypes / MaxRuntimeInSeconds / …KmsKey, so the template's limits are evaluated (finding 4)."""
+    from offline_aws.sagemaker.authorization import spend_context
+
+    training = {"ResourceConfig": {"InstanceType": "ml.p5.48xlarge", "InstanceCount": 1, "VolumeKmsKeyId": "k1"},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 86400}, "OutputDataConfig": {"S3OutputPath": "s3://b/"}}
+    assert spend_context("CreateTrainingJob", training) == {
+        "sagemaker:InstanceTypes": ["ml.p5.48xlarge"], "sagemaker:MaxRuntimeInSeconds": 86400,
+        "sagemaker:VolumeKmsKey": "k1"}
+    config = {"ProductionVariants": [{"InstanceType": "ml.m5.large"}, {"InstanceType": "ml.c5.xlarge"}]}
+    assert spend_context("CreateEndpointConfig", config) == {"sagemaker:InstanceTypes": ["ml.m5.large", "ml.c5.xlarge"]}
+    assert spend_context("CreateModel", {}) == {}
+    limit = [{"Sid": "T", "Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": "*", "Condition": {
+        "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": ["ml.m5.large"]},
+        "NumericLessThanEquals": {"sagemaker:MaxRuntimeInSeconds": "14400"}}}]
+    small = {**training, "ResourceConfig": {"InstanceType": "ml.m5.large"}, "StoppingCondition": {"MaxRuntimeInSeconds": 3600}}
+    assert decide(limit, AuthRequest("sagemaker:CreateTrainingJob", "arn:x", spend_context("CreateTrainingJob", small)))[0]
+    assert not decide(limit, AuthRequest("sagemaker:CreateTrainingJob", "arn:x",
+                                         spend_context("CreateTrainingJob", training)))[0]
