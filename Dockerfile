@@ -13,11 +13,14 @@ FROM apache/airflow:3.3.2-python3.11
 ENV PYTHONPATH=/opt/airflow/include
 
 COPY --chown=airflow:0 requirements.txt /tmp/sagemaker-retrain/requirements.txt
-RUN pip install --no-cache-dir "apache-airflow==3.3.2" -r /tmp/sagemaker-retrain/requirements.txt
+# --require-hashes: every distribution is checked against the lock's sha256 (the lock pins
+# apache-airflow==3.3.2 itself, so pip keeps the image's Airflow).
+RUN pip install --no-cache-dir --require-hashes -r /tmp/sagemaker-retrain/requirements.txt
 
 COPY --chown=airflow:0 pyproject.toml README.md /tmp/sagemaker-retrain/
 COPY --chown=airflow:0 include /tmp/sagemaker-retrain/include
-RUN pip install --no-cache-dir --no-deps /tmp/sagemaker-retrain /tmp/sagemaker-retrain/include/offline_aws \
+# --no-build-isolation: built with the lock's (hash-checked) setuptools; nothing unpinned is downloaded.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation /tmp/sagemaker-retrain /tmp/sagemaker-retrain/include/offline_aws \
     && rm -rf /tmp/sagemaker-retrain
 
 COPY --chown=airflow:0 include /opt/airflow/include

@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test lint demo emulator bench lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml include/offline_aws/pyproject.toml scripts/bootstrap.sh
+$(STAMP): requirements.txt requirements-dev.txt requirements-uv.txt pyproject.toml include/offline_aws/pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
 
 venv: $(STAMP)
@@ -25,10 +25,14 @@ emulator: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+# Each lock with every distribution's sha256 (installs check them: scripts/bootstrap.sh, the Dockerfile).
+COMPILE := $(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
+
 lock: $(STAMP)
-	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements.in -o requirements.txt
-	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu requirements-dev.in -o requirements-dev.txt
-	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-unknown-linux-gnu infra/requirements-lint.in -o infra/requirements-lint.txt
+	$(COMPILE) requirements.in -o requirements.txt
+	$(COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(COMPILE) requirements-uv.in -o requirements-uv.txt
+	$(COMPILE) infra/requirements-lint.in -o infra/requirements-lint.txt
 
 clean:
 	rm -rf $(VENV) .venv-infra .airflow .pytest_cache .ruff_cache

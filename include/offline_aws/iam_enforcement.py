@@ -16,10 +16,15 @@ Who decides:
 
 Reused from moto: the access key → IAM user / assumed role lookup and its attached, inline and
 group policies (``create_access_key``, ``collect_policies``), the SigV4 signature check
-(``IAMRequest`` / ``S3IAMRequest``), policy documents (``IAMPolicy``) and the Action/Resource
-wildcard matching (``IAMPolicyStatement``). Ours: the condition operators and context keys
-(``aws:RequestTag/…``, ``aws:ResourceTag/…``, ``aws:TagKeys``, ``iam:PassedToService``,
-``s3:prefix``, …) and the evaluation order (explicit Deny, then any Allow, else implicit deny).
+(``IAMRequest`` / ``S3IAMRequest``) and policy documents (``IAMPolicy``). Ours, as the IAM
+documentation states them (moto matches wildcards as regular expressions and actions
+case-sensitively): the Action/Resource matching (``*`` and ``?`` the only wildcards, every other
+character literal; action names case-insensitive, resources case-sensitive, an ARN matched per
+colon-separated component), the condition operators and context keys (``aws:RequestTag/…``,
+``aws:ResourceTag/…``, ``aws:TagKeys``, ``iam:PassedToService``, ``s3:prefix``, …) and the evaluation
+order (explicit Deny, then any Allow, else implicit deny). Not evaluated: resource-based policies
+(bucket policies such as the template's ``aws:SecureTransport`` deny), permission boundaries, SCPs
+and session policies; only identity-based policies decide here.
 
 The emulator's own calls (our SageMaker reading S3, writing logs) are signed by a service
 identity created at start with an allow-all policy; ``Emulator.env()`` hands out the same
@@ -29,8 +34,9 @@ identity, so the operator can set up users and stacks, and a test gives Airflow 
 from __future__ import annotations
 
 import ast
-import fnmatch
+import functools
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,13 +90,54 @@ def _values(value) -> list[str]:
     return [str(v).lower() if isinstance(v, bool) else str(v) for v in (value if isinstance(value, list) else [value])]
 
 
+@functools.lru_cache(maxsize=4096)
+def _wildcard(pattern: str, ignore_case: bool) -> re.Pattern:
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def wildcard_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """IAM's matching: ``*`` any run of characters, ``?`` one character, every other character literal."""
+    return _wildcard(pattern, ignore_case).fullmatch(value) is not None
+
+
+def arn_match(pattern: str, arn: str) -> bool:
+    """An ARN pattern (Resource element, ArnLike): each of the six colon-separated components matched
+    on its own, so a wildcard does not reach across ``arn:partition:service:region:account:``."""
+    if pattern == "*":
+        return True
+    want, have = pattern.split(":", 5), arn.split(":", 5)
+    if len(want) != 6 or len(have) != 6:
+        return wildcard_match(pattern, arn)
+    return all(wildcard_match(w, h) for w, h in zip(want, have, strict=True))
+
+
+def action_match(pattern: str, action: str) -> bool:
+    """Action names are case-insensitive in IAM (``S3:getobject`` is ``s3:GetObject``)."""
+    return wildcard_match(pattern, action, ignore_case=True)
+
+
+_NUMERIC = {"NumericEquals": float.__eq__, "NumericNotEquals": float.__eq__, "NumericLessThan": float.__lt__,
+            "NumericLessThanEquals": float.__le__, "NumericGreaterThan": float.__gt__,
+            "NumericGreaterThanEquals": float.__ge__}
+
+
 def _match_one(base: str, have: str, want: str) -> bool:
-    if base in ("StringEquals", "StringNotEquals", "ArnEquals", "ArnNotEquals", "Bool"):
+    if base in ("StringEquals", "StringNotEquals", "ArnEquals", "ArnNotEquals"):
         return have == want
+    if base == "Bool":
+        return have.lower() == want.lower()
     if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
         return have.lower() == want.lower()
-    if base in ("StringLike", "StringNotLike", "ArnLike", "ArnNotLike"):
-        return fnmatch.fnmatchcase(have, want)
+    if base in ("StringLike", "StringNotLike"):
+        return wildcard_match(want, have)
+    if base in ("ArnLike", "ArnNotLike"):
+        return arn_match(want, have)
+    if base in _NUMERIC:
+        try:
+            return _NUMERIC[base](float(have), float(want))
+        except ValueError:  # not a number: no match
+            return False
     raise ValueError(f"condition operator {base} is not supported by the offline emulator")
 
 
@@ -107,11 +154,11 @@ def _condition_holds(operator: str, key: str, wanted, context: Context) -> bool:
     negated = "Not" in base
     if have is None:
         return if_exists or (negated and qualifier != "ForAnyValue") or qualifier == "ForAllValues"
+    # A negated operator holds for a request value that matches none of the wanted values.
+    hits = [any(_match_one(base, h, w) for w in wanted) != negated for h in have]
     if qualifier == "ForAllValues":
-        hits = [any(_match_one(base, h, w) for w in wanted) for h in have]
-        return all(not hit for hit in hits) if negated else all(hits)
-    matched = any(_match_one(base, h, w) for h in have for w in wanted)
-    return not matched if negated else matched
+        return all(hits)
+    return any(hits)
 
 
 def conditions_hold(condition: dict | None, context: Context) -> bool:
@@ -122,20 +169,21 @@ def conditions_hold(condition: dict | None, context: Context) -> bool:
 # --- policies -------------------------------------------------------------------------------------
 
 
-def _statement_applies(statement: dict, request: AuthRequest) -> bool:
-    from moto.iam.access_control import IAMPolicyStatement
+def _element(statement: dict, name: str) -> list[str]:
+    value = statement.get(name, [])
+    return [value] if isinstance(value, str) else list(value)
 
-    matcher = IAMPolicyStatement(statement)
-    action = request.action
+
+def _statement_applies(statement: dict, request: AuthRequest) -> bool:
     if "NotAction" in statement:
-        if matcher._check_element_matches("NotAction", action):
+        if any(action_match(p, request.action) for p in _element(statement, "NotAction")):
             return False
-    elif not matcher._check_element_matches("Action", action):
+    elif not any(action_match(p, request.action) for p in _element(statement, "Action")):
         return False
     if "NotResource" in statement:
-        if matcher._check_element_matches("NotResource", request.resource):
+        if any(arn_match(p, request.resource) for p in _element(statement, "NotResource")):
             return False
-    elif not matcher._check_element_matches("Resource", request.resource):
+    elif not any(arn_match(p, request.resource) for p in _element(statement, "Resource")):
         return False
     return conditions_hold(statement.get("Condition"), request.context)
 

@@ -2,7 +2,8 @@
 context, as AWS's Service Authorization Reference names them (for ``iam_enforcement``).
 
 S3 actions come from moto's own table (``moto.s3.responses.ACTION_MAP``), with AWS's names where
-moto's differ: HeadBucket is ``s3:ListBucket``, HeadObject ``s3:GetObject``, DeleteObjects one
+moto's differ: HeadBucket is ``s3:ListBucket``, HeadObject ``s3:GetObject`` (with a ``versionId``, as every
+object call on a version: ``s3:GetObjectVersion``), DeleteObjects one
 ``s3:DeleteObject`` per key, a copy also ``s3:GetObject`` on its source. SQS's batch calls are
 authorized as their single actions (DeleteMessageBatch is ``sqs:DeleteMessage``), on the queue's
 ARN; moto checks them as ``sqs:DeleteMessageBatch``. ``gate_moto_request`` stands
@@ -34,10 +35,33 @@ def _tag_context(tags: list[dict] | None, key_field: str = "Key", value_field: s
     return context
 
 
+# A request on an object version is authorized as the version action (AWS's Service Authorization Reference).
+_S3_VERSION_ACTIONS = {"GetObject": "GetObjectVersion", "DeleteObject": "DeleteObjectVersion", "GetObjectAcl": "GetObjectVersionAcl",
+                       "GetObjectTagging": "GetObjectVersionTagging", "PutObjectAcl": "PutObjectVersionAcl",
+                       "PutObjectTagging": "PutObjectVersionTagging", "DeleteObjectTagging": "DeleteObjectVersionTagging"}
+
+
+def s3_bucket_and_key(path: str, host: str | None) -> tuple[str, str]:
+    """The bucket and key the request is *served* from, decided as moto decides it: from the Host
+    (``BUCKET.example.com``, virtual-hosted style) or else from the path's first segment."""
+    from moto.s3.responses import S3Response
+    from moto.s3.utils import bucket_name_from_url
+
+    path = unquote(path)
+    url = f"http://{host or ''}{path}"
+    request = type("HostOnly", (), {"headers": {"host": host} if host else {}, "url": url})()
+    if host and S3Response.subdomain_based_buckets(request):
+        bucket = bucket_name_from_url(url)
+        if bucket:
+            return bucket, path.lstrip("/")
+    bucket, _, key = path.lstrip("/").partition("/")
+    return bucket, key
+
+
 def s3_requests(method: str, path: str, query: str, headers, body: bytes) -> list[AuthRequest]:
     from moto.s3.responses import ACTION_MAP
 
-    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    bucket, key = s3_bucket_and_key(path, headers.get("host"))
     params = parse_qs(query, keep_blank_values=True)
     if not bucket:
         return [AuthRequest("s3:ListAllMyBuckets", "*")]
@@ -46,9 +70,11 @@ def s3_requests(method: str, path: str, query: str, headers, body: bytes) -> lis
                 if k.tag.rsplit("}", 1)[-1] == "Key"]
         return [AuthRequest("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys]
     table = ACTION_MAP["KEY" if key else "BUCKET"].get(method, {})
-    names = [name for q, name in table.items() if q != "DEFAULT" and q in params]
+    names = [name for q, name in table.items() if q not in ("DEFAULT", "versionId") and q in params]
     name = names[-1] if names else table.get("DEFAULT", f"Unknown{method}")
     name = _S3_ACTION_FIXES.get(name, name)
+    if key and "versionId" in params:
+        name = _S3_VERSION_ACTIONS.get(name, name)
     if not key:
         context = {"s3:prefix": params["prefix"][0]} if name == "ListBucket" and "prefix" in params else {}
         return [AuthRequest(f"s3:{name}", f"arn:aws:s3:::{bucket}", context)]

@@ -17,6 +17,7 @@ MiB = 1024 * 1024
 INVOKE_ENDPOINT_MAX_BYTES = 6 * MiB  # AWS: InvokeEndpoint request payload at most 6 MB
 CONTROL_PLANE_MAX_BYTES = 1 * MiB  # a SageMaker JSON request (AWS's API requests are far smaller)
 ADMIN_MAX_BYTES = 64 * 1024  # an admin route's JSON body
+S3_PUT_MAX_BYTES = 64 * MiB  # one S3 PUT/POST body (an object, or one part of a multipart upload: boto3 sends 8 MiB)
 MAX_DECOMPRESSED_BYTES = 512 * MiB  # one Gzip channel or transform object once decompressed
 MAX_MANIFEST_BYTES = 16 * MiB  # a ManifestFile's JSON
 MAX_MODEL_MEMBER_BYTES = 256 * MiB  # one file inside a model.tar.gz once decompressed

@@ -10,12 +10,12 @@ CloudWatch Logs, IAM and STS are not kept.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from .sagemaker.hosting import DeployFailed, load_variants, variant_summaries
 from .sagemaker.models import SageMakerBackend
@@ -85,8 +85,11 @@ def _save_s3(emulator, directory: Path) -> None:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
             for item in page.get("Contents", []):
                 got = s3.get_object(Bucket=name, Key=item["Key"])
-                filename = quote(item["Key"], safe="")
-                (staging / name / filename).write_bytes(got["Body"].read())
+                # Named by the key's digest, not the key: a key of 1,024 bytes or named ".." is a valid S3
+                # key but no file name, and one such key must not lose the whole save.
+                filename = hashlib.sha256(item["Key"].encode()).hexdigest()
+                with (staging / name / filename).open("wb") as out:
+                    shutil.copyfileobj(got["Body"], out)  # streamed: an object is never held whole in memory
                 objects[item["Key"]] = {"file": filename, "ContentType": got.get("ContentType")}
         index[name] = {"region": region, "objects": objects}
     _write_json(staging / S3_INDEX, index)

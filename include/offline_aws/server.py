@@ -74,12 +74,47 @@ class Dispatcher:
                 start_response(f"{status} Internal Server Error",
                                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
                 return [body]
+            refused = _s3_body_refused(environ)
+            if refused is not None:
+                return _s3_error(start_response, *refused)
             if self.enforcer is not None:  # S3, CloudWatch, Logs decided by our enforcement, the rest by moto's
                 return gate_moto_request(self.enforcer, environ, start_response, self.moto)
         return getattr(self, target)(environ, start_response)
 
     def moto_api(self, environ, start_response):
         return self.admin.guard(environ, start_response, self.moto)
+
+
+def _s3_body_refused(environ) -> tuple[str, str, str] | None:
+    """(status, code, message) for an S3 upload the emulator will not hold in memory, else None.
+
+    moto keeps each body in memory: an upload needs a Content-Length (as S3 requires) of at most
+    ``limits.S3_PUT_MAX_BYTES``, checked before a byte of it is read."""
+    from . import limits
+
+    if environ.get("REQUEST_METHOD") not in ("PUT", "POST"):
+        return None
+    _, scope = credential_scope(environ.get("HTTP_AUTHORIZATION"))
+    if not (scope == "s3" or (scope is None and not environ.get("HTTP_X_AMZ_TARGET"))):
+        return None
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not length.isdigit():  # no body, or a stream of unknown length (chunked), which S3 refuses too
+        if environ.get("HTTP_TRANSFER_ENCODING"):
+            return "411 Length Required", "MissingContentLength", "You must provide the Content-Length HTTP header."
+        return None
+    if int(length) > limits.S3_PUT_MAX_BYTES:
+        return ("400 Bad Request", "EntityTooLarge", f"Your proposed upload ({length} bytes) exceeds the offline "
+                f"emulator's maximum of {limits.S3_PUT_MAX_BYTES} bytes per request; use a multipart upload.")
+    return None
+
+
+def _s3_error(start_response, status: str, code: str, message: str):
+    from xml.sax.saxutils import escape
+
+    body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{escape(message)}</Message></Error>").encode()
+    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 class Emulator:

@@ -138,12 +138,15 @@ def build_model_package_group_config(*, group_name: str, endpoint_name: str,
 def build_model_package_config(
     *, algorithm: Algorithm, group_name: str, image: str, model_data_url: str, params: Mapping, metrics_uri: str,
     customer_metadata: Mapping[str, str], client_token: str, description: str,
-    resource_tags: list[dict[str, str]], code: Mapping | None = None, region: str | None = None,
+    code: Mapping | None = None, region: str | None = None,
 ) -> dict:
     """CreateModelPackage request: a new version in the endpoint's group, pending manual approval.
 
     The InferenceSpecification is the algorithm's: its container (with script mode's code), its
     request and response types.
+
+    No ``Tags``: a version takes its group's tags, and AWS refuses a versioned package's own
+    (botocore's CreateModelPackage documentation); the group is tagged and trusted by them.
 
     ``metrics_uri`` is where the gate writes both models' metrics on this run's test rows
     (``…/evaluation/metrics.json``): known before it exists, so the package names it from the start.
@@ -156,7 +159,6 @@ def build_model_package_config(
         "CustomerMetadataProperties": dict(customer_metadata),
         "ModelApprovalStatus": "PendingManualApproval",
         "ClientToken": client_token,
-        "Tags": resource_tags,
     }
 
 

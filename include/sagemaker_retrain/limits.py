@@ -10,7 +10,8 @@ at run time, what a run is *allowed* to do:
   apply to keys not given).
 * ``sagemaker_retrain_gate_floors``: JSON object ``{metric: floor}`` (``"test:mse"`` or ``"mse"``);
   the gate_threshold Param may only be stricter than the floor (lower for a loss such as mse,
-  higher for a score such as accuracy or roc_auc). Default: no floor.
+  higher for a score such as accuracy or roc_auc). Default: :data:`DEFAULT_GATE_FLOORS` (a metric the
+  Variable names takes the Variable's floor), so no run passes the gate with ``gate_threshold=1e308``.
 * ``sagemaker_retrain_allowed_data_prefixes``: JSON list of ``s3://bucket/prefix/`` prefixes the
   dataset_uri may be under (default: ``s3://<bucket>/<prefix>/`` of the pipeline's own settings).
   An entry that is an absolute local directory also allows files under it; files under the
@@ -56,6 +57,18 @@ DEFAULT_LIMITS: dict[str, int] = {
     "max_endpoint_instance_count": 2,
     "max_transform_instance_count": 2,
     "max_dataset_bytes": 5 * 1024**3,
+}
+# The floor a run's gate_threshold may not loosen when the admins set none for its metric: a score
+# (0-1) must beat a coin's 0.5 (lower it by Variable for a many-class problem); a loss, in the target's
+# units, is bounded by ten times the form's default (mse 100) and, for absolute loss, its square root.
+DEFAULT_GATE_FLOORS: dict[str, float] = {
+    "test:mse": 1000.0,
+    "test:absolute_loss": 100.0,
+    "test:binary_classification_accuracy": 0.5,
+    "test:binary_f_beta": 0.5,
+    "test:roc_auc_score": 0.5,
+    "test:multiclass_accuracy": 0.5,
+    "test:macro_f_beta": 0.5,
 }
 # limit key -> the Param it caps
 CAPPED_PARAMS: dict[str, str] = {
@@ -113,9 +126,9 @@ def limits(variables: Variables) -> dict[str, int]:
 
 
 def gate_floors(variables: Variables) -> dict[str, float]:
-
+    """Each gate metric's floor: the Variable's where it names the metric, else the default."""
     value = _json_variable(variables, GATE_FLOORS_VARIABLE, dict) or {}
-    floors = {}
+    floors = dict(DEFAULT_GATE_FLOORS)
     for key, floor in value.items():
         metric = key if key in GATE_METRICS else f"test:{key}"
         if metric not in GATE_METRICS:
@@ -124,6 +137,11 @@ def gate_floors(variables: Variables) -> dict[str, float]:
             raise ValueError(f"Variable {GATE_FLOORS_VARIABLE}: {key} must be a number, got {floor!r}")
         floors[metric] = float(floor)
     return floors
+
+
+def _names_metric(variables: Variables, metric: str) -> bool:
+    value = _json_variable(variables, GATE_FLOORS_VARIABLE, dict) or {}
+    return metric in value or metric.split(":", 1)[1] in value
 
 
 def allowed_data_prefixes(variables: Variables) -> list[str]:
@@ -178,6 +196,31 @@ def check_dataset_uri(uri: str, project_dir: Path, variables: Variables, max_byt
                          f"max_dataset_bytes={max_bytes} (Variable {LIMITS_VARIABLE})")
 
 
+def check_s3_dataset_size(s3_client, sources: list[dict], max_bytes: int) -> None:
+    """The S3 objects a run will read, together, within ``max_dataset_bytes``: asked of S3 (HeadObject,
+    at the version the run reads) before any byte is read or uploaded, so an oversized data set
+    costs nothing. An object S3 cannot describe is left to the read, which reports it by name."""
+    total, largest = 0, ("", -1)
+    for source in sources:
+        uri = source["uri"]
+        if not uri.startswith("s3://"):
+            continue
+        bucket, _, key = uri[5:].partition("/")
+        version = {"VersionId": source["version_id"]} if source.get("version_id") else {}
+        try:
+            size = int(s3_client.head_object(Bucket=bucket, Key=key, **version)["ContentLength"])
+        except Exception:  # noqa: BLE001 - missing or unreadable: the read says which and why
+            continue
+        total += size
+        largest = max(largest, (uri, size), key=lambda item: item[1])
+        if total > max_bytes:
+            what = (f"data set {uri} has {size} bytes" if len(sources) == 1 else
+                    f"data set of {len(sources)} parts has {total} bytes or more (largest so far: "
+                    f"{largest[0]}, {largest[1]} bytes)")
+            raise ValueError(f"The {what}, more than the limit max_dataset_bytes={max_bytes} "
+                             f"(Variable {LIMITS_VARIABLE}); nothing was read")
+
+
 def check_params(params: Mapping, project_dir: Path, variables: Variables | None = None) -> None:
     """Refuse a run whose Params go beyond the admins' limits; ValueError names the Param and the limit."""
     variables = variables or airflow_variables
@@ -200,8 +243,10 @@ def check_params(params: Mapping, project_dir: Path, variables: Variables | None
         ok = isinstance(threshold, int | float) and (threshold <= floor if lower_is_better else threshold >= floor)
         if not ok:
             word = "at most" if lower_is_better else "at least"
+            where = (f"Variable {GATE_FLOORS_VARIABLE}" if _names_metric(variables, metric) else
+                     f"the default floor; an admin may set another in Variable {GATE_FLOORS_VARIABLE}")
             raise ValueError(f"Param gate_threshold={threshold!r} for {metric} must be {word} the floor {floor} "
-                             f"(Variable {GATE_FLOORS_VARIABLE}); a run may only tighten it")
+                             f"({where}); a run may only tighten it")
     check_dataset_uri(params.get("dataset_uri"), project_dir, variables, caps["max_dataset_bytes"])
 
 

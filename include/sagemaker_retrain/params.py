@@ -132,8 +132,8 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
         "gate_threshold": _param(
             100.0, ESSENTIALS, "Gate threshold",
             "The new model must reach it: at most this for losses (mse, absolute_loss), at least this "
-            "for scores (accuracy, f_beta, roc_auc, 0–1), and beat the serving model. Admins may set a floor "
-            "(Variable `sagemaker_retrain_gate_floors`). Default 100.0 (mse, in the target's units squared: "
+            "for scores (accuracy, f_beta, roc_auc, 0–1), and beat the serving model. A floor per metric bounds it "
+            "(Variable `sagemaker_retrain_gate_floors`, else mse 1000, absolute_loss 100, scores 0.5). Default 100.0 (mse, in the target's units squared: "
             "an rmse of 10).",
             type="number",
         ),

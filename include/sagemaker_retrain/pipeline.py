@@ -257,7 +257,8 @@ def choose_data(params: dict, run_type: str, data_events: list[dict], s3_client,
 
     A run started by new data reads the drop its events announce; a scheduled run with a watched
     prefix (Variable ``sagemaker_retrain_watch_prefix``) reads the newest drop under it; otherwise,
-    the ``dataset_uri`` Param. Every location is checked against the admins' allowed prefixes first.
+    the ``dataset_uri`` Param. Every location is checked against the admins' allowed prefixes first,
+    and the S3 objects' total size against ``max_dataset_bytes`` before any is read.
     """
     from sagemaker_retrain import data_events as events
 
@@ -283,6 +284,7 @@ def choose_data(params: dict, run_type: str, data_events: list[dict], s3_client,
             f"scheduled: nothing under {watch.uri}, so Param dataset_uri")
     else:
         why = "Param dataset_uri"
+    limits.check_s3_dataset_size(s3_client, drop.sources if drop else [{"uri": params["dataset_uri"]}], max_bytes)
     if drop is None:
         return params["dataset_uri"], None, why
     if drop.ignored:
@@ -411,7 +413,6 @@ def register(plan: dict, training: dict, params: dict, dag_id: str = "sagemaker_
         client_token=registry.client_token(plan["run_id"], plan["slug"]),
         description=f"Run {plan['run_id']}: training job {training['TrainingJobName']} on "
                     f"{plan.get('dataset_uri', params['dataset_uri'])}",
-        resource_tags=_model_tags(plan, training["TrainingJobName"]),
     )
     arn = sm.create_model_package(**request)["ModelPackageArn"]
     package = registry.summary(sm, arn)

@@ -246,3 +246,20 @@ def test_native_harness_sets_a_fernet_key(native_env):
     from cryptography.fernet import Fernet
 
     Fernet(native_env["AIRFLOW__CORE__FERNET_KEY"].encode())  # a valid key, not empty
+
+
+def test_the_admin_password_is_written_as_json_whatever_it_contains(compose, tmp_path):
+    """airflow-init's line that writes the passwords file, run with a password holding `"`, `\\` and `'`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = compose["services"]["airflow-init"]["command"][1]
+    (line,) = [x.strip() for x in script.splitlines() if "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in x]
+    password, target = 'a"b\\c\'d$e{f}', tmp_path / "passwords.json"
+    env = {**os.environ, "_AIRFLOW_WWW_USER_PASSWORD": password,
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(target)}
+    subprocess.run(["bash", "-c", line.replace("python -c", f"{shlex.quote(sys.executable)} -c", 1)],
+                   env=env, check=True, timeout=60)
+    assert json.loads(target.read_text()) == {"admin": password}

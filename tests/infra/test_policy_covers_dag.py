@@ -13,7 +13,6 @@ one implicit authorization is added: a create's Tags (also ``AddTags`` / ``cloud
 
 from __future__ import annotations
 
-import fnmatch
 import io
 import json
 import re
@@ -24,7 +23,9 @@ import boto3
 import pytest
 
 from offline_aws.airflow_run import airflow_env, dags_test
+from offline_aws.iam_enforcement import AuthRequest, decide
 from offline_aws.iam_requests import decode_body
+from offline_aws.sagemaker.authorization import spend_context
 from offline_aws.sagemaker.responses import credential_scope
 from offline_aws.server import start_emulator
 
@@ -49,9 +50,6 @@ SM_OP = re.compile(r"(Create|Describe|Delete|Update|Stop)(TrainingJob|TransformJ
 CLOUDWATCH_SERVICE = "GraniteServiceVersion20100801"
 RPC_V2_PATH = re.compile(rf"^/service/{CLOUDWATCH_SERVICE}/operation/(\w+)$")
 
-
-def _as_list(value) -> list:
-    return [value] if isinstance(value, str) else list(value)
 
 
 class Recorder:
@@ -80,40 +78,11 @@ class Recorder:
         return where
 
 
-def _condition_holds(condition: dict, context: dict) -> bool:
-    for operator, entries in condition.items():
-        for key, wanted in entries.items():
-            wanted, have = _as_list(wanted), context.get(key)
-            if operator == "Null":
-                holds = (have is None) == (wanted[0] == "true")
-            elif operator in ("StringLike", "StringLikeIfExists"):
-                holds = (have is None and operator.endswith("IfExists")) or (
-                    have is not None and any(fnmatch.fnmatchcase(h, w) for h in _as_list(have) for w in wanted))
-            elif operator in ("StringEquals", "StringEqualsIfExists"):
-                holds = (have is None and operator.endswith("IfExists")) or (
-                    have is not None and any(h in wanted for h in _as_list(have)))
-            elif operator == "ForAllValues:StringLike":
-                holds = have is None or all(any(fnmatch.fnmatchcase(h, w) for w in wanted) for h in have)
-            elif operator == "ForAllValues:StringEquals":
-                holds = have is None or all(h in wanted for h in have)
-            else:
-                raise AssertionError(f"the evaluator does not know {operator}")
-            if not holds:
-                return False
-    return True
-
-
 def _allowing_sid(document: dict, action: str, resource: str, context: dict) -> str | None:
-    for statement in document["Statement"]:
-        if statement["Effect"] != "Allow":
-            continue
-        if not any(fnmatch.fnmatch(action.lower(), a.lower()) for a in _as_list(statement["Action"])):
-            continue
-        if not any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement["Resource"])):
-            continue
-        if _condition_holds(statement.get("Condition", {}), context):
-            return statement["Sid"]
-    return None
+    """The Sid of a statement that allows the request, by the emulator's evaluator (checked against the
+    IAM documentation's answers in tests/unit/emulator/test_emu_iam_policy_evaluation.py)."""
+    allowed, sids = decide(document["Statement"], AuthRequest(action, resource, context))
+    return sids[0] if allowed else None
 
 
 def _tag_context(prefix: str, tags: dict[str, str]) -> dict:
@@ -148,7 +117,7 @@ def _requests(calls: list[dict], role_arn: str):
             else:  # List* take no resource ARN
                 arns = ["*"]
             request_tags = {t["Key"]: t["Value"] for t in body.get("Tags", [])}
-            request_context = _tag_context("RequestTag", request_tags)
+            request_context = _tag_context("RequestTag", request_tags) | spend_context(op, body)
             if request_tags:
                 request_context["aws:TagKeys"] = list(request_tags)
             for arn in arns:
@@ -161,6 +130,8 @@ def _requests(calls: list[dict], role_arn: str):
                 if field in body:
                     assert body[field] == role_arn
                     yield op, "iam:PassRole", body[field], {"iam:PassedToService": "sagemaker.amazonaws.com"}
+            if op == "CreateModelPackage":  # a version carries its group's tags (it takes none of its own)
+                tags[arns[0]] = dict(tags.get(f"{SM}model-package-group/{body['ModelPackageGroupName']}".lower(), {}))
             if op.startswith("Create") or op == "AddTags":
                 tags.setdefault(arns[0], {}).update(request_tags)
         elif target.startswith(f"{CLOUDWATCH_SERVICE}."):
@@ -306,6 +277,9 @@ def test_evaluator_refuses_what_the_policy_must_refuse(recorded):
         ("sagemaker:DeleteEndpoint", f"{SM}endpoint/{ENDPOINT}", {resource_tag: "x"}),
         ("sagemaker:DeleteEndpoint", f"{SM}endpoint/{ENDPOINT}", {resource_tag: ENDPOINT, resource_project: "other"}),
         ("sagemaker:DeleteEndpoint", f"{SM}endpoint/other", {}),
+        # untagged, its name under the prefix: another team's endpoint (issue 24, finding 4)
+        ("sagemaker:DeleteEndpoint", f"{SM}endpoint/sagemaker-retrain-other-prod", {}),
+        ("sagemaker:DeleteModel", f"{SM}model/sagemaker-retrain-other-prod", {}),
         ("sagemaker:CreateTrainingJob", f"{SM}hyper-parameter-tuning-job/{ENDPOINT}", owned),
         ("cloudwatch:PutMetricAlarm", alarm, {tag: ENDPOINT}),
         ("cloudwatch:PutMetricAlarm", f"{CW}{ENDPOINT}-invocation-5xx", owned),  # not under Prefix

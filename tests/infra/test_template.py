@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from offline_aws.server import start_emulator
 from sagemaker_retrain.images import LINEAR_LEARNER_ACCOUNTS
+from sagemaker_retrain.limits import DEFAULT_INSTANCE_TYPES, DEFAULT_LIMITS
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT / "infra" / "sagemaker-retrain.yaml"
@@ -98,7 +99,8 @@ def _lint_venv() -> Path:
         return checkov
     uv = VENV_BIN / "uv"
     subprocess.run([uv, "venv", "-q", "--clear", "--python", sys.executable, LINT_VENV], check=True, timeout=300)
-    subprocess.run([uv, "pip", "install", "-q", "--python", LINT_VENV / "bin" / "python", "-r", LINT_LOCK],
+    subprocess.run([uv, "pip", "install", "-q", "--require-hashes", "--python", LINT_VENV / "bin" / "python",
+                    "-r", LINT_LOCK],
                    check=True, timeout=600)
     stamp.write_text(digest)
     return checkov
@@ -447,12 +449,20 @@ def test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag(stack, emul
         return {f"StringEquals{operator}": {f"aws:{kind}/{PROJECT_TAG_KEY}": PROJECT_TAG_VALUE},
                 f"StringLike{operator}": {f"aws:{kind}/{TAG_KEY}": "sagemaker-retrain*"}}
 
-    for sid in ("TrainCreateTaggedTrainingJob", "StageDeployCreateTaggedModelConfigEndpoint",
-                "ScoreCreateTaggedTransformJob", "DeployPutTaggedRollbackAlarms"):
+    types = {"ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(DEFAULT_INSTANCE_TYPES)}}
+    assert statements["TrainCreateTaggedTrainingJob"]["Condition"] == {
+        **owned("RequestTag"), **types, "Null": {"sagemaker:InstanceTypes": "false",
+                                                 "sagemaker:MaxRuntimeInSeconds": "false"},
+        "NumericLessThanEquals": {"sagemaker:MaxRuntimeInSeconds": str(DEFAULT_LIMITS["max_runtime_seconds"])}}
+    assert statements["StageDeployCreateTaggedModelConfigEndpoint"]["Condition"] == {**owned("RequestTag"), **types}
+    assert statements["ScoreCreateTaggedTransformJob"]["Condition"] == {
+        **owned("RequestTag"), **types, "Null": {"sagemaker:InstanceTypes": "false"}}
+    for sid in ("DeployPutTaggedRollbackAlarms", "RegisterCreateTaggedPackageGroup"):
         assert statements[sid]["Condition"] == owned("RequestTag"), sid
-    for sid in ("DeployRollbackUpdateOwnEndpoint", "TeardownStopOwnJobs", "WaitSmokeInvokeOwnEndpoint"):
+    for sid in ("DeployRollbackUpdateOwnEndpoint", "TeardownStopOwnJobs", "WaitSmokeInvokeOwnEndpoint",
+                "RollbackTeardownDeleteOwnHostingResources"):  # deletes: no IfExists (issue 24, finding 4)
         assert statements[sid]["Condition"] == owned("ResourceTag"), sid
-    assert statements["RollbackTeardownDeleteOwnHostingResources"]["Condition"] == owned("ResourceTag", "IfExists")
+    assert "Condition" not in statements["RegisterCreateVersionInOwnGroup"]  # AWS: a version takes no Tags
     assert statements["TrainStageScoreDeployTagOnCreate"]["Condition"] == {
         **owned("RequestTag"), "ForAllValues:StringLike": {"aws:TagKeys": ["sagemaker-retrain:*"]}}
     assert statements["DeployRecordRollbackConfigOnOwnConfig"]["Condition"] == {

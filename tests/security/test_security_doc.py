@@ -18,6 +18,7 @@ import pytest
 import yaml
 from doc_sections import write_sections  # tests/security/, on sys.path as the test's own folder
 from fastapi.testclient import TestClient
+from moto import mock_aws
 from werkzeug.test import Client
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -193,9 +194,13 @@ def _param_rows(tmp_path: Path) -> list[str]:
     assert "gate_threshold" in refused(None, {**defaults, "predictor_type": "binary_classifier",
                                               "gate_metric": "test:roc_auc_score", "gate_threshold": 0.4},
                                        gate_floors={"roc_auc_score": 0.5})
+    unbounded = refused(None, {**defaults, "gate_metric": "test:mse", "gate_threshold": 1e308})
+    assert "the default floor" in unbounded
+    floors = ", ".join(f"`{metric}` {floor:g}" for metric, floor in limits.DEFAULT_GATE_FLOORS.items())
     rows.append(f"| `gate_threshold` | looser than the metric's floor in Variable `{limits.GATE_FLOORS_VARIABLE}` "
-                "(a loss such as mse: above it; a score such as accuracy or roc_auc: below it); default: no floor | "
-                f"`{message}` |")
+                "(a loss such as mse: above it; a score such as accuracy or roc_auc: below it); a metric the "
+                f"Variable does not name has the default floor ({floors}): `gate_threshold=1e308` is refused | "
+                f"`{message}`; without the Variable: `{unbounded}` |")
     cases = [
         ("an absolute path on the worker", "/etc/passwd"),
         ("a project file outside include/data/ (the UI password file)", "config/simple_auth_manager_passwords.json"),
@@ -212,6 +217,14 @@ def _param_rows(tmp_path: Path) -> list[str]:
     assert "max_dataset_bytes" in big
     refusals.append(f"a local file larger than `max_dataset_bytes` (Variable `{limits.LIMITS_VARIABLE}`, "
                     f"default {limits.DEFAULT_LIMITS['max_dataset_bytes']} bytes)")
+    with mock_aws():  # an S3 data set: its size (a drop's parts together) asked of S3 before a byte is read
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/big.csv", Body=b"a,y\n" * 20)
+        with pytest.raises(ValueError, match=r"big.csv has 80 bytes, more than the limit max_dataset_bytes=10 "):
+            limits.check_s3_dataset_size(s3, [{"uri": f"s3://{BUCKET}/{PREFIX}/big.csv"}], 10)
+    refusals.append("an `s3://` data set larger than `max_dataset_bytes` (one object, or a multi-part drop's "
+                    "parts together; their sizes asked of S3 before a byte is read or anything uploaded)")
     rows.append(f"| `dataset_uri` | {'; '.join(refusals)}. Allowed: an `s3://` URI under Variable "
                 f"`{limits.ALLOWED_DATA_PREFIXES_VARIABLE}` (default `s3://<bucket>/<prefix>/` of the pipeline's "
                 "settings) or a file under the project's `include/data/`. No message shows the file's content "
@@ -375,6 +388,74 @@ def _duties_rows(monkeypatch) -> list[str]:
     return rows + policy_rows + answers
 
 
+# Issue 24 (security, third round): each finding's status and the tests that now guard it.
+FINDINGS = [
+    ("1. Separation of duties (high)", "closed",
+     "the admins' policy wins over a Param; approvers assigned without the person who triggered the run; "
+     "`deploy` refuses a package not `Approved`; `train`/`deploy`/scoring re-check the limits on the request",
+     ["tests/unit/test_registry_approval.py::test_the_approvers_are_assigned_without_the_person_who_triggered_the_run",
+      "tests/unit/test_registry_approval.py::test_the_policy_is_resolved_again_not_taken_from_an_edited_xcom",
+      "tests/unit/test_undo_and_pinning.py::test_deploy_refuses_a_package_that_is_not_approved",
+      "tests/unit/test_limits.py::test_a_request_beyond_the_limits_is_refused"]),
+    ("2. Emulator `/moto-api/*` back door (high)", "closed", "behind the admin routes' check",
+     ["tests/unit/emulator/test_emu_admin_access.py::test_moto_api_with_a_token_every_caller_must_send_it",
+      "tests/unit/emulator/test_emu_admin_access.py::test_a_live_emulator_keeps_its_secrets_and_buckets_from_moto_api"]),
+    ("3. IAM evaluation as AWS's (medium)", "closed in the emulator",
+     "`*`/`?` the only wildcards, action names case-insensitive, ARNs per component, `StringLike` brackets literal, "
+     "negated multivalued operators, Numeric operators; S3 judged on the bucket it serves (virtual-hosted `Host`) and "
+     "version calls as `…Version` actions; bucket policies stated as not evaluated; a versioned `CreateModelPackage` "
+     "takes no `Tags` (botocore: it uses its group's), so the pipeline sends none, the emulator refuses them and the "
+     "template conditions the group, not the version",
+     ["tests/unit/emulator/test_emu_iam_policy_evaluation.py::test_the_evaluation_gives_the_documented_answer",
+      "tests/unit/emulator/test_emu_iam_enforcement.py::test_a_virtual_hosted_request_is_authorized_against_the_bucket_it_reads",
+      "tests/unit/emulator/test_emu_iam_enforcement.py::test_a_head_of_a_version_is_get_object_version",
+      "tests/unit/emulator/test_emu_registry.py::test_model_from_package_serves_the_package_artifact"]),
+    ("4. Policy conditions (medium)", "partly",
+     "deletes without `…IfExists` (another team's untagged `sagemaker-retrain-other-prod` refused); training, "
+     "transform and endpoint-config creates limited by `sagemaker:InstanceTypes` and training by "
+     "`sagemaker:MaxRuntimeInSeconds` (template parameters `AllowedInstanceTypes`, `MaxRuntimeSeconds`). Open: "
+     "`ListBucket` cannot be scoped while the provider's `check_s3_url` sends HeadBucket (authorized as `ListBucket` "
+     "without `s3:prefix`, like a whole-bucket listing); the optional KMS key; the API server's read-only policy",
+     ["tests/infra/test_policy_covers_dag.py::test_evaluator_refuses_what_the_policy_must_refuse",
+      "tests/infra/test_template.py::test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag",
+      "tests/unit/emulator/test_emu_iam_enforcement.py::test_the_creates_that_spend_carry_sagemakers_condition_keys"]),
+    ("5. Cost and gate limits (medium)", "closed",
+     "the transform instance type is limited; an S3 data set (or a drop's parts together) over `max_dataset_bytes` is "
+     "refused before a byte is read; a default gate floor per metric",
+     ["tests/unit/test_limits.py::test_transform_instance_type_param_is_checked_in_prepare_too",
+      "tests/unit/test_data_events.py::test_an_s3_data_set_over_max_dataset_bytes_is_refused_before_it_is_read",
+      "tests/unit/test_data_events.py::test_a_multi_part_drop_is_capped_by_its_parts_total",
+      "tests/unit/test_limits.py::test_without_an_admin_floor_the_default_floor_holds"]),
+    ("6. History page (low)", "another engineer's branch", "per-entity authorization, a malformed record, CSP", []),
+    ("7. Compose (low)", "partly",
+     "the admin password is written with `json.dump` (a `\"` or `\\` in it works); Flower runs only with "
+     "`--profile flower`; a second compose user is done on another branch. Open: PostgreSQL and Redis passwords "
+     "from required secrets",
+     ["tests/deployment/test_compose_in_step.py::test_the_admin_password_is_written_as_json_whatever_it_contains"]),
+    ("8. Emulator persistence (low)", "closed",
+     "state-save files named by the key's sha256 and streamed (a 1,024-byte key or `..` is kept); an S3 upload over "
+     "64 MiB refused before it is read (`EntityTooLarge`)",
+     ["tests/unit/emulator/test_emu_hardening.py::test_keys_that_are_no_file_names_survive_a_save_and_a_restore",
+      "tests/unit/emulator/test_emu_hardening.py::test_an_s3_upload_over_the_cap_is_refused_before_it_is_read"]),
+    ("9. Supply chain (low)", "partly",
+     "every lock carries sha256 hashes and every install requires them (bootstrap, Dockerfile, checkov's venv), uv "
+     "itself from a hashed lock. Open: base images by digest (no registry reachable here to read a digest from)",
+     ["tests/unit/test_supply_chain.py::test_every_pinned_distribution_has_its_hashes",
+      "tests/unit/test_supply_chain.py::test_every_install_requires_the_hashes"]),
+]
+
+
+def _findings_rows() -> list[str]:
+    rows = ["| Finding | Status | What holds now | Guarded by |", "|---|---|---|---|"]
+    for finding, status, what, guards in FINDINGS:
+        for guard in guards:  # each guard is a test that exists
+            path, name = guard.split("::")
+            assert f"def {name}(" in (PROJECT_DIR / path).read_text(), guard
+        shown = "<br>".join(f"`{g}`" for g in guards) or "—"
+        rows.append(f"| {finding} | {status} | {what} | {shown} |")
+    return rows
+
+
 def test_write_security_doc(history_client, tmp_path, monkeypatch):
     http, tokens = history_client
     surfaces = _plugin_rows(http, tokens) + _emulator_rows() + [_non_csv_row(tmp_path)]
@@ -387,9 +468,9 @@ def test_write_security_doc(history_client, tmp_path, monkeypatch):
         "Written by `tests/security/test_security_doc.py` from the checks it runs (each row is asserted there,",
         "the file is rewritten only when all pass); the same cases are covered in more detail by",
         "`tests/unit/test_history_view.py`, `tests/unit/emulator/test_emu_admin_access.py`,",
-        "`tests/unit/test_limits.py` and `tests/deployment/test_compose_in_step.py`. The IAM section is",
-        "written by `tests/infra/test_least_privilege.py` (each test replaces only its own sections,",
-        "`tests/security/doc_sections.py`).",
+        "`tests/unit/test_limits.py` and `tests/deployment/test_compose_in_step.py`. The IAM sections are",
+        "written by `tests/infra/test_least_privilege.py` and `tests/unit/emulator/test_emu_iam_policy_evaluation.py`",
+        "(each test replaces only its own sections, `tests/security/doc_sections.py`).",
         "",
         "",
     ])
@@ -423,5 +504,6 @@ def test_write_security_doc(history_client, tmp_path, monkeypatch):
             *duties,
         ],
         "docker-compose.yaml": ["| What | Who | Promise |", "|---|---|---|", *deployment],
+        "Issue 24: each finding's status": _findings_rows(),
     }, head=head, doc=DOC)
     assert DOC.read_text() == text

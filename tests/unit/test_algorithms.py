@@ -79,7 +79,7 @@ def test_every_algorithms_requests_are_valid_for_botocore(model, name):
     package = config.build_model_package_config(
         algorithm=algorithm, group_name="g", image=image, model_data_url=artifact, params=params,
         metrics_uri="s3://b/m.json", customer_metadata={"run-id": "r"}, client_token="t", description="d",
-        resource_tags=TAGS, code=CODE, region="eu-west-1")
+        code=CODE, region="eu-west-1")
     _valid(model, "CreateModelPackage", package)
     spec = package["InferenceSpecification"]
     assert spec["Containers"][0]["Image"] == image and spec["Containers"][0]["ModelDataUrl"] == artifact

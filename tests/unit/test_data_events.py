@@ -233,3 +233,33 @@ def test_choose_data_refuses_parts_outside_the_allowed_prefixes(s3, variables, t
     event = asset_extra(message(s3_event("incoming/d" + MANIFEST_SUFFIX, version=None)))
     with pytest.raises(ValueError, match="not under an allowed prefix"):
         pipeline.choose_data({"dataset_uri": "x"}, "asset_triggered", [event], s3, tmp_path)
+
+
+# --- the admins' size cap on S3 data sets (issue 24, finding 5) -----------------------------------
+def test_an_s3_data_set_over_max_dataset_bytes_is_refused_before_it_is_read(s3, variables, tmp_path):
+    variables["sagemaker_retrain_limits"] = json.dumps({"max_dataset_bytes": 100})
+    s3.put_object(Bucket=BUCKET, Key="staging/big.csv", Body=b"a,b\n" + b"1,2\n" * 30)  # 124 bytes
+    s3.put_object(Bucket=BUCKET, Key="staging/small.csv", Body=b"a,b\n1,2\n")
+    reads = []
+    s3.meta.events.register("before-call.s3.GetObject", lambda **kw: reads.append(kw["params"]["Key"]))
+    with pytest.raises(ValueError) as raised:
+        pipeline.choose_data({"dataset_uri": f"s3://{BUCKET}/staging/big.csv"}, "manual", [], s3, tmp_path)
+    assert str(raised.value) == (f"The data set s3://{BUCKET}/staging/big.csv has 124 bytes, more than the limit "
+                                 "max_dataset_bytes=100 (Variable sagemaker_retrain_limits); nothing was read")
+    assert reads == []
+    small = f"s3://{BUCKET}/staging/small.csv"
+    assert pipeline.choose_data({"dataset_uri": small}, "manual", [], s3, tmp_path)[0] == small
+
+
+def test_a_multi_part_drop_is_capped_by_its_parts_total(s3, variables, tmp_path):
+    variables["sagemaker_retrain_limits"] = json.dumps({"max_dataset_bytes": 100})
+    parts = [f"s3://{BUCKET}/staging/p{i}.csv" for i in range(3)]
+    for part in parts:  # 40 bytes each: every part is under the cap, the three together are not
+        s3.put_object(Bucket=BUCKET, Key=part.split("/", 3)[3], Body=b"a,b\n" + b"1,2\n" * 9)
+    s3.put_object(Bucket=BUCKET, Key="incoming/d" + MANIFEST_SUFFIX, Body=json.dumps({"parts": parts}).encode())
+    event = asset_extra(message(s3_event("incoming/d" + MANIFEST_SUFFIX, version=None)))
+    with pytest.raises(ValueError, match=r"3 parts has 120 bytes or more .*max_dataset_bytes=100"):
+        pipeline.choose_data({"dataset_uri": "x"}, "asset_triggered", [event], s3, tmp_path)
+    variables["sagemaker_retrain_limits"] = json.dumps({"max_dataset_bytes": 120})
+    assert pipeline.choose_data({"dataset_uri": "x"}, "asset_triggered", [event], s3, tmp_path)[1] == [
+        {"uri": part, "version_id": None} for part in parts]

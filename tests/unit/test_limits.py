@@ -105,6 +105,24 @@ def test_gate_threshold_may_only_tighten_the_admin_floor(metric, floor, looser, 
                             variables(gate_floors={key: floor}))
 
 
+@pytest.mark.parametrize(("metric", "loose"), [
+    ("test:mse", 1e308), ("test:absolute_loss", 101.0), ("test:roc_auc_score", 0.4),
+    ("test:binary_classification_accuracy", 0.0), ("test:multiclass_accuracy", 0.49), ("test:macro_f_beta", 0.0),
+])
+def test_without_an_admin_floor_the_default_floor_holds(metric, loose):
+    """No Variable set: gate_threshold=1e308 (a gate any model passes) is refused by the shipped floor."""
+    floor = limits.DEFAULT_GATE_FLOORS[metric]
+    message = refused(defaults(gate_metric=metric, gate_threshold=loose))
+    assert message.startswith(f"Param gate_threshold={loose!r} for {metric} must be")
+    assert f"the floor {floor} (the default floor; an admin may set another in Variable sagemaker_retrain_gate_floors)" \
+        in message
+    limits.check_params(defaults(gate_metric=metric, gate_threshold=floor), PROJECT_DIR, variables())
+    looser = loose if limits.GATE_METRICS[metric] else 0.0  # an admin's floor for this metric replaces the default
+    limits.check_params(defaults(gate_metric=metric, gate_threshold=looser), PROJECT_DIR,
+                        variables(gate_floors={metric: looser}))
+    assert set(limits.DEFAULT_GATE_FLOORS) == set(limits.GATE_METRICS)
+
+
 # ------------------------------------------------------------------------------------------------ dataset_uri
 @pytest.fixture()
 def project(tmp_path):

@@ -41,7 +41,6 @@ def _package_request(**metadata) -> dict:
         customer_metadata=registry.metadata({"run-id": RUN_ID, "dataset-uri": "s3://b/data/housing.csv",
                                              "rows-test": 51, "gate-reason": GATE_REASON, **metadata}),
         client_token=registry.client_token(RUN_ID, "20261126-100000-abcdef"), description=f"Run {RUN_ID}",
-        resource_tags=TAGS,
     )
 
 

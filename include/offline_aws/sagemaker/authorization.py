@@ -6,6 +6,9 @@ ARNs it touches and their condition context, after AWS's Service Authorization R
 - ``aws:ResourceTag/<key>`` (and ``sagemaker:ResourceTag/<key>``) from the tags an existing resource
   carries; a resource that does not exist has none (IfExists conditions then hold).
 - ``iam:PassRole`` on a create's RoleArn / ExecutionRoleArn, with ``iam:PassedToService``.
+- SageMaker's own condition keys of the creates that spend: ``sagemaker:InstanceTypes`` (multivalued:
+  every instance type the request asks for), ``sagemaker:MaxRuntimeInSeconds`` (CreateTrainingJob),
+  ``sagemaker:VolumeKmsKey`` and ``sagemaker:OutputKmsKey`` (present only when the request names a key).
 - CreateEndpoint and UpdateEndpoint touch the endpoint and the endpoint config they name; List*
   operations take no resource (``*``).
 - UpdateEndpoint with auto-rollback alarms: SageMaker reads them as the execution role of the new
@@ -33,6 +36,28 @@ def _request_context(tags: list[dict] | None) -> dict:
     if tags:
         context["aws:TagKeys"] = [t["Key"] for t in tags]
     return context
+
+
+def spend_context(operation: str, params: dict) -> dict:
+    """The SageMaker condition keys of a create that spends (Service Authorization Reference)."""
+    if operation == "CreateTrainingJob":
+        resources = params.get("ResourceConfig") or {}
+        types = [resources.get("InstanceType")] + [g.get("InstanceType") for g in resources.get("InstanceGroups", [])]
+        context = {"sagemaker:MaxRuntimeInSeconds": (params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
+                   "sagemaker:VolumeKmsKey": resources.get("VolumeKmsKeyId"),
+                   "sagemaker:OutputKmsKey": (params.get("OutputDataConfig") or {}).get("KmsKeyId")}
+    elif operation == "CreateTransformJob":
+        resources = params.get("TransformResources") or {}
+        types = [resources.get("InstanceType")]
+        context = {"sagemaker:VolumeKmsKey": resources.get("VolumeKmsKeyId"),
+                   "sagemaker:OutputKmsKey": (params.get("TransformOutput") or {}).get("KmsKeyId")}
+    elif operation == "CreateEndpointConfig":
+        types = [v.get("InstanceType") for v in params.get("ProductionVariants") or []]
+        context = {"sagemaker:VolumeKmsKey": params.get("KmsKeyId")}
+    else:
+        return {}
+    context["sagemaker:InstanceTypes"] = [t for t in types if t]
+    return {key: value for key, value in context.items() if value not in (None, "", [])}
 
 
 def _resource_context(backend: SageMakerBackend, arn: str) -> dict:
@@ -68,7 +93,7 @@ def sagemaker_requests(backend: SageMakerBackend, operation: str, params: dict) 
         arns = [params.get("ResourceArn") or ""]
     else:
         arns = ["*"]
-    request_context = _request_context(tags)
+    request_context = {**_request_context(tags), **spend_context(operation, params)}
     if operation == "DeleteTags" and params.get("TagKeys"):
         request_context["aws:TagKeys"] = list(params["TagKeys"])
     out = [AuthRequest(action, arn, {**(_resource_context(backend, arn) if arn != "*" else {}), **request_context})

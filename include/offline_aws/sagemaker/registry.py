@@ -132,6 +132,9 @@ class RegistryMixin:
             raise ValidationException("InferenceSpecification is required for an unversioned model package.")
         if name and req.get("ModelApprovalStatus"):
             raise ValidationException("ModelApprovalStatus can only be set for a versioned model package.")
+        if group_name and req.get("Tags"):  # botocore's CreateModelPackage documentation, Tags
+            raise ValidationException("Tags cannot be specified for a versioned model package (with "
+                                      "ModelPackageGroupName): it uses the tags associated with its group.")
         with self.lock:
             token = req.get("ClientToken")
             if token and token in self.model_package_tokens:
@@ -163,7 +166,9 @@ class RegistryMixin:
                         "ModelPackageRegistrationType"):
                 if req.get(key) is not None:
                     desc[key] = copy.deepcopy(req[key])
-            self._set_tags(arn, req.get("Tags"))
+            # A version carries its group's tags (as AWS documents it); an unversioned package its own.
+            self._set_tags(arn, copy.deepcopy(self.tags.get(group["ModelPackageGroupArn"], [])) if group_name
+                           else req.get("Tags"))
             if group_name:
                 self.model_package_versions[group_name.lower()] = number
             self.model_packages[arn] = desc

@@ -233,3 +233,48 @@ def test_the_command_refuses_a_nan_time_scale():
     done = subprocess.run([sys.executable, "-m", "offline_aws", "--port", "0", "--time-scale", "nan"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "time_scale must be a finite number" in done.stderr
+
+
+def test_keys_that_are_no_file_names_survive_a_save_and_a_restore(tmp_path: Path):
+    """A 1,024-byte key and a key named ``..`` are valid in S3; the state save keeps them and every other object."""
+    from offline_aws.persistence import save_state
+
+    keys = {"a" * 1024: b"long", "..": b"dots", "p/../x": b"segments", "ok.csv": b"plain"}
+    emu = start_emulator(time_scale=0)
+    try:
+        s3 = _client(emu, "s3")
+        s3.create_bucket(Bucket="state-keys")
+        for key, body in keys.items():
+            s3.put_object(Bucket="state-keys", Key=key, Body=body)
+        save_state(emu, tmp_path / "state")
+    finally:
+        emu.stop()
+    restored = start_emulator(time_scale=0)
+    try:
+        load_state(restored, tmp_path / "state")
+        s3 = _client(restored, "s3")
+        assert {key: s3.get_object(Bucket="state-keys", Key=key)["Body"].read() for key in keys} == keys
+    finally:
+        restored.stop()
+
+
+def test_an_s3_upload_over_the_cap_is_refused_before_it_is_read(monkeypatch):
+    """moto holds a PUT body in memory: one over ``S3_PUT_MAX_BYTES`` is refused (EntityTooLarge) unread."""
+    from botocore.exceptions import ClientError
+
+    from offline_aws import limits
+
+    monkeypatch.setattr(limits, "S3_PUT_MAX_BYTES", 1024)
+    emu = start_emulator(time_scale=0)
+    try:
+        s3 = _client(emu, "s3")
+        s3.create_bucket(Bucket="capped")
+        s3.put_object(Bucket="capped", Key="small", Body=b"x" * 1024)
+        with pytest.raises(ClientError) as raised:
+            s3.put_object(Bucket="capped", Key="big", Body=b"x" * 1025)
+        assert raised.value.response["Error"]["Code"] == "EntityTooLarge"
+        assert "1024 bytes per request" in raised.value.response["Error"]["Message"]
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="capped")["Contents"]]
+        assert keys == ["small"] and _healthy(emu)
+    finally:
+        emu.stop()

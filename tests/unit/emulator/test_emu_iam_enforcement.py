@@ -50,6 +50,7 @@ def clients():
                                                                 "logs", "iam")}
         made["wrong-secret"] = boto3.client("s3", **{**user, "aws_secret_access_key": "not-it"})
         made["arn"] = iam.get_user(UserName="unit-user")["User"]["Arn"]
+        made.update(url=emulator.url, root_s3=s3, keys=(key["AccessKeyId"], key["SecretAccessKey"]))
         yield made
     finally:
         emulator.stop()
@@ -196,3 +197,70 @@ def test_sqs_batch_calls_are_authorized_as_their_single_actions():
         assert "sqs:SendMessage on resource" in error["Message"]
     finally:
         emulator.stop()
+
+
+def _signed_get(clients, host: str, path: str) -> tuple[int, bytes]:
+    """A GET signed by the unit user for ``host`` (as a virtual-hosted client signs it), sent to the emulator."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="GET", url=f"http://{host}{path}")
+    S3SigV4Auth(Credentials(*clients["keys"]), "s3", REGION).add_auth(request)
+    emulator = urlsplit(clients["url"])
+    connection = http.client.HTTPConnection(emulator.hostname, emulator.port, timeout=30)
+    connection.request("GET", path, headers={**dict(request.headers.items()), "Host": host})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def test_a_virtual_hosted_request_is_authorized_against_the_bucket_it_reads(clients):
+    """Host ``other.localhost``, path ``/<allowed bucket>/p/...``: moto serves bucket ``other``, key
+    ``<allowed bucket>/p/...``; IAM must judge ``arn:aws:s3:::other/...`` (the user may not read it)."""
+    other = "iam-enforcement-other"
+    clients["root_s3"].create_bucket(Bucket=other)
+    clients["root_s3"].put_object(Bucket=other, Key=f"{BUCKET}/p/run:1+x.csv", Body=b"other team's secret")
+    port = clients["url"].rsplit(":", 1)[1]
+    status, body = _signed_get(clients, f"{other}.localhost:{port}", f"/{BUCKET}/p/run:1+x.csv")
+    assert status == 403 and b"other team" not in body
+    assert f"arn:aws:s3:::{other}/{BUCKET}/p/run:1+x.csv".encode() in body
+    status, body = _signed_get(clients, f"127.0.0.1:{port}", f"/{BUCKET}/p/run:1+x.csv")  # path style: allowed
+    assert (status, body) == (200, b"1")
+
+
+def test_a_head_of_a_version_is_get_object_version(clients):
+    from offline_aws.iam_requests import s3_requests
+
+    def action(method, query):
+        return [r.action for r in s3_requests(method, f"/{BUCKET}/p/k", query, {}, b"")]
+
+    assert action("HEAD", "versionId=v1") == action("GET", "versionId=v1") == ["s3:GetObjectVersion"]
+    assert action("HEAD", "") == ["s3:GetObject"]
+    assert action("GET", "tagging&versionId=v1") == ["s3:GetObjectVersionTagging"]
+    assert action("DELETE", "versionId=v1") == ["s3:DeleteObjectVersion"]
+    error = _denied(lambda: clients["s3"].head_object(Bucket=BUCKET, Key="p/run:1+x.csv", VersionId="null"))
+    assert error["Code"] in ("403", "AccessDenied")  # the policy allows s3:GetObject only
+
+
+def test_the_creates_that_spend_carry_sagemakers_condition_keys():
+    """sagemaker:InstanceTypes / MaxRuntimeInSeconds / …KmsKey, so the template's limits are evaluated (finding 4)."""
+    from offline_aws.sagemaker.authorization import spend_context
+
+    training = {"ResourceConfig": {"InstanceType": "ml.p5.48xlarge", "InstanceCount": 1, "VolumeKmsKeyId": "k1"},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 86400}, "OutputDataConfig": {"S3OutputPath": "s3://b/"}}
+    assert spend_context("CreateTrainingJob", training) == {
+        "sagemaker:InstanceTypes": ["ml.p5.48xlarge"], "sagemaker:MaxRuntimeInSeconds": 86400,
+        "sagemaker:VolumeKmsKey": "k1"}
+    config = {"ProductionVariants": [{"InstanceType": "ml.m5.large"}, {"InstanceType": "ml.c5.xlarge"}]}
+    assert spend_context("CreateEndpointConfig", config) == {"sagemaker:InstanceTypes": ["ml.m5.large", "ml.c5.xlarge"]}
+    assert spend_context("CreateModel", {}) == {}
+    limit = [{"Sid": "T", "Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": "*", "Condition": {
+        "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": ["ml.m5.large"]},
+        "NumericLessThanEquals": {"sagemaker:MaxRuntimeInSeconds": "14400"}}}]
+    small = {**training, "ResourceConfig": {"InstanceType": "ml.m5.large"}, "StoppingCondition": {"MaxRuntimeInSeconds": 3600}}
+    assert decide(limit, AuthRequest("sagemaker:CreateTrainingJob", "arn:x", spend_context("CreateTrainingJob", small)))[0]
+    assert not decide(limit, AuthRequest("sagemaker:CreateTrainingJob", "arn:x",
+                                         spend_context("CreateTrainingJob", training)))[0]

@@ -123,9 +123,15 @@ def test_list_packages_filters_sort_pagination(backend, group):
 def test_model_from_package_serves_the_package_artifact(backend, group):
     backend.create_training_job(training_request("ll"))
     artifact = wait_job(backend, "ll")["ModelArtifacts"]["S3ModelArtifacts"]
-    arn = backend.create_model_package(ModelPackageGroupName=GROUP, InferenceSpecification=_spec(artifact),
-                                       Tags=[{"Key": "k", "Value": "v"}])["ModelPackageArn"]
-    assert backend.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+    group_arn = backend.describe_model_package_group(ModelPackageGroupName=GROUP)["ModelPackageGroupArn"]
+    backend.add_tags(ResourceArn=group_arn, Tags=[{"Key": "k", "Value": "v"}])
+    with pytest.raises(ValidationException, match="uses the tags associated with its group"):
+        backend.create_model_package(ModelPackageGroupName=GROUP, InferenceSpecification=_spec(artifact),
+                                     Tags=[{"Key": "own", "Value": "x"}])  # botocore: "you cannot supply a tag"
+    arn = backend.create_model_package(ModelPackageGroupName=GROUP, InferenceSpecification=_spec(artifact))[
+        "ModelPackageArn"]
+    tags = backend.list_tags(ResourceArn=arn)["Tags"]
+    assert {"Key": "k", "Value": "v"} in tags and tags == backend.list_tags(ResourceArn=group_arn)["Tags"]
     with pytest.raises(ValidationException, match="does not exist"):
         backend.create_model(ModelName="m0", ExecutionRoleArn=ROLE, Containers=[{"ModelPackageName": f"{arn}0"}])
     backend.create_model(ModelName="m1", ExecutionRoleArn=ROLE, Containers=[{"ModelPackageName": arn}])
