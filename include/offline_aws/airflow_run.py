@@ -162,8 +162,9 @@ class DagTestSession:
 
     The same command code (``dag_command.dag_test``, so ``DAG.test``) as ``dags_test``, without paying
     Airflow's start-up, the DAG file's parse and the first task's imports (~25 s on a busy 2-core
-    machine) for every run: for tests that run the DAG many times against one emulator. The DAG is
-    parsed once, at the first run (its parse-time settings come from ``env``, as in ``dags_test``).
+    machine) for every run: for tests that run the DAG many times against one emulator. Each DAG is
+    parsed once, at its first run (its parse-time settings come from ``env``, as in ``dags_test``;
+    ``DAG.test`` still syncs the file to the database at every run).
     ``run()`` returns the same ``DagRunResult``, its ``output`` being this run's part of the log; its
     ``dag_id`` runs another DAG of the same file (the catalog's models) in the same process.
     """
@@ -223,7 +224,9 @@ def _serve(dag_id: str, results_path: str) -> None:
     from argparse import Namespace
 
     from airflow.cli.commands.dag_command import dag_test
+    from airflow.utils.cli import get_bagged_dag
 
+    dags = {}  # each DAG parsed once: `dags test` parses the file for it, then DAG.test syncs it again
     for line in sys.stdin:
         request = json.loads(line)
         conf = request.get("conf")
@@ -232,7 +235,9 @@ def _serve(dag_id: str, results_path: str) -> None:
                          show_dagrun=False, imgcat_dagrun=False, save_dagrun=None, verbose=False)
         returncode = 0
         try:
-            dag_test(args)
+            if args.dag_id not in dags:
+                dags[args.dag_id] = get_bagged_dag(None, args.dag_id)
+            dag_test(args, dags[args.dag_id])
         except SystemExit as exc:
             returncode = exc.code if isinstance(exc.code, int) else 1
         except Exception:
