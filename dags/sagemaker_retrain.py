@@ -327,6 +327,7 @@ def _tasks(spec: ModelSpec) -> None:
         endpoint_config_name=plan["endpoint_config_name"],
         smoke_rows=plan["smoke_features"],
         algorithm=plan["algorithm"],
+        predictor_type="{{ params.predictor_type }}",
         deadline="{{ ti.xcom_pull(task_ids='deploy')['wait_deadline'] }}",
         poll_interval=POLL_SECONDS,
         deferrable=True,

@@ -162,9 +162,11 @@ class DagTestSession:
 
     The same command code (``dag_command.dag_test``, so ``DAG.test``) as ``dags_test``, without paying
     Airflow's start-up, the DAG file's parse and the first task's imports (~25 s on a busy 2-core
-    machine) for every run: for tests that run the DAG many times against one emulator. The DAG is
-    parsed once, at the first run (its parse-time settings come from ``env``, as in ``dags_test``).
-    ``run()`` returns the same ``DagRunResult``, its ``output`` being this run's part of the log.
+    machine) for every run: for tests that run the DAG many times against one emulator. Each DAG is
+    parsed once, at its first run (its parse-time settings come from ``env``, as in ``dags_test``;
+    ``DAG.test`` still syncs the file to the database at every run).
+    ``run()`` returns the same ``DagRunResult``, its ``output`` being this run's part of the log; its
+    ``dag_id`` runs another DAG of the same file (the catalog's models) in the same process.
     """
 
     def __init__(self, env: dict[str, str], dag_id: str = "sagemaker_retrain"):
@@ -178,12 +180,13 @@ class DagTestSession:
                                      env=env, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT)
         self._done = 0
 
-    def run(self, conf: dict | None = None, timeout: float = 900) -> DagRunResult:
+    def run(self, conf: dict | None = None, timeout: float = 900, dag_id: str | None = None) -> DagRunResult:
         import time
 
-        before = _latest_run_id(self.env, self.dag_id)
+        dag_id = dag_id or self.dag_id
+        before = _latest_run_id(self.env, dag_id)
         offset = self.log_path.stat().st_size
-        self.proc.stdin.write((json.dumps(conf or {}) + "\n").encode())
+        self.proc.stdin.write((json.dumps({"dag_id": dag_id, "conf": conf or {}}) + "\n").encode())
         self.proc.stdin.flush()
         deadline = time.monotonic() + timeout
         while True:
@@ -198,10 +201,10 @@ class DagTestSession:
         with self.log_path.open("rb") as log:
             log.seek(offset)
             output = log.read().decode(errors="replace")
-        run_id = _latest_run_id(self.env, self.dag_id)
+        run_id = _latest_run_id(self.env, dag_id)
         if run_id == before:
             return DagRunResult(returncode, output, None)
-        states, xcoms = read_run(self.env, self.dag_id, run_id)
+        states, xcoms = read_run(self.env, dag_id, run_id)
         return DagRunResult(returncode, output, run_id, states, xcoms)
 
     def close(self) -> None:
@@ -216,20 +219,25 @@ class DagTestSession:
 
 
 def _serve(dag_id: str, results_path: str) -> None:
-    """The session's process: one JSON conf per stdin line -> one ``dags test`` run -> one result line."""
+    """The session's process: one JSON ``{"dag_id", "conf"}`` per stdin line -> one ``dags test`` run -> one result line."""
     import traceback
     from argparse import Namespace
 
     from airflow.cli.commands.dag_command import dag_test
+    from airflow.utils.cli import get_bagged_dag
 
+    dags = {}  # each DAG parsed once: `dags test` parses the file for it, then DAG.test syncs it again
     for line in sys.stdin:
-        conf = json.loads(line)
-        args = Namespace(dag_id=dag_id, conf=json.dumps(conf) if conf else None, logical_date=None,
+        request = json.loads(line)
+        conf = request.get("conf")
+        args = Namespace(dag_id=request.get("dag_id") or dag_id, conf=json.dumps(conf) if conf else None, logical_date=None,
                          use_executor=False, mark_success_pattern=None, bundle_name=None, dagfile_path=None,
                          show_dagrun=False, imgcat_dagrun=False, save_dagrun=None, verbose=False)
         returncode = 0
         try:
-            dag_test(args)
+            if args.dag_id not in dags:
+                dags[args.dag_id] = get_bagged_dag(None, args.dag_id)
+            dag_test(args, dags[args.dag_id])
         except SystemExit as exc:
             returncode = exc.code if isinstance(exc.code, int) else 1
         except Exception:

@@ -1,11 +1,13 @@
 """A broken catalog file takes down its own model only, visibly; a new file is a new DAG, nothing else.
 
 The DAG file reads the catalog from env SAGEMAKER_RETRAIN_CATALOG_DIR: here a temporary copy of the
-project's catalog, with a broken file (and a new model) added.
+project's catalog, with broken files and a new model added: the README's "Add your model" example,
+read from the README, so the worked example there is a file that works.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -28,6 +30,14 @@ EXPECTED = {
 }
 
 
+def readme_example() -> tuple[str, str]:
+    """(file name, text) of the README's "Add your model" example: the yaml block under that heading."""
+    section = (PROJECT_DIR / "README.md").read_text().split("\n## Add your model\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n# include/models/(\w+\.yaml)\n(.*?)```", section, re.S)
+    assert block, "README's 'Add your model' has no ```yaml block starting with '# include/models/<name>.yaml'"
+    return block.group(1), block.group(2)
+
+
 def _entry(name: str, changes: dict) -> dict:
     document = yaml.safe_load((MODELS / "housing_lstat.yaml").read_text())
     document.update(name=name, promotion={**document["promotion"], "endpoint_name": name.replace("_", "-")})
@@ -45,7 +55,8 @@ def bag(tmp_path_factory):
     for name, change in BROKEN.items():
         (catalog / f"{name}.yaml").write_text(change if isinstance(change, str) else yaml.safe_dump(_entry(name, change)))
     # Adding a model is adding one file.
-    (catalog / "added_model.yaml").write_text(yaml.safe_dump(_entry("added_model", {"tags": ["added"]})))
+    name, text = readme_example()
+    (catalog / name).write_text(text)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SAGEMAKER_RETRAIN_CATALOG_DIR", str(catalog))
         yield DagBag(dag_folder=str(PROJECT_DIR / "dags"))
@@ -53,10 +64,24 @@ def bag(tmp_path_factory):
 
 def test_the_good_models_still_load(bag):
     assert bag.import_errors == {}
-    assert {"sagemaker_retrain", "retrain_housing_lstat", "retrain_added_model"} <= set(bag.dags)
-    added = bag.dags["retrain_added_model"]
-    assert "added" in added.tags and added.params.get_param("endpoint_name").value == "added-model"
-    assert added.get_task("deploy").pool == "sagemaker_endpoint_added-model"
+    from sagemaker_retrain.catalog import load_catalog
+
+    shipped = {spec.dag_id for spec in load_catalog(MODELS).specs}
+    name, text = readme_example()
+    example = yaml.safe_load(text)
+    assert shipped | {f"retrain_{example['name']}"} <= set(bag.dags)
+    added = bag.dags[f"retrain_{example['name']}"]
+    assert set(example["tags"]) <= set(added.tags) and added.owner == ", ".join(example["owners"])
+    defaults = {key: added.params.get_param(key).value for key in
+                ("dataset_uri", "target_column", "algorithm", "gate_metric", "gate_threshold", "endpoint_name",
+                 *example["algorithm"]["hyperparameters"])}
+    assert defaults == {"dataset_uri": example["data"]["uri"], "target_column": example["data"]["target"],
+                        "algorithm": example["algorithm"]["name"], "gate_metric": example["gate"]["metric"],
+                        "gate_threshold": example["gate"]["threshold"],
+                        "endpoint_name": example["promotion"]["endpoint_name"],
+                        **example["algorithm"]["hyperparameters"]}
+    assert added.get_task("deploy").pool == f"sagemaker_endpoint_{example['promotion']['endpoint_name']}"
+    assert {o.name for o in added.get_task("publish").outlets} == {f"retrain_{example['name']}_served_model"}
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))

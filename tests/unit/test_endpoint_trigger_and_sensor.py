@@ -145,6 +145,33 @@ def test_smoke_check_refuses_garbage():
         check_predictions([{"label": 1}], 1)
 
 
+
+@pytest.mark.parametrize(("predictor_type", "passes"), [("binary_classifier", True), (None, False)])
+def test_smoke_reads_a_classifiers_probabilities_as_its_predictor_type(monkeypatch, predictor_type, passes):
+    """A script-mode classifier answers both classes' probabilities: one row is two numbers, not a regressor's one."""
+    import io
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sagemaker_retrain.sensors import endpoint
+
+    class Hook:
+        def __init__(self, **kwargs):
+            self.conn = self
+
+        def invoke_endpoint(self, **kwargs):
+            return {"Body": io.BytesIO(b"[[0.2, 0.8], [0.9, 0.1]]")}
+
+    monkeypatch.setattr(endpoint, "AwsBaseHook", Hook)
+    sensor = EndpointDeployedSensor(task_id="w", endpoint_name="ep", endpoint_config_name=WANTED,
+                                    smoke_rows=[[1.0], [2.0]], algorithm="sklearn", predictor_type=predictor_type)
+    if passes:
+        assert sensor._smoke()["smoke_scores"] == [0.8, 0.1]
+    else:
+        with pytest.raises(AirflowFailException, match="Prediction 0 of a regressor has 2 values"):
+            sensor._smoke()
+
+
 # --- against the emulator -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

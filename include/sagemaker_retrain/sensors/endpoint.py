@@ -41,6 +41,8 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         one total cap on the wait. None: ``timeout`` seconds from each try's start.
     :param algorithm: the name of the algorithm that made the deployed model (templated): the smoke
         request is sent and its answer parsed in that algorithm's formats; None tries each parser.
+    :param predictor_type: ``regressor`` (None), ``binary_classifier`` or ``multiclass_classifier``
+        (templated): how the answer is read (a classifier may answer each class's probability).
     :param deferrable: wait on the triggerer instead of holding a worker slot (default: Airflow's
         ``[operators] default_deferrable``).
     :param poll_interval: seconds between status checks.
@@ -52,7 +54,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
 
     aws_hook_class = SageMakerHook
     template_fields: Sequence[str] = aws_template_fields(
-        "endpoint_name", "endpoint_config_name", "smoke_rows", "deadline", "algorithm")
+        "endpoint_name", "endpoint_config_name", "smoke_rows", "deadline", "algorithm", "predictor_type")
     operator_extra_links = (SageMakerEndpointLink(), SageMakerModelPackageLink())
 
     def __init__(
@@ -63,6 +65,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         smoke_rows: list[list[float]] | None = None,
         deadline: str | None = None,
         algorithm: str | None = None,
+        predictor_type: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
         **kwargs,
@@ -75,6 +78,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         self.smoke_rows = smoke_rows or []
         self.deadline = deadline
         self.algorithm = algorithm
+        self.predictor_type = predictor_type
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
@@ -167,7 +171,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
             from sagemaker_retrain import algorithms
 
             made_by = algorithms.get(self.algorithm) if self.algorithm else None
-            scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows, made_by)
+            scores = smoke_test(runtime, self.endpoint_name, self.smoke_rows, made_by, self.predictor_type or None)
         except SmokeTestError as err:
             raise AirflowFailException(f"Smoke test of {self.endpoint_name} failed: {err}") from err
         self.log.info("Smoke test: %d rows answered, scores %s", len(scores), scores)
