@@ -163,8 +163,13 @@ def test_every_statement_has_a_unique_sid(template):
 
 
 def test_registry_accounts_match_the_image_table(template):
-    mapping = template["Mappings"]["LinearLearnerRegistry"]
+    from sagemaker_retrain.algorithms.accounts import FIRST_PARTY, FRAMEWORK
+
+    mapping = template["Mappings"]["ImageRegistry"]
     assert {region: row["Account"] for region, row in mapping.items()} == LINEAR_LEARNER_ACCOUNTS
+    assert all(FIRST_PARTY[region] == row["Account"] for region, row in mapping.items())  # k-NN's too
+    assert {region: row["FrameworkAccount"] for region, row in mapping.items()} == {
+        region: FRAMEWORK[region] for region in mapping}
 
 
 def test_airflow_policy_grants_exactly_the_sagemaker_and_cloudwatch_actions_the_dag_calls(template):
@@ -423,8 +428,18 @@ def test_execution_role_trusts_sagemaker_and_reaches_only_the_prefix(stack, emul
     alarms = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:sagemaker-retrain-sagemaker-retrain*"
     assert statements["HostReadRollbackAlarms"]["Action"] == "cloudwatch:DescribeAlarms"
     assert statements["HostReadRollbackAlarms"]["Resource"] == [f"{alarms}-invocation-5xx", f"{alarms}-model-latency"]
-    image = statements["TrainHostTransformPullLinearLearnerImage"]
-    assert image["Resource"] == f"arn:aws:ecr:{REGION}:{LINEAR_LEARNER_ACCOUNTS[REGION]}:repository/linear-learner"
+    from sagemaker_retrain.algorithms.accounts import FRAMEWORK
+
+    # The images of every algorithm the pipeline runs (sagemaker_retrain.algorithms), nothing else.
+    first, framework = LINEAR_LEARNER_ACCOUNTS[REGION], FRAMEWORK[REGION]
+    assert statements["TrainHostTransformPullAlgorithmImages"]["Resource"] == [
+        f"arn:aws:ecr:{REGION}:{first}:repository/linear-learner", f"arn:aws:ecr:{REGION}:{first}:repository/knn",
+        f"arn:aws:ecr:{REGION}:{framework}:repository/sagemaker-xgboost",
+        f"arn:aws:ecr:{REGION}:{framework}:repository/sagemaker-scikit-learn"]
+    from sagemaker_retrain import algorithms
+
+    pulled = {r.rsplit("/", 1)[1] for r in statements["TrainHostTransformPullAlgorithmImages"]["Resource"]}
+    assert pulled == {a.repository for a in algorithms.ALGORITHMS.values()}
     assert statements["TrainHostTransformEcrLogin"]["Resource"] == "*"
     for resource in _as_list(statements["TrainHostTransformWriteLogs"]["Resource"]):
         assert resource.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/"), resource
