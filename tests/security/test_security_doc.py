@@ -394,7 +394,7 @@ FINDINGS = [
      "the admins' policy wins over a Param; approvers assigned without the person who triggered the run; "
      "`deploy` refuses a package not `Approved`; `train`/`deploy`/scoring re-check the limits on the request",
      ["tests/unit/test_registry_approval.py::test_the_approvers_are_assigned_without_the_person_who_triggered_the_run",
-      "tests/unit/test_registry_approval.py::test_the_policy_is_resolved_again_not_taken_from_an_edited_xcom",
+      "tests/unit/test_registry_approval.py::test_the_admins_policy_beats_the_param",
       "tests/unit/test_undo_and_pinning.py::test_deploy_refuses_a_package_that_is_not_approved",
       "tests/unit/test_limits.py::test_a_request_beyond_the_limits_is_refused"]),
     ("2. Emulator `/moto-api/*` back door (high)", "closed", "behind the admin routes' check",

@@ -10,7 +10,10 @@ from fastapi.testclient import TestClient
 
 from offline_aws.server import start_emulator
 from sagemaker_retrain import history
+from sagemaker_retrain.catalog import load_catalog
 from sagemaker_retrain.history_view import MAX_LIMIT, create_app
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 PLOT = "s3://hist/sagemaker-retrain/runs/r1/evaluation/predicted_vs_actual.png"
 # Every route of the plugin's app, as (path, query): each must refuse a caller without a token.
@@ -241,7 +244,8 @@ def test_outcome_column_words():
 
 
 # --- every model the user may read, and only those ---------------------------------------------------------
-TEAMS = {"sagemaker_retrain": "housing-team", "retrain_housing_lstat": "lstat-team"}
+TEAMS = {"sagemaker_retrain": "housing-team", "retrain_housing_lstat": "lstat-team",
+         "retrain_breast_cancer": "cancer-team"}
 
 
 @pytest.fixture()
@@ -273,12 +277,16 @@ def test_page_lists_every_model_with_links_to_its_dag(client, tokens):
     assert 'href="/dags/sagemaker_retrain"' in page and 'href="/dags/retrain_housing_lstat"' in page
     assert 'href="/dags/retrain_housing_lstat/runs/manual__r2"' in page and "lstat-m" in page
     assert page.index('id="model-housing"') < page.index("<h3>ep</h3>") < page.index('id="model-housing_lstat"')
-    assert {m["name"] for m in http.get("/api/models").json()["models"]} == {"housing", "housing_lstat"}
+    shipped = {spec.name for spec in load_catalog(PROJECT_DIR / "include" / "models", root=PROJECT_DIR).specs}
+    assert {"housing", "housing_lstat"} <= shipped
+    assert {m["name"] for m in http.get("/api/models").json()["models"]} == shipped
 
 
 def test_a_user_who_may_read_one_model_sees_only_that_model(client, lstat_reader):
     http, s3 = client
     _two_models(s3)
+    # Every model's DAG in a team (a DAG of no team is everyone's in multi-team mode).
+    assert {s.dag_id for s in load_catalog(PROJECT_DIR / "include" / "models", root=PROJECT_DIR).specs} <= set(TEAMS)
     http.headers.update(_bearer(lstat_reader))
     page = http.get("/").text
     assert 'id="model-housing_lstat"' in page and "lstat-m" in page
