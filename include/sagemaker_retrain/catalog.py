@@ -180,8 +180,8 @@ class Catalog:
 
 # --- the schema ---------------------------------------------------------------------------------
 def _field_schema(param) -> dict:
-    """A Param's JSON schema without the form's presentation keys."""
-    return {k: v for k, v in param.schema.items() if k not in ("section", "title", "description_md")}
+    """A Param's JSON schema without the form's presentation keys and its dialect (a subschema has none)."""
+    return {k: v for k, v in param.schema.items() if k not in ("$schema", "section", "title", "description_md")}
 
 
 def _algorithms(params: Mapping) -> list[str]:

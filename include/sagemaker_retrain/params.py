@@ -55,15 +55,15 @@ INSTANCE_RULE = ("Allowed by the admins: Variable `sagemaker_retrain_allowed_ins
                  "types listed); limits in Variable `sagemaker_retrain_limits` are checked when the run starts.")
 
 
-# Airflow validates every Param each time it serializes a task (each of the DAG's tasks carries the
-# DAG's Params), and jsonschema re-checks the schema itself on each call; against draft 7's meta-schema
-# that check costs a third of draft 2020-12's, the default. Every keyword used here means the same in
-# both, and the Trigger form ignores ``$schema``.
-JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
+# Every Param's schema names its dialect: Airflow validates each Param of a scheduled DAG while the file is
+# parsed (and again on Trigger), and jsonschema checks the schema itself against its dialect's meta-schema
+# each time; Draft 7's costs a third of 2020-12's (the default's), which is most of a DAG's parse time with
+# this many Params (bench/bench_parse.py). The keywords used here mean the same in both dialects.
+DIALECT = "http://json-schema.org/draft-07/schema#"
 
 
 def _param(default, section: str, title: str, description: str, **schema) -> Param:
-    return Param(default, schema={"$schema": JSON_SCHEMA_DRAFT, "section": section, "title": title,
+    return Param(default, schema={"$schema": DIALECT, "section": section, "title": title,
                                   "description_md": description, **schema})
 
 
@@ -132,8 +132,8 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
         "gate_threshold": _param(
             100.0, ESSENTIALS, "Gate threshold",
             "The new model must reach it: at most this for losses (mse, absolute_loss), at least this "
-            "for scores (accuracy, f_beta, roc_auc, 0–1), and beat the serving model. A floor per metric bounds it "
-            "(Variable `sagemaker_retrain_gate_floors`, else mse 1000, absolute_loss 100, scores 0.5). Default 100.0 (mse, in the target's units squared: "
+            "for scores (accuracy, f_beta, roc_auc, 0–1), and beat the serving model. Admins may set a floor "
+            "(Variable `sagemaker_retrain_gate_floors`). Default 100.0 (mse, in the target's units squared: "
             "an rmse of 10).",
             type="number",
         ),
@@ -253,10 +253,9 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
         "require_approval": _param(
             "policy", ESSENTIALS, "Require approval",
             "`yes`: a person approves the promotion in the run's Required actions before deploy; `no` or "
-            "`policy`: as the admins' Variable `sagemaker_retrain_require_approval` and the model's catalog entry "
-            "say. They win: when either requires approval, `no` cannot skip it. The approvers are the model's "
-            "(catalog), else Variable `sagemaker_retrain_approvers`; the person who triggered the run cannot "
-            "approve it.",
+            "`policy`: as the admins' Variable `sagemaker_retrain_require_approval` says. The Variable wins: "
+            "when it requires approval, `no` cannot skip it. The approvers are Variable "
+            "`sagemaker_retrain_approvers`; the person who triggered the run cannot approve it.",
             type="string", enum=["policy", "yes", "no"],
         ),
         "approval_timeout_hours": _param(

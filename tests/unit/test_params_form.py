@@ -105,3 +105,25 @@ def test_deep_copies_keep_schema_and_value_apart(params):
     copied[name] = before + 1
     assert original[name] == before and copied[name] == before + 1
     assert json.loads(json.dumps(copied.get_param(name).schema)) == dict(original.get_param(name).schema)
+
+
+# Values around every kind of rule the form uses: types, null, bounds, lengths, patterns, enums.
+PROBES = [None, True, 0, -1, 0.5, 1, 3, 10, 2**31, 1e12, "", "x", "ml.m5.large", "ml m5", "bad_name!",
+          "s3://bucket-a/key.csv", "a" * 3000, [], {}]
+
+
+def test_the_draft_7_dialect_changes_no_decision(params):
+    """Each schema names draft 7 (its meta-schema check is cheaper at parse); 2020-12 decides every value alike."""
+    from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
+    from jsonschema.validators import validator_for
+
+    for name, param in params.items():
+        schema = param.schema
+        assert validator_for(schema) is Draft7Validator, name
+        Draft7Validator.check_schema(schema)
+        without = {k: v for k, v in schema.items() if k != "$schema"}
+        Draft202012Validator.check_schema(without)
+        draft7 = Draft7Validator(schema, format_checker=FormatChecker())
+        latest = Draft202012Validator(without, format_checker=FormatChecker())
+        for value in [param.value, *PROBES]:
+            assert draft7.is_valid(value) == latest.is_valid(value), (name, value)
