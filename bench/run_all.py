@@ -6,7 +6,7 @@ Each benchmark runs as its own process and prints ``BENCH ...`` lines (progress 
 Generated data lives in a temp dir (``$BENCH_TMPDIR`` or the system's), never in the repo.
 
     python bench/run_all.py [--quick] [--no-docs] [--only parse,orchestration,orchestration_native,data_prep,scoring,recordio,
-                                                        xgboost,script_mode,algorithms_housing]
+                                                        xgboost,script_mode,algorithms_housing,triggerer]
 
 With ``--only`` the table keeps the rows of the benchmarks not run and replaces (or adds) only the
 rows of those that ran.
@@ -44,6 +44,8 @@ BENCHMARKS = {
     "xgboost": ("bench_xgboost.py", ["--rows", "1000000", "--runs", "5"], ["--rows", "100000", "--runs", "2"]),
     "script_mode": ("bench_script_mode.py", ["--jobs", "10"], ["--jobs", "3"]),
     "algorithms_housing": ("bench_algorithms_housing.py", [], []),
+    "triggerer": ("bench_triggerer.py", ["--counts", "50,200,500", "--poll", "30", "--window", "30"],
+                  ["--counts", "50", "--poll", "10", "--window", "15"]),
 }
 
 
