@@ -218,6 +218,22 @@ class DagTestSession:
         self._log.close()
 
 
+def fresh_copy(dag):
+    """A run's own copy of a parsed DAG (tens of ms): in one process, a run's conf would stay in the next run.
+
+    Airflow's ``process_params`` puts the task's own ``Param`` objects into the run's ``ParamsDict`` and
+    then sets the conf's values on them, so a Param a run's conf set (``mode: ephemeral``) would be the
+    next run's default. A task process of a real deployment parses the DAG afresh and never sees it.
+    ``DAG`` deep-copies its tasks, but an operator copies its ``params`` shallowly: they are copied here.
+    """
+    import copy
+
+    run_dag = copy.deepcopy(dag)
+    for task in run_dag.tasks:
+        task.params = copy.deepcopy(task.params)
+    return run_dag
+
+
 def _serve(dag_id: str, results_path: str) -> None:
     """The session's process: one JSON ``{"dag_id", "conf"}`` per stdin line -> one ``dags test`` run -> one result line."""
     import traceback
@@ -237,7 +253,7 @@ def _serve(dag_id: str, results_path: str) -> None:
         try:
             if args.dag_id not in dags:
                 dags[args.dag_id] = get_bagged_dag(None, args.dag_id)
-            dag_test(args, dags[args.dag_id])
+            dag_test(args, fresh_copy(dags[args.dag_id]))
         except SystemExit as exc:
             returncode = exc.code if isinstance(exc.code, int) else 1
         except Exception:
