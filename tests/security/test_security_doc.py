@@ -426,12 +426,21 @@ FINDINGS = [
       "tests/unit/test_data_events.py::test_an_s3_data_set_over_max_dataset_bytes_is_refused_before_it_is_read",
       "tests/unit/test_data_events.py::test_a_multi_part_drop_is_capped_by_its_parts_total",
       "tests/unit/test_limits.py::test_without_an_admin_floor_the_default_floor_holds"]),
-    ("6. History page (low)", "another engineer's branch", "per-entity authorization, a malformed record, CSP", []),
+    ("6. History page (low)", "closed",
+     "a model's history is shown only to a user the auth manager lets read that DAG's runs (`DagAccessEntity.RUN`) "
+     "and its human-in-the-loop details (`HITL_DETAIL`), as `/api/v2` checks them; the page lists only those models; "
+     "a malformed record shows as unreadable (logged) and the page stays up; `Content-Security-Policy` and "
+     "`X-Content-Type-Options: nosniff` on every answer",
+     ["tests/unit/test_history_view.py::test_every_route_refuses_a_user_who_may_not_read_the_dag",
+      "tests/unit/test_history_view.py::test_a_user_who_may_read_one_model_sees_only_that_model",
+      "tests/unit/test_history_view.py::test_one_malformed_record_does_not_take_the_page_down",
+      "tests/unit/test_history_view.py::test_headers_on_every_answer"]),
     ("7. Compose (low)", "partly",
      "the admin password is written with `json.dump` (a `\"` or `\\` in it works); Flower runs only with "
-     "`--profile flower`; a second compose user is done on another branch. Open: PostgreSQL and Redis passwords "
-     "from required secrets",
-     ["tests/deployment/test_compose_in_step.py::test_the_admin_password_is_written_as_json_whatever_it_contains"]),
+     "`--profile flower`; a second user, `operator` (role User), who may trigger but never approve a run they "
+     "triggered (compose and the native deployment). Open: PostgreSQL and Redis passwords from required secrets",
+     ["tests/deployment/test_compose_in_step.py::test_the_admin_password_is_written_as_json_whatever_it_contains",
+      "tests/deployment/test_approval_native.py::test_the_person_who_triggered_a_run_cannot_approve_it"]),
     ("8. Emulator persistence (low)", "closed",
      "state-save files named by the key's sha256 and streamed (a 1,024-byte key or `..` is kept); an S3 upload over "
      "64 MiB refused before it is read (`EntityTooLarge`)",
