@@ -175,7 +175,8 @@ def _filled(**overrides) -> dict[str, str]:
     """.env.example with its required secrets filled in (what a user's .env looks like)."""
     env = env_example()
     env.update(AIRFLOW__API_AUTH__JWT_SECRET="j" * 43, AIRFLOW__API__SECRET_KEY="k" * 32,
-               AIRFLOW__CORE__FERNET_KEY="f" * 43 + "=", _AIRFLOW_WWW_USER_PASSWORD="a-real-password")
+               AIRFLOW__CORE__FERNET_KEY="f" * 43 + "=", _AIRFLOW_WWW_USER_PASSWORD="a-real-password",
+               POSTGRES_PASSWORD="p" * 48, REDIS_PASSWORD="r" * 48)
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
 
@@ -186,6 +187,8 @@ REQUIRED = {  # variable -> a service whose environment needs it
     "AIRFLOW__API_AUTH__JWT_SECRET": "airflow-apiserver",
     "AIRFLOW__API__SECRET_KEY": "airflow-apiserver",
     "OFFLINE_AWS_URL": "airflow-worker",
+    "POSTGRES_PASSWORD": "postgres",
+    "REDIS_PASSWORD": "redis",
 }
 
 
@@ -209,6 +212,19 @@ def test_compose_refuses_to_start_without_the_admin_password_fernet_key_and_secr
 def test_no_default_admin_password_anywhere():
     text = COMPOSE_FILE.read_text()
     assert "_AIRFLOW_WWW_USER_PASSWORD:-" not in text and "FERNET_KEY:-" not in text
+
+
+def test_the_database_and_the_broker_take_their_passwords_from_the_secrets(compose):
+    env = _filled()
+    common = {k: interpolate(v, env) for k, v in compose["x-airflow-common"]["environment"].items()}
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
+        assert f"://airflow:{env['POSTGRES_PASSWORD']}@postgres/" in common[key], key
+    assert common["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{env['REDIS_PASSWORD']}@redis:6379/0"
+    assert service_env(compose, "postgres", env)["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
+    redis = compose["services"]["redis"]
+    assert [interpolate(x, env) for x in command(redis)] == ["redis-server", "--requirepass", env["REDIS_PASSWORD"]]
+    assert service_env(compose, "redis", env)["REDISCLI_AUTH"] == env["REDIS_PASSWORD"]  # the healthcheck's ping
+    assert "airflow:airflow@" not in COMPOSE_FILE.read_text() and "POSTGRES_PASSWORD:-" not in COMPOSE_FILE.read_text()
 
 
 @pytest.mark.parametrize("mode", ["offline", "real"])

@@ -435,11 +435,13 @@ FINDINGS = [
       "tests/unit/test_history_view.py::test_a_user_who_may_read_one_model_sees_only_that_model",
       "tests/unit/test_history_view.py::test_one_malformed_record_does_not_take_the_page_down",
       "tests/unit/test_history_view.py::test_headers_on_every_answer"]),
-    ("7. Compose (low)", "partly",
+    ("7. Compose (low)", "closed",
      "the admin password is written with `json.dump` (a `\"` or `\\` in it works); Flower runs only with "
      "`--profile flower`; a second user, `operator` (role User), who may trigger but never approve a run they "
-     "triggered (compose and the native deployment). Open: PostgreSQL and Redis passwords from required secrets",
+     "triggered (compose and the native deployment); PostgreSQL and Redis (`--requirepass`) take their passwords "
+     "from the required secrets `POSTGRES_PASSWORD` and `REDIS_PASSWORD`",
      ["tests/deployment/test_compose_in_step.py::test_the_admin_password_is_written_as_json_whatever_it_contains",
+      "tests/deployment/test_compose_in_step.py::test_the_database_and_the_broker_take_their_passwords_from_the_secrets",
       "tests/deployment/test_approval_native.py::test_the_person_who_triggered_a_run_cannot_approve_it"]),
     ("8. Emulator persistence (low)", "closed",
      "state-save files named by the key's sha256 and streamed (a 1,024-byte key or `..` is kept); an S3 upload over "
