@@ -95,3 +95,29 @@ def test_each_broken_file_is_a_visible_failing_dag_naming_file_and_field(bag, na
     assert task.retries == 0
     with pytest.raises(AirflowFailException, match=EXPECTED[name].split(": ", 1)[1][:30].replace("[", r"\[")):
         task.python_callable(*task.op_args, **task.op_kwargs)
+
+
+@pytest.mark.parametrize("dag_id", ["sagemaker_retrain", "retrain_housing_lstat", "catalog_error_bad_yaml"])
+def test_a_task_process_builds_only_its_own_dag(dag_id, tmp_path_factory):
+    """A task process parses the file under Airflow's parsing context (its DAG id): only that DAG is built;
+    without a context (the dag-processor) every DAG of the catalog is."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import get_parsing_context
+
+    catalog = tmp_path_factory.mktemp("catalog-ctx")
+    for path in MODELS.glob("*.yaml"):
+        shutil.copy(path, catalog / path.name)
+    (catalog / "bad_yaml.yaml").write_text(BROKEN["bad_yaml"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAGEMAKER_RETRAIN_CATALOG_DIR", str(catalog))
+        # what the task runner's parsing context sets (its context manager leaves it set afterwards)
+        patch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", dag_id)
+        patch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "prepare")
+        assert get_parsing_context().dag_id == dag_id
+        own = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+        patch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID")
+        patch.delenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID")
+        every = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    assert set(own.dags) == {dag_id} and own.import_errors == {}
+    assert dag_id in every.dags and len(every.dags) == len(list(MODELS.glob("*.yaml"))) + 1
+    assert own.dags[dag_id].task_ids == every.dags[dag_id].task_ids
