@@ -14,8 +14,17 @@ libraries the SDK does not use: the ``xgboost`` library on the downloaded artifa
   for an image URI has no CSV default; the SDK's XGBoost docs set these);
 - ``sagemaker.KNN`` fitted on ``record_set()`` (RecordIO-protobuf in the default bucket), its ``KNNPredictor``
   with the default ``RecordSerializer``/``RecordDeserializer``;
+- ``sagemaker.LinearLearner`` on the walkthrough's housing split through ``record_set()`` (train and
+  validation channels), its ``LinearLearnerPredictor`` likewise (the pipeline's own algorithm; the
+  format-for-format version of this path is ``test_emulator_sdk_path.py``);
 - ``sagemaker.sklearn.SKLearn(entry_point="train.py", ...)`` (``tests/e2e/scripts/housing_regressor``), its
   ``SKLearnPredictor`` with the default ``NumpySerializer``/``NumpyDeserializer``.
+
+``sagemaker.Session(default_bucket="sagemaker-us-east-1-123456789012")`` names the bucket the SDK would name
+itself: to make the name it calls STS GetCallerIdentity on an endpoint URL it builds (``sts_regional_endpoint``,
+passed as ``endpoint_url``), which takes precedence over ``AWS_ENDPOINT_URL``, so offline that call goes to
+AWS. The SDK still creates the bucket (HeadBucket, CreateBucket on the emulator). Telemetry is opted out in
+the SDK's config (``sdk/config.yaml``), so the SDK sends nothing outside the emulator.
 
 The driver waits with the SDK's own calls but shorter polls: ``fit(wait=False)`` then
 ``Session.logs_for_job(job, wait=True, poll=0.2)`` (what ``fit()`` runs, tailing the CloudWatch log), and
@@ -145,6 +154,7 @@ def test_xgboost_estimator_deploys_and_the_artifact_predicts_what_the_endpoint_a
     assert result["image"] == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
     assert result["status"] == "Completed"
     assert result["default_bucket"] == DEFAULT_BUCKET
+    clients["s3"].head_bucket(Bucket=DEFAULT_BUCKET)  # made by the SDK's Session.default_bucket()
     assert result["model_data"].startswith(f"s3://{result['default_bucket']}/")
     # fit()'s log tailing found the job's CloudWatch stream: the container's last round, as the SDK prints it
     assert any(line.startswith("[29]#011train-rmse:") for line in result["logs"]), result["logs"][-5:]
@@ -183,6 +193,34 @@ def test_knn_estimator_on_record_set_predicts_scikit_learns_labels(run_sdk, clie
         X[test].astype("float32"))
     assert result["predicted_labels"] == [float(v) for v in expected]
     assert np.mean(np.array(result["predicted_labels"]) == y[test]) > 0.85
+    assert_no_endpoint_left(clients, result["endpoint"])
+
+
+def test_linear_learner_estimator_on_record_set_predicts_with_its_artifact(run_sdk, clients, tmp_path):
+    from offline_aws.linear_learner.model import read_model_tar_gz
+
+    y, X = housing()
+    perm = np.random.RandomState(42).permutation(len(y))  # the walkthrough's split (tests/unit/emulator)
+    n_test = int(np.ceil(0.1 * len(y)))
+    arrays = {"train_x": X[perm[n_test:]], "train_y": y[perm[n_test:]],
+              "validation_x": X[perm[:n_test]], "validation_y": y[perm[:n_test]]}
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+    result = run_sdk("linear_learner", {n: str(tmp_path / f"{n}.npy") for n in arrays})
+
+    assert result["status"] == "Completed"
+    hps = result["hyperparameters"]
+    assert (hps["feature_dim"], hps["predictor_type"], hps["mini_batch_size"]) == ("12", "regressor", "30")
+    assert (result["serializer"], result["deserializer"]) == ("RecordSerializer", "RecordDeserializer")
+    metrics = {m["MetricName"]: m["Value"] for m in result["metrics"]}
+    print(f"SDK LinearLearner housing validation:rmse = {metrics['validation:rmse']:.4f}")
+    assert metrics["validation:rmse"] <= 3.9  # AWS: 3.557 on the same split
+    scores = np.array(result["scores"])
+    rmse = float(np.sqrt(np.mean((scores - arrays["validation_y"]) ** 2)))
+    assert rmse == pytest.approx(metrics["validation:rmse"], rel=1e-3)
+    bucket, _, key = result["model_data"][len("s3://"):].partition("/")
+    model = read_model_tar_gz(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+    np.testing.assert_allclose(scores, model.predict(arrays["validation_x"].astype("float32"))["score"], rtol=1e-5)
     assert_no_endpoint_left(clients, result["endpoint"])
 
 

@@ -37,10 +37,10 @@ TIMES: dict[str, float] = {}
 LOGS: list[str] = []
 
 
-def train(session: sagemaker.Session, estimator, inputs, logs: bool = False) -> dict:
+def train(session: sagemaker.Session, estimator, inputs, logs: bool = False, **fit_kwargs) -> dict:
     """fit(); with ``logs`` the job's CloudWatch log as the SDK prints it is kept in ``LOGS``."""
     started = time.monotonic()
-    estimator.fit(inputs, wait=False)
+    estimator.fit(inputs, wait=False, **fit_kwargs)
     job = estimator.latest_training_job.name
     if logs:  # the SDK sleeps 5 s before its first DescribeTrainingJob here, whatever the poll
         printed = io.StringIO()
@@ -97,6 +97,26 @@ def knn(session: sagemaker.Session, spec: dict) -> dict:
             "predicted_labels": [r.label["predicted_label"].float32_tensor.values[0] for r in records]}
 
 
+def linear_learner(session: sagemaker.Session, spec: dict) -> dict:
+    estimator = sagemaker.LinearLearner(role=spec["role"], instance_count=1, instance_type=INSTANCE_TYPE,
+                                        predictor_type="regressor", sagemaker_session=session)
+    channels = [estimator.record_set(np.load(spec[f"{c}_x"]).astype("float32"),
+                                     labels=np.load(spec[f"{c}_y"]).astype("float32"), channel=c)
+                for c in ("train", "validation")]
+    # fit()'s mini_batch_size, else the SDK sends min(1000, records per host): 455 here
+    desc = train(session, estimator, channels, mini_batch_size=30)
+    predictor = deploy(session, estimator)  # LinearLearnerPredictor: RecordSerializer / RecordDeserializer
+    try:
+        records = predictor.predict(np.load(spec["validation_x"]).astype("float32"))
+    finally:
+        predictor.delete_endpoint()
+    return {"status": desc["TrainingJobStatus"], "hyperparameters": desc["HyperParameters"],
+            "metrics": desc.get("FinalMetricDataList", []), "model_data": estimator.model_data,
+            "endpoint": predictor.endpoint_name,
+            "serializer": type(predictor.serializer).__name__, "deserializer": type(predictor.deserializer).__name__,
+            "scores": [r.label["score"].float32_tensor.values[0] for r in records]}
+
+
 def sklearn(session: sagemaker.Session, spec: dict) -> dict:
     train_uri = session.upload_data(spec["train_csv"], key_prefix="sdk-sklearn/train")
     estimator = SKLearn(entry_point="train.py", source_dir=spec["source_dir"], framework_version="1.2-1",
@@ -114,7 +134,7 @@ def sklearn(session: sagemaker.Session, spec: dict) -> dict:
             "predictions": np.asarray(answers).tolist()}
 
 
-SCENARIOS = {"xgboost": xgboost, "knn": knn, "sklearn": sklearn}
+SCENARIOS = {"xgboost": xgboost, "knn": knn, "linear_learner": linear_learner, "sklearn": sklearn}
 
 
 def main(scenario: str, spec_path: str, out_path: str) -> None:
