@@ -23,8 +23,10 @@ libraries the SDK does not use: the ``xgboost`` library on the downloaded artifa
 ``sagemaker.Session(default_bucket="sagemaker-us-east-1-123456789012")`` names the bucket the SDK would name
 itself: to make the name it calls STS GetCallerIdentity on an endpoint URL it builds (``sts_regional_endpoint``,
 passed as ``endpoint_url``), which takes precedence over ``AWS_ENDPOINT_URL``, so offline that call goes to
-AWS. The SDK still creates the bucket (HeadBucket, CreateBucket on the emulator). Telemetry is opted out in
-the SDK's config (``sdk/config.yaml``), so the SDK sends nothing outside the emulator.
+AWS. The SDK still creates the bucket (HeadBucket, CreateBucket on the emulator). Telemetry (a GET to an AWS
+URL on every ``fit()``) is opted out in the SDK's config (``sdk/config.yaml``), so the SDK sends nothing
+outside the emulator; that costs about 4 s a scenario, as the SDK validates the whole config against its JSON
+schema on every config lookup.
 
 The driver waits with the SDK's own calls but shorter polls: ``fit(wait=False)`` then
 ``Session.logs_for_job(job, wait=True, poll=0.2)`` (what ``fit()`` runs, tailing the CloudWatch log), and
