@@ -8,8 +8,9 @@ Only the SDK's public API is called; each endpoint is deleted at the end, whatev
 
 Waiting: ``fit(wait=False)`` then ``Session.logs_for_job(job, wait=True, poll=...)`` (what ``fit(wait=True)``
 runs, tailing the job's CloudWatch log, with a shorter poll than its fixed 10 s; XGBoost only, as it
-sleeps 5 s before it looks) or ``Session.wait_for_job(job, poll=...)`` (``fit(logs="None")``'s wait), and ``deploy(wait=False)`` then
-``Session.wait_for_endpoint(name, poll=...)`` (what ``deploy(wait=True)`` runs, whose poll is fixed at 30 s).
+sleeps 5 s before it looks) or ``Session.wait_for_job(job, poll=...)`` (``fit(logs="None")``'s wait), and
+``deploy(wait=False)`` then ``Session.wait_for_endpoint(name, poll=...)`` (what ``deploy(wait=True)`` runs,
+whose poll is fixed at 30 s).
 """
 
 from __future__ import annotations
