@@ -33,6 +33,7 @@ lock: $(STAMP)
 	$(COMPILE) requirements-dev.in -o requirements-dev.txt
 	$(COMPILE) requirements-uv.in -o requirements-uv.txt
 	$(COMPILE) infra/requirements-lint.in -o infra/requirements-lint.txt
+	$(COMPILE) tests/e2e/sdk/requirements-sdk.in -o tests/e2e/sdk/requirements-sdk.txt
 
 clean:
-	rm -rf $(VENV) .venv-infra .airflow .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-infra .venv-sdk .airflow .pytest_cache .ruff_cache

@@ -1,7 +1,10 @@
 """The SageMaker Python SDK's own Linear Learner path, as an SDK user drives it, against the emulator.
 
-The SDK is not installed (it does not resolve with Airflow's pins), so these tests do what its
-``sagemaker.LinearLearner`` estimator and ``LinearLearnerPredictor`` do, format for format:
+The SDK is not installed in the project's venv (it does not resolve with Airflow's pins; its estimators,
+LinearLearner among them, run from a venv of their own in ``test_sagemaker_sdk_estimators.py``). Here,
+in-process and without it, these tests do what its ``sagemaker.LinearLearner`` estimator and
+``LinearLearnerPredictor`` do, format for format, and check more of each format (shards, manifest, every
+request type, classifiers):
 ``record_set()`` writes RecordIO-protobuf shards ``matrix_<i>.pbr`` and a manifest
 ``[{"prefix": ...}, "matrix_0.pbr", ...]`` (``tests/sdk_records.py``, protobuf's own runtime), ``fit()``
 trains with ``S3DataType: ManifestFile`` / ``ShardedByS3Key`` and no ContentType, and the predictor

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
-LOCKS = ("requirements.txt", "requirements-dev.txt", "requirements-uv.txt", "infra/requirements-lint.txt")
+LOCKS = ("requirements.txt", "requirements-dev.txt", "requirements-uv.txt", "infra/requirements-lint.txt",
+         "tests/e2e/sdk/requirements-sdk.txt")
 
 
 def requirements(lock: Path) -> dict[str, list[str]]:
@@ -51,5 +52,5 @@ def test_every_install_requires_the_hashes():
     assert re.search(r"pip install .*--require-hashes -r /tmp/sagemaker-retrain/requirements\.txt", dockerfile)
     # the project's own distributions are built with the lock's setuptools, not a fresh unpinned one
     assert "--no-build-isolation" in bootstrap and "--no-build-isolation" in dockerfile
-    template = (PROJECT / "tests" / "infra" / "test_template.py").read_text()
-    assert '"--require-hashes"' in template
+    for own_venv in ("tests/infra/test_template.py", "tests/e2e/test_sagemaker_sdk_estimators.py"):
+        assert '"--require-hashes"' in (PROJECT / own_venv).read_text(), own_venv
