@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+# Airflow's `[database] sql_alchemy_connect_args` for the SQLite metadata file: several `dags test`
+# processes may write it at once (the reliability suite's ten overlapping runs), and SQLite's default
+# wait for another writer's lock (5 s) ran out on a busy 2-core machine ("database is locked").
+SQLITE_CONNECT_ARGS = {"timeout": 60}
 
 
 @dataclass
@@ -65,6 +69,8 @@ def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: 
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     env.update(extra or {})
+    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+        env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "offline_aws.airflow_run.SQLITE_CONNECT_ARGS")
     return env
 
 

@@ -36,3 +36,18 @@ def test_without_the_copy_airflow_keeps_the_conf_on_the_tasks_params():
     dag = _parsed()
     assert _mode(dag, {"mode": "ephemeral"}) == "ephemeral"
     assert _mode(dag, {}) == "ephemeral"
+
+
+def test_the_sqlite_metadata_file_waits_for_another_writer(tmp_path):
+    """Ten `dags test` processes write one SQLite file at once (the load scenario): SQLite's 5 s default lock
+    wait is not enough on a busy machine; a PostgreSQL deployment gets no SQLite argument."""
+    import importlib
+
+    from offline_aws.airflow_run import airflow_env
+
+    env = airflow_env(DAG_FILE.parents[1], tmp_path, {}, "bucket")
+    module, _, name = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"].rpartition(".")
+    assert getattr(importlib.import_module(module), name)["timeout"] >= 30
+    on_postgres = airflow_env(DAG_FILE.parents[1], tmp_path, {}, "bucket",
+                              extra={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://a@h/db"})
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in on_postgres
