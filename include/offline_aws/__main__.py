@@ -10,7 +10,7 @@ import threading
 
 from . import DEFAULT_REGION
 from .limits import check_time_scale
-from .persistence import load_state, save_state
+from .persistence import save_state
 from .server import Emulator
 from .settings import TIME_SCALE_ENV
 
@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(
         args.host, args.port, time_scale=args.time_scale, region=args.region, access_log=args.access_log,
         admin_token=args.admin_token, enforce_iam=args.enforce_iam,
-    ).start()
-    if args.state_dir:
-        load_state(emulator, args.state_dir)
+    ).start(state_dir=args.state_dir or None)
     for key, value in emulator.env().items():
         print(f"export {key}={value}")
     print(f"# offline AWS listening on {emulator.url} (time scale {emulator.clock.time_scale})", flush=True)

@@ -6,12 +6,17 @@ client put in S3, through the same wire protocol.
 
 from __future__ import annotations
 
+import secrets
 import threading
 
 import boto3
 from botocore.config import Config
 
 from . import DEFAULT_REGION
+
+# In the User-Agent of every client below (random per process, so no other process sends it): while the
+# emulator restores ``--state-dir`` it serves only its own requests (``server.Dispatcher``).
+INTERNAL_AGENT = f"offline-aws-internal/{secrets.token_hex(8)}"
 
 
 class AwsClients:
@@ -40,6 +45,7 @@ class AwsClients:
                     service,
                     endpoint_url=self.endpoint_url,
                     region_name=key[1],
-                    config=Config(retries={"total_max_attempts": 3, "mode": "standard"}),
+                    config=Config(retries={"total_max_attempts": 3, "mode": "standard"},
+                                  user_agent_extra=INTERNAL_AGENT),
                 )
             return self._clients[key]

@@ -7,6 +7,7 @@ and the Runtime's invocation path.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -16,6 +17,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from . import DEFAULT_REGION
 from .admin import MOTO_API_PREFIX, AdminApp
 from .admin import PREFIX as ADMIN_PREFIX
+from .aws_clients import INTERNAL_AGENT
 from .faults import Faults
 from .iam_enforcement import IamEnforcer, enabled_by_env, moto_access_control_off, moto_access_control_on
 from .iam_requests import gate_moto_request
@@ -48,6 +50,8 @@ class Dispatcher:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.faults = faults
         self.enforcer = enforcer
+        # While the state is restored, only the emulator's own clients (aws_clients.INTERNAL_AGENT) are served.
+        self.restoring = False
 
     def pick(self, environ) -> str:
         path = environ.get("PATH_INFO", "")
@@ -66,6 +70,8 @@ class Dispatcher:
 
     def __call__(self, environ, start_response):
         target = self.pick(environ)
+        if self.restoring and INTERNAL_AGENT not in environ.get("HTTP_USER_AGENT", ""):
+            return _unavailable(start_response, target)
         if target == "moto":
             status = self.faults.on_s3_call(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
             if status is not None:  # the s3_error fault: S3's own error envelope
@@ -83,6 +89,21 @@ class Dispatcher:
 
     def moto_api(self, environ, start_response):
         return self.admin.guard(environ, start_response, self.moto)
+
+
+def _unavailable(start_response, target: str):
+    """503, as AWS answers while a service comes back: every SDK retries it (a transient error), so a
+    client that reconnects during the restore of ``--state-dir`` waits instead of seeing an empty emulator."""
+    message = "The offline emulator is restoring its saved state; retry."
+    if target == "sagemaker":
+        body, kind = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode(), "application/x-amz-json-1.1"
+    else:
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
+                f"<Message>{message}</Message></Error>").encode()
+        kind = "application/xml"
+    start_response("503 Service Unavailable", [("Content-Type", kind), ("Content-Length", str(len(body))),
+                                               ("Retry-After", "1")])
+    return [body]
 
 
 def _s3_body_refused(environ) -> tuple[str, str, str] | None:
@@ -145,9 +166,20 @@ class Emulator:
         self.service.endpoint_url = self.url  # our SageMaker reaches S3/Logs through this very port
         self._thread: threading.Thread | None = None
 
-    def start(self) -> Emulator:
+    def start(self, state_dir: str | os.PathLike | None = None) -> Emulator:
+        """Serve; with ``state_dir``, restore what ``persistence.save_state`` wrote there first. Until the
+        restore ends every other request gets 503 (retried by every SDK): a client that reconnects at once
+        must not find the emulator empty and take a missing job or bucket for a fact."""
+        self.dispatcher.restoring = state_dir is not None
         self._thread = threading.Thread(target=self._server.serve_forever, name="offline-aws", daemon=True)
         self._thread.start()
+        if state_dir is not None:
+            from .persistence import load_state
+
+            try:
+                load_state(self, state_dir)
+            finally:
+                self.dispatcher.restoring = False
         return self
 
     def serve_forever(self) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 from offline_aws.admin_client import call_admin
 from offline_aws.airflow_run import BIN, DagRunResult, airflow_env, migrate, read_run
 from offline_aws.linear_learner.model import LinearLearnerModel, write_model_tar_gz
-from offline_aws.persistence import load_state, save_state
+from offline_aws.persistence import save_state
 from offline_aws.server import Emulator
 from sagemaker_retrain.config import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG, TAG_PROJECT
 from sagemaker_retrain.images import linear_learner_image
@@ -228,11 +228,13 @@ class Reliability(Inventory):
         reset_moto()
         for _ in range(50):
             try:
-                self.emulator = Emulator(port=self.port, time_scale=scale).start()
+                emulator = Emulator(port=self.port, time_scale=scale)
                 break
             except OSError:
                 time.sleep(0.1)
-        load_state(self.emulator, self.state_dir)
+        # serves at once, but answers 503 (retried by every SDK) until the saved state is back, as
+        # `offline-aws --state-dir` does: a client reconnecting meanwhile never sees an empty emulator
+        self.emulator = emulator.start(state_dir=self.state_dir)
         self.emulator.faults.calls.update(calls)  # keep counting across the restart
         self._clients()
         return time.monotonic() - down

@@ -278,3 +278,52 @@ def test_an_s3_upload_over_the_cap_is_refused_before_it_is_read(monkeypatch):
         assert keys == ["small"] and _healthy(emu)
     finally:
         emu.stop()
+
+
+def test_while_it_restores_its_state_the_emulator_answers_503_then_serves_the_restored_state(tmp_path, monkeypatch):
+    """A client that reconnects during the restore of ``--state-dir`` gets 503 (which every SDK retries), never
+    an empty emulator (a missing job or bucket it would take for a fact); the restore itself is served."""
+    import threading
+
+    from botocore.config import Config
+
+    from offline_aws import persistence
+    from offline_aws.persistence import save_state
+    from offline_aws.server import Emulator
+
+    emu = start_emulator(time_scale=0)
+    try:
+        s3 = _client(emu, "s3")
+        s3.create_bucket(Bucket="state-restore")
+        s3.put_object(Bucket="state-restore", Key="a.csv", Body=b"1,2\n")
+        save_state(emu, tmp_path / "state")
+    finally:
+        emu.stop()
+
+    halfway, go_on = threading.Event(), threading.Event()
+    real_load_s3 = persistence._load_s3
+
+    def slow_load_s3(*args, **kwargs):  # S3's objects are back (through the emulator's own client); then a pause
+        real_load_s3(*args, **kwargs)
+        halfway.set()
+        go_on.wait(30)
+
+    monkeypatch.setattr(persistence, "_load_s3", slow_load_s3)
+    restored = Emulator(time_scale=0)
+    starting = threading.Thread(target=restored.start, kwargs={"state_dir": tmp_path / "state"})
+    starting.start()
+    try:
+        assert halfway.wait(30)
+        impatient = boto3.client("s3", endpoint_url=restored.url, region_name="us-east-1", aws_access_key_id="test",
+                                 aws_secret_access_key="test", config=Config(retries={"total_max_attempts": 1}))
+        with pytest.raises(ClientError) as refused:
+            impatient.list_objects_v2(Bucket="state-restore")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+        go_on.set()
+        starting.join(30)
+        assert [o["Key"] for o in impatient.list_objects_v2(Bucket="state-restore")["Contents"]] == ["a.csv"]
+    finally:
+        go_on.set()
+        starting.join(30)
+        restored.stop()
