@@ -47,10 +47,29 @@ CATALOG_ENV = "SAGEMAKER_RETRAIN_CATALOG_DIR"
 SIZES = (1, 10, 50)
 
 
-def write_catalogs(tmp: Path) -> dict[int, Path]:
-    """Catalog directories of 1 entry (the housing model) and of 10 and 50 (copies of it, each its own model)."""
+def write_model_copies(directory: Path, count: int) -> list[str]:
+    """``count`` catalog files in ``directory``, copies of the housing model, each a model of its own:
+    its name (``model_00``...), DAG id (the default, ``retrain_<name>``), endpoint (``model-00``...) and
+    history (the default place, ``model-history/<name>``: the catalog refuses overlapping ones). Their DAG ids."""
     import yaml
 
+    housing = (PROJECT / "include" / "models" / "housing.yaml").read_text()
+    dag_ids = []
+    for i in range(count):
+        entry = yaml.safe_load(housing)
+        entry.pop("dag_id")
+        entry["name"] = f"model_{i:02d}"
+        entry["promotion"]["endpoint_name"] = f"model-{i:02d}"
+        (entry.get("settings") or {}).pop("history_path", None)
+        if not entry.get("settings"):
+            entry.pop("settings", None)
+        (directory / f"model_{i:02d}.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
+        dag_ids.append(f"retrain_model_{i:02d}")
+    return dag_ids
+
+
+def write_catalogs(tmp: Path) -> dict[int, Path]:
+    """Catalog directories of 1 entry (the housing model) and of 10 and 50 (copies of it, each its own model)."""
     housing = (PROJECT / "include" / "models" / "housing.yaml").read_text()
     dirs = {}
     for size in SIZES:
@@ -58,12 +77,8 @@ def write_catalogs(tmp: Path) -> dict[int, Path]:
         directory.mkdir()
         if size == 1:
             (directory / "housing.yaml").write_text(housing)
-        for i in range(size if size > 1 else 0):
-            entry = yaml.safe_load(housing)
-            entry.pop("dag_id")
-            entry["name"] = f"model_{i:02d}"
-            entry["promotion"]["endpoint_name"] = f"model-{i:02d}"
-            (directory / f"model_{i:02d}.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
+        else:
+            write_model_copies(directory, size)
         dirs[size] = directory
     return dirs
 
@@ -80,8 +95,10 @@ def child(runs: int, empty_path: str, catalogs: dict[int, str]) -> None:
         start, cpu = time.perf_counter(), time.process_time()
         found = bag.process_file(path, only_if_updated=False, safe_mode=False)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-        if len(found) != dags or bag.import_errors:
-            raise SystemExit(f"parse of {path} failed ({len(found)} DAGs, {dags} expected): {bag.import_errors}")
+        refused = [d for d in found if d.dag_id.startswith("catalog_error_")]  # a refused entry is a DAG too
+        if len(found) != dags or bag.import_errors or refused:
+            raise SystemExit(f"parse of {path} failed ({len(found)} DAGs, {dags} expected): {bag.import_errors}"
+                             f" {[d.dag_id for d in refused][:3]}")
         return elapsed, cpu
 
     def parse_ours(size: int) -> tuple[float, float]:

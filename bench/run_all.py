@@ -6,7 +6,8 @@ Each benchmark runs as its own process and prints ``BENCH ...`` lines (progress 
 Generated data lives in a temp dir (``$BENCH_TMPDIR`` or the system's), never in the repo.
 
     python bench/run_all.py [--quick] [--no-docs] [--only parse,orchestration,orchestration_native,data_prep,scoring,recordio,
-                                                        xgboost,script_mode,algorithms_housing,triggerer]
+                                                        xgboost,script_mode,algorithms_housing,triggerer,
+                                                        many_models]
 
 With ``--only`` the table keeps the rows of the benchmarks not run and replaces (or adds) only the
 rows of those that ran.
@@ -46,6 +47,8 @@ BENCHMARKS = {
     "algorithms_housing": ("bench_algorithms_housing.py", [], []),
     "triggerer": ("bench_triggerer.py", ["--counts", "50,200,500", "--poll", "30", "--window", "30"],
                   ["--counts", "50", "--poll", "10", "--window", "15"]),
+    "many_models": ("bench_many_models.py", ["--models", "10", "--alone-runs", "2"],
+                    ["--models", "3", "--alone-runs", "1"]),
 }
 
 

@@ -150,6 +150,8 @@ class NativeDeployment:
     api_port: int = 0
     emulator_url: str = ""
     watch_queue_url: str = ""
+    # Merged last into every Airflow process's environment (e.g. a benchmark's catalog directory, poll seconds).
+    extra_env: dict[str, str] = field(default_factory=dict)
     _token: str | None = None
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -228,6 +230,8 @@ class NativeDeployment:
         # here, so jobs take seconds, and test_native_deployment checks the deferrals). The benchmark's
         # deployment turns the short watch on (bench/bench_orchestration.py).
         env["SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS"] = "0"
+        # Last, so a caller's settings win; create_pools sees them too (a catalog directory's endpoints).
+        env.update(self.extra_env)
         return env
 
     def _create_database(self) -> None:
