@@ -211,7 +211,7 @@ def measure(models: int, alone_runs: int, poll_seconds: float, short_wait: float
             deployment.set_time_scale(EMULATOR_TIME_SCALE)
             parse_start = time.perf_counter()
             for dag_id in dag_ids:
-                _wait_for_dag(deployment, dag_id)
+                deployment.wait_for_dag(timeout=300, dag_id=dag_id)
                 deployment.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             print(f"#   {models} DAGs parsed and unpaused ({time.perf_counter() - parse_start:.0f} s)", flush=True)
 
@@ -301,19 +301,6 @@ def measure(models: int, alone_runs: int, poll_seconds: float, short_wait: float
                raw={"slot_s": slots, "alone_slot_s": base["slot_s"], "events_running_s": events,
                     "api_duration_s": api_sums}),
     ]
-
-
-def _wait_for_dag(deployment, dag_id: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            deployment.api("GET", f"/api/v2/dags/{dag_id}")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the dag-processor did not parse {dag_id} in {timeout:.0f} s\n"
-                                   + deployment.all_log_tails()) from None
-            time.sleep(1)
 
 
 def main() -> None:

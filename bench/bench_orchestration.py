@@ -270,7 +270,7 @@ def measure_native(runs: int, poll_seconds: float = POLL_SECONDS) -> list[Figure
             print(f"#   deployment up in {time.perf_counter() - start:.0f} s", flush=True)
             deployment.set_time_scale(0)
             for dag_id in (DAG_ID, NOOP_DAG_ID):
-                _wait_for_native_dag(deployment, dag_id)
+                deployment.wait_for_dag(timeout=300, dag_id=dag_id)
                 deployment.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             times: dict[str, list[float]] = {"real": [], "noop": []}
             last: dict[str, str] = {}
@@ -298,19 +298,6 @@ def measure_native(runs: int, poll_seconds: float = POLL_SECONDS) -> list[Figure
                    note=f"median of {runs}, alternating; SAGEMAKER_RETRAIN_POLL_SECONDS={poll_seconds:g}; {SHORT_WAIT_NOTE}",
                    raw={"real_s": real, "noop_s": noop, "real_runs": times["real"], "noop_runs": times["noop"],
                         "poll_seconds": poll_seconds})]
-
-
-def _wait_for_native_dag(deployment, dag_id: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            deployment.api("GET", f"/api/v2/dags/{dag_id}")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the dag-processor did not parse {dag_id} in {timeout:.0f} s\n"
-                                   + deployment.all_log_tails()) from None
-            time.sleep(1)
 
 
 def _native_run(deployment, dag_id: str, conf: dict, timeout: float = 900) -> tuple[str, float, dict[str, str]]:

@@ -354,17 +354,18 @@ class NativeDeployment:
             raise DeploymentError(f"{method} {path} -> {err.code}: {err.read()[:2000]!r}") from err
         return json.loads(raw) if raw else None
 
-    def wait_for_dag(self, timeout: float = 180) -> dict:
+    def wait_for_dag(self, timeout: float = 180, dag_id: str = DAG_ID) -> dict:
+        """The DAG as the REST API shows it, once the dag-processor has parsed it."""
         found: dict = {}
 
         def parsed() -> bool:
             try:
-                found.update(self.api("GET", f"/api/v2/dags/{DAG_ID}"))
+                found.update(self.api("GET", f"/api/v2/dags/{dag_id}"))
                 return True
             except DeploymentError:
                 return False
 
-        self._wait_for(parsed, timeout, f"the dag-processor to parse {DAG_ID}")
+        self._wait_for(parsed, timeout, f"the dag-processor to parse {dag_id}")
         return found
 
     def wait_for_run(self, run_id: str, timeout: float = 600, seen: dict | None = None) -> dict:

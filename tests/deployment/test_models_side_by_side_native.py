@@ -37,9 +37,8 @@ def _wait_for(deployment, dag_id: str, run_id: str, timeout: float = 600) -> dic
 
 
 def test_two_models_run_side_by_side(deployment):
-    deployment.wait_for_dag()
     for dag_id in MODELS:  # the dag-processor parsed every DAG of the catalog's file
-        deployment.api("GET", f"/api/v2/dags/{dag_id}")
+        deployment.wait_for_dag(dag_id=dag_id)
         deployment.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
     deployment.set_time_scale(0)  # instant jobs: the test is about the runs, not SageMaker's pace
