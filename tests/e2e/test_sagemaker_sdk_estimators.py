@@ -36,7 +36,6 @@ The driver waits with the SDK's own calls but shorter polls: ``fit(wait=False)``
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -49,6 +48,7 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
+from locked_venv import venv_from_lock
 
 from offline_aws.server import start_emulator
 
@@ -68,18 +68,8 @@ DEFAULT_BUCKET = "sagemaker-us-east-1-123456789012"  # the name the SDK would ma
 
 
 def _sdk_venv() -> Path:
-    """``.venv-sdk/`` with the SDK from its lock; (re)installed only when the lock changed."""
-    digest = hashlib.sha256(SDK_LOCK.read_bytes()).hexdigest()
-    stamp = SDK_VENV / ".lock-sha256"
-    python = SDK_VENV / "bin" / "python"
-    if python.exists() and stamp.exists() and stamp.read_text() == digest:
-        return python
-    uv = VENV_BIN / "uv"
-    subprocess.run([uv, "venv", "-q", "--clear", "--python", sys.executable, SDK_VENV], check=True, timeout=300)
-    subprocess.run([uv, "pip", "install", "-q", "--require-hashes", "--python", python, "-r", SDK_LOCK],
-                   check=True, timeout=600)
-    stamp.write_text(digest)
-    return python
+    """``.venv-sdk/`` with the SDK from its lock (``tests/locked_venv.py``); its python."""
+    return venv_from_lock(SDK_VENV, SDK_LOCK) / "python"
 
 
 @pytest.fixture(scope="module")

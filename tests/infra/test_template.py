@@ -16,7 +16,6 @@ resolved its parameters and intrinsic functions.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import re
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from locked_venv import venv_from_lock
 
 from offline_aws.server import start_emulator
 from sagemaker_retrain.images import LINEAR_LEARNER_ACCOUNTS
@@ -91,19 +91,8 @@ CLOUDWATCH_CALL_SITES: dict[str, tuple[str, str]] = {
 
 
 def _lint_venv() -> Path:
-    """``.venv-infra/`` with checkov from its lock; (re)installed only when the lock changed."""
-    digest = hashlib.sha256(LINT_LOCK.read_bytes()).hexdigest()
-    stamp = LINT_VENV / ".lock-sha256"
-    checkov = LINT_VENV / "bin" / "checkov"
-    if checkov.exists() and stamp.exists() and stamp.read_text() == digest:
-        return checkov
-    uv = VENV_BIN / "uv"
-    subprocess.run([uv, "venv", "-q", "--clear", "--python", sys.executable, LINT_VENV], check=True, timeout=300)
-    subprocess.run([uv, "pip", "install", "-q", "--require-hashes", "--python", LINT_VENV / "bin" / "python",
-                    "-r", LINT_LOCK],
-                   check=True, timeout=600)
-    stamp.write_text(digest)
-    return checkov
+    """``.venv-infra/`` with checkov from its lock (``tests/locked_venv.py``)."""
+    return venv_from_lock(LINT_VENV, LINT_LOCK) / "checkov"
 
 
 def test_cfn_lint_finds_nothing():

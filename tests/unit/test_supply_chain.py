@@ -52,5 +52,7 @@ def test_every_install_requires_the_hashes():
     assert re.search(r"pip install .*--require-hashes -r /tmp/sagemaker-retrain/requirements\.txt", dockerfile)
     # the project's own distributions are built with the lock's setuptools, not a fresh unpinned one
     assert "--no-build-isolation" in bootstrap and "--no-build-isolation" in dockerfile
+    # the tools' own venvs (checkov, the SageMaker SDK) are all made by one function, from their locks
+    assert '"--require-hashes"' in (PROJECT / "tests" / "locked_venv.py").read_text()
     for own_venv in ("tests/infra/test_template.py", "tests/e2e/test_sagemaker_sdk_estimators.py"):
-        assert '"--require-hashes"' in (PROJECT / own_venv).read_text(), own_venv
+        assert "venv_from_lock(" in (PROJECT / own_venv).read_text(), own_venv
