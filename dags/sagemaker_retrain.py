@@ -409,6 +409,7 @@ def _tasks(spec: ModelSpec) -> None:
 
 
 def error_dag_id(error: CatalogError) -> str:
+    """The DAG id that shows a refused catalog file: ``catalog_error_<file stem>``."""
     return "catalog_error_" + "".join(c if c.isalnum() or c in "_-." else "_" for c in Path(error.file).stem)
 
 
@@ -447,4 +448,4 @@ for _spec in CATALOG.specs:
         globals()[_spec.dag_id] = build_dag(_spec)
 for _error in CATALOG.errors:
     if _wanted(error_dag_id(_error)):
-        globals()[f"catalog_error_{Path(_error.file).stem}"] = build_error_dag(_error)
+        globals()[error_dag_id(_error)] = build_error_dag(_error)

@@ -95,14 +95,11 @@ def _unavailable(start_response, target: str):
     """503, as AWS answers while a service comes back: every SDK retries it (a transient error), so a
     client that reconnects during the restore of ``--state-dir`` waits instead of seeing an empty emulator."""
     message = "The offline emulator is restoring its saved state; retry."
-    if target == "sagemaker":
-        body, kind = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode(), "application/x-amz-json-1.1"
-    else:
-        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
-                f"<Message>{message}</Message></Error>").encode()
-        kind = "application/xml"
-    start_response("503 Service Unavailable", [("Content-Type", kind), ("Content-Length", str(len(body))),
-                                               ("Retry-After", "1")])
+    if target != "sagemaker":  # S3, Logs, IAM...: S3's XML error envelope
+        return _s3_error(start_response, "503 Service Unavailable", "ServiceUnavailable", message)
+    body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
+    start_response("503 Service Unavailable", [("Content-Type", "application/x-amz-json-1.1"),
+                                               ("Content-Length", str(len(body)))])
     return [body]
 
 

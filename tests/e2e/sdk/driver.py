@@ -54,12 +54,16 @@ def train(session: sagemaker.Session, estimator, inputs, logs: bool = False, **f
     return session.describe_training_job(job)
 
 
-def deploy(session: sagemaker.Session, estimator, **kwargs):
+def deploy_and_predict(session: sagemaker.Session, estimator, rows, **kwargs):
+    """(predictor, its answers for ``rows``); the endpoint is deleted whatever happens."""
     started = time.monotonic()
     predictor = estimator.deploy(initial_instance_count=1, instance_type=INSTANCE_TYPE, wait=False, **kwargs)
-    session.wait_for_endpoint(predictor.endpoint_name, poll=POLL)
-    TIMES["deploy"] = time.monotonic() - started
-    return predictor
+    try:
+        session.wait_for_endpoint(predictor.endpoint_name, poll=POLL)
+        TIMES["deploy"] = time.monotonic() - started
+        return predictor, predictor.predict(rows)
+    finally:
+        predictor.delete_endpoint()
 
 
 def xgboost(session: sagemaker.Session, spec: dict) -> dict:
@@ -71,12 +75,8 @@ def xgboost(session: sagemaker.Session, spec: dict) -> dict:
                                            "eta": 0.3},
                           sagemaker_session=session)
     desc = train(session, estimator, {"train": TrainingInput(train_uri, content_type="text/csv")}, logs=True)
-    predictor = deploy(session, estimator, serializer=CSVSerializer(), deserializer=CSVDeserializer())
-    try:
-        rows = np.load(spec["rows"])
-        answers = predictor.predict(rows)
-    finally:
-        predictor.delete_endpoint()
+    predictor, answers = deploy_and_predict(session, estimator, np.load(spec["rows"]), serializer=CSVSerializer(),
+                                            deserializer=CSVDeserializer())
     return {"image": image, "model_data": estimator.model_data, "status": desc["TrainingJobStatus"],
             "metrics": desc.get("FinalMetricDataList", []), "endpoint": predictor.endpoint_name, "logs": LOGS,
             "predictions": [[float(v) for v in row] for row in answers]}
@@ -87,11 +87,8 @@ def knn(session: sagemaker.Session, spec: dict) -> dict:
     estimator = sagemaker.KNN(role=spec["role"], instance_count=1, instance_type=INSTANCE_TYPE, k=spec["k"],
                               sample_size=len(y), predictor_type="classifier", sagemaker_session=session)
     desc = train(session, estimator, estimator.record_set(X.astype("float32"), labels=y.astype("float32")))
-    predictor = deploy(session, estimator)  # KNNPredictor: RecordSerializer / RecordDeserializer
-    try:
-        records = predictor.predict(np.load(spec["test_x"]).astype("float32"))
-    finally:
-        predictor.delete_endpoint()
+    # KNNPredictor: RecordSerializer / RecordDeserializer
+    predictor, records = deploy_and_predict(session, estimator, np.load(spec["test_x"]).astype("float32"))
     return {"status": desc["TrainingJobStatus"], "hyperparameters": desc["HyperParameters"],
             "channels": desc["InputDataConfig"], "endpoint": predictor.endpoint_name,
             "serializer": type(predictor.serializer).__name__, "deserializer": type(predictor.deserializer).__name__,
@@ -106,11 +103,8 @@ def linear_learner(session: sagemaker.Session, spec: dict) -> dict:
                 for c in ("train", "validation")]
     # fit()'s mini_batch_size, else the SDK sends min(1000, records per host): 455 here
     desc = train(session, estimator, channels, mini_batch_size=30)
-    predictor = deploy(session, estimator)  # LinearLearnerPredictor: RecordSerializer / RecordDeserializer
-    try:
-        records = predictor.predict(np.load(spec["validation_x"]).astype("float32"))
-    finally:
-        predictor.delete_endpoint()
+    # LinearLearnerPredictor: RecordSerializer / RecordDeserializer
+    predictor, records = deploy_and_predict(session, estimator, np.load(spec["validation_x"]).astype("float32"))
     return {"status": desc["TrainingJobStatus"], "hyperparameters": desc["HyperParameters"],
             "metrics": desc.get("FinalMetricDataList", []), "model_data": estimator.model_data,
             "endpoint": predictor.endpoint_name,
@@ -124,11 +118,8 @@ def sklearn(session: sagemaker.Session, spec: dict) -> dict:
                         py_version="py3", role=spec["role"], instance_count=1, instance_type=INSTANCE_TYPE,
                         hyperparameters={"n_estimators": spec["n_estimators"]}, sagemaker_session=session)
     desc = train(session, estimator, {"train": TrainingInput(train_uri, content_type="text/csv")})
-    predictor = deploy(session, estimator)  # SKLearnPredictor: NumpySerializer / NumpyDeserializer
-    try:
-        answers = predictor.predict(np.load(spec["rows"]))
-    finally:
-        predictor.delete_endpoint()
+    # SKLearnPredictor: NumpySerializer / NumpyDeserializer
+    predictor, answers = deploy_and_predict(session, estimator, np.load(spec["rows"]))
     return {"image": desc["AlgorithmSpecification"]["TrainingImage"], "status": desc["TrainingJobStatus"],
             "model_data": estimator.model_data, "endpoint": predictor.endpoint_name,
             "serializer": type(predictor.serializer).__name__, "deserializer": type(predictor.deserializer).__name__,
