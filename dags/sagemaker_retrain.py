@@ -174,7 +174,7 @@ def _doc(spec: ModelSpec) -> str:
 
 def build_dag(spec: ModelSpec) -> DAG:
     """The retraining DAG of one catalog entry."""
-    params = build_params(defaults=spec.param_defaults(PARAM_NAMES))
+    params = build_params(defaults=spec.param_defaults(PARAM_NAMES), algorithm=spec.algorithm)
     schedule = spec.schedule if SCHEDULE_OVERRIDE is None else (SCHEDULE_OVERRIDE or None)
     mail_to = recipients(spec.alert_emails, spec.variables_prefix)
     with DAG(

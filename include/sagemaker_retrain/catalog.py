@@ -303,6 +303,17 @@ def _read(path: Path, shown: str) -> dict:
     return document
 
 
+def _check_own_hyperparameters(algorithm: Mapping, shown: str) -> None:
+    """A model's DAG has its own algorithm's *Training* section only: another algorithm's field is refused."""
+    from sagemaker_retrain import algorithms
+
+    own = algorithms.get(algorithm["name"]).form_defaults()
+    problems = [(f"algorithm.hyperparameters.{key}", f"not a hyperparameter of {algorithm['name']} "
+                 f"(its: {', '.join(own)})") for key in (algorithm.get("hyperparameters") or {}) if key not in own]
+    if problems:
+        raise CatalogError(shown, problems)
+
+
 def _spec(document: dict, path: Path, shown: str, validator) -> ModelSpec:
     problems = [p for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
                 for p in _problems(error)]
@@ -329,6 +340,7 @@ def _spec(document: dict, path: Path, shown: str, validator) -> ModelSpec:
     if isinstance(promotion.get("require_approval"), bool):
         promotion["require_approval"] = "yes" if promotion["require_approval"] else "no"
     algorithm = document["algorithm"]
+    _check_own_hyperparameters(algorithm, shown)
     return ModelSpec(
         name=name,
         dag_id=document.get("dag_id") or f"retrain_{name}",

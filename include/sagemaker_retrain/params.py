@@ -79,11 +79,18 @@ def _optional_number(default, section, title, description, minimum=None, maximum
 
 
 def build_params(default_endpoint_name: str = "linear-learner-housing",
-                 defaults: Mapping[str, Any] | None = None) -> dict[str, Param]:
+                 defaults: Mapping[str, Any] | None = None, algorithm: str | None = None) -> dict[str, Param]:
     """Return the DAG's params, grouped by section; the defaults train on the bundled housing table.
 
     ``defaults``: a model's own defaults (Param name -> value, from its catalog entry): each replaces
     that Param's default and keeps its schema, so a person may still change it within the same rules.
+    ``algorithm``: a model's algorithm; its DAG's form then has that algorithm's *Training* section only.
+    Airflow copies every DAG Param into each operator at each level of its class hierarchy while the
+    file is parsed (about 60 copies of the DAG's Params per DAG here), so Params no run of the model uses
+    are most of a model's parse time. A run may still choose another algorithm and give its
+    hyperparameters in the conf; the ones left out take that algorithm's defaults
+    (``algorithms.run_params``) and its strategy checks them all before anything is spent.
+    None: every algorithm's section (the catalog's schema, the docs).
     """
     params = {
         # --- Run Parameters (open): data, gate and promotion ------------------------------------
@@ -103,10 +110,10 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
         ),
         "algorithm": _param(
             algorithms.DEFAULT, ESSENTIALS, "Algorithm",
-            "What trains the model: "
-            + ", ".join(f"`{a.name}` ({a.title}, `{a.repository}:{a.tag}`)" for a in algorithms.ALGORITHMS.values())
-            + ". Its hyperparameters are in its own *Training* section; the gate compares the new model with "
-            "the serving one whatever algorithm made either.",
+            "What trains the model: " + ", ".join(f"`{a.name}`" for a in algorithms.ALGORITHMS.values())
+            + ". The form shows the model's own algorithm's *Training* section; for another, give its "
+            "hyperparameters in the configuration JSON (the others take its defaults). The gate compares the "
+            "new model with the serving one whatever algorithm made either.",
             type="string", enum=list(algorithms.ALGORITHMS),
         ),
         "predictor_type": _param(
@@ -264,9 +271,10 @@ def build_params(default_endpoint_name: str = "linear-learner-housing",
             type="integer", minimum=1, maximum=168,
         ),
     }
-    for algorithm in algorithms.ALGORITHMS.values():  # each algorithm's own section
-        for name, default, title, description, schema in algorithm.form_params():
-            params[name] = _param(default, algorithm.section, title, description, **schema)
+    shown = algorithms.ALGORITHMS.values() if algorithm is None else [algorithms.get(algorithm)]
+    for strategy in shown:  # each algorithm's own section
+        for name, default, title, description, schema in strategy.form_params():
+            params[name] = _param(default, strategy.section, title, description, **schema)
     for name, value in (defaults or {}).items():  # the model catalog entry's values
         if name not in params:
             raise ValueError(f"no Param {name!r} to set a default for (known: {', '.join(sorted(params))})")

@@ -88,7 +88,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
     from sagemaker_retrain.ownership import ForeignResourceError
 
     try:
-        return _prepare(params, run_id, run_after, project_dir, aws_conn_id, clear_number, run_type,
+        return _prepare(algorithms.run_params(params), run_id, run_after, project_dir, aws_conn_id, clear_number, run_type,
                         data_events or [], retrain, watch_prefix, model_settings)
     except (DataValidationError, SettingsError, ForeignResourceError, DropError, ValueError) as err:
         from sagemaker_retrain import outcome
@@ -383,6 +383,7 @@ def register(plan: dict, training: dict, params: dict, dag_id: str = "sagemaker_
     from sagemaker_retrain import registry
     from sagemaker_retrain.ownership import ForeignResourceError
 
+    params = algorithms.run_params(params)  # another algorithm than the DAG's: its section's defaults
     settings = DeploymentSettings(**plan["settings"])
     sm = Clients(settings).sagemaker
     group = registry.group_name(params)
@@ -451,6 +452,7 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
     ``{"config": CreateTransformJob request, "region_name"}`` per model, challenger first, for the
     mapped scoring task.
     """
+    params = algorithms.run_params(params)  # another algorithm than the DAG's: its section's defaults
     settings = DeploymentSettings(**plan["settings"])
     sm = Clients(settings).sagemaker
     names = plan["names"]

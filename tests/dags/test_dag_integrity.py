@@ -66,7 +66,21 @@ def test_the_walkthrough_model_keeps_its_dag_id_and_todays_defaults(dagbag):
 
     dag = dagbag.dags["sagemaker_retrain"]
     assert {name: dag.params.get_param(name).value for name in dag.params.keys()} == {
-        name: param.value for name, param in build_params().items()}
+        name: param.value for name, param in build_params(algorithm="linear-learner").items()}
+
+
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_a_models_form_has_its_own_algorithms_training_section_only(dagbag, dag_id):
+    from sagemaker_retrain import algorithms
+
+    dag, spec = dagbag.dags[dag_id], SPECS[dag_id]
+    training = {dag.params.get_param(name).schema["section"] for name in dag.params.keys()
+                if dag.params.get_param(name).schema["section"].startswith("Training")}
+    assert training == {algorithms.get(spec.algorithm).section}
+    assert dag.params["algorithm"] == spec.algorithm
+    # Its hyperparameters are every one the strategy has, with the catalog's values where it sets them.
+    own = algorithms.get(spec.algorithm).form_defaults()
+    assert {name: dag.params[name] for name in own} == {**own, **spec.hyperparameters}
 
 
 def test_every_dag_has_tags_docs_and_retries(dagbag):
@@ -275,11 +289,14 @@ def test_param_defaults_validate_and_bounds_refuse(dagbag, dag_id):
     }
     bad_values.pop("epochs_type")
     for name, value in bad_values.items():
+        if name not in params:  # another algorithm's hyperparameter: not in this model's form
+            continue
         param = params.get_param(name)
         with pytest.raises(ParamValidationError):
             param.resolve(value=value)
-    with pytest.raises(ParamValidationError):
-        params.get_param("epochs").resolve(value="ten")
+    if "epochs" in params:
+        with pytest.raises(ParamValidationError):
+            params.get_param("epochs").resolve(value="ten")
 
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/new-data"

@@ -424,3 +424,21 @@ def test_history_page_shows_the_algorithm_and_the_codes_sha256():
     cell = _data_cell(record)
     assert "sklearn" in cell and CODE["sha256"][:12] in cell and "cdcdcdcdcdcd" in cell
     assert "code sha256" not in _data_cell({**record, "algorithm": "xgboost", "code": None})
+
+
+def test_a_run_choosing_another_algorithm_than_its_dags_gets_that_ones_defaults(tmp_path):
+    """A model's form has its own algorithm's section only; a run naming another algorithm gives its
+    hyperparameters in the conf, and the rest take the values that algorithm's section would have had."""
+    (tmp_path / "scripts" / "demo").mkdir(parents=True)
+    (tmp_path / "scripts" / "demo" / "train.py").write_text("print('hi')\n")
+    xgboost_form = {n: p.value for n, p in build_params(algorithm="xgboost").items()}
+    assert "epochs" not in xgboost_form and "xgboost_num_round" in xgboost_form
+    run = algorithms.run_params({**xgboost_form, "algorithm": "linear-learner", "epochs": 7})
+    assert run["epochs"] == 7  # given in the conf
+    assert run["mini_batch_size"] == build_params()["mini_batch_size"].value  # the section's default
+    pipeline._check_params(run, tmp_path)
+    # A required hyperparameter of the chosen algorithm is still refused before anything is spent.
+    ll_form = {n: p.value for n, p in build_params(algorithm="linear-learner").items()}
+    with pytest.raises(ValueError, match="Param xgboost_num_round .* is required"):
+        pipeline._check_params(algorithms.run_params({**ll_form, "algorithm": "xgboost"}), tmp_path)
+    assert algorithms.run_params(ll_form) == ll_form  # the DAG's own algorithm: nothing to fill in

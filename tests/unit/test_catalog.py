@@ -93,6 +93,8 @@ def test_the_error_names_file_field_and_rule(tmp_path):
     ({"algorithm__name": "random-forest"}, "x.yaml: algorithm.name: 'random-forest' is not one of linear-learner"),
     ({"algorithm__hyperparameters__max_depth": 3},
      "x.yaml: algorithm.hyperparameters.max_depth: unknown field (allowed: early_stopping_patience, epochs"),
+    ({"algorithm__hyperparameters__xgboost_max_depth": 3},
+     "x.yaml: algorithm.hyperparameters.xgboost_max_depth: not a hyperparameter of linear-learner (its: "),
     ({"algorithm__hyperparameters__epochs": 0},
      "x.yaml: algorithm.hyperparameters.epochs: 0 is less than the minimum of 1"),
     ({"algorithm__hyperparameters__epochs": "ten"}, "x.yaml: algorithm.hyperparameters.epochs: 'ten' is not of type"),

@@ -33,6 +33,16 @@ def of_params(params) -> Algorithm:
     return get(params.get("algorithm"))
 
 
+def run_params(params) -> dict:
+    """A run's Params with its algorithm's section filled in from the strategy's defaults where absent.
+
+    A model's DAG carries only its own algorithm's section (``params.build_params(algorithm=...)``); a run
+    that chooses another algorithm gives that one's hyperparameters in its conf, and the ones it leaves out
+    take the defaults that algorithm's form section has, as they would on a DAG showing it.
+    """
+    return {**of_params(params).form_defaults(), **params}
+
+
 def of_image(image: str | None) -> Algorithm:
     """The strategy whose container ``image`` is (any region); ValueError naming the image otherwise."""
     for algorithm in ALGORITHMS.values():
@@ -43,4 +53,4 @@ def of_image(image: str | None) -> Algorithm:
 
 
 __all__ = ["ALGORITHMS", "CSV", "DEFAULT", "RECORDIO", "Algorithm", "AnswerError", "ExtraParam", "Hyperparameter",
-           "get", "of_image", "of_params"]
+           "get", "of_image", "of_params", "run_params"]

@@ -231,6 +231,10 @@ class Algorithm:
             out.append((extra.name, extra.default, extra.title, extra.description, dict(extra.schema)))
         return out
 
+    def form_defaults(self) -> dict[str, Any]:
+        """Its form section's defaults (Param name -> value): what a run that names it gets for a Param not given."""
+        return {name: default for name, default, *_ in self.form_params()}
+
     def __repr__(self) -> str:
         return f"<Algorithm {self.name}>"
 
