@@ -36,7 +36,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -247,19 +247,19 @@ def show(context: dict, headline: str, note: str) -> None:
 
 
 # --- the two callers ------------------------------------------------------------------------------
-def report_run(context: dict, states: Mapping[str, str], *, plan: Mapping, mode: str | None, s3,
-               sagemaker) -> tuple[str, str] | None:
+def report_run(context: dict, states: Mapping[str, str], *, plan: Mapping, mode: str | None,
+               make_s3: Callable[[], Any], sagemaker) -> tuple[str, str] | None:
     """Sum up a run that reached its teardown; called at the end of ``RunCleanupOperator.execute``.
 
     From facts, never from another task's XCom (:mod:`sagemaker_retrain.run_facts`): ``plan`` (the
     clean-up's own input) names this pass's history record and gate decision in S3, read only when
     this pass wrote them, and ``sagemaker`` says what the endpoint serves now. ``states`` (this pass's
-    task states) say which outcome it was.
+    task states) say which outcome it was. ``make_s3`` makes the S3 client here, where a failure is logged.
     """
     try:
         from sagemaker_retrain import run_facts
 
-        ti, params = context["ti"], context["params"]
+        ti, params, s3 = context["ti"], context["params"], make_s3()
         record, history = run_facts.history_record(s3, plan)
         evidence = run_facts.evidence_of(record) or run_facts.gate_evidence(s3, plan)
         decision, why = decide_outcome(states, evidence, mode, reporter=ti.task_id,

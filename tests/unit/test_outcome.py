@@ -219,7 +219,7 @@ def _deploy_and_publish(sm, plan: dict, evidence: dict) -> str:
 
 def _report(s3, sm, plan: dict, states: dict, mode: str = "persistent"):
     context = {"ti": NoXComTI(), "params": _params(mode)}
-    return outcome.report_run(context, states, plan=plan, mode=mode, s3=s3, sagemaker=sm)
+    return outcome.report_run(context, states, plan=plan, mode=mode, make_s3=lambda: s3, sagemaker=sm)
 
 
 def _challenger(evidence: dict) -> str:
@@ -314,3 +314,10 @@ def test_a_clear_that_keeps_the_names_does_not_read_the_first_pass_at_the_same_k
 def test_report_run_never_raises(s3, sm):
     plan = {**_plan(), "history_uri": "s3://no-such-bucket/history/x.json"}
     assert _report(s3, sm, plan, PROMOTED) is None
+
+    def no_client():
+        raise RuntimeError("no S3 client for this connection")
+
+    context = {"ti": NoXComTI(), "params": _params()}
+    assert outcome.report_run(context, PROMOTED, plan=_plan(), mode="persistent", make_s3=no_client,
+                              sagemaker=sm) is None

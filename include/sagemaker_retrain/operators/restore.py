@@ -166,7 +166,7 @@ class RunCleanupOperator(AwsBaseOperator[SageMakerHook]):
         states = {t: str(s) for t, s in states.get(ti.run_id, states).items()}
         # The run page's summary (a note, not the run's state), from this pass's records and the endpoint;
         # never raises.
-        outcome.report_run(context, states, plan=plan, mode=self.mode, s3=self._s3(), sagemaker=sm)
+        outcome.report_run(context, states, plan=plan, mode=self.mode, make_s3=self._s3, sagemaker=sm)
         self._keep_a_persons_verdict(states)
         return {"removed": removed}
 
