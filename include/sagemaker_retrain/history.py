@@ -20,9 +20,14 @@ def history_prefix(prefix: str, endpoint_name: str, path: str = HISTORY_PATH) ->
     return f"{prefix}/{path}/{endpoint_name}/"
 
 
+def record_key(prefix: str, endpoint_name: str, slug: str, path: str = HISTORY_PATH) -> str:
+    """Where run ``slug``'s record lives: its writers and its readers (the run's summary) name it alike."""
+    return f"{history_prefix(prefix, endpoint_name, path)}{slug}.json"
+
+
 def record_run(s3_client, bucket: str, prefix: str, endpoint_name: str, slug: str, record: dict,
                path: str = HISTORY_PATH) -> str:
-    key = f"{history_prefix(prefix, endpoint_name, path)}{slug}.json"
+    key = record_key(prefix, endpoint_name, slug, path)
     s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(record, indent=2, default=str).encode(),
                          ContentType="application/json")
     return f"s3://{bucket}/{key}"

@@ -52,7 +52,7 @@ class Store:
 
     def has_run(self, endpoint: str, slug: str) -> bool:
         """Is there a record of run ``slug`` on ``endpoint`` in this model's history?"""
-        key = f"{history.history_prefix(self.prefix, endpoint, self.path)}{slug}.json"
+        key = history.record_key(self.prefix, endpoint, slug, self.path)
         return bool(self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
 
     def sagemaker(self):

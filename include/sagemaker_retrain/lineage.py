@@ -108,7 +108,7 @@ def data_behind_endpoint(sm, endpoint_name: str, s3=None, bucket: str | None = N
     if s3 is not None and bucket and prefix and slug:
         from sagemaker_retrain import history
 
-        key = f"{history.history_prefix(prefix, endpoint_name, history_path)}{slug}.json"
+        key = history.record_key(prefix, endpoint_name, slug, history_path)
         try:
             record = history.read_record(s3, bucket, key)
             source = record.get("data_source") or ((record.get("scored_rows") or {}).get("data")) or {}

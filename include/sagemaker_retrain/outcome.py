@@ -4,7 +4,9 @@ When a run ends, :func:`report_run` (called once, at the end of the teardown) su
 the decision (promoted / evaluated and deleted / kept the champion / "Rejected by USER: comment"
 (or "Rejected: no answer within N h", "Rejected: USER triggered this run and may not approve it")
 / failed, and why), the challenger's and the champion's scores on the same test rows, the endpoint
-and model, and links to the predicted-vs-actual plot and the model history page. A run refused
+and model, what the endpoint serves now, and links to the predicted-vs-actual plot and the model history
+page. It is built from facts (this pass's history record and gate decision in S3, the endpoint as
+SageMaker describes it: :mod:`sagemaker_retrain.run_facts`), never from another task's XCom. A run refused
 at its start (a bad Param combination, an admin limit) is summed up by :func:`report_refusal`,
 from prepare: the teardown does not run when its setup failed.
 
@@ -34,7 +36,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,7 @@ def _says_why(decision: str) -> bool:
 
 
 def summarize(*, decision: str, why: str, evidence: Mapping | None, endpoint: str | None, model: str | None,
-              endpoint_param: str | None, base_url: str, restore: str | None = None,
+              endpoint_param: str | None, base_url: str, serving: str | None = None,
               history: str | None = None) -> tuple[str, str]:
     """``(headline, markdown)``: one line for the task list, a short markdown note for the run."""
     scores = _scores(evidence)
@@ -130,8 +132,8 @@ def summarize(*, decision: str, why: str, evidence: Mapping | None, endpoint: st
         lines.append(f"- Scores on the same rows: {scores}")
     if endpoint or model:
         lines.append(f"- Endpoint `{endpoint or '—'}`, model `{model or '—'}`")
-    if restore:
-        lines.append(f"- Restore: {restore}")
+    if serving:
+        lines.append(f"- Now: {serving}")
     if history:
         lines.append(f"- History record: `{history}`")
     links = _links(base_url, endpoint_param, evidence)
@@ -245,31 +247,28 @@ def show(context: dict, headline: str, note: str) -> None:
 
 
 # --- the two callers ------------------------------------------------------------------------------
-def report_run(context: dict, states: Mapping[str, str], restore: str | None = None) -> tuple[str, str] | None:
+def report_run(context: dict, states: Mapping[str, str], *, plan: Mapping, mode: str | None,
+               make_s3: Callable[[], Any], sagemaker) -> tuple[str, str] | None:
     """Sum up a run that reached its teardown; called at the end of ``RunCleanupOperator.execute``.
 
-    A task's XCom is read only when that task succeeded in this pass: a task skipped on a later pass
-    of a cleared run keeps the XCom of the earlier one.
+    From facts, never from another task's XCom (:mod:`sagemaker_retrain.run_facts`): ``plan`` (the
+    clean-up's own input) names this pass's history record and gate decision in S3, read only when
+    this pass wrote them, and ``sagemaker`` says what the endpoint serves now. ``states`` (this pass's
+    task states) say which outcome it was. ``make_s3`` makes the S3 client here, where a failure is logged.
     """
     try:
-        ti, params = context["ti"], context["params"]
+        from sagemaker_retrain import run_facts
 
-        def result_of(task_id: str, key: str = "return_value"):
-            return ti.xcom_pull(task_ids=task_id, key=key) if states.get(task_id) == "success" else None
-
-        plan = result_of("prepare") or {}
-        evidence = result_of("gate", "evidence")
-        history = (result_of("publish") or {}).get("history") or result_of("keep_champion")
-        restore = restore or result_of("restore")
-        # The approval's own words, pulled only when the rejected branch ran in this pass (a Clear
-        # re-runs approve, which replaces its XCom, before rejected can run again).
-        approval = ti.xcom_pull(task_ids="approve", key="approval") if states.get("rejected") == "success" else None
-        decision, why = decide_outcome(states, evidence, params.get("mode"), reporter=ti.task_id, approval=approval)
-        names = plan.get("names") or {}
+        ti, params, s3 = context["ti"], context["params"], make_s3()
+        record, history = run_facts.history_record(s3, plan)
+        evidence = run_facts.evidence_of(record) or run_facts.gate_evidence(s3, plan)
+        decision, why = decide_outcome(states, evidence, mode, reporter=ti.task_id,
+                                       approval=(record or {}).get("approval"))
+        names = plan["names"]
         headline, note = summarize(
-            decision=decision, why=why, evidence=evidence, endpoint=names.get("endpoint"), model=names.get("model"),
+            decision=decision, why=why, evidence=evidence, endpoint=names["endpoint"], model=names["model"],
             endpoint_param=params.get("endpoint_name"), base_url=base_url(),
-            restore=restore if decision == "Failed" else None, history=history,
+            serving=run_facts.serving(sagemaker, names["endpoint"], plan["run_id"]), history=history,
         )
     except Exception:  # noqa: BLE001 - the summary must never fail the run
         log.warning("Could not sum up the run's outcome", exc_info=True)

@@ -100,6 +100,7 @@ def prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path,
 def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, aws_conn_id: str | None,
              clear_number: int, run_type: str = "manual", data_events: list[dict] | None = None,
              retrain: bool = True, watch_prefix: str | None = None, model_settings: dict | None = None) -> dict:
+    from sagemaker_retrain import history
     from sagemaker_retrain.data_prep.prepare import prepare_and_upload
     from sagemaker_retrain.ownership import require_owned_endpoint
 
@@ -158,7 +159,11 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         "settings": settings.as_dict(),
         "slug": slug,
         "run_id": run_id,
+        # The pass: every clear raises it (a clear also clears prepare); this pass's records carry it.
+        "clear_number": clear_number,
         "run_prefix": run_prefix,
+        "history_uri": f"s3://{settings.bucket}/"
+                       f"{history.record_key(settings.prefix, params['endpoint_name'], slug, settings.history_path)}",
         "image": image,
         "algorithm": algorithm.name,
         "code": code,
@@ -519,7 +524,7 @@ def decide(plan: dict, params: dict, champion: dict | None, package: dict | None
     champion_model, champion_package = pinned.get("model"), pinned.get("package")
     from botocore.exceptions import ClientError
 
-    from sagemaker_retrain import evaluation, gate, scoring
+    from sagemaker_retrain import evaluation, gate, run_facts, scoring
 
     settings = DeploymentSettings(**plan["settings"])
     clients = Clients(settings)
@@ -583,6 +588,7 @@ def decide(plan: dict, params: dict, champion: dict | None, package: dict | None
         })
     if champion_fault:
         evidence["champion_finding"] = champion_fault
+    run_facts.record_gate(clients.s3, plan, evidence)  # the run's summary when no history record follows
     deploy = _deploy_config(plan, params, settings, pinned, package) if decision.deploy else None
     return {**evidence, "deploy_config": deploy}
 
@@ -624,12 +630,11 @@ def record(plan: dict, params: dict, outcome: str, **details) -> str:
 
 
 def _record(clients: Clients, plan: dict, params: dict, outcome: str, **details) -> str:
-    from sagemaker_retrain import history
+    from sagemaker_retrain import history, run_facts
 
     settings = clients.settings
     entry = {
-        "run_id": plan["run_id"],
-        "slug": plan["slug"],
+        **run_facts.identity(plan),  # the pass that wrote it: the run's summary reads only its own pass's record
         "recorded_at": datetime.now(UTC).isoformat(),
         "outcome": outcome,
         "mode": params["mode"],

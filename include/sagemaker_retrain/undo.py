@@ -36,7 +36,8 @@ class Undo:
     config: str | None = None
 
 
-def _config_tags(sm, name: str | None) -> dict[str, str] | None:
+def config_tags(sm, name: str | None) -> dict[str, str] | None:
+    """The tags of endpoint config ``name``; None when there is no such config."""
     if not name:
         return None
     try:
@@ -65,7 +66,7 @@ def decide_undo(sm, endpoint_name: str, run_id: str) -> Undo:
             return Undo(DELETE_ENDPOINT, f"endpoint {endpoint_name} (created by this run) is Failed: "
                                          f"{endpoint.get('FailureReason') or 'no reason given'}")
         return Undo(NONE, f"endpoint {endpoint_name} is Failed and was not created by this run: left to its owner")
-    tags = _config_tags(sm, serving) or {}
+    tags = config_tags(sm, serving) or {}
     if tags.get(TAG_RUN) != run:
         reason = endpoint.get("FailureReason")
         why = f" (SageMaker rolled this run's deployment back: {reason})" if reason else ""
@@ -74,7 +75,7 @@ def decide_undo(sm, endpoint_name: str, run_id: str) -> Undo:
         return Undo(NONE, f"endpoint {endpoint_name} serves {serving}, which this run verified "
                           f"({tags[TAG_VERIFIED]}): nothing to restore")
     previous = tags.get(TAG_PREVIOUS_CONFIG)
-    if previous and _config_tags(sm, previous) is not None:
+    if previous and config_tags(sm, previous) is not None:
         return Undo(SWITCH_BACK, f"endpoint {endpoint_name} serves this run's unverified {serving}: "
                                  f"switching back to {previous}", previous)
     if not previous and created_here:

@@ -39,6 +39,19 @@ def _ok(result):
     assert result.state == "success", result.output[-6000:]
 
 
+def _teardown_label(aws, run_id: str) -> str:
+    """The run's one-line outcome: the teardown's rendered map index, as the run page's task list shows it."""
+    with sqlite3.connect(Path(aws.env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        row = db.execute("SELECT rendered_map_index FROM task_instance WHERE run_id = ? AND task_id = 'teardown'",
+                         (run_id,)).fetchone()
+    return (row or [""])[0] or ""
+
+
+def _scores(decision: dict) -> str:
+    champion = f"champion {decision['champion']:.4g}" if decision["champion_model"] else "no champion serving"
+    return f"{decision['metric']}: challenger {decision['candidate']:.4g} vs {champion}"
+
+
 def _serving_config(aws, endpoint: str = ENDPOINT) -> str:
     return aws.sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
 
@@ -109,6 +122,12 @@ def test_first_run_creates_endpoint_and_records_scores(offline_aws, first_run):
             "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
             ("sagemaker_retrain_served_model",))]
     assert extras and extras[-1]["model"] == plan["names"]["model"], extras
+    # The run's outcome, from this pass's record in S3 and the endpoint (no XCom): label and note.
+    assert _teardown_label(offline_aws, first_run.run_id).startswith(
+        f"Promoted · {_scores(first_run.xcoms['gate.evidence']['decision'])}")
+    assert f"History record: `{published['history']}`" in first_run.output
+    assert (f"Now: endpoint {ENDPOINT} is InService, serving {plan['names']['endpoint_config']} "
+            "(this run's, verified)") in first_run.output
 
 
 def test_canary_alarm_rolls_back_by_sagemaker_and_fails_the_run(offline_aws, first_run):
@@ -203,6 +222,11 @@ def test_worse_model_on_the_same_rows_keeps_the_champion_and_records_both_scores
     assert lost["ModelApprovalStatus"] == "Rejected" and lost["ApprovalDescription"].startswith("gate: ")
     assert lost["CustomerMetadataProperties"]["gate-decision"] == "keep champion"
     assert record["approval"]["status"] == "Rejected" and record["package"]["arn"] == lost["ModelPackageArn"]
+    # The run's outcome, from this pass's record in S3 and the endpoint (no XCom): label and note.
+    assert _teardown_label(offline_aws, third.run_id).startswith(
+        f"Kept the champion · {_scores(evidence['decision'])}")
+    assert f"History record: `{third.xcoms['keep_champion']}`" in third.output
+    assert f"serving {champion} (" in third.output
 
 
 

@@ -115,6 +115,10 @@ class RunCleanupOperator(AwsBaseOperator[SageMakerHook]):
     config to roll back to. Only resources that carry the project's tags for the endpoint are
     deleted, and another run's resources are kept while that run is still active.
 
+    The summary (``outcome.report_run``) pulls no other task's XCom: it reads the history record and
+    the gate's decision that *this pass* of the run wrote to S3 (where ``plan`` says; a cleared run's
+    earlier pass is not taken for this one), what the endpoint serves now, and this run's task states.
+
     :param plan: the run's plan (``prepare``'s return value; templated).
     :param mode: ``persistent`` or ``ephemeral`` (templated; the run's Param).
     :param aws_conn_id: Airflow AWS connection; ``region_name`` etc. as for every ``AwsBaseOperator``.
@@ -160,9 +164,18 @@ class RunCleanupOperator(AwsBaseOperator[SageMakerHook]):
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])
         states = {t: str(s) for t, s in states.get(ti.run_id, states).items()}
-        outcome.report_run(context, states)  # the run page's summary (a note, not the run's state); never raises
+        # The run page's summary (a note, not the run's state), from this pass's records and the endpoint;
+        # never raises.
+        outcome.report_run(context, states, plan=plan, mode=self.mode, make_s3=self._s3, sagemaker=sm)
         self._keep_a_persons_verdict(states)
         return {"removed": removed}
+
+    def _s3(self):
+        """An S3 client with this operator's connection, for the run's records the summary reads."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
+                      config=self.botocore_config).conn
 
     @staticmethod
     def _keep_a_persons_verdict(states: dict[str, str]) -> None:
