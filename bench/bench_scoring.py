@@ -126,7 +126,8 @@ def transform_and_score(emu, test_uri: str, run: int, poll_seconds: float) -> di
                                algorithm=algorithms.get("linear-learner"))
 
 
-def measure(rows: int, single: int, runs: int, batch_rows: int, poll_seconds: float) -> list[Figure]:
+def measure(rows: int, single: int, runs: int, batch_rows: int, poll_seconds: float,
+            startup_seconds: float = 300.0) -> list[Figure]:
     from botocore.config import Config
 
     from sagemaker_retrain.evaluation import score
@@ -172,7 +173,25 @@ def measure(rows: int, single: int, runs: int, batch_rows: int, poll_seconds: fl
         Figure(f"scoring throughput, endpoint batches of {batch_rows}, 4 in flight", f"{batch_rate:,.0f} rows/s",
                baseline, f"{batch_rate / single_rate:,.0f}x", "", None, note="1 run (informational)",
                raw={"batched_rows_s": batch_rate}),
+        breakeven_figure(startup_seconds, transform_rate, single_rate),
     ]
+
+
+def breakeven_figure(startup_seconds: float, transform_rate: float, single_rate: float) -> Figure:
+    """From how many test rows a batch transform that first waits ``startup_seconds`` for its instance
+    beats one row per request: rows / single = startup + rows / transform. Derived from this run's two
+    measured rates and a stated start-up (the emulator's own is 3 s at time scale 1, 0 here)."""
+    per_row_gain = 1.0 / single_rate - 1.0 / transform_rate
+    rows = startup_seconds / per_row_gain if per_row_gain > 0 else float("inf")
+    return Figure(
+        f"scoring: test rows from which batch transform beats one row per request, {startup_seconds:g} s start-up",
+        f"{rows:,.0f} rows", f"one row per request at {single_rate:,.0f} rows/s",
+        f"{rows / single_rate / 60:.1f} min either way", "", None,
+        note=(f"derived, not timed: start-up {startup_seconds:g} s (--startup-seconds; AWS publishes none, "
+              f"a few minutes is usual for a transform instance) + rows / {transform_rate:,.0f} rows/s (measured "
+              f"here at time scale 0) = rows / {single_rate:,.0f} rows/s (measured here, against the local "
+              f"emulator; an AWS endpoint answers slower per request, so on AWS batch wins from fewer rows)"),
+        raw={"breakeven_rows": rows, "startup_seconds": startup_seconds})
 
 
 def main() -> None:
@@ -183,9 +202,12 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=2000)
     parser.add_argument("--poll-seconds", type=float, default=0.2,
                         help="transform status polls (the DAG's SAGEMAKER_RETRAIN_POLL_SECONDS in the benchmarks)")
+    parser.add_argument("--startup-seconds", type=float, default=300.0,
+                        help="a transform instance's start-up for the break-even row (derived)")
     parser.add_argument("--json")
     args = parser.parse_args()
-    report(measure(args.rows, args.single, args.runs, args.batch_rows, args.poll_seconds), args.json)
+    report(measure(args.rows, args.single, args.runs, args.batch_rows, args.poll_seconds, args.startup_seconds),
+           args.json)
 
 
 if __name__ == "__main__":
