@@ -139,6 +139,8 @@ def _statements(template: dict) -> list[dict]:
     out += resources["AirflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     out += resources["ApiServerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     out += resources["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    for name in ("ExecutionRoleKmsPolicy", "AirflowKmsPolicy"):
+        out += resources[name]["Properties"]["PolicyDocument"]["Statement"]
     return out
 
 
@@ -757,3 +759,86 @@ def test_api_server_policy_refuses_writes_and_other_keys(stack, emulator_clients
     ]
     for action, resource, context in refused:
         assert not decide(statements, AuthRequest(action, resource, context))[0], (action, resource, context)
+
+
+# --- the optional customer-managed KMS key (issue 24, finding 4) -------------------------------
+
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KMS_SIDS = ("TrainHostScoreUseKmsKey", "TrainHostScoreGrantKmsKeyToVolumes", "PrepareGateHistoryUseKmsKey")
+
+
+@pytest.fixture(scope="module")
+def kms_stack(emulator_clients, moto_cfn_gaps):
+    return _deploy(emulator_clients["cloudformation"], "kms-pipeline", Prefix="kms-pipeline", KmsKeyArn=KMS_KEY)
+
+
+def test_without_a_kms_key_nothing_names_one(stack, emulator_clients):
+    iam = emulator_clients["iam"]
+    role = stack["ExecutionRoleArn"].rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    documents = [_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]),
+                 _policy_document(iam, stack["AirflowPolicyArn"])]
+    assert "kms" not in json.dumps(documents).lower()
+    assert not iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert not {"KmsKeyArn", "AirflowKmsPolicyArn"} & set(stack)
+
+
+def _spend_request(operation: str, kms_key: str | None) -> tuple[str, dict]:
+    """(resource ARN, condition context) of the DAG's create ``operation``, built by the pipeline's config builders."""
+    from offline_aws.sagemaker.authorization import spend_context
+    from sagemaker_retrain import algorithms, config
+    from sagemaker_retrain.images import linear_learner_image
+
+    params = {**algorithms.run_params({}), "training_instance_type": "ml.m5.large", "training_instance_count": 1,
+              "max_runtime_seconds": 3600, "endpoint_instance_type": "ml.m5.large", "endpoint_instance_count": 1,
+              "transform_instance_type": "ml.m5.large"}
+    tags = config.tags("sagemaker-retrain-housing", "manual__r1")
+    algorithm = algorithms.get("linear-learner")
+    sm = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
+    if operation == "CreateTrainingJob":
+        request = config.build_training_config(
+            algorithm=algorithm, job_name="sagemaker-retrain-housing-r1", image=linear_learner_image(REGION),
+            role_arn="r", channel_uris={"train": "s3://b/p/t/"}, output_uri="s3://b/p/m/", params=params,
+            feature_dim=12, resource_tags=tags, kms_key=kms_key)
+        arn = f"{sm}training-job/sagemaker-retrain-housing-r1"
+    elif operation == "CreateTransformJob":
+        request = config.build_transform_config(
+            algorithm=algorithm, job_name="sagemaker-retrain-housing-r1-challenger", model_name="m",
+            input_uri="s3://b/p/t/", output_uri="s3://b/p/o/", params=params, resource_tags=tags, kms_key=kms_key)
+        arn = f"{sm}transform-job/sagemaker-retrain-housing-r1-challenger"
+    else:
+        request = config.build_endpoint_config_config(config_name="sagemaker-retrain-housing-r1", model_name="m",
+                                                      params=params, resource_tags=tags, kms_key=kms_key)
+        arn = f"{sm}endpoint-config/sagemaker-retrain-housing-r1"
+    context = {f"aws:RequestTag/{t['Key']}": t["Value"] for t in tags} | spend_context(operation, request)
+    return arn, context
+
+
+def test_a_kms_key_encrypts_the_bucket_and_every_create_that_spends_must_use_it(template, kms_stack, emulator_clients):
+    from offline_aws.iam_enforcement import AuthRequest, decide
+
+    s3, iam = emulator_clients["s3"], emulator_clients["iam"]
+    assert kms_stack["KmsKeyArn"] == KMS_KEY
+    (rule,) = s3.get_bucket_encryption(Bucket=kms_stack["BucketName"])["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY}
+    (asked,) = template["Resources"]["Bucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert asked["BucketKeyEnabled"] is True  # (moto's CloudFormation does not apply it)
+    role = kms_stack["ExecutionRoleArn"].rsplit("/", 1)[1]
+    (attached,) = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    execution = _by_sid(_policy_document(iam, attached["PolicyArn"]))
+    airflow = _by_sid(_policy_document(iam, kms_stack["AirflowPolicyArn"]))
+    airflow |= _by_sid(_policy_document(iam, kms_stack["AirflowKmsPolicyArn"]))  # attached together
+    via = {"StringEquals": {"kms:ViaService": [f"s3.{REGION}.amazonaws.com", f"sagemaker.{REGION}.amazonaws.com"]}}
+    for statement in (execution["TrainHostScoreUseKmsKey"], airflow["PrepareGateHistoryUseKmsKey"]):
+        assert sorted(_as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert statement["Resource"] == KMS_KEY and statement["Condition"] == via
+    assert execution["TrainHostScoreGrantKmsKeyToVolumes"]["Condition"] == {
+        "Bool": {"kms:GrantIsForAWSResource": "true"}}
+    other_key = KMS_KEY.replace("1234abcd", "99999999")
+    for operation in ("CreateTrainingJob", "CreateTransformJob", "CreateEndpointConfig"):
+        allowed = {}
+        for key in (KMS_KEY, other_key, None):
+            arn, context = _spend_request(operation, key)
+            allowed[key] = decide(list(airflow.values()), AuthRequest(f"sagemaker:{operation}", arn, context))[0]
+        # a job must name the key; an endpoint config's statement also covers CreateModel/CreateEndpoint (IfExists)
+        assert allowed == {KMS_KEY: True, other_key: False, None: operation == "CreateEndpointConfig"}, operation
