@@ -29,6 +29,12 @@ def tags(endpoint_name: str, run_id: str, **extra: str) -> list[dict[str, str]]:
     return out
 
 
+def _with_key(section: dict, field: str, kms_key: str | None) -> dict:
+    """``section`` with ``field`` naming the customer-managed KMS key, when one is configured (Variable
+    ``sagemaker_retrain_kms_key_arn``); without one, unchanged: SageMaker's and S3's default encryption."""
+    return {**section, field: kms_key} if kms_key else section
+
+
 def build_training_config(
     *,
     algorithm: Algorithm,
@@ -43,13 +49,15 @@ def build_training_config(
     content_type: str | Mapping[str, str] | None = None,
     code: Mapping | None = None,
     region: str | None = None,
+    kms_key: str | None = None,
 ) -> dict:
     """CreateTrainingJob request: ``algorithm`` on its channels (those of ``channel_uris`` it takes).
 
     ``content_type`` is one type for every channel or a per-channel mapping (RecordIO training
     data keeps a CSV test channel, which evaluation reads back); None: the algorithm's types for
     the Params. ``code`` (``{"uri", "sha256", "entry_point"}``) is script mode's uploaded source;
-    ``region`` the job's region (script mode's ``sagemaker_region``).
+    ``region`` the job's region (script mode's ``sagemaker_region``); ``kms_key`` (a key ARN) encrypts the
+    training volumes and the model artifacts (the policy's ``sagemaker:VolumeKmsKey``/``OutputKmsKey``).
     """
     if content_type is None:
         types = algorithm.channel_content_types(params)
@@ -80,12 +88,12 @@ def build_training_config(
         "AlgorithmSpecification": algorithm.algorithm_specification(image),
         "RoleArn": role_arn,
         "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": output_uri},
-        "ResourceConfig": {
+        "OutputDataConfig": _with_key({"S3OutputPath": output_uri}, "KmsKeyId", kms_key),
+        "ResourceConfig": _with_key({
             "InstanceType": params["training_instance_type"],
             "InstanceCount": int(params["training_instance_count"]),
             "VolumeSizeInGB": 10,
-        },
+        }, "VolumeKmsKeyId", kms_key),
         "StoppingCondition": {"MaxRuntimeInSeconds": int(params["max_runtime_seconds"])},
         "HyperParameters": algorithm.build_hyperparameters(params, feature_dim, code=code, region=region),
         "Tags": resource_tags,
@@ -163,10 +171,12 @@ def build_model_package_config(
 
 
 def build_endpoint_config_config(
-    *, config_name: str, model_name: str, params: Mapping, resource_tags: list[dict[str, str]]
+    *, config_name: str, model_name: str, params: Mapping, resource_tags: list[dict[str, str]],
+    kms_key: str | None = None,
 ) -> dict:
-    """CreateEndpointConfig request: one production variant serving the run's model."""
-    return {
+    """CreateEndpointConfig request: one production variant serving the run's model (``kms_key``: its
+    instances' storage volumes; the allowed instance types have no local NVMe storage, which refuses a key)."""
+    return _with_key({
         "EndpointConfigName": config_name,
         "ProductionVariants": [
             {
@@ -178,7 +188,7 @@ def build_endpoint_config_config(
             }
         ],
         "Tags": resource_tags,
-    }
+    }, "KmsKeyId", kms_key)
 
 
 def build_endpoint_request(
@@ -264,13 +274,14 @@ def build_deployment_config(params: Mapping, alarm_names_: list[str]) -> dict:
 
 def build_transform_config(
     *, algorithm: Algorithm, job_name: str, model_name: str, input_uri: str, output_uri: str, params: Mapping,
-    resource_tags: list[dict[str, str]],
+    resource_tags: list[dict[str, str]], kms_key: str | None = None,
 ) -> dict:
     """CreateTransformJob request: score the label-first test split, dropping the label column.
 
     ``InputFilter $[1:]`` sends only the features to the model; rows keep their order (Line
     split and assembly), so each ``.out`` line matches the input line of the same number. The
     output is in the model's algorithm's ``transform_accept``, which that algorithm parses back.
+    ``kms_key`` encrypts the job's volumes and its ``.out`` files.
     """
     return {
         "TransformJobName": job_name,
@@ -283,9 +294,10 @@ def build_transform_config(
             "SplitType": "Line",
             "CompressionType": "None",
         },
-        "TransformOutput": {"S3OutputPath": output_uri, "Accept": algorithm.transform_accept,
-                            "AssembleWith": "Line"},
-        "TransformResources": {"InstanceType": params["transform_instance_type"], "InstanceCount": 1},
+        "TransformOutput": _with_key({"S3OutputPath": output_uri, "Accept": algorithm.transform_accept,
+                                      "AssembleWith": "Line"}, "KmsKeyId", kms_key),
+        "TransformResources": _with_key({"InstanceType": params["transform_instance_type"], "InstanceCount": 1},
+                                        "VolumeKmsKeyId", kms_key),
         "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "None"},
         "Tags": resource_tags,
     }

@@ -148,6 +148,7 @@ def _prepare(params: dict, run_id: str, run_after: datetime, project_dir: Path, 
         content_type=data.content_types,
         code=code,
         region=settings.region,
+        kms_key=settings.kms_key_arn,
     )
     log.info("Data set %s (%s; sha256 %s): %s rows per split, %s features, uploaded to %s",
              dataset_uri, trigger, data.source.get("sha256"), data.rows, data.feature_dim, data.channel_uris)
@@ -495,6 +496,7 @@ def stage(plan: dict, training: dict, params: dict, package: dict | None = None,
         request = config.build_transform_config(
             algorithm=algorithm, job_name=names[f"score_{role}"], model_name=model, input_uri=test_uri,
             output_uri=plan["scoring_uris"][role], params=params, resource_tags=run_tags,
+            kms_key=settings.kms_key_arn,
         )
         try:
             limits.check_transform_config(request)
@@ -604,7 +606,7 @@ def _deploy_config(plan: dict, params: dict, settings: DeploymentSettings, champ
     return {
         "EndpointConfig": config.build_endpoint_config_config(
             config_name=names["endpoint_config"], model_name=names["model"], params=params,
-            resource_tags=resource_tags,
+            resource_tags=resource_tags, kms_key=settings.kms_key_arn,
         ),
         "Endpoint": config.build_endpoint_request(
             endpoint_name=names["endpoint"], config_name=names["endpoint_config"], resource_tags=resource_tags,

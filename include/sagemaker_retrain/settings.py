@@ -11,9 +11,12 @@ Per model: a catalog entry's ``settings.variables_prefix`` (e.g. ``lstat_``) mak
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 VARIABLE_PREFIX = "sagemaker_retrain_"
+# A key ARN, not an alias or a bare id: the template's conditions compare sagemaker:VolumeKmsKey/OutputKmsKey to it.
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class DeploymentSettings:
     aws_conn_id: str | None = "aws_default"
     # Under ``prefix``: where this model's history records go (a plan made before this field keeps the old place).
     history_path: str = "history"
+    # A customer-managed KMS key (its ARN) for the jobs' volumes and outputs; empty: the default encryption.
+    kms_key_arn: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,7 +69,17 @@ def load_settings(aws_conn_id: str | None = "aws_default", variables_prefix: str
     region = model_variable("region", variables_prefix) or _region_from_connection(aws_conn_id)
     prefix = (model_variable("prefix", variables_prefix) or "sagemaker-retrain").strip("/")
     return DeploymentSettings(bucket=bucket, role_arn=role_arn, region=region, prefix=prefix, aws_conn_id=aws_conn_id,
-                              history_path=history_path)
+                              history_path=history_path, kms_key_arn=kms_key_arn(variables_prefix))
+
+
+def kms_key_arn(variables_prefix: str | None = None) -> str:
+    """Variable ``sagemaker_retrain_kms_key_arn`` (the stack's ``KmsKeyArn``): empty for none; anything but a key
+    ARN is refused, since AWS would refuse the creates the policy conditions on that ARN only."""
+    value = (model_variable("kms_key_arn", variables_prefix) or "").strip()
+    if value and not KMS_KEY_ARN.match(value):
+        raise SettingsError(f"Variable {_names('kms_key_arn', variables_prefix)} must be a KMS key ARN "
+                            f"(arn:aws:kms:REGION:ACCOUNT:key/ID), not {value!r}")
+    return value
 
 
 def _region_from_connection(aws_conn_id: str | None) -> str:

@@ -137,7 +137,10 @@ def _statements(template: dict) -> list[dict]:
     for policy in role["Policies"]:
         out += policy["PolicyDocument"]["Statement"]
     out += resources["AirflowPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    out += resources["ApiServerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     out += resources["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    for name in ("ExecutionRoleKmsPolicy", "AirflowKmsPolicy"):
+        out += resources[name]["Properties"]["PolicyDocument"]["Statement"]
     return out
 
 
@@ -314,13 +317,18 @@ def moto_cfn_gaps(emulator_clients):
 
 
 @pytest.fixture(scope="module")
-def emulator_clients():
+def emulator():
     emu = start_emulator(time_scale=0)
-    kw = dict(endpoint_url=emu.url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
     try:
-        yield {name: boto3.client(name, **kw) for name in ("cloudformation", "s3", "iam", "sqs")}
+        yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture(scope="module")
+def emulator_clients(emulator):
+    kw = dict(endpoint_url=emulator.url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+    return {name: boto3.client(name, **kw) for name in ("cloudformation", "s3", "iam", "sqs", "sagemaker")}
 
 
 def _deploy(cf, name: str, **parameters) -> dict[str, str]:
@@ -366,10 +374,11 @@ def _as_list(value) -> list:
 
 
 def test_stack_outputs(stack, emulator_clients):
-    assert {"BucketName", "ExecutionRoleArn", "AirflowPolicyArn", "Region"} <= set(stack)
+    assert {"BucketName", "ExecutionRoleArn", "AirflowPolicyArn", "ApiServerPolicyArn", "Region"} <= set(stack)
     assert stack["Region"] == REGION
     assert stack["ExecutionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/sagemaker-retrain-sagemaker-execution"
     assert stack["AirflowPolicyArn"] == f"arn:aws:iam::{ACCOUNT}:policy/sagemaker-retrain-airflow"
+    assert stack["ApiServerPolicyArn"] == f"arn:aws:iam::{ACCOUNT}:policy/sagemaker-retrain-api-server"
     emulator_clients["s3"].head_bucket(Bucket=stack["BucketName"])
 
 
@@ -500,7 +509,8 @@ def test_existing_bucket_is_used_as_is(stack, emulator_clients):
     # (moto also lists an entry without a type for conditioned-out resources)
     # The new-data queue is made as well; an existing bucket's notifications are the owner's to add (README).
     assert sorted(r["ResourceType"] for r in resources if r.get("ResourceType")) == [
-        "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy"]
+        "AWS::IAM::ManagedPolicy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::SQS::Queue",
+        "AWS::SQS::QueuePolicy"]
     with pytest.raises(ClientError):
         s3.get_bucket_policy(Bucket="team-ml-data")  # left as it was
     assert not s3.get_bucket_notification_configuration(Bucket="team-ml-data").get("QueueConfigurations")
@@ -513,6 +523,8 @@ def test_existing_bucket_is_used_as_is(stack, emulator_clients):
         f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/linear-learner-housing*")
     assert statements["DeployPutTaggedRollbackAlarms"]["Resource"][0] == (
         f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:other-pipeline-linear-learner-housing*-invocation-5xx")
+    page = _by_sid(_policy_document(iam, outputs["ApiServerPolicyArn"]))
+    assert page["HistoryReadRecordsAndPlots"]["Resource"][0] == "arn:aws:s3:::team-ml-data/other-pipeline/history/*"
 
 
 def test_new_data_under_the_watched_prefix_notifies_the_queue(stack, emulator_clients):
@@ -554,3 +566,279 @@ def test_airflow_policy_lets_the_watcher_receive_and_delete_only(stack, emulator
     assert len(sqs_statements) == 1
     assert sorted(_as_list(sqs_statements[0]["Action"])) == ["sqs:DeleteMessage", "sqs:ReceiveMessage"]
     assert sqs_statements[0]["Resource"].endswith(":" + stack["NewDataQueueUrl"].rsplit("/", 1)[-1])
+
+
+# --- the API server's read-only policy (issue 24, finding 4) ----------------------------------
+
+# starts with the default ResourceNamePrefix; not test_policy_covers_dag's endpoint (moto's state is per process)
+HISTORY_ENDPOINT = "sagemaker-retrain-history-probe"
+READ_ONLY = re.compile(r"^(s3|sagemaker):(Get|List|Describe)[A-Za-z]*$")
+WRITE_WORDS = re.compile(r"(Put|Delete|Create|Update|Write|Modify|Restore)")  # anywhere in the name
+SAGEMAKER_NAMES = {"DescribeEndpoint": ("endpoint", "EndpointName"),
+                   "DescribeEndpointConfig": ("endpoint-config", "EndpointConfigName"),
+                   "DescribeModel": ("model", "ModelName"), "DescribeTrainingJob": ("training-job", "TrainingJobName")}
+
+
+def _api_server_statements(stack, emulator_clients) -> list[dict]:
+    return _policy_document(emulator_clients["iam"], stack["ApiServerPolicyArn"])["Statement"]
+
+
+def test_api_server_policy_only_reads(stack, emulator_clients):
+    for statement in _api_server_statements(stack, emulator_clients):
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement, statement["Sid"]
+        for action in _as_list(statement["Action"]):
+            assert READ_ONLY.match(action) and not WRITE_WORDS.search(action.split(":", 1)[1]), action
+            assert "*" not in action, action
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*", statement["Sid"]
+
+
+def _iam_request(service: str, operation: str, params: dict) -> tuple[str, str, dict]:
+    """(IAM action, resource ARN, condition context) of one API call, as AWS authorizes it."""
+    if service == "s3" and operation in ("ListObjectsV2", "ListObjects"):
+        context = {"s3:prefix": params["Prefix"]} if "Prefix" in params else {}
+        return "s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", context
+    if service == "s3" and operation in ("GetObject", "HeadObject"):
+        return "s3:GetObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}", {}
+    sm = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
+    if service == "sagemaker" and operation in SAGEMAKER_NAMES:
+        kind, field = SAGEMAKER_NAMES[operation]
+        return f"sagemaker:{operation}", f"{sm}{kind}/{params[field]}".lower(), {}
+    if service == "sagemaker" and operation == "ListTags":
+        return "sagemaker:ListTags", params["ResourceArn"].lower(), {}
+    if service == "sagemaker" and operation == "DescribeModelPackage":
+        return "sagemaker:DescribeModelPackage", params["ModelPackageName"].lower(), {}
+    raise AssertionError(f"the history page made a call the test cannot map: {service}:{operation}")
+
+
+def _train_and_serve(s3, sm, bucket: str, role_arn: str) -> str:
+    """A trained model served from a registered package on HISTORY_ENDPOINT (the emulator runs Linear
+    Learner); returns the package ARN."""
+    import numpy as np
+
+    data = np.genfromtxt(PROJECT / "include" / "data" / "housing.csv", delimiter=",", skip_header=1)
+    rows = "\n".join(",".join(repr(float(v)) for v in (r[-1], *r[:-1])) for r in data[:200])
+    s3.put_object(Bucket=bucket, Key="sagemaker-retrain/runs/r1/input/train/part-0.csv", Body=rows.encode())
+    job = f"{HISTORY_ENDPOINT}-r1"
+    sm.create_training_job(
+        TrainingJobName=job, RoleArn=role_arn,
+        AlgorithmSpecification={"TrainingImage": f"{LINEAR_LEARNER_ACCOUNTS[REGION]}.dkr.ecr.{REGION}.amazonaws.com/"
+                                                 "linear-learner:1", "TrainingInputMode": "File"},
+        HyperParameters={"predictor_type": "regressor", "mini_batch_size": "30", "feature_dim": str(data.shape[1] - 1)},
+        InputDataConfig=[{"ChannelName": "train", "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/sagemaker-retrain/runs/r1/input/train"}}}],
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/sagemaker-retrain/models/r1"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600})
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName=job, WaiterConfig={"Delay": 1})
+    described = sm.describe_training_job(TrainingJobName=job)
+    sm.create_model_package_group(ModelPackageGroupName=HISTORY_ENDPOINT)
+    package = sm.create_model_package(
+        ModelPackageGroupName=HISTORY_ENDPOINT, ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"run-slug": "r1", "training-job": job},
+        InferenceSpecification={"Containers": [{"Image": described["AlgorithmSpecification"]["TrainingImage"],
+                                                "ModelDataUrl": described["ModelArtifacts"]["S3ModelArtifacts"]}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["application/json"]},
+    )["ModelPackageArn"]
+    from sagemaker_retrain.config import TAG_TRAINING_JOB
+
+    sm.create_model(ModelName=job, ExecutionRoleArn=role_arn, Containers=[{"ModelPackageName": package}],
+                    Tags=[{"Key": TAG_TRAINING_JOB, "Value": job}])
+    sm.create_endpoint_config(EndpointConfigName=job, ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": job, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName=HISTORY_ENDPOINT, EndpointConfigName=job)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=HISTORY_ENDPOINT, WaiterConfig={"Delay": 1})
+    return package
+
+
+@pytest.fixture(scope="module")
+def history_page_calls(stack, emulator, emulator_clients):
+    """Every AWS call the model history page's code makes (all routes, each catalog model), recorded at
+    botocore's ``_make_api_call`` while the page reads a served, registered model's history."""
+    s3, bucket = emulator_clients["s3"], stack["BucketName"]
+    tls_only = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)  # the emulator speaks plain HTTP, which the policy denies
+    try:
+        yield _read_the_history_page(emulator, s3, emulator_clients["sagemaker"], bucket, stack["ExecutionRoleArn"])
+    finally:  # as test_new_data_under_the_watched_prefix_notifies_the_queue: no object left behind the policy
+        for version in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+            s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+        s3.put_bucket_policy(Bucket=bucket, Policy=tls_only)
+        _delete_hosting(emulator_clients["sagemaker"], f"{HISTORY_ENDPOINT}-r1")
+
+
+def _delete_hosting(sm, name: str) -> None:
+    """Remove the probe's endpoint, config and model (later modules of this process see moto's state)."""
+    for call, field, value in ((sm.delete_endpoint, "EndpointName", HISTORY_ENDPOINT),
+                               (sm.delete_endpoint_config, "EndpointConfigName", name),
+                               (sm.delete_model, "ModelName", name)):
+        try:
+            call(**{field: value})
+        except ClientError:
+            pass
+
+
+def _read_the_history_page(emulator, s3, sm, bucket: str, role_arn: str) -> list[tuple[str, str, dict]]:
+    """Serve a registered model, record its history, then GET every route of the page for each catalog model."""
+    from botocore.client import BaseClient
+    from fastapi.testclient import TestClient
+
+    from sagemaker_retrain import history, history_access
+    from sagemaker_retrain.history_view import _reader, create_app
+
+    package = _train_and_serve(s3, sm, bucket, role_arn)
+    plot = f"s3://{bucket}/sagemaker-retrain/runs/r1/evaluation/predicted_vs_actual.png"
+    s3.put_object(Bucket=bucket, Key=plot.split(f"{bucket}/", 1)[1], Body=b"\x89PNG")
+    models = history_access.catalog_models()
+    for model in models:
+        history.record_run(s3, bucket, "sagemaker-retrain", HISTORY_ENDPOINT, "r1",
+                           {"recorded_at": "r1", "package": {"arn": package}, "plot": plot}, path=model.history_path)
+    calls: list[tuple[str, str, dict]] = []
+    original = BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        calls.append((client.meta.service_model.service_name, operation, dict(params)))
+        return original(client, operation, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in emulator.env().items():
+            patch.setenv(key, value)
+        patch.setenv("AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET", bucket)
+        patch.setenv("SAGEMAKER_RETRAIN_AWS_CONN_ID", "")
+        patch.setattr(BaseClient, "_make_api_call", recording)
+        app = create_app()
+        app.dependency_overrides[_reader] = lambda: models  # who may read is test_history_view's subject
+        client = TestClient(app)
+        for model in models:
+            for path, query in (("/", {"model": model.name}), ("/", {"model": model.name, "endpoint": HISTORY_ENDPOINT}),
+                                ("/api/endpoints", {"model": model.name}),
+                                (f"/api/{HISTORY_ENDPOINT}", {"model": model.name}),
+                                ("/plot", {"uri": plot, "model": model.name, "endpoint": HISTORY_ENDPOINT})):
+                answer = client.get(path, params=query)
+                assert answer.status_code == 200, (path, query, answer.text[:300])
+    return calls
+
+
+def test_api_server_policy_allows_every_call_the_history_page_makes(stack, emulator_clients, history_page_calls):
+    from offline_aws.iam_enforcement import AuthRequest, decide
+
+    statements = _api_server_statements(stack, emulator_clients)
+    made = {(service, operation) for service, operation, _ in history_page_calls}
+    # the page took the lineage path: endpoint -> config -> model -> package -> training job (and their tags)
+    assert {("sagemaker", op) for op in ("DescribeEndpoint", "DescribeEndpointConfig", "DescribeModel",
+                                         "DescribeModelPackage", "DescribeTrainingJob", "ListTags")} <= made
+    assert {("s3", "ListObjectsV2"), ("s3", "GetObject")} <= made
+    used = set()
+    for service, operation, params in history_page_calls:
+        action, resource, context = _iam_request(service, operation, params)
+        allowed, sids = decide(statements, AuthRequest(action, resource, context))
+        assert allowed, (action, resource, context)
+        used.update(sids)
+        used.add(action)
+    granted = {a for s in statements for a in _as_list(s["Action"])}
+    assert granted <= used, f"granted but never called: {granted - used}"
+
+
+def test_api_server_policy_refuses_writes_and_other_keys(stack, emulator_clients):
+    from offline_aws.iam_enforcement import AuthRequest, decide
+
+    statements, bucket = _api_server_statements(stack, emulator_clients), stack["BucketName"]
+    objects = f"arn:aws:s3:::{bucket}/sagemaker-retrain"
+    sm = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
+    refused = [
+        ("s3:PutObject", f"{objects}/model-history/housing/x.json", {}),
+        ("s3:DeleteObject", f"{objects}/history/x.json", {}),
+        ("s3:GetObject", f"{objects}/runs/r1/input/train/part-0.csv", {}),  # a run's data: not the page's
+        ("s3:GetObject", f"arn:aws:s3:::{bucket}/other-team/history/x.json", {}),
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}", {}),  # a whole-bucket listing
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": "sagemaker-retrain/runs/"}),
+        ("sagemaker:DescribeEndpoint", f"{sm}endpoint/other-team-prod", {}),
+        ("sagemaker:UpdateModelPackage", f"{sm}model-package/{HISTORY_ENDPOINT}/1", {}),
+        ("sagemaker:DeleteEndpoint", f"{sm}endpoint/{HISTORY_ENDPOINT}", {}),
+        ("sagemaker:InvokeEndpoint", f"{sm}endpoint/{HISTORY_ENDPOINT}", {}),
+    ]
+    for action, resource, context in refused:
+        assert not decide(statements, AuthRequest(action, resource, context))[0], (action, resource, context)
+
+
+# --- the optional customer-managed KMS key (issue 24, finding 4) -------------------------------
+
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KMS_SIDS = ("TrainHostScoreUseKmsKey", "TrainHostScoreGrantKmsKeyToVolumes", "PrepareGateHistoryUseKmsKey")
+
+
+@pytest.fixture(scope="module")
+def kms_stack(emulator_clients, moto_cfn_gaps):
+    return _deploy(emulator_clients["cloudformation"], "kms-pipeline", Prefix="kms-pipeline", KmsKeyArn=KMS_KEY)
+
+
+def test_without_a_kms_key_nothing_names_one(stack, emulator_clients):
+    iam = emulator_clients["iam"]
+    role = stack["ExecutionRoleArn"].rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    documents = [_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]),
+                 _policy_document(iam, stack["AirflowPolicyArn"])]
+    assert "kms" not in json.dumps(documents).lower()
+    assert not iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert not {"KmsKeyArn", "AirflowKmsPolicyArn"} & set(stack)
+
+
+def _spend_request(operation: str, kms_key: str | None) -> tuple[str, dict]:
+    """(resource ARN, condition context) of the DAG's create ``operation``, built by the pipeline's config builders."""
+    from offline_aws.sagemaker.authorization import spend_context
+    from sagemaker_retrain import algorithms, config
+    from sagemaker_retrain.images import linear_learner_image
+
+    params = {**algorithms.run_params({}), "training_instance_type": "ml.m5.large", "training_instance_count": 1,
+              "max_runtime_seconds": 3600, "endpoint_instance_type": "ml.m5.large", "endpoint_instance_count": 1,
+              "transform_instance_type": "ml.m5.large"}
+    tags = config.tags("sagemaker-retrain-housing", "manual__r1")
+    algorithm = algorithms.get("linear-learner")
+    sm = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
+    if operation == "CreateTrainingJob":
+        request = config.build_training_config(
+            algorithm=algorithm, job_name="sagemaker-retrain-housing-r1", image=linear_learner_image(REGION),
+            role_arn="r", channel_uris={"train": "s3://b/p/t/"}, output_uri="s3://b/p/m/", params=params,
+            feature_dim=12, resource_tags=tags, kms_key=kms_key)
+        arn = f"{sm}training-job/sagemaker-retrain-housing-r1"
+    elif operation == "CreateTransformJob":
+        request = config.build_transform_config(
+            algorithm=algorithm, job_name="sagemaker-retrain-housing-r1-challenger", model_name="m",
+            input_uri="s3://b/p/t/", output_uri="s3://b/p/o/", params=params, resource_tags=tags, kms_key=kms_key)
+        arn = f"{sm}transform-job/sagemaker-retrain-housing-r1-challenger"
+    else:
+        request = config.build_endpoint_config_config(config_name="sagemaker-retrain-housing-r1", model_name="m",
+                                                      params=params, resource_tags=tags, kms_key=kms_key)
+        arn = f"{sm}endpoint-config/sagemaker-retrain-housing-r1"
+    context = {f"aws:RequestTag/{t['Key']}": t["Value"] for t in tags} | spend_context(operation, request)
+    return arn, context
+
+
+def test_a_kms_key_encrypts_the_bucket_and_every_create_that_spends_must_use_it(template, kms_stack, emulator_clients):
+    from offline_aws.iam_enforcement import AuthRequest, decide
+
+    s3, iam = emulator_clients["s3"], emulator_clients["iam"]
+    assert kms_stack["KmsKeyArn"] == KMS_KEY
+    (rule,) = s3.get_bucket_encryption(Bucket=kms_stack["BucketName"])["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY}
+    (asked,) = template["Resources"]["Bucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert asked["BucketKeyEnabled"] is True  # (moto's CloudFormation does not apply it)
+    role = kms_stack["ExecutionRoleArn"].rsplit("/", 1)[1]
+    (attached,) = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    execution = _by_sid(_policy_document(iam, attached["PolicyArn"]))
+    airflow = _by_sid(_policy_document(iam, kms_stack["AirflowPolicyArn"]))
+    airflow |= _by_sid(_policy_document(iam, kms_stack["AirflowKmsPolicyArn"]))  # attached together
+    via = {"StringEquals": {"kms:ViaService": [f"s3.{REGION}.amazonaws.com", f"sagemaker.{REGION}.amazonaws.com"]}}
+    for statement in (execution["TrainHostScoreUseKmsKey"], airflow["PrepareGateHistoryUseKmsKey"]):
+        assert sorted(_as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert statement["Resource"] == KMS_KEY and statement["Condition"] == via
+    assert execution["TrainHostScoreGrantKmsKeyToVolumes"]["Condition"] == {
+        "Bool": {"kms:GrantIsForAWSResource": "true"}}
+    other_key = KMS_KEY.replace("1234abcd", "99999999")
+    for operation in ("CreateTrainingJob", "CreateTransformJob", "CreateEndpointConfig"):
+        allowed = {}
+        for key in (KMS_KEY, other_key, None):
+            arn, context = _spend_request(operation, key)
+            allowed[key] = decide(list(airflow.values()), AuthRequest(f"sagemaker:{operation}", arn, context))[0]
+        # a job must name the key; an endpoint config's statement also covers CreateModel/CreateEndpoint (IfExists)
+        assert allowed == {KMS_KEY: True, other_key: False, None: operation == "CreateEndpointConfig"}, operation

@@ -413,11 +413,24 @@ FINDINGS = [
     ("4. Policy conditions (medium)", "partly",
      "deletes without `…IfExists` (another team's untagged `sagemaker-retrain-other-prod` refused); training, "
      "transform and endpoint-config creates limited by `sagemaker:InstanceTypes` and training by "
-     "`sagemaker:MaxRuntimeInSeconds` (template parameters `AllowedInstanceTypes`, `MaxRuntimeSeconds`). Open: "
-     "`ListBucket` cannot be scoped while the provider's `check_s3_url` sends HeadBucket (authorized as `ListBucket` "
-     "without `s3:prefix`, like a whole-bucket listing); the optional KMS key; the API server's read-only policy",
+     "`sagemaker:MaxRuntimeInSeconds` (template parameters `AllowedInstanceTypes`, `MaxRuntimeSeconds`); the API "
+     "server has a read-only policy of its own (`ApiServerPolicyArn`: history records and plots, the serving "
+     "lineage and packages; its `ListBucket` requires an `s3:prefix` under the history paths), which allows every "
+     "call the history page makes on the emulator and no write; an optional customer-managed KMS key (template "
+     "parameter `KmsKeyArn`, Variable `sagemaker_retrain_kms_key_arn`): SSE-KMS bucket default, both roles may use "
+     "it only through S3 and SageMaker (`kms:ViaService`), training and transform jobs are allowed only with it as "
+     "`sagemaker:VolumeKmsKey` and `sagemaker:OutputKmsKey` (an endpoint config: not with another key), and the "
+     "pipeline names it in those requests (KMS itself is evaluated by AWS only). Open: the Airflow policy's "
+     "`ListBucket` cannot be scoped while the provider's `check_s3_url` sends HeadBucket (authorized as "
+     "`ListBucket` without `s3:prefix`, like a whole-bucket listing)",
      ["tests/infra/test_policy_covers_dag.py::test_evaluator_refuses_what_the_policy_must_refuse",
       "tests/infra/test_template.py::test_airflow_policy_is_scoped_to_the_prefix_the_role_and_the_tag",
+      "tests/infra/test_template.py::test_api_server_policy_allows_every_call_the_history_page_makes",
+      "tests/infra/test_template.py::test_api_server_policy_only_reads",
+      "tests/infra/test_template.py::test_api_server_policy_refuses_writes_and_other_keys",
+      "tests/infra/test_template.py::test_a_kms_key_encrypts_the_bucket_and_every_create_that_spends_must_use_it",
+      "tests/infra/test_template.py::test_without_a_kms_key_nothing_names_one",
+      "tests/unit/test_config_builders.py::test_a_kms_key_encrypts_the_volumes_and_outputs_of_every_create_that_spends",
       "tests/unit/emulator/test_emu_iam_enforcement.py::test_the_creates_that_spend_carry_sagemakers_condition_keys"]),
     ("5. Cost and gate limits (medium)", "closed",
      "the transform instance type is limited; an S3 data set (or a drop's parts together) over `max_dataset_bytes` is "

@@ -120,3 +120,51 @@ def test_per_channel_content_types(model):
         feature_dim=12, resource_tags=TAGS, content_type=types)
     _valid(model, "CreateTrainingJob", request)
     assert {c["ChannelName"]: c["ContentType"] for c in request["InputDataConfig"]} == types
+
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _transform(**kwargs) -> dict:
+    return config.build_transform_config(
+        algorithm=algorithms.get("linear-learner"), job_name="t", model_name="m", input_uri="s3://b/test/",
+        output_uri="s3://b/out/", params={**PARAMS, "transform_instance_type": "ml.m5.large"}, resource_tags=TAGS,
+        **kwargs)
+
+
+def _endpoint_config(**kwargs) -> dict:
+    return config.build_endpoint_config_config(config_name="c", model_name="m", params=PARAMS, resource_tags=TAGS,
+                                               **kwargs)
+
+
+def _fields_naming(request, key: str) -> set[str]:
+    """Dotted paths of every field of ``request`` whose value is ``key``."""
+    if isinstance(request, dict):
+        return {f"{k}.{p}" if p else k for k, v in request.items() for p in _fields_naming(v, key)}
+    return {""} if request == key else set()
+
+
+def test_without_a_kms_key_no_request_names_one():
+    for request in (_training(), _transform(), _endpoint_config(), _transform(kms_key=""), _endpoint_config(kms_key="")):
+        assert "Kms" not in str(request)
+
+
+def test_a_kms_key_encrypts_the_volumes_and_outputs_of_every_create_that_spends(model):
+    from offline_aws.sagemaker.authorization import spend_context  # the condition keys AWS would evaluate
+
+    training = config.build_training_config(
+        algorithm=algorithms.get("linear-learner"), job_name="j", image=linear_learner_image("us-east-1"),
+        role_arn="arn:aws:iam::123456789012:role/R", channel_uris={c: f"s3://b/p/input/{c}/" for c in config.CHANNELS},
+        output_uri="s3://b/p/output", params=PARAMS, feature_dim=12, resource_tags=TAGS, kms_key=KEY)
+    expected = {
+        "CreateTrainingJob": (training, {"ResourceConfig.VolumeKmsKeyId", "OutputDataConfig.KmsKeyId"}),
+        "CreateTransformJob": (_transform(kms_key=KEY), {"TransformResources.VolumeKmsKeyId", "TransformOutput.KmsKeyId"}),
+        "CreateEndpointConfig": (_endpoint_config(kms_key=KEY), {"KmsKeyId"}),
+    }
+    for operation, (request, fields) in expected.items():
+        _valid(model, operation, request)
+        assert _fields_naming(request, KEY) == fields, operation
+        context = spend_context(operation, request)
+        assert context["sagemaker:VolumeKmsKey"] == KEY, operation
+        if operation != "CreateEndpointConfig":
+            assert context["sagemaker:OutputKmsKey"] == KEY, operation

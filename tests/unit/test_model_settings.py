@@ -12,7 +12,7 @@ from sagemaker_retrain.settings import SettingsError, load_settings
 @pytest.fixture()
 def variables(monkeypatch):
     """Variables as the deployments set them (``AIRFLOW_VAR_…``), none but these."""
-    for name in ("BUCKET", "ROLE_ARN", "REGION", "PREFIX"):
+    for name in ("BUCKET", "ROLE_ARN", "REGION", "PREFIX", "KMS_KEY_ARN"):
         monkeypatch.delenv(f"AIRFLOW_VAR_SAGEMAKER_RETRAIN_{name}", raising=False)
 
     def set_(**values):
@@ -38,6 +38,20 @@ def test_a_missing_setting_names_the_models_variable_and_the_deployments(variabl
         load_settings(None, variables_prefix="team_a_")
     assert str(err.value) == ("Missing deployment setting(s): team_a_bucket or sagemaker_retrain_bucket "
                               "(or env AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET)")
+
+
+def test_the_kms_key_is_optional_and_must_be_a_key_arn(variables):
+    variables(sagemaker_retrain_bucket="b", sagemaker_retrain_role_arn="arn:aws:iam::1:role/r",
+              sagemaker_retrain_region="eu-west-1")
+    assert load_settings(None).kms_key_arn == ""  # no Variable: SageMaker's and S3's default encryption
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    variables(sagemaker_retrain_kms_key_arn=f" {key} ")
+    assert load_settings(None).kms_key_arn == key
+    variables(team_a_kms_key_arn=key.replace("eu-west-1", "us-east-1"))
+    assert load_settings(None, variables_prefix="team_a_").kms_key_arn.startswith("arn:aws:kms:us-east-1:")
+    variables(sagemaker_retrain_kms_key_arn="alias/ml")  # the policy's conditions compare key ARNs
+    with pytest.raises(SettingsError, match="must be a KMS key ARN"):
+        load_settings(None)
 
 
 class _Vars:
