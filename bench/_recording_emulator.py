@@ -4,10 +4,11 @@
 
 Each line: ``{"t": <epoch seconds at arrival>, "service": <SigV4 signing name>, "action": <operation>,
 "resource": <job, endpoint... name from the request>, "ua": <User-Agent>}``. The operation is the
-``X-Amz-Target``'s (SageMaker, Logs, CloudWatch's JSON protocol), a query protocol's ``Action``, or, for
-S3 and the Runtime (REST), ``S3 GET``/``S3 PUT``/... and ``InvokeEndpoint``. The emulator's admin routes
-and its own internal clients (SageMaker reading S3 through the same port) are not recorded. The recording
-is a WSGI wrapper in the emulator's process: a JSON body is read once and handed on unchanged.
+``X-Amz-Target``'s (SageMaker, Logs, CloudWatch's JSON protocol), a query protocol's ``Action``, an RPC
+v2 CBOR path's, or, for S3 and the Runtime (REST), ``S3 GET``/``S3 PUT``/... and ``InvokeEndpoint``.
+The emulator's admin routes and its own internal clients (SageMaker reading S3 through the same port)
+are not recorded. The recording is a WSGI wrapper in the emulator's process: a JSON body is read once
+and handed on unchanged.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Recorder:
             action = target.rsplit(".", 1)[-1]
         elif "Action" in body:
             action = body["Action"]
+        elif "/operation/" in path:  # the Smithy RPC v2 CBOR protocol (CloudWatch in newer botocore)
+            action = path.rsplit("/", 1)[-1]
         elif method == "POST" and INVOCATIONS.match(path):
             action, service = "InvokeEndpoint", "sagemaker-runtime"
         else:

@@ -20,8 +20,9 @@ alternating, ``--runs`` each:
    tasks' windows at once are shown under both names (``a/b``); the asset watcher's SQS polls (the
    triggerer's, in every run) are their own row;
 3. no task polls faster than its poll interval: the Describe* calls of one resource by one poller (one
-   task execution, or one deferral's trigger), consecutive intervals; the smallest per task against
-   ``SAGEMAKER_RETRAIN_POLL_SECONDS`` (with 2 % for request timing jitter).
+   task execution, or one deferral's trigger), consecutive intervals after the poller's first (the first
+   is allowed: a task reads a job again right after creating or re-attaching to it; shown apart); the
+   smallest per task against ``SAGEMAKER_RETRAIN_POLL_SECONDS`` (with 2 % for request timing jitter).
 
 Jobs take realistic time: the emulator's time scale (``--time-scale``, default 15) stretches its emulated
 phases (``include/offline_aws/sagemaker``): training STARTING 2 s + DOWNLOADING 2 s + UPLOADING 1 s = 75 s,
@@ -116,20 +117,23 @@ def per_owner(attributed, runs: int) -> dict[str, dict[str, float]]:
     return {owner: {action: n / runs for action, n in c.items()} for owner, c in counts.items()}
 
 
-def min_poll_gaps(attributed) -> dict[str, float | None]:
-    """Per owner: the smallest interval between consecutive Describe* calls of one resource by one poller."""
+def min_poll_gaps(attributed) -> tuple[dict[str, float], dict[str, float]]:
+    """Per owner, over the Describe* calls of one resource by one poller (a task execution, a deferral):
+    the smallest interval after the poller's first interval, and the smallest first interval (allowed: a
+    task may read a job again right after creating or re-attaching to it)."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for owner, window, call in attributed:
         if call["action"].startswith("Describe"):
             groups[(owner, window, call["action"], call["resource"])].append(call["t"])
-    gaps: dict[str, float | None] = {}
+    later: dict[str, float] = {}
+    first: dict[str, float] = {}
     for (owner, *_), stamps in groups.items():
         stamps.sort()
-        found = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        best = min(found, default=None)
-        if owner not in gaps or (best is not None and (gaps[owner] is None or best < gaps[owner])):
-            gaps[owner] = best
-    return gaps
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        for found, values in ((first, gaps[:1]), (later, gaps[1:])):
+            if values:
+                found[owner] = min(found.get(owner, values[0]), *values)
+    return later, first
 
 
 def describe_counts(counts: dict[str, dict[str, float]]) -> str:
@@ -170,11 +174,11 @@ def measure(runs: int, time_scale: float, poll_seconds: float) -> list[Figure]:
             for i in range(runs + 1):  # the first pair warms up at time scale 0
                 if i == 1:
                     deployment.set_time_scale(time_scale)
-                run_id, seconds, states = _native_run(deployment, DAG_ID, CONF)
+                run_id, seconds, states = _native_run(deployment, DAG_ID, CONF, poll=1)
                 branches = {n["task_id"]: next(d["task_id"] for d in graph if n["task_id"] in d["upstream"]
                                                and states.get(d["task_id"]) == "success")
                             for n in graph if n["branch"]}
-                noop_id, noop_seconds, _ = _native_run(deployment, NOOP_DAG_ID, {"branches": branches})
+                noop_id, noop_seconds, _ = _native_run(deployment, NOOP_DAG_ID, {"branches": branches}, poll=1)
                 label = "warm-up (time scale 0, not counted)" if i == 0 else f"run {i}/{runs}"
                 print(f"#   {label}: real {seconds:.1f} s, no-op {noop_seconds:.1f} s (POST to end)", flush=True)
                 if i:
@@ -216,10 +220,10 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
     polled = sum(n for c in trigger_calls.values() for n in c.values())
     watcher = sum(real["calls"].get(WATCHER, {}).values())
     noop_calls = sum(n for o, c in noop["calls"].items() if o != WATCHER for n in c.values())
-    gaps = {o: g for o, g in real["gaps"].items() if g is not None}
-    slowest_ok = all(g >= poll_seconds * POLL_JITTER for g in gaps.values())
-    shown = ", ".join(f"{o} {g:.1f} s" for o, g in sorted(gaps.items(), key=lambda kv: kv[1])) or "no repeated polls"
-    single = sorted(o for o, g in real["gaps"].items() if g is None)
+    later, first = real["gaps"]
+    polls_ok = all(g >= poll_seconds * POLL_JITTER for g in later.values())
+    shown = ", ".join(f"{o} {g:.1f} s" for o, g in sorted(later.items(), key=lambda kv: kv[1])) or "none"
+    firsts = ", ".join(f"{o} {g:.1f} s" for o, g in sorted(first.items(), key=lambda kv: kv[1])) or "none"
     return [
         Figure(f"worker-slot seconds per run, jobs of realistic length (native Celery, time scale {time_scale:g})", f"{ours:.1f} s", f"{base:.1f} s no-op DAG, same graph", f"{ratio:.2f}x",
                f"<= {GOAL}x", ratio <= GOAL,
@@ -230,20 +234,21 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
                     "real_executions": real["executions"], "noop_executions": noop["executions"],
                     "real_per_task_slot_s": {t: s / runs for t, s in real["per_task_slot_s"].items()}}),
         Figure("AWS API calls per run from the worker's task processes, per task", f"{total:g} calls",
-               f"{noop_calls:g} no-op DAG", "", "", None,
+               f"{noop_calls:g} no-op DAG", "-", "", None,
                note=f"{describe_counts(task_calls)}; mean of {runs} run(s); {settings}",
                raw={"real": task_calls, "noop_total": noop_calls}),
         Figure("AWS API calls per run from the triggerer (deferred waits), per task", f"{polled:g} calls",
-               f"{poll_seconds:g} s poll interval", "", "", None,
+               f"{poll_seconds:g} s poll interval", "-", "", None,
                note=(f"{describe_counts(trigger_calls)}; besides, the asset watcher's SQS polls during a real run: "
                      f"{watcher:g} (not the run's); mean of {runs} run(s); {settings}"),
                raw={"real": trigger_calls, "watcher": watcher}),
-        Figure("no task polls faster than its poll interval (min interval between Describe* calls of one "
-               "resource by one poller)", f"min {min(gaps.values()):.1f} s" if gaps else "no repeated polls",
-               f"{poll_seconds:g} s", f"{min(gaps.values()) / poll_seconds:.2f}x" if gaps else "-",
-               f">= {poll_seconds:g} s (2 % jitter allowed)", slowest_ok,
-               note=f"per task: {shown}; one Describe* per poller: {', '.join(single) or 'none'}; {settings}",
-               raw={"min_gap_s": gaps, "poll_seconds": poll_seconds}),
+        Figure("no task polls faster than its poll interval (Describe* calls of one resource by one poller)",
+               f"min {min(later.values()):.1f} s" if later else "no third poll", f"{poll_seconds:g} s",
+               f"{min(later.values()) / poll_seconds:.2f}x" if later else "-",
+               f">= {poll_seconds:g} s after each poller's first interval (2 % jitter allowed)", polls_ok,
+               note=(f"smallest interval after the first, per task: {shown}; first intervals (allowed): {firsts}; "
+                     f"a poller is one task execution or one deferral (the triggerer); {settings}"),
+               raw={"min_gap_s": later, "min_first_gap_s": first, "poll_seconds": poll_seconds}),
     ]
 
 
