@@ -100,8 +100,8 @@ def celery_slot_seconds(worker_log: Path) -> dict[tuple[str, str], dict]:
     return runs
 
 
-def event_log_running_seconds(deployment, dag_id: str, run_id: str) -> float:
-    """Sum over the run's task processes of ``running`` -> the next leaving event (Airflow's event log)."""
+def run_events(deployment, dag_id: str, run_id: str) -> list[dict]:
+    """The run's Airflow event log (``/api/v2/eventLogs``), in order."""
     from urllib.parse import quote
 
     events, offset = [], 0
@@ -112,8 +112,13 @@ def event_log_running_seconds(deployment, dag_id: str, run_id: str) -> float:
         offset += len(page["event_logs"])
         if not page["event_logs"] or offset >= page["total_entries"]:
             break
+    return sorted(events, key=lambda e: (e["when"], e["event_log_id"]))
+
+
+def event_log_running_seconds(deployment, dag_id: str, run_id: str) -> float:
+    """Sum over the run's task processes of ``running`` -> the next leaving event (Airflow's event log)."""
     total, started = 0.0, {}
-    for event in sorted(events, key=lambda e: (e["when"], e["event_log_id"])):
+    for event in run_events(deployment, dag_id, run_id):
         key = (event.get("task_id"), event.get("map_index"), event.get("try_number"))
         if event["event"] == "running":
             started[key] = event["when"]

@@ -300,8 +300,11 @@ def measure_native(runs: int, poll_seconds: float = POLL_SECONDS) -> list[Figure
                         "poll_seconds": poll_seconds})]
 
 
-def _native_run(deployment, dag_id: str, conf: dict, timeout: float = 900) -> tuple[str, float, dict[str, str]]:
-    """Trigger through the REST API; seconds from the POST to the run's end_date; its task states."""
+def _native_run(deployment, dag_id: str, conf: dict, timeout: float = 900,
+                poll: float = 0.2) -> tuple[str, float, dict[str, str]]:
+    """Trigger through the REST API; seconds from the POST to the run's end_date; its task states.
+
+    A status read that times out (an api-server slowed by the machine's other load) is read again."""
     from datetime import UTC, datetime
 
     posted = datetime.now(UTC)
@@ -311,8 +314,11 @@ def _native_run(deployment, dag_id: str, conf: dict, timeout: float = 900) -> tu
     while run["state"] not in ("success", "failed"):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{dag_id} run not finished in {timeout:.0f} s\n" + deployment.all_log_tails())
-        time.sleep(0.2)
-        run = deployment.api("GET", path)
+        time.sleep(poll)
+        try:
+            run = deployment.api("GET", path)
+        except TimeoutError:
+            print(f"#   reading {path} timed out; reading it again", flush=True)
     tis = deployment.api("GET", f"{path}/taskInstances")["task_instances"]
     states = {ti["task_id"]: ti["state"] for ti in tis}
     if run["state"] != "success":

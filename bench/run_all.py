@@ -7,7 +7,7 @@ Generated data lives in a temp dir (``$BENCH_TMPDIR`` or the system's), never in
 
     python bench/run_all.py [--quick] [--no-docs] [--only parse,orchestration,orchestration_native,data_prep,scoring,recordio,
                                                         xgboost,script_mode,algorithms_housing,triggerer,
-                                                        many_models]
+                                                        many_models,slot_seconds]
 
 With ``--only`` the table keeps the rows of the benchmarks not run and replaces (or adds) only the
 rows of those that ran.
@@ -49,6 +49,7 @@ BENCHMARKS = {
                   ["--counts", "50", "--poll", "10", "--window", "15"]),
     "many_models": ("bench_many_models.py", ["--models", "10", "--alone-runs", "2"],
                     ["--models", "3", "--alone-runs", "1"]),
+    "slot_seconds": ("bench_slot_seconds.py", ["--runs", "2"], ["--runs", "1"]),
 }
 
 

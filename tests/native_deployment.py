@@ -152,6 +152,8 @@ class NativeDeployment:
     watch_queue_url: str = ""
     # Merged last into every Airflow process's environment (e.g. a benchmark's catalog directory, poll seconds).
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The emulator's command before its --port/--time-scale (a benchmark's recording wrapper); None: offline-aws.
+    emulator_command: list[str] | None = None
     _token: str | None = None
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -251,7 +253,8 @@ class NativeDeployment:
     def _start_emulator(self) -> None:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
-        cmd = [str(BIN / "offline-aws"), "--port", str(port), "--time-scale", str(EMULATOR_TIME_SCALE)]
+        cmd = [*(self.emulator_command or [str(BIN / "offline-aws")]), "--port", str(port),
+               "--time-scale", str(EMULATOR_TIME_SCALE)]
         self._spawn("offline-aws", cmd, env)
         self.emulator_url = f"http://127.0.0.1:{port}"
         self._wait_for(lambda: _http_ok(f"{self.emulator_url}/_offline_aws/state"), 60, "offline-aws")

@@ -1,0 +1,269 @@
+"""Worker-slot seconds and AWS API calls per run (issue 26), with jobs that take realistic time, on the
+native Celery deployment, beside the same-shape no-op DAG.
+
+What: for the retraining DAG (``{"mode": "ephemeral"}``: it deploys its own endpoint and deletes it) and
+the no-op DAG of the same graph (``bench_orchestration.noop_dag_source``: same task ids, dependencies,
+trigger rules, setup/teardown; every task an empty ``@task``; its branches take the real run's), on one
+native deployment (``tests/native_deployment.py``: PostgreSQL, Redis, CeleryExecutor, scheduler,
+dag-processor, triggerer, api-server, one Celery worker, the emulator), triggered through the REST API,
+alternating, ``--runs`` each:
+
+1. worker-slot seconds per run: the sum of Celery's own run time of the run's task executions (the
+   worker's log, ``bench_many_models.celery_slot_seconds``): each first try and each resume after a
+   deferral is one Celery task; a deferral frees the slot and is not counted;
+2. AWS API calls per run, per task: every request the emulator receives is recorded with its arrival
+   time, operation, resource name and User-Agent (``_recording_emulator.py``, a WSGI wrapper in the
+   emulator's process). A call from the triggerer is told by its client (aiobotocore's User-Agent; the
+   worker's task processes use boto3) and belongs to the task deferred at that moment; a worker call
+   belongs to the task process running at that moment. Both windows come from Airflow's event log
+   (``running`` -> ``deferred``/``success``/..., ``deferred`` -> the next ``running``). Calls in two
+   tasks' windows at once are shown under both names (``a/b``); the asset watcher's SQS polls (the
+   triggerer's, in every run) are their own row;
+3. no task polls faster than its poll interval: the Describe* calls of one resource by one poller (one
+   task execution, or one deferral's trigger), consecutive intervals after the poller's first (the first
+   is allowed: a task reads a job again right after creating or re-attaching to it; shown apart); the
+   smallest per task against ``SAGEMAKER_RETRAIN_POLL_SECONDS`` (with 2 % for request timing jitter).
+
+Jobs take realistic time: the emulator's time scale (``--time-scale``, default 15) stretches its emulated
+phases (``include/offline_aws/sagemaker``): training STARTING 2 s + DOWNLOADING 2 s + UPLOADING 1 s = 75 s,
+a batch transform LAUNCHING 3 s + UPLOADING 1 s = 60 s, an endpoint's creation 5 s = 75 s and deletion
+2 s = 30 s, each plus the real work. ``SAGEMAKER_RETRAIN_POLL_SECONDS`` (``--poll-seconds``, default 10)
+is every operator's poll interval; ``SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS=0`` (the deployment's default:
+every wait is deferred; a short watch on the worker only holds a slot on AWS).
+
+Warm-up: a fresh deployment's first run pays one-off costs (imports, caches), so one run of each DAG at
+time scale 0 comes first and is not counted.
+
+Baseline: the no-op DAG's slot seconds from the same runs. Goal (issue 26): at most 1.25x.
+
+    python bench/bench_slot_seconds.py [--runs 2] [--time-scale 15] [--poll-seconds 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import PROJECT, PYTHON, Figure, median, report  # noqa: E402
+from bench_many_models import TERMINAL_EVENTS, _stamp, celery_slot_seconds, run_events  # noqa: E402
+from bench_orchestration import BUCKET, DAG_ID, NOOP_DAG_ID, _native_run, noop_dag_source, task_graph  # noqa: E402
+
+from offline_aws.airflow_run import airflow_env  # noqa: E402
+
+GOAL = 1.25
+TIME_SCALE = 15.0
+POLL_SECONDS = 10.0
+POLL_JITTER = 0.98  # a poll may arrive up to 2 % early: the previous request's latency is not the next's
+CONF = {"mode": "ephemeral"}
+WATCHER = "asset watcher (SQS, triggerer)"
+
+
+def phases(scale: float) -> str:
+    """The emulated phases' seconds at this time scale (the emulator's own constants)."""
+    from offline_aws.sagemaker import hosting, training, transform
+
+    train = training.STARTING_SECONDS + training.DOWNLOADING_SECONDS + training.UPLOADING_SECONDS
+    batch = transform.LAUNCHING_SECONDS + transform.UPLOADING_SECONDS
+    return (f"emulated phases: training {train * scale:g} s, batch transform {batch * scale:g} s, endpoint "
+            f"creation {hosting.CREATING_SECONDS * scale:g} s, deletion {hosting.DELETING_SECONDS * scale:g} s")
+
+
+def windows(events: list[dict]) -> list[tuple[str, str, float, float]]:
+    """(task, kind, start, end): each task process's run ('worker') and each deferral ('triggerer')."""
+    out, open_ = [], {}
+    for event in events:
+        key = (event.get("task_id"), event.get("map_index"), event.get("try_number"))
+        task = key[0] if key[1] in (None, -1) else f"{key[0]}[{key[1]}]"
+        when = _stamp(event["when"]).timestamp()
+        kind, since = open_.pop(key, (None, None))
+        if event["event"] == "running":
+            if kind == "triggerer":
+                out.append((task, kind, since, when))
+            open_[key] = ("worker", when)
+        elif event["event"] in TERMINAL_EVENTS and kind == "worker":
+            out.append((task, kind, since, when))
+            if event["event"] == "deferred":
+                open_[key] = ("triggerer", when)
+    return out
+
+
+def attribute(calls: list[dict], spans: list[tuple[str, str, float, float]]) -> list[tuple[str, float, dict]]:
+    """Each call with its owner ('task', 'task (triggerer)', ...) and the start of the owner's window."""
+    out = []
+    for call in calls:
+        kind = "triggerer" if call["ua"].startswith("aiobotocore") else "worker"
+        if call["service"] == "sqs":
+            out.append((WATCHER, 0.0, call))
+            continue
+        hits = [(task, start) for task, k, start, end in spans if k == kind and start <= call["t"] <= end]
+        owner = "/".join(sorted({task for task, _ in hits})) or "(no task window)"
+        out.append((owner + (" (triggerer)" if kind == "triggerer" else ""), min((s for _, s in hits), default=0.0),
+                    call))
+    return out
+
+
+def per_owner(attributed, runs: int) -> dict[str, dict[str, float]]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for owner, _, call in sorted(attributed, key=lambda a: a[2]["t"]):
+        counts[owner][call["action"]] += 1
+    return {owner: {action: n / runs for action, n in c.items()} for owner, c in counts.items()}
+
+
+def min_poll_gaps(attributed) -> tuple[dict[str, float], dict[str, float]]:
+    """Per owner, over the Describe* calls of one resource by one poller (a task execution, a deferral):
+    the smallest interval after the poller's first interval, and the smallest first interval (allowed: a
+    task may read a job again right after creating or re-attaching to it)."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for owner, window, call in attributed:
+        if call["action"].startswith("Describe"):
+            groups[(owner, window, call["action"], call["resource"])].append(call["t"])
+    later: dict[str, float] = {}
+    first: dict[str, float] = {}
+    for (owner, *_), stamps in groups.items():
+        stamps.sort()
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        for found, values in ((first, gaps[:1]), (later, gaps[1:])):
+            if values:
+                found[owner] = min(found.get(owner, values[0]), *values)
+    return later, first
+
+
+def describe_counts(counts: dict[str, dict[str, float]]) -> str:
+    return "; ".join(f"{owner}: " + ", ".join(f"{action} {n:g}" for action, n in actions.items())
+                     for owner, actions in counts.items())
+
+
+def measure(runs: int, time_scale: float, poll_seconds: float) -> list[Figure]:
+    sys.path.insert(0, str(PROJECT / "tests"))
+    from native_deployment import NativeDeployment
+
+    load_start = os.getloadavg()
+    settings = (f"emulator time scale {time_scale:g} ({phases(time_scale)}, each plus its real work), SAGEMAKER_RETRAIN_POLL_SECONDS={poll_seconds:g}, "
+                f"SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS=0 (every wait deferred), ephemeral mode; {runs} run(s) of "
+                "each DAG after one uncounted warm-up run of each at time scale 0; native deployment, one Celery "
+                f"worker; {os.cpu_count()} cores")
+    print(f"#   {settings}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-slots-") as tmp:
+        tmp = Path(tmp)
+        dags, requests = tmp / "dags", tmp / "requests.jsonl"
+        dags.mkdir()
+        (dags / "sagemaker_retrain.py").symlink_to(PROJECT / "dags" / "sagemaker_retrain.py")
+        graph = task_graph(airflow_env(PROJECT, tmp / "home-graph", {}, BUCKET))
+        (dags / "sagemaker_retrain_noop.py").write_text(noop_dag_source(graph, None))
+        extra = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags), "SAGEMAKER_RETRAIN_POLL_SECONDS": f"{poll_seconds:g}",
+                 "SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS": "0"}
+        recording = [PYTHON, str(Path(__file__).with_name("_recording_emulator.py")), str(requests)]
+        started = time.perf_counter()
+        deployment = NativeDeployment(tmp, extra_env=extra, emulator_command=recording).start()
+        try:
+            print(f"#   deployment up in {time.perf_counter() - started:.0f} s; load average {load_start[0]:.1f}",
+                  flush=True)
+            deployment.set_time_scale(0)
+            for dag_id in (DAG_ID, NOOP_DAG_ID):
+                deployment.wait_for_dag(timeout=300, dag_id=dag_id)
+                deployment.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            done: dict[str, list[str]] = {"real": [], "noop": []}
+            for i in range(runs + 1):  # the first pair warms up at time scale 0
+                if i == 1:
+                    deployment.set_time_scale(time_scale)
+                run_id, seconds, states = _native_run(deployment, DAG_ID, CONF, poll=1)
+                branches = {n["task_id"]: next(d["task_id"] for d in graph if n["task_id"] in d["upstream"]
+                                               and states.get(d["task_id"]) == "success")
+                            for n in graph if n["branch"]}
+                noop_id, noop_seconds, _ = _native_run(deployment, NOOP_DAG_ID, {"branches": branches}, poll=1)
+                label = "warm-up (time scale 0, not counted)" if i == 0 else f"run {i}/{runs}"
+                print(f"#   {label}: real {seconds:.1f} s, no-op {noop_seconds:.1f} s (POST to end)", flush=True)
+                if i:
+                    done["real"].append(run_id)
+                    done["noop"].append(noop_id)
+            time.sleep(3)  # the worker logs a Celery task's end just after the task's own state change
+            slots = celery_slot_seconds(deployment.log_dir / "airflow-worker.log")
+            calls = [json.loads(line) for line in requests.read_text().splitlines()]
+            found = {}
+            for label, dag_id in (("real", DAG_ID), ("noop", NOOP_DAG_ID)):
+                attributed, seconds, executions, per_task = [], [], [], Counter()
+                for run_id in done[label]:
+                    run = deployment.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+                    start, end = _stamp(run["start_date"]).timestamp(), _stamp(run["end_date"]).timestamp()
+                    spans = windows(run_events(deployment, dag_id, run_id))
+                    attributed += attribute([c for c in calls if start <= c["t"] <= end], spans)
+                    entry = slots.get((dag_id, run_id), {"seconds": 0.0, "executions": 0, "per_task": {}})
+                    seconds.append(entry["seconds"])
+                    executions.append(entry["executions"])
+                    per_task.update(entry["per_task"])
+                found[label] = {"slot_s": seconds, "executions": executions, "per_task_slot_s": per_task,
+                                "calls": per_owner(attributed, runs), "gaps": min_poll_gaps(attributed)}
+        finally:
+            deployment.stop()
+    load_end = os.getloadavg()
+    return figures(found, runs, time_scale, poll_seconds, settings, (load_start[0], load_end[0]))
+
+
+def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, settings: str,
+            loads: tuple[float, float]) -> list[Figure]:
+    real, noop = found["real"], found["noop"]
+    ours, base = median(real["slot_s"]), median(noop["slot_s"])
+    ratio = ours / base if base else float("inf")
+    top = ", ".join(f"{task} {s / runs:.1f}" for task, s in real["per_task_slot_s"].most_common(6))
+    load = f"load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end"
+    task_calls = {o: c for o, c in real["calls"].items() if "(triggerer)" not in o and o != WATCHER}
+    trigger_calls = {o: c for o, c in real["calls"].items() if "(triggerer)" in o}
+    total = sum(n for c in task_calls.values() for n in c.values())
+    polled = sum(n for c in trigger_calls.values() for n in c.values())
+    watcher = sum(real["calls"].get(WATCHER, {}).values())
+    noop_calls = sum(n for o, c in noop["calls"].items() if o != WATCHER for n in c.values())
+    later, first = real["gaps"]
+    polls_ok = all(g >= poll_seconds * POLL_JITTER for g in later.values())
+    shown = ", ".join(f"{o} {g:.1f} s" for o, g in sorted(later.items(), key=lambda kv: kv[1])) or "none"
+    firsts = ", ".join(f"{o} {g:.1f} s" for o, g in sorted(first.items(), key=lambda kv: kv[1])) or "none"
+    return [
+        Figure(f"worker-slot seconds per run, jobs of realistic length (native Celery, time scale {time_scale:g})", f"{ours:.1f} s", f"{base:.1f} s no-op DAG, same graph", f"{ratio:.2f}x",
+               f"<= {GOAL}x", ratio <= GOAL,
+               note=(f"median of {runs}; sum of Celery's run time of each task execution (worker log), deferrals not "
+                     f"counted; executions per run real {median(real['executions']):.0f}, no-op "
+                     f"{median(noop['executions']):.0f}; the real run's largest per run: {top}; {settings}; {load}"),
+               raw={"real_slot_s": real["slot_s"], "noop_slot_s": noop["slot_s"],
+                    "real_executions": real["executions"], "noop_executions": noop["executions"],
+                    "real_per_task_slot_s": {t: s / runs for t, s in real["per_task_slot_s"].items()}}),
+        Figure("AWS API calls per run from the worker's task processes, per task", f"{total:g} calls",
+               f"{noop_calls:g} no-op DAG", "-", "", None,
+               note=f"{describe_counts(task_calls)}; mean of {runs} run(s); {settings}",
+               raw={"real": task_calls, "noop_total": noop_calls}),
+        Figure("AWS API calls per run from the triggerer (deferred waits), per task", f"{polled:g} calls",
+               f"{poll_seconds:g} s poll interval", "-", "", None,
+               note=(f"{describe_counts(trigger_calls)}; besides, the asset watcher's SQS polls during a real run: "
+                     f"{watcher:g} (not the run's); mean of {runs} run(s); {settings}"),
+               raw={"real": trigger_calls, "watcher": watcher}),
+        Figure("no task polls faster than its poll interval (Describe* calls of one resource by one poller)",
+               f"min {min(later.values()):.1f} s" if later else "no third poll", f"{poll_seconds:g} s",
+               f"{min(later.values()) / poll_seconds:.2f}x" if later else "-",
+               f">= {poll_seconds:g} s after each poller's first interval (2 % jitter allowed)", polls_ok,
+               note=(f"smallest interval after the first, per task: {shown}; first intervals (allowed): {firsts}; "
+                     f"a poller is one task execution or one deferral (the triggerer); {settings}"),
+               raw={"min_gap_s": later, "min_first_gap_s": first, "poll_seconds": poll_seconds}),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2, help="counted runs of each DAG (default %(default)s)")
+    parser.add_argument("--time-scale", type=float, default=TIME_SCALE,
+                        help="the emulator's time scale for the counted runs (default %(default)s)")
+    parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS,
+                        help="SAGEMAKER_RETRAIN_POLL_SECONDS (default %(default)s)")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    report(measure(args.runs, args.time_scale, args.poll_seconds), args.json)
+
+
+if __name__ == "__main__":
+    main()
