@@ -57,6 +57,21 @@ def pytest_collection_modifyitems(config, items):
     for index, item in enumerate(items):
         first_seen.setdefault(_unit(item.nodeid), index)
     items.sort(key=lambda item: (*_rank(_unit(item.nodeid)), first_seen[_unit(item.nodeid)]))  # stable
+    users = [item.nodeid for item in items if "deployment" in item.fixturenames]
+    config.stash[LAST_DEPLOYMENT_USER] = users[-1] if users else None
+
+
+LAST_DEPLOYMENT_USER = pytest.StashKey[str | None]()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own teardown of the test
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the native deployment once the last test that uses it has run, not at the session's end: left
+    idle, its dag-processor, scheduler and api-server keep taking CPU from the other worker's tests."""
+    if item.nodeid == item.config.stash.get(LAST_DEPLOYMENT_USER, None):
+        import native_deployment
+
+        native_deployment.stop_shared(keep_files=item.session.testsfailed > 0)
 
 
 @pytest.hookimpl(optionalhook=True)
