@@ -13,8 +13,11 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Two workers (pytest-xdist): most of the suite waits on subprocesses. Each module stays on one worker,
+# the native deployment's modules on one worker together, longest first (tests/conftest.py); the
+# scheduler keeps that order (--no-loadscope-reorder). `--durations=30` comes from pyproject.toml.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
@@ -36,4 +39,4 @@ lock: $(STAMP)
 	$(COMPILE) tests/e2e/sdk/requirements-sdk.in -o tests/e2e/sdk/requirements-sdk.txt
 
 clean:
-	rm -rf $(VENV) .venv-infra .venv-sdk .airflow .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-infra .venv-sdk .venv-*.lock .airflow .pytest_cache .ruff_cache

@@ -551,6 +551,12 @@ def release(keep_files: bool = False) -> None:
         _stop_shared(keep_files)
 
 
+def stop_shared(keep_files: bool = False) -> None:
+    """Stop the shared deployment now (tests/conftest.py: after the last test that uses it); the session
+    fixtures' release() then finds nothing left to stop."""
+    _stop_shared(keep_files)
+
+
 def _stop_shared(keep_files: bool = False) -> None:
     deployment = _shared["deployment"]
     if deployment is None:

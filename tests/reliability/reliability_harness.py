@@ -43,6 +43,8 @@ from sagemaker_retrain.images import linear_learner_image
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 RESULTS = PROJECT_DIR / ".airflow" / "reliability-results.jsonl"
+# The pytest run (tests/conftest.py's PROJECT_TEST_RUN) whose rows RESULTS holds.
+RESULTS_RUN = RESULTS.with_suffix(".run")
 BUCKET = "reliability-bucket"
 REGION = "us-east-1"
 PREFIX = "sagemaker-retrain"
@@ -53,6 +55,21 @@ PROBE_ROW = "0.00632,18.0,2.31,0,0.538,6.575,65.2,4.09,1,296,15.3,4.98"
 FEATURES = 12
 DAG_ID = "sagemaker_retrain"
 DRIVER = Path(__file__).resolve().parent / "drive_run.py"
+
+
+def claim_results() -> Path:
+    """RESULTS, emptied if it holds another pytest run's rows. Under a file lock: with two xdist workers the
+    second to ask must find the first's claim (and keep its rows), not empty the file again."""
+    import fcntl
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    run = os.environ["PROJECT_TEST_RUN"]
+    with open(RESULTS.with_suffix(".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not RESULTS_RUN.exists() or RESULTS_RUN.read_text() != run:
+            RESULTS.write_text("")
+            RESULTS_RUN.write_text(run)
+    return RESULTS
 
 
 def _probe_header(request, **_):
@@ -496,9 +513,15 @@ class Row:
     expected_serving: str | None = None
 
     def write(self) -> None:
+        """Append the row (one write of one line: the two xdist workers' rows never mix), with the test module
+        that wrote it, so the report orders rows by module as a serial run would."""
+        row = {**asdict(self), "module": os.environ.get("PYTEST_CURRENT_TEST", "").split("::", 1)[0]}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
-            f.write(json.dumps(asdict(self), default=str) + "\n")
+        fd = os.open(RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, (json.dumps(row, default=str) + "\n").encode())
+        finally:
+            os.close(fd)
 
 
 def verified_by(sm, endpoint: str, run_id: str | None) -> str | None:

@@ -96,7 +96,8 @@ def _load() -> list[dict]:
     latest: dict[str, dict] = {}
     for row in rows:
         latest[row["scenario"]] = row
-    return list(latest.values())
+    # With two xdist workers, modules' rows interleave in the file: module by module, each in its own order.
+    return sorted(latest.values(), key=lambda row: row.get("module", ""))
 
 
 def render(path: Path = DOC) -> str:
