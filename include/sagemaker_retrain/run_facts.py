@@ -23,7 +23,9 @@ import logging
 
 from botocore.exceptions import ClientError
 
+from sagemaker_retrain import history
 from sagemaker_retrain.config import TAG_RUN, TAG_VERIFIED
+from sagemaker_retrain.data_prep.source import split_s3_uri
 from sagemaker_retrain.ownership import describe_endpoint
 from sagemaker_retrain.undo import config_tags
 
@@ -45,22 +47,20 @@ def gate_uri(plan: dict) -> str:
 def record_gate(s3, plan: dict, evidence: dict) -> str:
     """Write the gate's decision and evidence, with the pass that took them; return its URI."""
     uri = gate_uri(plan)
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = split_s3_uri(uri)
     s3.put_object(Bucket=bucket, Key=key, ContentType="application/json",
                   Body=json.dumps({**identity(plan), **evidence}, indent=2, default=str).encode())
     return uri
 
 
 def _read_json(s3, uri: str) -> dict | None:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    """The document at ``uri`` as the history page reads a record (size cap, a corrupt one a stub); None if absent."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return history.read_shown_record(s3, *split_s3_uri(uri))
     except ClientError as err:
         if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
             return None
         raise
-    document = json.loads(body)
-    return document if isinstance(document, dict) else None
 
 
 def of_this_pass(document: dict | None, plan: dict) -> dict | None:
