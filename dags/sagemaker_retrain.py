@@ -185,7 +185,6 @@ def build_dag(spec: ModelSpec) -> DAG:
         max_active_runs=1,
         tags=["sagemaker", "ml", "retraining", *(t for t in spec.tags if t not in ("sagemaker", "ml", "retraining"))],
         doc_md=_doc(spec),
-        params=params,
         # datetime.timedelta, not pendulum's Duration: a deferring task sends its timeout to the supervisor,
         # whose msgpack encoder (Airflow 3.3.2) refuses a Duration, so the task fails as it defers.
         default_args={
@@ -202,6 +201,10 @@ def build_dag(spec: ModelSpec) -> DAG:
         ) if DEADLINE_HOURS > 0 else None,
     ) as built:
         _tasks(spec)
+    # The form's Params are given once the tasks exist: an operator made in a DAG that already has Params
+    # deep-copies them all, once per class of its __init__ chain, most of a parse (docs/upstream.md §6). The
+    # task runner merges the DAG's Params into each task's at run time (process_params), so none is lost.
+    built.params = params
     return built
 
 

@@ -227,10 +227,11 @@ class DagTestSession:
 def fresh_copy(dag):
     """A run's own copy of a parsed DAG (tens of ms): in one process, a run's conf would stay in the next run.
 
-    Airflow's ``process_params`` puts the task's own ``Param`` objects into the run's ``ParamsDict`` and
-    then sets the conf's values on them, so a Param a run's conf set (``mode: ephemeral``) would be the
-    next run's default. A task process of a real deployment parses the DAG afresh and never sees it.
-    ``DAG`` deep-copies its tasks, but an operator copies its ``params`` shallowly: they are copied here.
+    Airflow's ``process_params`` puts the DAG's and the task's own ``Param`` objects into the run's
+    ``ParamsDict`` and then sets the conf's values on them, so a Param a run's conf set (``mode: ephemeral``)
+    would be the next run's default. A task process of a real deployment parses the DAG afresh and never sees
+    it. ``DAG`` deep-copies its Params and tasks, but an operator copies its own ``params`` (the approval
+    form's field) shallowly: they are copied here.
     """
     import copy
 

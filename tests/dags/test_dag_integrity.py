@@ -83,6 +83,31 @@ def test_a_models_form_has_its_own_algorithms_training_section_only(dagbag, dag_
     assert {name: dag.params[name] for name in own} == {**own, **spec.hyperparameters}
 
 
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_no_task_holds_a_copy_of_the_dags_params(dagbag, dag_id):
+    # The DAG's Params are set once its tasks exist: an operator made in a DAG that has them deep-copies them
+    # all, once per class of its constructor chain, which was most of a parse (docs/upstream.md §6).
+    dag = dagbag.dags[dag_id]
+    for task in dag.tasks:
+        assert not set(task.params) & set(dag.params), f"{task.task_id} holds a copy of the DAG's Params"
+    assert set(dag.get_task("approve").params) == {"comment"}  # the approval form's own field only
+
+
+@pytest.mark.parametrize("task_id", ["prepare", "train", "approve", "teardown"])
+def test_a_task_sees_the_dags_params_at_run_time(dagbag, task_id):
+    # What the task runner gives a task as context["params"] (and what "{{ params.mode }}" renders): the
+    # DAG's Params, then the task's own, then the run's conf; on a copy, as process_params sets the conf on them.
+    import copy
+
+    from airflow.sdk.definitions.param import process_params
+
+    dag = copy.deepcopy(dagbag.dags["sagemaker_retrain"])
+    params = process_params(dag, dag.get_task(task_id), {"mode": "ephemeral"}, suppress_exception=False)
+    assert set(dag.params) <= set(params)
+    assert params["mode"] == "ephemeral" and params["algorithm"] == "linear-learner"
+    assert ("comment" in params) == (task_id == "approve")
+
+
 def test_every_dag_has_tags_docs_and_retries(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"

@@ -31,7 +31,7 @@ def test_a_runs_conf_does_not_become_the_next_runs_default():
     assert _mode(fresh_copy(dag), {}) == "persistent"
 
 
-def test_without_the_copy_airflow_keeps_the_conf_on_the_tasks_params():
+def test_without_the_copy_airflow_keeps_the_conf_on_the_dags_params():
     # why the copy exists: on the shared parsed DAG, the first run's conf is the second run's default
     dag = _parsed()
     assert _mode(dag, {"mode": "ephemeral"}) == "ephemeral"
