@@ -93,7 +93,7 @@ def test_no_task_holds_a_copy_of_the_dags_params(dagbag, dag_id):
     assert set(dag.get_task("approve").params) == {"comment"}  # the approval form's own field only
 
 
-@pytest.mark.parametrize("task_id", ["prepare", "train", "approve", "teardown"])
+@pytest.mark.parametrize("task_id", ["prepare", "train", "score", "approve", "teardown"])
 def test_a_task_sees_the_dags_params_at_run_time(dagbag, task_id):
     # What the task runner gives a task as context["params"] (and what "{{ params.mode }}" renders): the
     # DAG's Params, then the task's own, then the run's conf; on a copy, as process_params sets the conf on them.
