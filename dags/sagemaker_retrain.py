@@ -67,7 +67,9 @@ SHORT_WAIT = float(os.environ.get("SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS", "0") o
 # DeadlineAlert (apache/airflow#73428, docs/upstream.md), so the deployments that run a scheduler set it.
 DEADLINE_HOURS = float(os.environ.get("SAGEMAKER_RETRAIN_DEADLINE_HOURS", "") or 0)
 CATALOG_DIR = catalog_dir(PROJECT_DIR / "include" / "models")
-PARAM_NAMES = frozenset(build_params())
+# Every algorithm's form, built once a parse: its names pick a catalog entry's defaults, its rules check the catalog.
+EVERY_PARAM = build_params()
+PARAM_NAMES = frozenset(EVERY_PARAM)
 # Seconds the watcher waits between two empty long polls (each long poll waits up to 20 s itself).
 WATCH_POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_WATCH_POLL_SECONDS", "1"))
 
@@ -445,7 +447,7 @@ def _wanted(dag_id: str) -> bool:
     return only is None or only == dag_id
 
 
-CATALOG = load_catalog(CATALOG_DIR, root=PROJECT_DIR)  # every file: the cross-checks need them all
+CATALOG = load_catalog(CATALOG_DIR, root=PROJECT_DIR, params=EVERY_PARAM)  # every file: the cross-checks need them all
 for _spec in CATALOG.specs:
     if _wanted(_spec.dag_id):
         globals()[_spec.dag_id] = build_dag(_spec)
