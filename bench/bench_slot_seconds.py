@@ -213,6 +213,7 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
     ours, base = median(real["slot_s"]), median(noop["slot_s"])
     ratio = ours / base if base else float("inf")
     top = ", ".join(f"{task} {s / runs:.1f}" for task, s in real["per_task_slot_s"].most_common(6))
+    noop_top = ", ".join(f"{task} {s / runs:.1f}" for task, s in noop["per_task_slot_s"].most_common(3))
     load = f"load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end"
     task_calls = {o: c for o, c in real["calls"].items() if "(triggerer)" not in o and o != WATCHER}
     trigger_calls = {o: c for o, c in real["calls"].items() if "(triggerer)" in o}
@@ -229,10 +230,12 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
                f"<= {GOAL}x", ratio <= GOAL,
                note=(f"median of {runs}; sum of Celery's run time of each task execution (worker log), deferrals not "
                      f"counted; executions per run real {median(real['executions']):.0f}, no-op "
-                     f"{median(noop['executions']):.0f}; the real run's largest per run: {top}; {settings}; {load}"),
+                     f"{median(noop['executions']):.0f}; the real run's largest per run: {top}; the no-op's: {noop_top}; "
+                     f"{settings}; {load}"),
                raw={"real_slot_s": real["slot_s"], "noop_slot_s": noop["slot_s"],
                     "real_executions": real["executions"], "noop_executions": noop["executions"],
-                    "real_per_task_slot_s": {t: s / runs for t, s in real["per_task_slot_s"].items()}}),
+                    "real_per_task_slot_s": {t: s / runs for t, s in real["per_task_slot_s"].items()},
+                    "noop_per_task_slot_s": {t: s / runs for t, s in noop["per_task_slot_s"].items()}}),
         Figure("AWS API calls per run from the worker's task processes, per task", f"{total:g} calls",
                f"{noop_calls:g} no-op DAG", "-", "", None,
                note=f"{describe_counts(task_calls)}; mean of {runs} run(s); {settings}",
