@@ -66,23 +66,33 @@ def frame(payload: bytes) -> bytes:
 
 
 def encode_recordio_protobuf(X: np.ndarray, y: np.ndarray | None = None) -> bytes:
-    """Dense rows (and labels) as RecordIO-protobuf float32 records, one per row.
+    """Dense rows (and labels) as RecordIO-protobuf float32 records, one per row."""
+    return recordio_records(X, y).tobytes()
+
+
+def recordio_records(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """``encode_recordio_protobuf``'s bytes as a flat uint8 array (a file's ``write`` takes it as is).
 
     Every dense float32 record of a width has the same bytes around its numbers, so one template
-    record is built with ``encode_record`` and the rows' floats are written into copies of it.
+    record is built with ``encode_record``, copied into every row, and the rows' floats (and labels)
+    are converted straight into their places: one pass over the output, whatever ``X``'s dtype or
+    layout (a strided view of a wider array is fine), and no copy of the input.
     """
-    X = np.asarray(X, dtype="<f4")
+    X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError("X must be 2-dimensional")
     n, dim = X.shape
     if y is not None and len(np.ravel(y)) != n:
         raise ValueError("y and X differ in length")
     features = _map_entry(1, "values", _float32_value(np.zeros(dim)))
-    template = frame(encode_record(np.zeros(dim), None if y is None else 0.0))
-    records = np.tile(np.frombuffer(template, np.uint8), (n, 1))
+    template = np.frombuffer(frame(encode_record(np.zeros(dim), None if y is None else 0.0)), np.uint8)
+    width = len(template)
+    records = np.empty((n, width), np.uint8)
+    records[:] = template
     start = 8 + len(features) - 4 * dim  # the feature floats end the features entry
-    records[:, start:start + 4 * dim] = X.view(np.uint8).reshape(n, 4 * dim)
+    # Float32 views of the records' number slots: unaligned is allowed, numpy converts on assignment.
+    np.ndarray((n, dim), "<f4", records, start, (width, 4))[:] = X
     if y is not None:
         end = 8 + len(encode_record(np.zeros(dim), 0.0))  # the label float ends the record
-        records[:, end - 4:end] = np.asarray(y, dtype="<f4").reshape(n, 1).view(np.uint8)
-    return records.tobytes()
+        np.ndarray((n,), "<f4", records, end - 4, (width,))[:] = np.ravel(y)
+    return records.reshape(-1)

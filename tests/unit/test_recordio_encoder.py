@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sdk_records
 
-from sagemaker_retrain.recordio import RECORDIO_MAGIC, encode_recordio_protobuf, varint
+from sagemaker_retrain.recordio import RECORDIO_MAGIC, encode_recordio_protobuf, recordio_records, varint
 
 
 def test_varint_matches_the_protobuf_encoding():
@@ -59,3 +59,15 @@ def test_refuses_a_label_count_that_differs_from_the_rows():
         encode_recordio_protobuf(np.ones((3, 2)), np.ones(2))
     with pytest.raises(ValueError):
         encode_recordio_protobuf(np.ones(3))
+
+
+@pytest.mark.parametrize("dim", [1, 12, 300])
+def test_a_strided_float64_view_encodes_as_its_float32_copy(dim):
+    """Data prep hands the encoder label-first float64 rows as views (``values[:, 1:]``, ``values[:, 0]``)."""
+    rng = np.random.default_rng(dim)
+    values = rng.normal(size=(9, dim + 1))
+    X, y = values[:, 1:], values[:, 0]
+    assert not X.flags.c_contiguous and not y.flags.c_contiguous
+    expected = sdk_records.write_numpy_to_dense_tensor(np.ascontiguousarray(X, "float32"), y.astype("float32"))
+    assert encode_recordio_protobuf(X, y) == expected
+    assert recordio_records(X, y).tobytes() == expected

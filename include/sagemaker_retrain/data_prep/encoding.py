@@ -15,7 +15,7 @@ CONTENT_TYPES = {CSV: ".csv", RECORDIO: ".pbr"}
 # The test channel stays CSV in every mode: evaluation reads it back and scores it as text/csv.
 CSV_ONLY_CHANNELS = ("test",)
 
-Encoder = Callable[[Rows, np.ndarray], bytes]
+Encoder = Callable[[Rows, np.ndarray], bytes | np.ndarray]  # bytes-like: what a binary file writes
 
 
 def channel_content_types(content_type: str, channels: tuple[str, ...]) -> dict[str, str]:
@@ -29,12 +29,12 @@ def encoder(content_type: str) -> Encoder:
     """``encode(rows, index)``: the bytes of rows ``index`` (label first) in ``content_type``."""
     if content_type == CSV:
         return lambda rows, index: rows.csv(index)
-    from sagemaker_retrain.recordio import encode_recordio_protobuf
+    from sagemaker_retrain.recordio import recordio_records
 
-    def encode(rows: Rows, index: np.ndarray) -> bytes:
+    def encode(rows: Rows, index: np.ndarray) -> bytes | np.ndarray:
         if len(index) == 0:
             return b""
         values = rows.take(index)
-        return encode_recordio_protobuf(np.ascontiguousarray(values[:, 1:]), np.ascontiguousarray(values[:, 0]))
+        return recordio_records(values[:, 1:], values[:, 0])  # written as is: no bytes copy
 
     return encode

@@ -32,7 +32,7 @@ class ChannelWriter:
     def lanes(self) -> int:
         return len(self.handles)
 
-    def write(self, lane: int, payload: bytes, rows: int) -> None:
+    def write(self, lane: int, payload: bytes | memoryview, rows: int) -> None:  # any bytes-like object
         if not rows:
             return
         handle = self.handles[lane]
