@@ -82,8 +82,12 @@ def recordio_records(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError("X must be 2-dimensional")
     n, dim = X.shape
-    if y is not None and len(np.ravel(y)) != n:
-        raise ValueError("y and X differ in length")
+    if y is not None:
+        y = np.asarray(y).reshape(-1)  # a view when it can be: no copy of a strided label column
+        if len(y) != n:
+            raise ValueError("y and X differ in length")
+    if n == 0:
+        return np.empty(0, np.uint8)
     features = _map_entry(1, "values", _float32_value(np.zeros(dim)))
     template = np.frombuffer(frame(encode_record(np.zeros(dim), None if y is None else 0.0)), np.uint8)
     width = len(template)
@@ -94,5 +98,5 @@ def recordio_records(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     np.ndarray((n, dim), "<f4", records, start, (width, 4))[:] = X
     if y is not None:
         end = 8 + len(encode_record(np.zeros(dim), 0.0))  # the label float ends the record
-        np.ndarray((n,), "<f4", records, end - 4, (width,))[:] = np.ravel(y)
+        np.ndarray((n,), "<f4", records, end - 4, (width,))[:] = y
     return records.reshape(-1)

@@ -71,3 +71,8 @@ def test_a_strided_float64_view_encodes_as_its_float32_copy(dim):
     expected = sdk_records.write_numpy_to_dense_tensor(np.ascontiguousarray(X, "float32"), y.astype("float32"))
     assert encode_recordio_protobuf(X, y) == expected
     assert recordio_records(X, y).tobytes() == expected
+
+
+def test_no_rows_encode_to_nothing():
+    assert encode_recordio_protobuf(np.ones((0, 3)), np.ones(0)) == b""
+    assert encode_recordio_protobuf(np.ones((0, 3))) == b""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Small enough that uploading starts early and little is left to send after the last chunk
 # (every open part file is sent at the end), large enough that requests stay few.
@@ -32,7 +35,7 @@ class ChannelWriter:
     def lanes(self) -> int:
         return len(self.handles)
 
-    def write(self, lane: int, payload: bytes | memoryview, rows: int) -> None:  # any bytes-like object
+    def write(self, lane: int, payload: bytes | memoryview | np.ndarray, rows: int) -> None:  # bytes-like
         if not rows:
             return
         handle = self.handles[lane]
