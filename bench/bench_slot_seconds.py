@@ -31,12 +31,19 @@ a batch transform LAUNCHING 3 s + UPLOADING 1 s = 60 s, an endpoint's creation 5
 is every operator's poll interval; ``SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS=0`` (the deployment's default:
 every wait is deferred; a short watch on the worker only holds a slot on AWS).
 
+Where a slot's time goes after the task's own work: per execution, the seconds from the task's last log
+line (its task log) to the supervisor's ``Workload finished`` (the worker's log). Normally a few tens of
+milliseconds (the final state sent, the process reaped); about 1 s when the supervisor misses its task
+process's exit and sleeps out ``[workers] min_heartbeat_interval`` (docs/upstream.md §7). Shown per
+DAG in the note: its sum per run and how many executions waited 0.5 s or more.
+
 Warm-up: a fresh deployment's first run pays one-off costs (imports, caches), so one run of each DAG at
 time scale 0 comes first and is not counted.
 
 Baseline: the no-op DAG's slot seconds from the same runs. Goal (issue 26): at most 1.25x.
 
     python bench/bench_slot_seconds.py [--runs 2] [--time-scale 15] [--poll-seconds 10] [--json out.json]
+                                       [--keep-logs DIR]
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -64,6 +73,45 @@ POLL_SECONDS = 10.0
 POLL_JITTER = 0.98  # a poll may arrive up to 2 % early: the previous request's latency is not the next's
 CONF = {"mode": "ephemeral"}
 WATCHER = "asset watcher (SQS, triggerer)"
+
+
+EXECUTING_LOG = re.compile(r"^(\S+) .*Executing workload in Celery: .*?log_path='([^']+)'.*?"
+                           r"ti=TaskInstanceDTO\(id=UUID\('([^']+)'\), task_id='[^']+', dag_id='([^']+)', "
+                           r"run_id='([^']+)'")
+WORKLOAD_FINISHED = re.compile(r"^(\S+) .*Workload finished .*workload_id=([0-9a-f-]{36})")
+MISSED_EXIT_S = 0.5
+
+
+def exit_waits(worker_log: Path, task_logs: Path) -> dict[tuple[str, str], list[float]]:
+    """(dag_id, run_id) -> per task execution, seconds from the task's last log line to ``Workload finished``."""
+    started: dict[str, tuple[float, str, str, str]] = {}
+    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for line in worker_log.read_text(errors="replace").splitlines():
+        if match := EXECUTING_LOG.search(line):
+            stamp, log_path, ti_id, dag_id, run_id = match.groups()
+            started[ti_id] = (_stamp(stamp).timestamp(), log_path, dag_id, run_id)
+        elif (match := WORKLOAD_FINISHED.search(line)) and match.group(2) in started:
+            begin, log_path, dag_id, run_id = started.pop(match.group(2))
+            end = _stamp(match.group(1)).timestamp()
+            last = None
+            for entry in (task_logs / log_path).read_text(errors="replace").splitlines():
+                try:
+                    when = _stamp(json.loads(entry)["timestamp"]).timestamp()
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if begin <= when <= end:
+                    last = when
+            if last is not None:
+                waits[(dag_id, run_id)].append(end - last)
+    return waits
+
+
+def describe_waits(waits: list[list[float]]) -> str:
+    """Median per run of the summed exit waits, and the executions that waited MISSED_EXIT_S or more."""
+    sums = [sum(w) for w in waits] or [0.0]
+    missed = sum(1 for w in waits for x in w if x >= MISSED_EXIT_S)
+    return (f"{median(sums):.1f} s per run (median), {missed} of {sum(len(w) for w in waits)} executions "
+            f">= {MISSED_EXIT_S:g} s")
 
 
 def phases(scale: float) -> str:
@@ -141,7 +189,7 @@ def describe_counts(counts: dict[str, dict[str, float]]) -> str:
                      for owner, actions in counts.items())
 
 
-def measure(runs: int, time_scale: float, poll_seconds: float) -> list[Figure]:
+def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path | None = None) -> list[Figure]:
     sys.path.insert(0, str(PROJECT / "tests"))
     from native_deployment import NativeDeployment
 
@@ -186,6 +234,7 @@ def measure(runs: int, time_scale: float, poll_seconds: float) -> list[Figure]:
                     done["noop"].append(noop_id)
             time.sleep(3)  # the worker logs a Celery task's end just after the task's own state change
             slots = celery_slot_seconds(deployment.log_dir / "airflow-worker.log")
+            waits = exit_waits(deployment.log_dir / "airflow-worker.log", deployment.home / "logs")
             calls = [json.loads(line) for line in requests.read_text().splitlines()]
             found = {}
             for label, dag_id in (("real", DAG_ID), ("noop", NOOP_DAG_ID)):
@@ -200,11 +249,21 @@ def measure(runs: int, time_scale: float, poll_seconds: float) -> list[Figure]:
                     executions.append(entry["executions"])
                     per_task.update(entry["per_task"])
                 found[label] = {"slot_s": seconds, "executions": executions, "per_task_slot_s": per_task,
-                                "calls": per_owner(attributed, runs), "gaps": min_poll_gaps(attributed)}
+                                "calls": per_owner(attributed, runs), "gaps": min_poll_gaps(attributed),
+                                "exit_waits": [waits.get((dag_id, run_id), []) for run_id in done[label]]}
         finally:
             deployment.stop()
+            if keep_logs:
+                shutil.copytree(deployment.home / "logs", keep_logs / "task-logs", dirs_exist_ok=True)
+                shutil.copytree(deployment.log_dir, keep_logs / "process-logs", dirs_exist_ok=True)
     load_end = os.getloadavg()
     return figures(found, runs, time_scale, poll_seconds, settings, (load_start[0], load_end[0]))
+
+
+def missed_free(found: dict) -> float:
+    """Median per run of the slot seconds less the executions' missed-exit waits."""
+    return median(seconds - sum(w for w in waits if w >= MISSED_EXIT_S)
+                  for seconds, waits in zip(found["slot_s"], found["exit_waits"], strict=True))
 
 
 def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, settings: str,
@@ -231,11 +290,21 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
                note=(f"median of {runs}; sum of Celery's run time of each task execution (worker log), deferrals not "
                      f"counted; executions per run real {median(real['executions']):.0f}, no-op "
                      f"{median(noop['executions']):.0f}; the real run's largest per run: {top}; the no-op's: {noop_top}; "
+                     f"the supervisor's wait after a task's last log line (a missed exit costs about 1 s, "
+                     f"docs/upstream.md §7): real {describe_waits(real['exit_waits'])}, no-op "
+                     f"{describe_waits(noop['exit_waits'])}; "
                      f"{settings}; {load}"),
                raw={"real_slot_s": real["slot_s"], "noop_slot_s": noop["slot_s"],
                     "real_executions": real["executions"], "noop_executions": noop["executions"],
+                    "real_exit_waits_s": real["exit_waits"], "noop_exit_waits_s": noop["exit_waits"],
                     "real_per_task_slot_s": {t: s / runs for t, s in real["per_task_slot_s"].items()},
                     "noop_per_task_slot_s": {t: s / runs for t, s in noop["per_task_slot_s"].items()}}),
+        Figure("worker-slot seconds per run, without the supervisor's missed exits (informational)",
+               f"{missed_free(real):.1f} s", f"{missed_free(noop):.1f} s no-op DAG, same graph",
+               f"{missed_free(real) / missed_free(noop):.2f}x" if missed_free(noop) else "-", "", None,
+               note=(f"as the row above, less each execution's wait of {MISSED_EXIT_S:g} s or more between the task's "
+                     f"last log line and the supervisor's 'Workload finished' (a missed exit, docs/upstream.md §7: "
+                     f"the Task SDK's, on either DAG at random); median of {runs}; {settings}")),
         Figure("AWS API calls per run from the worker's task processes, per task", f"{total:g} calls",
                f"{noop_calls:g} no-op DAG", "-", "", None,
                note=f"{describe_counts(task_calls)}; mean of {runs} run(s); {settings}",
@@ -263,9 +332,10 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS,
                         help="SAGEMAKER_RETRAIN_POLL_SECONDS (default %(default)s)")
     parser.add_argument("--json")
+    parser.add_argument("--keep-logs", type=Path, help="copy the deployment's task and process logs here")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-    report(measure(args.runs, args.time_scale, args.poll_seconds), args.json)
+    report(measure(args.runs, args.time_scale, args.poll_seconds, args.keep_logs), args.json)
 
 
 if __name__ == "__main__":

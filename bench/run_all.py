@@ -49,7 +49,7 @@ BENCHMARKS = {
                   ["--counts", "50", "--poll", "10", "--window", "15"]),
     "many_models": ("bench_many_models.py", ["--models", "10", "--alone-runs", "2"],
                     ["--models", "3", "--alone-runs", "1"]),
-    "slot_seconds": ("bench_slot_seconds.py", ["--runs", "2"], ["--runs", "1"]),
+    "slot_seconds": ("bench_slot_seconds.py", ["--runs", "3"], ["--runs", "1"]),
 }
 
 

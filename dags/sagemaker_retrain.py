@@ -71,6 +71,9 @@ CATALOG_DIR = catalog_dir(PROJECT_DIR / "include" / "models")
 EVERY_PARAM = build_params()
 PARAM_NAMES = frozenset(EVERY_PARAM)
 # Seconds the watcher waits between two empty long polls (each long poll waits up to 20 s itself).
+# The plan's keys that operators take one by one (plan["..."]): prepare pushes each as its own XCom.
+OPERATOR_INPUTS = ("training_config", "region", "endpoint_name", "endpoint_config_name", "smoke_features",
+                   "algorithm")
 WATCH_POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_WATCH_POLL_SECONDS", "1"))
 
 
@@ -214,7 +217,9 @@ def _tasks(spec: ModelSpec) -> None:
     """The pipeline's tasks, in the DAG being built."""
     served_model = Asset(name=spec.served_model_asset, uri=_asset_uri(spec.dag_id, "served-model"))
 
-    @task(execution_timeout=timedelta(hours=1))
+    # Not multiple_outputs: that would push each of the plan's 18 keys as an XCom, one request to the API
+    # server each (about 15 ms), on every run; only the keys the operators below take are pushed.
+    @task(execution_timeout=timedelta(hours=1), multiple_outputs=False)
     def prepare(params=None, run_id=None, dag_run=None, ti=None, triggering_asset_events=None) -> dict:
         """Validate params, data and endpoint ownership; upload the data set; name this run's resources."""
         from sagemaker_retrain import pipeline
@@ -226,10 +231,13 @@ def _tasks(spec: ModelSpec) -> None:
         # job (a clear of a later task): the names follow (pipeline.run_generation).
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id], task_ids=["train"])
         retrain = str(states.get(run_id, states).get("train")) != "success"
-        return pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID,
-                                clear_number=dag_run.clear_number or 0, run_type=str(run_type),
-                                data_events=data_events, retrain=retrain, watch_prefix=spec.watch_prefix,
-                                model_settings=spec.run_settings())
+        planned = pipeline.prepare(dict(params), run_id, dag_run.run_after, PROJECT_DIR, AWS_CONN_ID,
+                                   clear_number=dag_run.clear_number or 0, run_type=str(run_type),
+                                   data_events=data_events, retrain=retrain, watch_prefix=spec.watch_prefix,
+                                   model_settings=spec.run_settings())
+        for key in OPERATOR_INPUTS:
+            ti.xcom_push(key=key, value=planned[key])
+        return planned
 
     plan = prepare()
 
@@ -248,7 +256,7 @@ def _tasks(spec: ModelSpec) -> None:
     )
     # [END howto_operator_sagemaker_reattaching_training]
 
-    @task
+    @task(multiple_outputs=False)  # one XCom, the package: nothing takes its keys one by one
     def register(plan: dict, training: dict, params=None, ti=None) -> dict:
         """Register the trained model as a new version of the endpoint's model package group."""
         from sagemaker_retrain import pipeline

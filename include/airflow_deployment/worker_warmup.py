@@ -15,16 +15,31 @@ import gc
 import aiobotocore.session  # noqa: F401 - the deferrable operators' triggers
 import airflow.providers.amazon.aws.operators.sagemaker  # noqa: F401
 import airflow.providers.amazon.aws.triggers.sagemaker  # noqa: F401
+import airflow.providers.standard.operators.empty  # noqa: F401 - a mapped task (score) checks for it
 import matplotlib.backends.backend_agg  # noqa: F401 - the gate's plot
 import matplotlib.figure  # noqa: F401
+from airflow.sdk import (  # noqa: F401 - what the DAG file imports: airflow.sdk loads these lazily (task: 25 ms)
+    DAG,
+    Asset,
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    Metadata,
+    XComArg,
+    task,
+)
 
+import sagemaker_retrain.alerts  # noqa: F401
+import sagemaker_retrain.catalog  # noqa: F401
 import sagemaker_retrain.data_events  # noqa: F401
 import sagemaker_retrain.data_prep.prepare  # noqa: F401 - pandas and numpy
 import sagemaker_retrain.evaluation  # noqa: F401 - matplotlib (the plot)
 import sagemaker_retrain.history_view
 import sagemaker_retrain.operators.approval  # noqa: F401
+import sagemaker_retrain.operators.champion  # noqa: F401
 import sagemaker_retrain.operators.endpoint  # noqa: F401
 import sagemaker_retrain.operators.restore  # noqa: F401
+import sagemaker_retrain.operators.short_waits  # noqa: F401
 import sagemaker_retrain.operators.training  # noqa: F401
 import sagemaker_retrain.params  # noqa: F401
 import sagemaker_retrain.pipeline  # noqa: F401
@@ -44,7 +59,16 @@ def warm_botocore_models() -> None:
         session.client(service)
 
 
+def warm_asset_uri_handlers() -> None:
+    """The first Asset a process makes asks the providers for their URI normalizers (importing their asset
+    modules, about 18 ms); the DAG file makes one per model, so each task would pay it."""
+    Asset(name="worker-warmup", uri="s3://worker-warmup/asset")
+    # task.branch and task's setup/teardown resolve their decorator modules on first use (about 10 ms)
+    assert task.branch is not None
+
+
 warm_botocore_models()
+warm_asset_uri_handlers()
 hook_caller.install()
 
 # Every task process loads the plugins folder (Airflow's task runner does, for listeners), so the

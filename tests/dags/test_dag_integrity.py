@@ -93,6 +93,28 @@ def test_no_task_holds_a_copy_of_the_dags_params(dagbag, dag_id):
     assert set(dag.get_task("approve").params) == {"comment"}  # the approval form's own field only
 
 
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_every_xcom_a_task_takes_from_prepare_or_register_is_pushed(dagbag, dag_id):
+    # prepare and register push one XCom each (not multiple_outputs: a request to the API server per key), and
+    # prepare pushes the keys operators take one by one (plan["..."]) itself; a key taken but not pushed would
+    # fail that task at run time, after the training job was paid for.
+    from airflow.sdk import XComArg
+
+    dag = dagbag.dags[dag_id]
+    operator_inputs = dag.get_task("prepare").python_callable.__globals__["OPERATOR_INPUTS"]  # the DAG file's
+    taken: dict[str, set[str]] = {"prepare": set(), "register": set()}
+    for task in dag.tasks:
+        values = [getattr(task, field, None) for field in task.template_fields]
+        values += [getattr(task, "partial_kwargs", None), getattr(getattr(task, "expand_input", None), "value", None)]
+        for operator, key in XComArg.iter_xcom_references(values):
+            if operator.task_id in taken:
+                taken[operator.task_id].add(key)
+    assert dag.get_task("prepare").multiple_outputs is False
+    assert dag.get_task("register").multiple_outputs is False
+    assert taken["register"] == {"return_value"}
+    assert taken["prepare"] - {"return_value"} == set(operator_inputs)
+
+
 @pytest.mark.parametrize("task_id", ["prepare", "train", "score", "approve", "teardown"])
 def test_a_task_sees_the_dags_params_at_run_time(dagbag, task_id):
     # What the task runner gives a task as context["params"] (and what "{{ params.mode }}" renders): the

@@ -34,7 +34,7 @@ def encoder(content_type: str) -> Encoder:
     def encode(rows: Rows, index: np.ndarray) -> bytes | np.ndarray:
         if len(index) == 0:
             return b""
-        values = rows.take(index)
+        values = rows.take(index, np.float32)  # what the records hold: converted once, in the gather
         return recordio_records(values[:, 1:], values[:, 0])  # written as is: no bytes copy
 
     return encode
