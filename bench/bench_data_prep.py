@@ -1,6 +1,6 @@
 """Data preparation at scale: a ~1 GB housing-shaped CSV prepared and uploaded to the emulator's S3.
 
-Three ways, each in its own child process (so its peak RSS is its own), against one emulator
+Four ways, each in its own child process (so its peak RSS is its own), against one emulator
 running in another process, interleaved run by run so machine noise hits them alike:
 
 * ``ours``: ``sagemaker_retrain.data_prep.prepare.prepare_and_upload`` (stream, validate, split,
@@ -16,7 +16,7 @@ running in another process, interleaved run by run so machine noise hits them al
 Throughput is input bytes / wall seconds of the operation (imports excluded); memory is the
 child's peak RSS (VmHWM), imports included. Goals (issues 15, 26), for each training format:
 >= 0.6x plain's throughput, peak RSS <= 400 MB. Each round runs plain, CSV and RecordIO back to
-back, so each format's ratio is taken against plain uploads of the same rounds.
+back (each round in another order), so each format's ratio is taken against plain uploads of the same rounds.
 
     python bench/bench_data_prep.py [--size-mb 1000] [--runs 3] [--naive-runs 1] [--no-recordio]
                                     [--json out.json]
@@ -155,7 +155,9 @@ def measure(size_mb: int, runs: int, naive_runs: int, recordio: bool) -> list[Fi
         s3.create_bucket(Bucket=BUCKET)
         env = {**os.environ, **emu.env}
         round_ = ("plain", "ours", "recordio") if recordio else ("plain", "ours")
-        schedule = [m for _ in range(runs) for m in round_] + ["naive"] * naive_runs
+        # each round in another order, so that a method's place in the round falls on none of them alone
+        schedule = [m for i in range(runs) for m in round_[i % len(round_):] + round_[:i % len(round_)]]
+        schedule += ["naive"] * naive_runs
         for i, method in enumerate(schedule):
             prefix = f"run-{i}-{method}"
             run = run_child([__file__, "--child", method, str(path), prefix], env=env, timeout=1200)

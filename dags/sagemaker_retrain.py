@@ -70,10 +70,10 @@ CATALOG_DIR = catalog_dir(PROJECT_DIR / "include" / "models")
 # Every algorithm's form, built once a parse: its names pick a catalog entry's defaults, its rules check the catalog.
 EVERY_PARAM = build_params()
 PARAM_NAMES = frozenset(EVERY_PARAM)
-# Seconds the watcher waits between two empty long polls (each long poll waits up to 20 s itself).
 # The plan's keys that operators take one by one (plan["..."]): prepare pushes each as its own XCom.
 OPERATOR_INPUTS = ("training_config", "region", "endpoint_name", "endpoint_config_name", "smoke_features",
                    "algorithm")
+# Seconds the watcher waits between two empty long polls (each long poll waits up to 20 s itself).
 WATCH_POLL_SECONDS = _poll_seconds(os.environ.get("SAGEMAKER_RETRAIN_WATCH_POLL_SECONDS", "1"))
 
 

@@ -63,7 +63,7 @@ def summarise(label: str, result, sm, runtime) -> None:
     failed = {t: s for t, s in result.states.items() if s not in ("success", "skipped") and t != "__run__"}
     if failed:
         print("tasks not successful:", failed)
-    plan = {k.split(".", 1)[1]: v for k, v in result.xcoms.items() if k.startswith("prepare.")}
+    plan = result.xcoms.get("prepare") or {}  # prepare's return value: the whole plan
     if plan:
         print("data:", json.dumps(plan["data"]["channel_uris"], indent=1), "rows", plan["data"]["rows"])
         job = plan["names"]["training_job"]

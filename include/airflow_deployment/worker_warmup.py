@@ -13,15 +13,20 @@ from __future__ import annotations
 import gc
 
 import aiobotocore.session  # noqa: F401 - the deferrable operators' triggers
+import airflow.dag_processing.dagbag  # noqa: F401 - the task runner's parse imports it in every task (100+ ms)
 import airflow.providers.amazon.aws.operators.sagemaker  # noqa: F401
 import airflow.providers.amazon.aws.triggers.sagemaker  # noqa: F401
 import airflow.providers.standard.operators.empty  # noqa: F401 - a mapped task (score) checks for it
 import matplotlib.backends.backend_agg  # noqa: F401 - the gate's plot
 import matplotlib.figure  # noqa: F401
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import (  # noqa: F401 - what the DAG file imports: airflow.sdk loads these lazily (task: 25 ms)
     DAG,
     Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
     AsyncCallback,
+    CronTriggerTimetable,
     DeadlineAlert,
     DeadlineReference,
     Metadata,
@@ -59,16 +64,17 @@ def warm_botocore_models() -> None:
         session.client(service)
 
 
-def warm_asset_uri_handlers() -> None:
-    """The first Asset a process makes asks the providers for their URI normalizers (importing their asset
-    modules, about 18 ms); the DAG file makes one per model, so each task would pay it."""
+def warm_lazy_definitions() -> None:
+    """What the DAG file's first uses of ``airflow.sdk`` load lazily, once per process: the providers' asset
+    URI normalizers (the first Asset made asks for them, about 18 ms), ``task.branch``'s module, and the
+    message-queue providers a model's new-data watcher looks up (when a queue is set)."""
     Asset(name="worker-warmup", uri="s3://worker-warmup/asset")
-    # task.branch and task's setup/teardown resolve their decorator modules on first use (about 10 ms)
-    assert task.branch is not None
+    _ = task.branch
+    MessageQueueTrigger(scheme="sqs", sqs_queue="https://sqs.us-east-1.amazonaws.com/123456789012/worker-warmup")
 
 
 warm_botocore_models()
-warm_asset_uri_handlers()
+warm_lazy_definitions()
 hook_caller.install()
 
 # Every task process loads the plugins folder (Airflow's task runner does, for listeners), so the

@@ -115,6 +115,26 @@ def test_every_xcom_a_task_takes_from_prepare_or_register_is_pushed(dagbag, dag_
     assert taken["prepare"] - {"return_value"} == set(operator_inputs)
 
 
+def test_prepare_pushes_the_keys_operators_take(dagbag, monkeypatch):
+    # prepare's body, run with the pipeline's plan stubbed: it pushes each key of OPERATOR_INPUTS (what the test
+    # above checks the tasks take) and returns the whole plan.
+    from types import SimpleNamespace
+
+    from sagemaker_retrain import pipeline
+
+    prepare = dagbag.dags["sagemaker_retrain"].get_task("prepare")
+    operator_inputs = prepare.python_callable.__globals__["OPERATOR_INPUTS"]
+    plan = {key: f"value of {key}" for key in (*operator_inputs, "names", "settings", "data")}
+    monkeypatch.setattr(pipeline, "prepare", lambda *args, **kwargs: plan)
+    pushed = {}
+    ti = SimpleNamespace(dag_id="sagemaker_retrain", get_task_states=lambda **kwargs: {},
+                         xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    dag_run = SimpleNamespace(run_type="manual", run_after=None, clear_number=0)
+    returned = prepare.python_callable(params={}, run_id="manual__1", dag_run=dag_run, ti=ti)
+    assert returned == plan
+    assert pushed == {key: plan[key] for key in operator_inputs}
+
+
 @pytest.mark.parametrize("task_id", ["prepare", "train", "score", "approve", "teardown"])
 def test_a_task_sees_the_dags_params_at_run_time(dagbag, task_id):
     # What the task runner gives a task as context["params"] (and what "{{ params.mode }}" renders): the

@@ -72,11 +72,14 @@ def test_a_tasks_parse_of_the_dag_file_imports_nothing_the_warmup_could_have():
     """
     script = textwrap.dedent(f"""
         import os, sys
-        import jinja2.ext, airflow.providers.standard.operators.python  # what Airflow's Celery app preloads
+        from airflow.providers.celery.executors import celery_executor_utils  # the Celery worker's app
+        celery_executor_utils.on_celery_import_modules()  # what Airflow's Celery app preloads
         import airflow_deployment.worker_warmup
-        from airflow.dag_processing.dagbag import DagBag
         os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = "sagemaker_retrain"  # as the task runner parses
+        # as the deployments set it: the DAG then watches a new-data queue (more to import)
+        os.environ["SAGEMAKER_RETRAIN_WATCH_QUEUE_URL"] = "https://sqs.us-east-1.amazonaws.com/123456789012/new-data"
         before = set(sys.modules)
+        from airflow.dag_processing.dagbag import BundleDagBag, DagBag  # what the task runner imports to parse
         bag = DagBag(dag_folder={str(DAG_FILE)!r}, safe_mode=False)
         assert list(bag.dags) == ["sagemaker_retrain"], (bag.dags, bag.import_errors)
         print(sorted(m for m in set(sys.modules) - before if not m.startswith("unusual_prefix_")))
