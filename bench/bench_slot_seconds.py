@@ -82,9 +82,25 @@ WORKLOAD_FINISHED = re.compile(r"^(\S+) .*Workload finished .*workload_id=([0-9a
 MISSED_EXIT_S = 0.5
 
 
+def _log_stamps(path: Path) -> list[float]:
+    """The timestamps of a task log's JSON lines (empty when the log is missing)."""
+    stamps = []
+    try:
+        entries = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return stamps  # counted as not found (the note says how many were)
+    for entry in entries:
+        try:
+            stamps.append(_stamp(json.loads(entry)["timestamp"]).timestamp())
+        except (ValueError, KeyError, TypeError):
+            continue
+    return stamps
+
+
 def exit_waits(worker_log: Path, task_logs: Path) -> dict[tuple[str, str], list[float]]:
     """(dag_id, run_id) -> per task execution, seconds from the task's last log line to ``Workload finished``."""
     started: dict[str, tuple[float, str, str, str]] = {}
+    stamps: dict[str, list[float]] = {}  # a resumed task's executions share one log: read it once
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
     for line in worker_log.read_text(errors="replace").splitlines():
         if match := EXECUTING_LOG.search(line):
@@ -93,20 +109,11 @@ def exit_waits(worker_log: Path, task_logs: Path) -> dict[tuple[str, str], list[
         elif (match := WORKLOAD_FINISHED.search(line)) and match.group(2) in started:
             begin, log_path, dag_id, run_id = started.pop(match.group(2))
             end = _stamp(match.group(1)).timestamp()
-            last = None
-            try:
-                entries = (task_logs / log_path).read_text(errors="replace").splitlines()
-            except OSError:
-                continue  # counted as not found (the note says how many were)
-            for entry in entries:
-                try:
-                    when = _stamp(json.loads(entry)["timestamp"]).timestamp()
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if begin <= when <= end:
-                    last = when
-            if last is not None:
-                waits[(dag_id, run_id)].append(end - last)
+            if log_path not in stamps:
+                stamps[log_path] = _log_stamps(task_logs / log_path)
+            inside = [when for when in stamps[log_path] if begin <= when <= end]
+            if inside:
+                waits[(dag_id, run_id)].append(end - max(inside))
     return waits
 
 

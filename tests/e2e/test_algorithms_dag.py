@@ -29,8 +29,7 @@ def _ok(result):
 
 
 def _plan(result) -> dict:
-    return result.xcoms.get("prepare") or {k.split(".", 1)[1]: v for k, v in result.xcoms.items()
-                                           if k.startswith("prepare.")}
+    return result.xcoms["prepare"]
 
 
 def _serving_image(aws) -> str:

@@ -31,8 +31,7 @@ MUTATING = ("Create", "Update", "Delete", "Stop", "AddTags")
 
 
 def _plan(result) -> dict:
-    return result.xcoms.get("prepare") or {k.split(".", 1)[1]: v for k, v in result.xcoms.items()
-                                           if k.startswith("prepare.")}
+    return result.xcoms["prepare"]
 
 
 def _ok(result):

@@ -252,9 +252,8 @@ def tear_down(ctx: SystemTestContext, aws) -> list[str]:
 # --- pytest --------------------------------------------------------------------------------------
 
 def _plan(result: DagRunResult) -> dict:
-    """``prepare``'s return value (a dict XCom may be stored whole or one key per entry)."""
-    return result.xcoms.get("prepare") or {k.split(".", 1)[1]: v for k, v in result.xcoms.items()
-                                           if k.startswith("prepare.")}
+    """``prepare``'s return value: the whole plan."""
+    return result.xcoms["prepare"]
 
 
 @pytest.mark.slow
