@@ -2,8 +2,10 @@
 
     python bench/_recording_emulator.py REQUEST_LOG [offline-aws arguments...]
 
-Each line: ``{"t": <epoch seconds at arrival>, "service": <SigV4 signing name>, "action": <operation>,
-"resource": <job, endpoint... name from the request>, "ua": <User-Agent>}``. The operation is the
+Each line: ``{"t": <epoch seconds at arrival>, "d": <seconds from arrival until the response's body was
+sent and closed>, "service": <SigV4 signing name>, "action": <operation>, "resource": <job, endpoint...
+name from the request>, "ua": <User-Agent>}``, written when the response is closed (so not in arrival
+order). ``d`` is the emulator's service time: a lower bound of the time the caller waited for the answer. The operation is the
 ``X-Amz-Target``'s (SageMaker, Logs, CloudWatch's JSON protocol), a query protocol's ``Action``, an RPC
 v2 CBOR path's, or, for S3 and the Runtime (REST), ``S3 GET``/``S3 PUT``/... and ``InvokeEndpoint``.
 The emulator's admin routes and its own internal clients (SageMaker reading S3 through the same port)
@@ -37,11 +39,22 @@ class Recorder:
     def __call__(self, environ, start_response):
         arrived = time.time()
         path, agent = environ.get("PATH_INFO", ""), environ.get("HTTP_USER_AGENT", "")
-        if not path.startswith(ADMIN_PREFIX) and INTERNAL not in agent:
-            self.record(environ, arrived, path, agent)
-        return self.app(environ, start_response)
+        if path.startswith(ADMIN_PREFIX) or INTERNAL in agent:
+            return self.app(environ, start_response)
+        entry = self.describe(environ, arrived, path, agent)
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self.write({**entry, "d": round(time.time() - arrived, 6)})
+            raise
+        return TimedBody(body, entry, self.write)
 
-    def record(self, environ, arrived: float, path: str, agent: str) -> None:
+    def write(self, entry: dict) -> None:
+        line = json.dumps(entry)
+        with self.lock:
+            self.out.write(line + "\n")
+
+    def describe(self, environ, arrived: float, path: str, agent: str) -> dict:
         _, service = credential_scope(environ.get("HTTP_AUTHORIZATION"))
         target, method = environ.get("HTTP_X_AMZ_TARGET", ""), environ.get("REQUEST_METHOD", "")
         ctype, body = environ.get("CONTENT_TYPE", ""), {}
@@ -66,10 +79,25 @@ class Recorder:
         resource = next((str(body[k]) for k in RESOURCE_KEYS if k in body), "")
         if not resource and action.startswith("S3 "):
             resource = path
-        line = json.dumps({"t": arrived, "service": service or "s3", "action": action, "resource": resource,
-                           "ua": agent})
-        with self.lock:
-            self.out.write(line + "\n")
+        return {"t": arrived, "service": service or "s3", "action": action, "resource": resource, "ua": agent}
+
+
+class TimedBody:
+    """A WSGI response body that, when the server closes it (after sending it), writes its request's entry
+    with the seconds since the request arrived."""
+
+    def __init__(self, body, entry: dict, write):
+        self.body, self.entry, self.write = body, entry, write
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.write({**self.entry, "d": round(time.time() - self.entry["t"], 6)})
 
 
 class RecordingEmulator(Emulator):

@@ -19,7 +19,12 @@ alternating, ``--runs`` each:
    (``running`` -> ``deferred``/``success``/..., ``deferred`` -> the next ``running``). Calls in two
    tasks' windows at once are shown under both names (``a/b``); the asset watcher's SQS polls (the
    triggerer's, in every run) are their own row;
-3. no task polls faster than its poll interval: the Describe* calls of one resource by one poller (one
+3. the time the task processes waited for AWS's answers: each recorded request's service time in the
+   emulator (arrival to the response sent, ``_recording_emulator.py``; a lower bound of the caller's wait),
+   summed per run over the calls of task processes (the triggerer's polls hold no slot); beside it, the
+   slot seconds less that time against the no-op DAG's (which makes no calls): what the run's slots cost
+   beyond waiting for AWS, the part orchestration and our code decide;
+4. no task polls faster than its poll interval: the Describe* calls of one resource by one poller (one
    task execution, or one deferral's trigger), consecutive intervals after the poller's first (the first
    is allowed: a task reads a job again right after creating or re-attaching to it; shown apart); the
    smallest per task against ``SAGEMAKER_RETRAIN_POLL_SECONDS`` (with 2 % for request timing jitter).
@@ -31,11 +36,12 @@ a batch transform LAUNCHING 3 s + UPLOADING 1 s = 60 s, an endpoint's creation 5
 is every operator's poll interval; ``SAGEMAKER_RETRAIN_SHORT_WAIT_SECONDS=0`` (the deployment's default:
 every wait is deferred; a short watch on the worker only holds a slot on AWS).
 
-Where a slot's time goes after the task's own work: per execution, the seconds from the task's last log
-line (its task log) to the supervisor's ``Workload finished`` (the worker's log). Normally a few tens of
-milliseconds (the final state sent, the process reaped); about 1 s when the supervisor misses its task
-process's exit and sleeps out ``[workers] min_heartbeat_interval`` (docs/upstream.md §7). Shown per
-DAG in the note: its sum per run and how many executions waited 0.5 s or more.
+Where a slot's time goes: each execution in three phases (``Phases``), from the worker's log and the task's
+log: start (the worker's ``Executing workload`` to the task's first log line), task (its first to its last
+line) and exit (the last line to the supervisor's ``Workload finished``: normally a few tens of milliseconds,
+the final state sent and the process reaped; about 1 s when the supervisor misses its task process's exit and
+sleeps out ``[workers] min_heartbeat_interval``, docs/upstream.md §7). A row gives each phase's sum per run
+for both DAGs; the goal row's note gives the exit waits and how many executions waited 0.5 s or more.
 
 Warm-up: a fresh deployment's first run pays one-off costs (imports, caches), so one run of each DAG at
 time scale 0 comes first and is not counted.
@@ -58,6 +64,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -97,11 +104,22 @@ def _log_stamps(path: Path) -> list[float]:
     return stamps
 
 
-def exit_waits(worker_log: Path, task_logs: Path) -> dict[tuple[str, str], list[float]]:
-    """(dag_id, run_id) -> per task execution, seconds from the task's last log line to ``Workload finished``."""
+class Phases(NamedTuple):
+    """One task execution's seconds: ``start``, from the worker's ``Executing workload`` to the task's first log
+    line (the supervisor forks and starts the task process); ``task``, its first to its last log line (the DAG
+    file's parse, templates and the XComs they take, the task's own code and its calls); ``exit``, the last
+    line to the supervisor's ``Workload finished`` (final state sent, process reaped; a missed exit ~1 s)."""
+
+    start: float
+    task: float
+    exit: float
+
+
+def execution_phases(worker_log: Path, task_logs: Path) -> dict[tuple[str, str], list[Phases]]:
+    """(dag_id, run_id) -> each task execution's phases, from the worker's log and the task logs."""
     started: dict[str, tuple[float, str, str, str]] = {}
     stamps: dict[str, list[float]] = {}  # a resumed task's executions share one log: read it once
-    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    phases: dict[tuple[str, str], list[Phases]] = defaultdict(list)
     for line in worker_log.read_text(errors="replace").splitlines():
         if match := EXECUTING_LOG.search(line):
             stamp, log_path, ti_id, dag_id, run_id = match.groups()
@@ -113,8 +131,15 @@ def exit_waits(worker_log: Path, task_logs: Path) -> dict[tuple[str, str], list[
                 stamps[log_path] = _log_stamps(task_logs / log_path)
             inside = [when for when in stamps[log_path] if begin <= when <= end]
             if inside:
-                waits[(dag_id, run_id)].append(end - max(inside))
-    return waits
+                phases[(dag_id, run_id)].append(Phases(min(inside) - begin, max(inside) - min(inside),
+                                                       end - max(inside)))
+    return phases
+
+
+def describe_phases(runs: list[list[Phases]]) -> str:
+    """Median per run of each phase's sum (see ``Phases``)."""
+    return ", ".join(f"{name} {median(sum(getattr(p, name) for p in run) for run in runs):.1f} s"
+                     for name in Phases._fields)
 
 
 def describe_waits(waits: list[list[float]], executions: list[int]) -> str:
@@ -169,6 +194,16 @@ def attribute(calls: list[dict], spans: list[tuple[str, str, float, float]]) -> 
         out.append((owner + (" (triggerer)" if kind == "triggerer" else ""), min((s for _, s in hits), default=0.0),
                     call))
     return out
+
+
+def answer_seconds(attributed) -> Counter:
+    """Per task, the seconds its task processes waited for AWS's answers: the emulator's service time of each
+    call made in a task process's window (the triggerer's polls and the asset watcher's hold no worker slot)."""
+    waited: Counter = Counter()
+    for owner, _, call in attributed:
+        if owner != WATCHER and not owner.endswith("(triggerer)") and owner != "(no task window)":
+            waited[owner] += call.get("d", 0.0)
+    return waited
 
 
 def per_owner(attributed, runs: int) -> dict[str, dict[str, float]]:
@@ -247,23 +282,30 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
                     done["noop"].append(noop_id)
             time.sleep(3)  # the worker logs a Celery task's end just after the task's own state change
             slots = celery_slot_seconds(deployment.log_dir / "airflow-worker.log")
-            waits = exit_waits(deployment.log_dir / "airflow-worker.log", deployment.home / "logs")
+            by_run = execution_phases(deployment.log_dir / "airflow-worker.log", deployment.home / "logs")
             calls = [json.loads(line) for line in requests.read_text().splitlines()]
             found = {}
             for label, dag_id in (("real", DAG_ID), ("noop", NOOP_DAG_ID)):
                 attributed, seconds, executions, per_task = [], [], [], Counter()
+                aws, aws_per_task = [], Counter()
                 for run_id in done[label]:
                     run = deployment.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
                     start, end = _stamp(run["start_date"]).timestamp(), _stamp(run["end_date"]).timestamp()
                     spans = windows(run_events(deployment, dag_id, run_id))
-                    attributed += attribute([c for c in calls if start <= c["t"] <= end], spans)
+                    in_run = attribute([c for c in calls if start <= c["t"] <= end], spans)
+                    attributed += in_run
+                    waited = answer_seconds(in_run)
+                    aws.append(sum(waited.values()))
+                    aws_per_task.update(waited)
                     entry = slots.get((dag_id, run_id), {"seconds": 0.0, "executions": 0, "per_task": {}})
                     seconds.append(entry["seconds"])
                     executions.append(entry["executions"])
                     per_task.update(entry["per_task"])
                 found[label] = {"slot_s": seconds, "executions": executions, "per_task_slot_s": per_task,
+                                "aws_s": aws, "aws_per_task_s": aws_per_task,
                                 "calls": per_owner(attributed, runs), "gaps": min_poll_gaps(attributed),
-                                "exit_waits": [waits.get((dag_id, run_id), []) for run_id in done[label]]}
+                                "phases": [by_run.get((dag_id, run_id), []) for run_id in done[label]]}
+                found[label]["exit_waits"] = [[p.exit for p in run] for run in found[label]["phases"]]
         finally:
             deployment.stop()
             if keep_logs:
@@ -297,6 +339,12 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
     polls_ok = all(g >= poll_seconds * POLL_JITTER for g in later.values())
     shown = ", ".join(f"{o} {g:.1f} s" for o, g in sorted(later.items(), key=lambda kv: kv[1])) or "none"
     firsts = ", ".join(f"{o} {g:.1f} s" for o, g in sorted(first.items(), key=lambda kv: kv[1])) or "none"
+    aws = median(real["aws_s"])
+    allowance = (GOAL - 1) * base
+    aws_top = ", ".join(f"{task} {s / runs:.2f}" for task, s in real["aws_per_task_s"].most_common(6))
+    real_task = median(sum(p.task for p in run) for run in real["phases"]) if real["phases"] else 0.0
+    noop_task = median(sum(p.task for p in run) for run in noop["phases"]) if noop["phases"] else 0.0
+    task_ratio = real_task / noop_task if noop_task else 0.0
     return [
         Figure(f"worker-slot seconds per run, jobs of realistic length (native Celery, time scale {time_scale:g})", f"{ours:.1f} s", f"{base:.1f} s no-op DAG, same graph", f"{ratio:.2f}x",
                f"<= {GOAL}x", ratio <= GOAL,
@@ -305,8 +353,10 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
                      f"{median(noop['executions']):.0f}; the real run's largest per run: {top}; the no-op's: {noop_top}; "
                      f"the supervisor's wait after a task's last log line (a missed exit costs about 1 s, "
                      f"docs/upstream.md §7): real {describe_waits(real['exit_waits'], real['executions'])}, no-op "
-                     f"{describe_waits(noop['exit_waits'], noop['executions'])}; "
-                     f"{settings}; {load}"),
+                     f"{describe_waits(noop['exit_waits'], noop['executions'])}; the goal leaves "
+                     f"{GOAL - 1:.2f} x the no-op's = {allowance:.1f} s for all the real run does beyond the no-op's "
+                     f"executions; its task processes' waits for AWS's answers took {aws:.1f} s of it (median; the "
+                     f"rows below say where the rest goes); {settings}; {load}"),
                raw={"real_slot_s": real["slot_s"], "noop_slot_s": noop["slot_s"],
                     "real_executions": real["executions"], "noop_executions": noop["executions"],
                     "real_exit_waits_s": real["exit_waits"], "noop_exit_waits_s": noop["exit_waits"],
@@ -318,6 +368,27 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
                note=(f"as the row above, less each execution's wait of {MISSED_EXIT_S:g} s or more between the task's "
                      f"last log line and the supervisor's 'Workload finished' (a missed exit, docs/upstream.md §7: "
                      f"the Task SDK's, on either DAG at random); median of {runs}; {settings}")),
+        Figure("worker-slot seconds per run spent waiting for AWS's answers (informational)", f"{aws:.1f} s",
+               f"{ours:.1f} s worker-slot seconds of the same runs", f"{aws / ours:.0%} of them" if ours else "-", "",
+               None,
+               note=(f"median of {runs}; per run, the emulator's service time (a request's arrival to its response "
+                     f"sent: a lower bound of the task's wait) summed over the calls made in a task process's window "
+                     f"(the triggerer's polls hold no worker slot); largest per task per run: {aws_top}; the no-op "
+                     f"DAG makes no calls; {settings}"),
+               raw={"real_aws_s": real["aws_s"], "real_aws_per_task_s": {t: s / runs for t, s in
+                                                                         real["aws_per_task_s"].items()}}),
+        Figure("where a run's worker-slot seconds go, per execution phase (informational)",
+               f"{describe_phases(real['phases'])}", f"no-op DAG: {describe_phases(noop['phases'])}",
+               f"task {task_ratio:.1f}x" if task_ratio else "-", "", None,
+               note=(f"median of {runs} of each phase's sum per run; start: the worker's 'Executing workload' to the "
+                     f"task's first log line (the supervisor forks and starts the task process); task: its first to "
+                     f"last log line (the DAG file's parse, templates and the XComs they take, the task's own code "
+                     f"and its calls to AWS, whose answers took {aws:.1f} s of it: the row above); exit: the last line "
+                     f"to the supervisor's 'Workload finished' (a missed exit about 1 s, docs/upstream.md §7); "
+                     f"Celery's run time adds its own dispatch around them; executions per run real "
+                     f"{median(real['executions']):.0f}, no-op {median(noop['executions']):.0f}; {settings}"),
+               raw={"real_phases_s": [[list(p) for p in run] for run in real["phases"]],
+                    "noop_phases_s": [[list(p) for p in run] for run in noop["phases"]]}),
         Figure("AWS API calls per run from the worker's task processes, per task", f"{total:g} calls",
                f"{noop_calls:g} no-op DAG", "-", "", None,
                note=f"{describe_counts(task_calls)}; mean of {runs} run(s); {settings}",
