@@ -24,7 +24,11 @@ alternating, ``--runs`` each:
    summed per run over the calls of task processes (the triggerer's polls hold no slot); beside it, the
    slot seconds less that time against the no-op DAG's (which makes no calls): what the run's slots cost
    beyond waiting for AWS, the part orchestration and our code decide;
-4. no task polls faster than its poll interval: the Describe* calls of one resource by one poller (one
+4. the task processes' requests to Airflow's API server per run, by kind (XCom reads and writes, the
+   extra links Airflow stores as XComs at the end of every execution, connections, Variables, the task
+   instance's start, heartbeats, state), with the API server's own time for them: its access log, the
+   ``/execution/`` requests that finished inside the run (runs never overlap here);
+5. no task polls faster than its poll interval: the Describe* calls of one resource by one poller (one
    task execution, or one deferral's trigger), consecutive intervals after the poller's first (the first
    is allowed: a task reads a job again right after creating or re-attaching to it; shown apart); the
    smallest per task against ``SAGEMAKER_RETRAIN_POLL_SECONDS`` (with 2 % for request timing jitter).
@@ -87,6 +91,8 @@ EXECUTING_LOG = re.compile(r"^(\S+) .*Executing workload in Celery: .*?log_path=
                            r"run_id='([^']+)'")
 WORKLOAD_FINISHED = re.compile(r"^(\S+) .*Workload finished .*workload_id=([0-9a-f-]{36})")
 MISSED_EXIT_S = 0.5
+API_ACCESS = re.compile(r"^(\S+) .*\[http\.access\].* duration_us=(\d+) .*method=(\w+) path=/execution/(\S+) ")
+UUID = re.compile(r"^[0-9a-f-]{36}$")
 
 
 def _log_stamps(path: Path) -> list[float]:
@@ -134,6 +140,41 @@ def execution_phases(worker_log: Path, task_logs: Path) -> dict[tuple[str, str],
                 phases[(dag_id, run_id)].append(Phases(min(inside) - begin, max(inside) - min(inside),
                                                        end - max(inside)))
     return phases
+
+
+def api_request_kind(method: str, path: str) -> str:
+    """``GET xcoms``, ``POST xcoms (extra links)``, ``PUT task-instances/heartbeat``, ``GET connections``..."""
+    parts = path.split("/")
+    if parts[0] == "xcoms":
+        return f"{method} xcoms" + (" (extra links)" if len(parts) > 4 and parts[4].startswith("_link_") else "")
+    if parts[0] == "task-instances":
+        rest = [x for x in parts[1:] if x and not UUID.match(x)]
+        return f"{method} task-instances" + (f"/{rest[0]}" if rest else "")
+    return f"{method} {parts[0]}"
+
+
+def api_requests(access_log: Path, windows_: dict[str, tuple[float, float]]) -> dict[str, dict[str, list[float]]]:
+    """run_id -> kind -> the API server's seconds for each ``/execution/`` request that finished in the run's window."""
+    found: dict[str, dict[str, list[float]]] = {run_id: defaultdict(list) for run_id in windows_}
+    for line in access_log.read_text(errors="replace").splitlines():
+        if not (match := API_ACCESS.search(line)):
+            continue
+        when = _stamp(match.group(1)).timestamp()
+        for run_id, (start, end) in windows_.items():
+            if start <= when <= end:
+                found[run_id][api_request_kind(match.group(3), match.group(4))].append(int(match.group(2)) / 1e6)
+    return found
+
+
+def describe_requests(runs: list[dict[str, list[float]]]) -> tuple[float, float, str]:
+    """Mean per run: requests, the API server's seconds, and the kinds (count and seconds), most first."""
+    count, seconds = Counter(), Counter()
+    for run in runs:
+        for kind, durations in run.items():
+            count[kind] += len(durations) / len(runs)
+            seconds[kind] += sum(durations) / len(runs)
+    return (sum(count.values()), sum(seconds.values()),
+            ", ".join(f"{kind} {n:.0f} ({seconds[kind]:.2f} s)" for kind, n in count.most_common()))
 
 
 def describe_phases(runs: list[list[Phases]]) -> str:
@@ -284,7 +325,7 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
             slots = celery_slot_seconds(deployment.log_dir / "airflow-worker.log")
             by_run = execution_phases(deployment.log_dir / "airflow-worker.log", deployment.home / "logs")
             calls = [json.loads(line) for line in requests.read_text().splitlines()]
-            found = {}
+            found, run_windows = {}, {}
             for label, dag_id in (("real", DAG_ID), ("noop", NOOP_DAG_ID)):
                 attributed, seconds, executions, per_task = [], [], [], Counter()
                 aws, aws_per_task = [], Counter()
@@ -292,6 +333,7 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
                     run = deployment.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
                     start, end = _stamp(run["start_date"]).timestamp(), _stamp(run["end_date"]).timestamp()
                     spans = windows(run_events(deployment, dag_id, run_id))
+                    run_windows[run_id] = (start, end)
                     in_run = attribute([c for c in calls if start <= c["t"] <= end], spans)
                     attributed += in_run
                     waited = answer_seconds(in_run)
@@ -306,6 +348,9 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
                                 "calls": per_owner(attributed, runs), "gaps": min_poll_gaps(attributed),
                                 "phases": [by_run.get((dag_id, run_id), []) for run_id in done[label]]}
                 found[label]["exit_waits"] = [[p.exit for p in run] for run in found[label]["phases"]]
+            requests_by_run = api_requests(deployment.log_dir / "airflow-apiserver.log", run_windows)
+            for label in ("real", "noop"):
+                found[label]["api"] = [requests_by_run[run_id] for run_id in done[label]]
         finally:
             deployment.stop()
             if keep_logs:
@@ -345,6 +390,8 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
     real_task = median(sum(p.task for p in run) for run in real["phases"]) if real["phases"] else 0.0
     noop_task = median(sum(p.task for p in run) for run in noop["phases"]) if noop["phases"] else 0.0
     task_ratio = real_task / noop_task if noop_task else 0.0
+    api_n, api_s, api_kinds = describe_requests(real["api"])
+    noop_api_n, noop_api_s, noop_api_kinds = describe_requests(noop["api"])
     return [
         Figure(f"worker-slot seconds per run, jobs of realistic length (native Celery, time scale {time_scale:g})", f"{ours:.1f} s", f"{base:.1f} s no-op DAG, same graph", f"{ratio:.2f}x",
                f"<= {GOAL}x", ratio <= GOAL,
@@ -389,6 +436,16 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
                      f"{median(real['executions']):.0f}, no-op {median(noop['executions']):.0f}; {settings}"),
                raw={"real_phases_s": [[list(p) for p in run] for run in real["phases"]],
                     "noop_phases_s": [[list(p) for p in run] for run in noop["phases"]]}),
+        Figure("task processes' requests to Airflow's API server per run (informational)",
+               f"{api_n:.0f} requests, {api_s:.2f} s of the API server's time",
+               f"no-op DAG: {noop_api_n:.0f} requests, {noop_api_s:.2f} s", f"{api_n / noop_api_n:.2f}x requests"
+               if noop_api_n else "-", "", None,
+               note=(f"mean of {runs}; the API server's access log, '/execution/' requests that finished inside the "
+                     f"run (what the Task SDK asks for: a task's start, its templates' XComs, its pushes, the extra "
+                     f"links Airflow renders and stores as XComs at the end of every execution, connections and "
+                     f"Variables, heartbeats, its state); the server's own time, the caller waits longer; real: "
+                     f"{api_kinds}; no-op: {noop_api_kinds}; {settings}"),
+               raw={"real_api": real["api"], "noop_api": noop["api"]}),
         Figure("AWS API calls per run from the worker's task processes, per task", f"{total:g} calls",
                f"{noop_calls:g} no-op DAG", "-", "", None,
                note=f"{describe_counts(task_calls)}; mean of {runs} run(s); {settings}",
