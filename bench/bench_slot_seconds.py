@@ -163,7 +163,7 @@ def api_requests(access_log: Path, windows_: dict[str, tuple[float, float]]) -> 
         for run_id, (start, end) in windows_.items():
             if start <= when <= end:
                 found[run_id][api_request_kind(match.group(3), match.group(4))].append(int(match.group(2)) / 1e6)
-    return found
+    return {run_id: dict(kinds) for run_id, kinds in found.items()}  # plain dicts: the JSON report copies them
 
 
 def describe_requests(runs: list[dict[str, list[float]]]) -> tuple[float, float, str]:
