@@ -21,9 +21,7 @@ alternating, ``--runs`` each:
    triggerer's, in every run) are their own row;
 3. the time the task processes waited for AWS's answers: each recorded request's service time in the
    emulator (arrival to the response sent, ``_recording_emulator.py``; a lower bound of the caller's wait),
-   summed per run over the calls of task processes (the triggerer's polls hold no slot); beside it, the
-   slot seconds less that time against the no-op DAG's (which makes no calls): what the run's slots cost
-   beyond waiting for AWS, the part orchestration and our code decide;
+   summed per run over the calls of task processes (the triggerer's polls hold no slot), and per task;
 4. the task processes' requests to Airflow's API server per run, by kind (XCom reads and writes, the
    extra links Airflow stores as XComs at the end of every execution, connections, Variables, the task
    instance's start, heartbeats, state), with the API server's own time for them: its access log, the
