@@ -2,10 +2,9 @@
 
     python bench/_recording_emulator.py REQUEST_LOG [offline-aws arguments...]
 
-Each line: ``{"t": <epoch seconds at arrival>, "d": <seconds from arrival until the response's body was
-sent and closed>, "service": <SigV4 signing name>, "action": <operation>, "resource": <job, endpoint...
-name from the request>, "ua": <User-Agent>}``, written when the response is closed (so not in arrival
-order). ``d`` is the emulator's service time: a lower bound of the time the caller waited for the answer. The operation is the
+Each line: ``{"t": <epoch seconds at arrival>, "d": <seconds from arrival until the server took the
+response body's last chunk>, "service": <SigV4 signing name>, "action": <operation>, "resource": <job, endpoint...
+name from the request>, "ua": <User-Agent>}``, written then (so not in arrival order). ``d`` is the emulator's service time: a lower bound of the time the caller waited for the answer. The operation is the
 ``X-Amz-Target``'s (SageMaker, Logs, CloudWatch's JSON protocol), a query protocol's ``Action``, an RPC
 v2 CBOR path's, or, for S3 and the Runtime (REST), ``S3 GET``/``S3 PUT``/... and ``InvokeEndpoint``.
 The emulator's admin routes and its own internal clients (SageMaker reading S3 through the same port)
@@ -83,20 +82,29 @@ class Recorder:
 
 
 class TimedBody:
-    """A WSGI response body that, when the server closes it (after sending it), writes its request's entry
-    with the seconds since the request arrived."""
+    """A WSGI response body that writes its request's entry, with the seconds since the request arrived, once
+    the server has taken its last chunk (before werkzeug's own checks of the socket that precede ``close()``),
+    or at ``close()`` when it was never read to the end: each request is written exactly once."""
 
     def __init__(self, body, entry: dict, write):
-        self.body, self.entry, self.write = body, entry, write
+        self.body, self.entry, self.write, self.written = body, entry, write, False
 
     def __iter__(self):
-        return iter(self.body)
+        try:
+            yield from self.body
+        finally:
+            self.done()
 
     def close(self) -> None:
         try:
             if hasattr(self.body, "close"):
                 self.body.close()
         finally:
+            self.done()
+
+    def done(self) -> None:
+        if not self.written:
+            self.written = True
             self.write({**self.entry, "d": round(time.time() - self.entry["t"], 6)})
 
 

@@ -20,7 +20,8 @@ alternating, ``--runs`` each:
    tasks' windows at once are shown under both names (``a/b``); the asset watcher's SQS polls (the
    triggerer's, in every run) are their own row;
 3. the time the task processes waited for AWS's answers: each recorded request's service time in the
-   emulator (arrival to the response sent, ``_recording_emulator.py``; a lower bound of the caller's wait),
+   emulator (arrival to the response's last chunk sent, ``_recording_emulator.py``; a lower bound of the
+   caller's wait),
    summed per run over the calls of task processes (the triggerer's polls hold no slot), and per task;
 4. the task processes' requests to Airflow's API server per run, by kind (XCom reads and writes, the
    extra links Airflow stores as XComs at the end of every execution, connections, Variables, the task
@@ -151,17 +152,18 @@ def api_request_kind(method: str, path: str) -> str:
     return f"{method} {parts[0]}"
 
 
-def api_requests(access_log: Path, windows_: dict[str, tuple[float, float]]) -> dict[str, dict[str, list[float]]]:
-    """run_id -> kind -> the API server's seconds for each ``/execution/`` request that finished in the run's window."""
-    found: dict[str, dict[str, list[float]]] = {run_id: defaultdict(list) for run_id in windows_}
+def api_requests(access_log: Path, windows_: dict[tuple[str, str], tuple[float, float]]
+                 ) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """(dag_id, run_id) -> kind -> the API server's seconds for each ``/execution/`` request that finished in the run's window."""
+    found: dict[tuple[str, str], dict[str, list[float]]] = {run: defaultdict(list) for run in windows_}
     for line in access_log.read_text(errors="replace").splitlines():
         if not (match := API_ACCESS.search(line)):
             continue
         when = _stamp(match.group(1)).timestamp()
-        for run_id, (start, end) in windows_.items():
+        for run, (start, end) in windows_.items():
             if start <= when <= end:
-                found[run_id][api_request_kind(match.group(3), match.group(4))].append(int(match.group(2)) / 1e6)
-    return {run_id: dict(kinds) for run_id, kinds in found.items()}  # plain dicts: the JSON report copies them
+                found[run][api_request_kind(match.group(3), match.group(4))].append(int(match.group(2)) / 1e6)
+    return {run: dict(kinds) for run, kinds in found.items()}  # plain dicts: the JSON report copies them
 
 
 def describe_requests(runs: list[dict[str, list[float]]]) -> tuple[float, float, str]:
@@ -331,7 +333,7 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
                     run = deployment.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
                     start, end = _stamp(run["start_date"]).timestamp(), _stamp(run["end_date"]).timestamp()
                     spans = windows(run_events(deployment, dag_id, run_id))
-                    run_windows[run_id] = (start, end)
+                    run_windows[(dag_id, run_id)] = (start, end)
                     in_run = attribute([c for c in calls if start <= c["t"] <= end], spans)
                     attributed += in_run
                     waited = answer_seconds(in_run)
@@ -348,7 +350,11 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
                 found[label]["exit_waits"] = [[p.exit for p in run] for run in found[label]["phases"]]
             requests_by_run = api_requests(deployment.log_dir / "airflow-apiserver.log", run_windows)
             for label in ("real", "noop"):
-                found[label]["api"] = [requests_by_run[run_id] for run_id in done[label]]
+                dag_id = DAG_ID if label == "real" else NOOP_DAG_ID
+                found[label]["api"] = [requests_by_run[(dag_id, run_id)] for run_id in done[label]]
+            if not any(kinds for kinds in requests_by_run.values()):
+                print("#   warning: no line of the API server's access log matched API_ACCESS (has its format "
+                      "changed?): its row counts nothing", flush=True)
         finally:
             deployment.stop()
             if keep_logs:
@@ -416,8 +422,8 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
         Figure("worker-slot seconds per run spent waiting for AWS's answers (informational)", f"{aws:.1f} s",
                f"{ours:.1f} s worker-slot seconds of the same runs", f"{aws / ours:.0%} of them" if ours else "-", "",
                None,
-               note=(f"median of {runs}; per run, the emulator's service time (a request's arrival to its response "
-                     f"sent: a lower bound of the task's wait) summed over the calls made in a task process's window "
+               note=(f"median of {runs}; per run, the emulator's service time (a request's arrival to the server taking "
+                     f"its response's last chunk: a lower bound of the task's wait) summed over the calls made in a task process's window "
                      f"(the triggerer's polls hold no worker slot); largest per task per run: {aws_top}; the no-op "
                      f"DAG makes no calls; {settings}"),
                raw={"real_aws_s": real["aws_s"], "real_aws_per_task_s": {t: s / runs for t, s in
