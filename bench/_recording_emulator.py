@@ -4,7 +4,8 @@
 
 Each line: ``{"t": <epoch seconds at arrival>, "d": <seconds from arrival until the server took the
 response body's last chunk>, "service": <SigV4 signing name>, "action": <operation>, "resource": <job, endpoint...
-name from the request>, "ua": <User-Agent>}``, written then (so not in arrival order). ``d`` is the emulator's service time: a lower bound of the time the caller waited for the answer. The operation is the
+name from the request>, "ua": <User-Agent>}``, written then (so not in arrival order). ``d`` is the emulator's
+service time: a lower bound of the time the caller waited for the answer. The operation is the
 ``X-Amz-Target``'s (SageMaker, Logs, CloudWatch's JSON protocol), a query protocol's ``Action``, an RPC
 v2 CBOR path's, or, for S3 and the Runtime (REST), ``S3 GET``/``S3 PUT``/... and ``InvokeEndpoint``.
 The emulator's admin routes and its own internal clients (SageMaker reading S3 through the same port)
@@ -44,7 +45,7 @@ class Recorder:
         try:
             body = self.app(environ, start_response)
         except BaseException:
-            self.write({**entry, "d": round(time.time() - arrived, 6)})
+            self.write(finished(entry))
             raise
         return TimedBody(body, entry, self.write)
 
@@ -81,6 +82,11 @@ class Recorder:
         return {"t": arrived, "service": service or "s3", "action": action, "resource": resource, "ua": agent}
 
 
+def finished(entry: dict) -> dict:
+    """The request's entry with ``d``, the seconds since it arrived."""
+    return {**entry, "d": round(time.time() - entry["t"], 6)}
+
+
 class TimedBody:
     """A WSGI response body that writes its request's entry, with the seconds since the request arrived, once
     the server has taken its last chunk (before werkzeug's own checks of the socket that precede ``close()``),
@@ -105,7 +111,7 @@ class TimedBody:
     def done(self) -> None:
         if not self.written:
             self.written = True
-            self.write({**self.entry, "d": round(time.time() - self.entry["t"], 6)})
+            self.write(finished(self.entry))
 
 
 class RecordingEmulator(Emulator):

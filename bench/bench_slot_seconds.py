@@ -83,6 +83,7 @@ POLL_SECONDS = 10.0
 POLL_JITTER = 0.98  # a poll may arrive up to 2 % early: the previous request's latency is not the next's
 CONF = {"mode": "ephemeral"}
 WATCHER = "asset watcher (SQS, triggerer)"
+NO_WINDOW = "(no task window)"
 
 
 EXECUTING_LOG = re.compile(r"^(\S+) .*Executing workload in Celery: .*?log_path='([^']+)'.*?"
@@ -231,7 +232,7 @@ def attribute(calls: list[dict], spans: list[tuple[str, str, float, float]]) -> 
             out.append((WATCHER, 0.0, call))
             continue
         hits = [(task, start) for task, k, start, end in spans if k == kind and start <= call["t"] <= end]
-        owner = "/".join(sorted({task for task, _ in hits})) or "(no task window)"
+        owner = "/".join(sorted({task for task, _ in hits})) or NO_WINDOW
         out.append((owner + (" (triggerer)" if kind == "triggerer" else ""), min((s for _, s in hits), default=0.0),
                     call))
     return out
@@ -242,7 +243,7 @@ def answer_seconds(attributed) -> Counter:
     call made in a task process's window (the triggerer's polls and the asset watcher's hold no worker slot)."""
     waited: Counter = Counter()
     for owner, _, call in attributed:
-        if owner != WATCHER and not owner.endswith("(triggerer)") and owner != "(no task window)":
+        if owner != WATCHER and not owner.endswith("(triggerer)") and owner != NO_WINDOW:
             waited[owner] += call.get("d", 0.0)
     return waited
 
@@ -347,7 +348,6 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
                                 "aws_s": aws, "aws_per_task_s": aws_per_task,
                                 "calls": per_owner(attributed, runs), "gaps": min_poll_gaps(attributed),
                                 "phases": [by_run.get((dag_id, run_id), []) for run_id in done[label]]}
-                found[label]["exit_waits"] = [[p.exit for p in run] for run in found[label]["phases"]]
             requests_by_run = api_requests(deployment.log_dir / "airflow-apiserver.log", run_windows)
             for label in ("real", "noop"):
                 dag_id = DAG_ID if label == "real" else NOOP_DAG_ID
@@ -364,10 +364,15 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
     return figures(found, runs, time_scale, poll_seconds, settings, (load_start[0], load_end[0]))
 
 
+def exit_waits(found: dict) -> list[list[float]]:
+    """Per run, each execution's exit phase: the supervisor's wait after the task's last log line."""
+    return [[phase.exit for phase in run] for run in found["phases"]]
+
+
 def missed_free(found: dict) -> float:
     """Median per run of the slot seconds less the executions' missed-exit waits."""
     return median(seconds - sum(w for w in waits if w >= MISSED_EXIT_S)
-                  for seconds, waits in zip(found["slot_s"], found["exit_waits"], strict=True))
+                  for seconds, waits in zip(found["slot_s"], exit_waits(found), strict=True))
 
 
 def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, settings: str,
@@ -403,14 +408,14 @@ def figures(found: dict, runs: int, time_scale: float, poll_seconds: float, sett
                      f"counted; executions per run real {median(real['executions']):.0f}, no-op "
                      f"{median(noop['executions']):.0f}; the real run's largest per run: {top}; the no-op's: {noop_top}; "
                      f"the supervisor's wait after a task's last log line (a missed exit costs about 1 s, "
-                     f"docs/upstream.md §7): real {describe_waits(real['exit_waits'], real['executions'])}, no-op "
-                     f"{describe_waits(noop['exit_waits'], noop['executions'])}; the goal lets "
+                     f"docs/upstream.md §7): real {describe_waits(exit_waits(real), real['executions'])}, no-op "
+                     f"{describe_waits(exit_waits(noop), noop['executions'])}; the goal lets "
                      f"the real run's slot time exceed the no-op's by {GOAL - 1:.2f} x = {allowance:.1f} s; its task "
                      f"processes' waits for AWS's answers took {aws:.1f} s (median; the rows below say where the rest "
                      f"goes); {settings}; {load}"),
                raw={"real_slot_s": real["slot_s"], "noop_slot_s": noop["slot_s"],
                     "real_executions": real["executions"], "noop_executions": noop["executions"],
-                    "real_exit_waits_s": real["exit_waits"], "noop_exit_waits_s": noop["exit_waits"],
+                    "real_exit_waits_s": exit_waits(real), "noop_exit_waits_s": exit_waits(noop),
                     "real_per_task_slot_s": {t: s / runs for t, s in real["per_task_slot_s"].items()},
                     "noop_per_task_slot_s": {t: s / runs for t, s in noop["per_task_slot_s"].items()}}),
         Figure("worker-slot seconds per run, without the supervisor's missed exits (informational)",
