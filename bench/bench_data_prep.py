@@ -14,7 +14,9 @@ running in another process, interleaved run by run so machine noise hits them al
   ``train_test_split`` does), ``to_csv`` per split, ``upload_file`` each.
 
 Throughput is input bytes / wall seconds of the operation (imports excluded); memory is the
-child's peak RSS (VmHWM), imports included. Goals (issues 15, 26), for each training format:
+child's peak RSS (VmHWM), imports included; CPU is the operation's own (all its threads), with the
+emulator's CPU over the child's life beside it: on a machine whose cores they share, that sum is
+what sets the throughput. Goals (issues 15, 26), for each training format:
 >= 0.6x plain's throughput, peak RSS <= 400 MB. Each round runs plain, CSV and RecordIO back to
 back (each round in another order), so each format's ratio is taken against plain uploads of the same rounds.
 
@@ -26,15 +28,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     Figure,
     bench_tmp,
+    cpu_seconds,
     emulator_process,
     median,
     print_peak_rss,
@@ -65,8 +70,22 @@ def _s3():
                         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
 
 
+class Run(NamedTuple):
+    """One child's run: wall seconds and CPU seconds of the operation, its peak RSS, the emulator's CPU meanwhile."""
+
+    seconds: float
+    peak_rss: int
+    cpu: float
+    emulator_cpu: float
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(method: str, path: str, prefix: str) -> None:
-    """Run one method; print SECONDS and PEAK_RSS (the parent reads them)."""
+    """Run one method; print SECONDS, CPU and PEAK_RSS (the parent reads them)."""
     import boto3  # noqa: F401 - imports happen before the clock starts
     import numpy as np
     import pandas as pd
@@ -75,7 +94,7 @@ def child(method: str, path: str, prefix: str) -> None:
 
     s3 = _s3()
     s3.head_bucket(Bucket=BUCKET)  # warm the connection pool
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _own_cpu()
     if method == "plain":
         s3.upload_file(path, BUCKET, f"{prefix}/housing.csv")
     elif method in ("ours", "recordio"):
@@ -103,6 +122,7 @@ def child(method: str, path: str, prefix: str) -> None:
     else:
         raise SystemExit(f"unknown method {method}")
     print(f"SECONDS {time.perf_counter() - start:.4f}")
+    print(f"CPU {_own_cpu() - cpu:.4f}")
     print_peak_rss()
 
 
@@ -115,12 +135,18 @@ def _clear(s3, prefix: str) -> None:
 
 def _rate(results: dict, method: str, size: int) -> float:
     """MB/s of a method's median run."""
-    return size / 1e6 / median(s for s, _ in results[method])
+    return size / 1e6 / median(run.seconds for run in results[method])
 
 
 def _peak(results: dict, method: str) -> float:
     """MB of a method's largest peak RSS."""
-    return max(r for _, r in results[method]) / 1e6
+    return max(run.peak_rss for run in results[method]) / 1e6
+
+
+def _cpu_per_gb(results: dict, method: str, size: int) -> tuple[float, float]:
+    """Median CPU seconds per GB of input: the method's own process, and the emulator's meanwhile."""
+    return (median(run.cpu for run in results[method]) / (size / 1e9),
+            median(run.emulator_cpu for run in results[method]) / (size / 1e9))
 
 
 def _throughput_figures(label: str, method: str, results: dict, size: int, runs: int) -> list[Figure]:
@@ -132,9 +158,10 @@ def _throughput_figures(label: str, method: str, results: dict, size: int, runs:
                f"{ours:.1f} MB/s", f"{plain:.1f} MB/s plain boto3 upload_file", f"{ours / plain:.2f}x",
                f">= {THROUGHPUT_GOAL}x plain", ours / plain >= THROUGHPUT_GOAL,
                note=f"median of {runs}; run by run (plain/ours seconds, same round): "
-                    + ", ".join(f"{p / o:.2f}x" for (p, _), (o, _) in zip(results["plain"], results[method],
-                                                                              strict=True)),
+                    + ", ".join(f"{p.seconds / o.seconds:.2f}x"
+                                for p, o in zip(results["plain"], results[method], strict=True)),
                raw={"ours_mb_s": ours, "plain_mb_s": plain, "bytes": size}),
+        _cpu_figure(label, method, results, size),
         Figure(f"data prep peak memory{label}", f"{_peak(results, method):.0f} MB",
                f"{_peak(results, 'plain'):.0f} MB plain upload_file",
                f"{_peak(results, method) / _peak(results, 'plain'):.2f}x", f"<= {PEAK_RSS_GOAL_MB} MB",
@@ -143,13 +170,28 @@ def _throughput_figures(label: str, method: str, results: dict, size: int, runs:
     ]
 
 
+def _cpu_figure(label: str, method: str, results: dict, size: int) -> Figure:
+    """CPU seconds per GB on the worker (the figure that sizes workers) and the emulator's beside it.
+
+    Every process here shares the machine's cores, the emulator's S3 too: where they are all busy,
+    a method's throughput is set by the CPU it and the emulator spend, not by the network.
+    """
+    (ours, ours_emu), (plain, plain_emu) = _cpu_per_gb(results, method, size), _cpu_per_gb(results, "plain", size)
+    return Figure(f"data prep CPU seconds per GB of input{label}", f"{ours:.1f} s", f"{plain:.1f} s plain upload_file",
+                  f"{ours / plain:.1f}x", "", None,
+                  note=f"the operation's own process, all threads, median; the emulator's S3 meanwhile "
+                       f"{ours_emu:.1f} s (plain's {plain_emu:.1f} s); {os.cpu_count()} cores shared by both",
+                  raw={"ours_cpu_s_per_gb": ours, "plain_cpu_s_per_gb": plain,
+                       "ours_emulator_cpu_s_per_gb": ours_emu, "plain_emulator_cpu_s_per_gb": plain_emu})
+
+
 def measure(size_mb: int, runs: int, naive_runs: int, recordio: bool) -> list[Figure]:
     t0 = time.perf_counter()
     path = synthetic_housing_csv(size_mb * 1_000_000)
     size = path.stat().st_size
     print(f"# data prep: {size / 1e6:.0f} MB synthetic CSV at {path} (made in {time.perf_counter() - t0:.0f} s)",
           flush=True)
-    results: dict[str, list[tuple[float, int]]] = {"plain": [], "ours": [], "recordio": [], "naive": []}
+    results: dict[str, list[Run]] = {"plain": [], "ours": [], "recordio": [], "naive": []}
     with emulator_process() as emu:
         s3 = emu.client("s3")
         s3.create_bucket(Bucket=BUCKET)
@@ -160,11 +202,16 @@ def measure(size_mb: int, runs: int, naive_runs: int, recordio: bool) -> list[Fi
         schedule += ["naive"] * naive_runs
         for i, method in enumerate(schedule):
             prefix = f"run-{i}-{method}"
-            run = run_child([__file__, "--child", method, str(path), prefix], env=env, timeout=1200)
-            seconds = float(next(line.split()[1] for line in run.output.splitlines() if line.startswith("SECONDS")))
-            results[method].append((seconds, run.peak_rss_bytes))
-            print(f"#   {method:8s} run {len(results[method])}: {seconds:6.1f} s, {size / 1e6 / seconds:6.1f} MB/s, "
-                  f"peak RSS {run.peak_rss_bytes / 1e6:5.0f} MB", flush=True)
+            emulator_cpu = cpu_seconds(emu.proc.pid)
+            child_run = run_child([__file__, "--child", method, str(path), prefix], env=env, timeout=1200)
+            emulator_cpu = cpu_seconds(emu.proc.pid) - emulator_cpu
+            printed = dict(line.split()[:2] for line in child_run.output.splitlines()
+                           if line.startswith(("SECONDS ", "CPU ")))
+            run = Run(float(printed["SECONDS"]), child_run.peak_rss_bytes, float(printed["CPU"]), emulator_cpu)
+            results[method].append(run)
+            print(f"#   {method:8s} run {len(results[method])}: {run.seconds:6.1f} s, {size / 1e6 / run.seconds:6.1f} MB/s, "
+                  f"peak RSS {run.peak_rss / 1e6:5.0f} MB, CPU {run.cpu:5.1f} s (emulator {run.emulator_cpu:5.1f} s)",
+                  flush=True)
             _clear(s3, prefix)
 
     figures = _throughput_figures("", "ours", results, size, runs)

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Figure, bench_tmp, emulator_process, median, report  # noqa: E402
+from _common import Figure, bench_tmp, cpu_seconds, emulator_process, median, report  # noqa: E402
 from _jobs import channel, image, read_tar_member, s3_parts, train, training_request  # noqa: E402
 
 GOAL = 1.2
@@ -93,12 +93,6 @@ def in_process(xgb, params: dict, num_round: int, y: np.ndarray, X: np.ndarray):
     booster = xgb.train(params, dtrain, num_boost_round=num_round, evals=[(dtrain, "train")],
                         evals_result=result, verbose_eval=False)
     return time.perf_counter() - start, time.process_time() - cpu, booster, result["train"]["rmse"][-1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far, all its threads (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def phases(desc: dict) -> dict[str, float]:

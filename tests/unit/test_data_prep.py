@@ -187,6 +187,22 @@ def test_label_first_without_header_and_values_unchanged(tmp_path, target):
     assert len(prepared.smoke_features) == 5 and len(prepared.smoke_features[0]) == 12
 
 
+@pytest.mark.parametrize("target", ["crim", "rm", "medv"])
+@pytest.mark.parametrize("content_type", ["text/csv", RECORDIO])
+def test_csv_channels_carry_the_input_text_unchanged(tmp_path, target, content_type):
+    """Each CSV line is its input line's own text, label first: no number is parsed and printed again."""
+    lines = HOUSING.read_text().splitlines()
+    names = lines[0].split(",")
+    position = names.index(target)
+    relabelled = {",".join([f[position], *f[:position], *f[position + 1:]]) for f in (ln.split(",") for ln in lines[1:])}
+    _, parts = prepare(HOUSING.read_bytes(), tmp_path, target_column=target, content_type=content_type, chunk_rows=97)
+    csv_channels = [s for s, paths in parts.items() if paths[0].suffix == ".csv"]
+    assert csv_channels == (["train", "validation", "test"] if content_type == "text/csv" else ["test"])
+    written = [ln for s in csv_channels for p in parts[s] for ln in p.read_text().splitlines()]
+    assert len(written) == len(set(written)) and set(written) <= relabelled
+    assert len(written) == (len(lines) - 1 if content_type == "text/csv" else 51)
+
+
 def test_housing_split_matches_the_walkthrough_shares(tmp_path):
     prepared, _ = prepare(HOUSING.read_bytes(), tmp_path, target_column="medv")
     assert prepared.rows == {"train": 404, "validation": 51, "test": 51}
