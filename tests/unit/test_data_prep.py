@@ -194,11 +194,16 @@ def test_csv_channels_carry_the_input_text_unchanged(tmp_path, target, content_t
     lines = HOUSING.read_text().splitlines()
     names = lines[0].split(",")
     position = names.index(target)
-    relabelled = {",".join([f[position], *f[:position], *f[position + 1:]]) for f in (ln.split(",") for ln in lines[1:])}
-    _, parts = prepare(HOUSING.read_bytes(), tmp_path, target_column=target, content_type=content_type, chunk_rows=97)
+    relabelled = {",".join([f[position], *f[:position], *f[position + 1:]])
+                  for f in (line.split(",") for line in lines[1:])}
+    assert len(relabelled) == len(lines) - 1  # no two rows alike: each written line names its input line
+    _, parts = prepare(HOUSING.read_bytes(), tmp_path, target_column=target, content_type=content_type,
+                       chunk_rows=97)
     csv_channels = [s for s, paths in parts.items() if paths[0].suffix == ".csv"]
     assert csv_channels == (["train", "validation", "test"] if content_type == "text/csv" else ["test"])
-    written = [ln for s in csv_channels for p in parts[s] for ln in p.read_text().splitlines()]
+    texts = [path.read_bytes() for s in csv_channels for path in parts[s]]
+    assert all(text.endswith(b"\n") and b"\r" not in text for text in texts)
+    written = [line for text in texts for line in text.decode().splitlines()]
     assert len(written) == len(set(written)) and set(written) <= relabelled
     assert len(written) == (len(lines) - 1 if content_type == "text/csv" else 51)
 
