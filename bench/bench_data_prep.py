@@ -153,7 +153,7 @@ def _peak(results: dict, method: str) -> float:
 
 
 def _cpu_per_gb(results: dict, method: str, size: int) -> tuple[float, float]:
-    """Median CPU seconds per GB of input: the method's own process, and the emulator's meanwhile."""
+    """Median CPU seconds per GB of input: the method's own process, and the emulator's over each child's life."""
     return (median(run.cpu for run in results[method]) / (size / 1e9),
             median(run.emulator_cpu for run in results[method]) / (size / 1e9))
 
