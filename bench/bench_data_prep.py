@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import sys
 import time
 from pathlib import Path
@@ -80,11 +79,6 @@ class Run(NamedTuple):
     emulator_cpu: float
 
 
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
-    return usage.ru_utime + usage.ru_stime
-
-
 def _printed(output: str, key: str) -> float:
     """The number a child printed on its ``KEY <number>`` line."""
     match = re.search(rf"^{key} (\S+)$", output, re.M)
@@ -103,7 +97,7 @@ def child(method: str, path: str, prefix: str) -> None:
 
     s3 = _s3()
     s3.head_bucket(Bucket=BUCKET)  # warm the connection pool
-    start, cpu = time.perf_counter(), _own_cpu()
+    start, cpu = time.perf_counter(), time.process_time()  # process_time: every thread of this process
     if method == "plain":
         s3.upload_file(path, BUCKET, f"{prefix}/housing.csv")
     elif method in ("ours", "recordio"):
@@ -131,7 +125,7 @@ def child(method: str, path: str, prefix: str) -> None:
     else:
         raise SystemExit(f"unknown method {method}")
     print(f"SECONDS {time.perf_counter() - start:.4f}")
-    print(f"CPU {_own_cpu() - cpu:.4f}")
+    print(f"CPU {time.process_time() - cpu:.4f}")
     print_peak_rss()
 
 

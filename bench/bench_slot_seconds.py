@@ -21,8 +21,8 @@ alternating, ``--runs`` each:
    triggerer's, in every run) are their own row;
 3. the time the task processes waited for AWS's answers: each recorded request's service time in the
    emulator (arrival to the response's last chunk sent, ``_recording_emulator.py``; a lower bound of the
-   caller's wait),
-   summed per run over the calls of task processes (the triggerer's polls hold no slot), and per task;
+   caller's wait), summed per run over the calls of task processes (the triggerer's polls hold no slot),
+   and per task;
 4. the task processes' requests to Airflow's API server per run, by kind (XCom reads and writes, the
    extra links Airflow stores as XComs at the end of every execution, connections, Variables, the task
    instance's start, heartbeats, state), with the API server's own time for them: its access log, the
@@ -153,15 +153,15 @@ def api_request_kind(method: str, path: str) -> str:
     return f"{method} {parts[0]}"
 
 
-def api_requests(access_log: Path, windows_: dict[tuple[str, str], tuple[float, float]]
+def api_requests(access_log: Path, run_windows: dict[tuple[str, str], tuple[float, float]]
                  ) -> dict[tuple[str, str], dict[str, list[float]]]:
     """(dag_id, run_id) -> kind -> the API server's seconds for each ``/execution/`` request that finished in the run's window."""
-    found: dict[tuple[str, str], dict[str, list[float]]] = {run: defaultdict(list) for run in windows_}
+    found: dict[tuple[str, str], dict[str, list[float]]] = {run: defaultdict(list) for run in run_windows}
     for line in access_log.read_text(errors="replace").splitlines():
         if not (match := API_ACCESS.search(line)):
             continue
         when = _stamp(match.group(1)).timestamp()
-        for run, (start, end) in windows_.items():
+        for run, (start, end) in run_windows.items():
             if start <= when <= end:
                 found[run][api_request_kind(match.group(3), match.group(4))].append(int(match.group(2)) / 1e6)
     return {run: dict(kinds) for run, kinds in found.items()}  # plain dicts: the JSON report copies them
