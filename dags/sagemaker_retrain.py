@@ -142,7 +142,7 @@ Variable `sagemaker_retrain_require_approval` or a stricter Param `require_appro
 an assigned approver who did not trigger the run answers in *Required actions*) → **deploy**
 (refuses an endpoint that no longer serves the pinned champion or a package not Approved; endpoint
 config, rollback alarms; create the endpoint, or update it blue/green with canary/linear traffic
-shifting and auto-rollback) → **wait_for_endpoint** (our deferrable sensor, then a smoke request) →
+shifting and auto-rollback) → **wait_for_endpoint** (our deferrable sensor, started on the triggerer, then a smoke request) →
 **publish** (history record, the served-model Asset, the config tagged verified). **restore**, the
 teardown of deploy, puts the previous config back when this run's config serves unverified (decided
 from the endpoint and its configs' tags); **teardown** stops this run's jobs and deletes what must
@@ -351,9 +351,11 @@ def _tasks(spec: ModelSpec) -> None:
         smoke_rows=plan["smoke_features"],
         algorithm=plan["algorithm"],
         predictor_type="{{ params.predictor_type }}",
-        deadline="{{ ti.xcom_pull(task_ids='deploy')['wait_deadline'] }}",
+        # map_indexes named: the triggerer renders it (start_from_trigger; docs/upstream.md §9).
+        deadline="{{ ti.xcom_pull(task_ids='deploy', map_indexes=-1)['wait_deadline'] }}",
         poll_interval=POLL_SECONDS,
         deferrable=True,
+        start_from_trigger=True,  # the scheduler hands the wait to the triggerer: no worker slot until it ends
         aws_conn_id=AWS_CONN_ID,
         region_name=plan["region"],
         execution_timeout=timedelta(hours=9),

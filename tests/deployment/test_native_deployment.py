@@ -58,6 +58,13 @@ def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
         assert f"/{name}/{index}/" in log and "Trigger fired event" in log, (
             f"{task_id} was not resumed by the triggerer; states seen {seen.get(task_id)}\n{log[-3000:]}")
         assert tis[task_id]["state"] == "success"
+    # wait_for_endpoint started on the triggerer (start_from_trigger): the scheduler made its trigger, no worker
+    # execution came before it, and its one worker execution was the resume (links, smoke test).
+    triggerer_log = (deployment.log_dir / "airflow-triggerer.log").read_text()
+    assert "Start from trigger enabled for task wait_for_endpoint" in triggerer_log
+    wait_log = deployment.task_log(run_id, "wait_for_endpoint", tis["wait_for_endpoint"]["try_number"])
+    assert "deferring to the triggerer" not in wait_log and " rows answered, scores " in wait_log
+    assert f"Endpoint {_xcom(deployment, run_id, 'prepare')['names']['endpoint']} is InService" in wait_log
 
     # The Param change reached SageMaker, and the run's results are in S3 (the emulator).
     plan = _xcom(deployment, run_id, "prepare")

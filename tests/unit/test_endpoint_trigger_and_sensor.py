@@ -320,3 +320,64 @@ def test_trigger_keeps_its_keywords_and_passes_the_connection_fields():
     assert EndpointDeployedTrigger(**kwargs).serialize() == (path, kwargs)
     hook = trigger._hook()
     assert (hook.region_name, hook.verify, hook.config.read_timeout) == ("eu-west-1", False, 5)
+
+
+def test_trigger_stops_at_the_deadline_and_fails_at_once_past_it():
+    """A wait started on the triggerer has no worker step before it: the trigger keeps the deadline itself."""
+    from datetime import UTC, datetime, timedelta
+
+    past = _stub([_describe("Creating")])
+    past.deadline = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    event = _run(past)
+    assert event["status"] == "failure" and "time limit passed" in event["message"]
+    assert past.answers == [_describe("Creating")]  # refused before any poll
+
+    later = _stub([], max_attempts=1000)
+    later.poll_interval = 30
+    later.deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert later._attempts() == 120  # the polls that fit before the deadline, not max_attempts
+    later.max_attempts = 50
+    assert later._attempts() == 50
+
+    soon = _stub([_describe("Creating")] * 10, max_attempts=100)
+    soon.poll_interval = 0.05
+    soon.deadline = (datetime.now(UTC) + timedelta(seconds=0.12)).isoformat()
+    event = _run(soon)
+    assert event["status"] == "timeout" and len(soon.answers) >= 7  # 3 polls at most of the 10 answers
+
+
+def test_sensor_started_from_the_trigger_hands_its_inputs_as_templates_the_triggerer_renders():
+    """start_from_trigger: the scheduler makes the trigger from these kwargs (no worker execution first), and
+    the triggerer renders them; a plain XComArg becomes the xcom_pull that reads it."""
+    import pendulum
+    from airflow.sdk import DAG, task
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    with DAG("sft", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+        @task
+        def plan() -> dict:
+            return {}
+
+        planned = plan()
+        sensor = EndpointDeployedSensor(task_id="wait", endpoint_name=planned["endpoint_name"],
+                                        endpoint_config_name="{{ params.cfg }}", deadline="2026-01-01T00:00:00+00:00",
+                                        region_name=planned["region"], poll_interval=10, timeout=600,
+                                        aws_conn_id=None, deferrable=True, start_from_trigger=True)
+        not_deferred = EndpointDeployedSensor(task_id="blocking", endpoint_name="e", endpoint_config_name="c",
+                                              deferrable=False, start_from_trigger=True)
+    assert not_deferred.start_from_trigger is False and not_deferred.start_trigger_args is None
+    args = sensor.start_trigger_args
+    assert sensor.start_from_trigger and args.next_method == "execute_complete"
+    assert args.timeout.total_seconds() == 600  # the backstop: the trigger keeps the deadline itself
+    assert args.trigger_cls == "sagemaker_retrain.triggers.endpoint.EndpointDeployedTrigger"
+    kwargs = args.trigger_kwargs
+    assert kwargs["endpoint_name"] == "{{ ti.xcom_pull(task_ids='plan', key='endpoint_name', map_indexes=-1) }}"
+    assert kwargs["region_name"] == "{{ ti.xcom_pull(task_ids='plan', key='region', map_indexes=-1) }}"
+    assert (kwargs["endpoint_config_name"], kwargs["deadline"]) == ("{{ params.cfg }}", "2026-01-01T00:00:00+00:00")
+    assert kwargs["max_attempts"] == 60
+    EndpointDeployedTrigger(**kwargs)  # the scheduler's row builds this trigger
+    # What the triggerer renders: the operator's template fields that are also the trigger's keywords.
+    assert {"endpoint_name", "endpoint_config_name", "deadline", "region_name"} <= set(sensor.template_fields)
+    served = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("wait")
+    assert served.start_from_trigger and served.start_trigger_args.next_method == "execute_complete"
+    assert "planned" not in str(served.start_trigger_args.trigger_kwargs)

@@ -20,8 +20,9 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.sdk import conf
+from airflow.sdk import XComArg, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.triggers.base import StartTriggerArgs
 
 from sagemaker_retrain.links import SageMakerEndpointLink, SageMakerModelPackageLink
 from sagemaker_retrain.smoke import SmokeTestError, smoke_test
@@ -45,6 +46,11 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         (templated): how the answer is read (a classifier may answer each class's probability).
     :param deferrable: wait on the triggerer instead of holding a worker slot (default: Airflow's
         ``[operators] default_deferrable``).
+    :param start_from_trigger: with ``deferrable``, the scheduler hands the wait to the triggerer at once
+        (Airflow's ``start_from_trigger``): no worker slot until the endpoint is ready, and the links are
+        written when the task resumes. The triggerer renders the wait's inputs, so each must be a string,
+        a template or a plain ``XComArg``; a template's ``xcom_pull`` must name ``map_indexes``
+        (docs/upstream.md §9). ``airflow dags test`` ignores it and starts on the worker.
     :param poll_interval: seconds between status checks.
     :param aws_conn_id: Airflow AWS connection (templated).
     :param region_name: AWS region, None for the connection's (templated).
@@ -68,6 +74,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         predictor_type: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30,
+        start_from_trigger: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("timeout", 3 * 3600)
@@ -81,6 +88,25 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         self.predictor_type = predictor_type
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.start_from_trigger = bool(start_from_trigger and deferrable)
+        if self.start_from_trigger:
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls=f"{EndpointDeployedTrigger.__module__}.{EndpointDeployedTrigger.__qualname__}",
+                trigger_kwargs={
+                    "endpoint_name": _template(endpoint_name, "endpoint_name"),
+                    "endpoint_config_name": _template(endpoint_config_name, "endpoint_config_name"),
+                    "deadline": _template(deadline, "deadline"),
+                    "poll_interval": poll_interval,
+                    "max_attempts": max(1, int(float(self.timeout) / max(poll_interval, 0.1))),
+                    "aws_conn_id": _template(self.aws_conn_id, "aws_conn_id"),
+                    "region_name": _template(self.region_name, "region_name"),
+                    "verify": self.verify,
+                    "botocore_config": self.botocore_config,
+                },
+                next_method="execute_complete",
+                # The trigger ends the wait itself (deadline, max_attempts); this is the backstop.
+                timeout=timedelta(seconds=float(self.timeout)),
+            )
 
     def _verdict(self) -> tuple[str, str]:
         return classify(self.hook.describe_endpoint(self.endpoint_name), self.endpoint_config_name)
@@ -139,6 +165,8 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
                 raise AirflowFailException(message)
             raise AirflowException(message)
         self.log.info(event["message"])
+        if self.start_from_trigger:
+            self._persist_links(context)  # no worker execution came before this one
         return self._smoke()
 
     def _persist_links(self, context) -> None:
@@ -176,3 +204,15 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
             raise AirflowFailException(f"Smoke test of {self.endpoint_name} failed: {err}") from err
         self.log.info("Smoke test: %d rows answered, scores %s", len(scores), scores)
         return {**result, "smoke_scores": scores}
+
+
+def _template(value: Any, name: str) -> Any:
+    """A wait input the triggerer can render: a plain XComArg becomes the template that pulls it."""
+    if not isinstance(value, XComArg):
+        return value
+    operator, key = getattr(value, "operator", None), getattr(value, "key", None)
+    if operator is None or not isinstance(key, str):
+        raise ValueError(f"{name}: start_from_trigger takes a string, a template or a plain XComArg, not {value!r}")
+    # map_indexes given: a pull of all map indexes asks for a sequence slice, which Airflow 3.3.2's triggerer
+    # cannot answer, and the trigger then hangs (docs/upstream.md §9).
+    return f"{{{{ ti.xcom_pull(task_ids={operator.task_id!r}, key={key!r}, map_indexes=-1) }}}}"

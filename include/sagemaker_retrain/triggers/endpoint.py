@@ -8,7 +8,9 @@ config; InService on another config is a failed deployment, reported with SageMa
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -64,6 +66,9 @@ class EndpointDeployedTrigger(BaseTrigger):
     :param endpoint_config_name: the config this run deployed.
     :param poll_interval: seconds between DescribeEndpoint calls.
     :param max_attempts: polls before giving up with a timeout event.
+    :param deadline: ISO 8601 time after which to stop waiting, or None. When given (a task that starts on
+        the triggerer: its deploy task set it), it caps ``max_attempts``, and a deadline already past is a
+        failure event before any poll.
     :param aws_conn_id: Airflow AWS connection.
     :param region_name: AWS region (None: the connection's).
     :param verify: whether to verify SSL certificates (None: botocore's default).
@@ -83,6 +88,7 @@ class EndpointDeployedTrigger(BaseTrigger):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
+        deadline: str | None = None,
     ):
         super().__init__()
         self.endpoint_name = endpoint_name
@@ -93,6 +99,7 @@ class EndpointDeployedTrigger(BaseTrigger):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -106,6 +113,7 @@ class EndpointDeployedTrigger(BaseTrigger):
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
+                "deadline": self.deadline,
             },
         )
 
@@ -118,11 +126,29 @@ class EndpointDeployedTrigger(BaseTrigger):
     async def describe(self, client) -> dict:
         return await client.describe_endpoint(EndpointName=self.endpoint_name)
 
+    def _attempts(self) -> int:
+        """``max_attempts``, capped by the polls that fit before ``deadline`` (0 when it has passed)."""
+        if not self.deadline:
+            return self.max_attempts
+        deadline = datetime.fromisoformat(str(self.deadline))
+        if deadline.tzinfo is None:
+            deadline = deadline.replace(tzinfo=UTC)
+        remaining = (deadline - datetime.now(UTC)).total_seconds()
+        if remaining <= 0:
+            return 0
+        return min(self.max_attempts, max(1, math.ceil(remaining / max(float(self.poll_interval), 0.1))))
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         event_base = {"endpoint_name": self.endpoint_name, "endpoint_config_name": self.endpoint_config_name}
+        attempts = self._attempts()
+        if attempts == 0:
+            yield TriggerEvent({**event_base, "status": "failure", "message": (
+                f"Gave up waiting for endpoint {self.endpoint_name} to serve {self.endpoint_config_name}: "
+                f"the deployment's time limit passed at {self.deadline}")})
+            return
         async with await self._hook().get_async_conn() as client:
             message = "never polled"
-            for attempt in range(1, self.max_attempts + 1):
+            for attempt in range(1, attempts + 1):
                 try:
                     description = await self.describe(client)
                 except ClientError as err:
@@ -141,4 +167,4 @@ class EndpointDeployedTrigger(BaseTrigger):
                 self.log.info("Attempt %s: %s", attempt, message)
                 await asyncio.sleep(self.poll_interval)
         yield TriggerEvent({**event_base, "status": "timeout",
-                            "message": f"Gave up after {self.max_attempts} polls; last: {message}"})
+                            "message": f"Gave up after {attempts} polls; last: {message}"})
