@@ -204,9 +204,26 @@ def phases(scale: float) -> str:
             f"creation {hosting.CREATING_SECONDS * scale:g} s, deletion {hosting.DELETING_SECONDS * scale:g} s")
 
 
-def windows(events: list[dict]) -> list[tuple[str, str, float, float]]:
-    """(task, kind, start, end): each task process's run ('worker') and each deferral ('triggerer')."""
+def windows(events: list[dict], task_instances: list[dict] = ()) -> list[tuple[str, str, float, float]]:
+    """(task, kind, start, end): each task process's run ('worker') and each deferral ('triggerer').
+
+    A task that starts on the triggerer (``start_from_trigger``) has no event before its resume: the scheduler
+    deferred it, setting its ``start_date``, which a resume keeps. Its try's first window, from that
+    ``start_date`` to its first ``running`` event, is the triggerer's.
+    """
     out, open_ = [], {}
+    first_running: dict[tuple, float] = {}
+    for event in events:
+        if event["event"] == "running":
+            key = (event.get("task_id"), event.get("map_index"), event.get("try_number"))
+            first_running.setdefault(key, _stamp(event["when"]).timestamp())
+    for ti in task_instances:
+        key = (ti["task_id"], ti.get("map_index"), ti.get("try_number"))
+        if ti.get("start_date") and key in first_running:
+            started = _stamp(ti["start_date"]).timestamp()
+            if started < first_running[key] - 0.5:  # a run on the worker sets start_date at its `running`
+                task = key[0] if key[1] in (None, -1) else f"{key[0]}[{key[1]}]"
+                out.append((task, "triggerer", started, first_running[key]))
     for event in events:
         key = (event.get("task_id"), event.get("map_index"), event.get("try_number"))
         task = key[0] if key[1] in (None, -1) else f"{key[0]}[{key[1]}]"
@@ -333,7 +350,8 @@ def measure(runs: int, time_scale: float, poll_seconds: float, keep_logs: Path |
                 for run_id in done[label]:
                     run = deployment.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
                     start, end = _stamp(run["start_date"]).timestamp(), _stamp(run["end_date"]).timestamp()
-                    spans = windows(run_events(deployment, dag_id, run_id))
+                    tis = deployment.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+                    spans = windows(run_events(deployment, dag_id, run_id), tis["task_instances"])
                     run_windows[(dag_id, run_id)] = (start, end)
                     in_run = attribute([c for c in calls if start <= c["t"] <= end], spans)
                     attributed += in_run

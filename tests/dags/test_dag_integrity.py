@@ -407,3 +407,13 @@ def test_without_a_queue_the_catalogs_schedule(dagbag, dag_id):
     assert "Asset" not in type(dag.timetable).__name__
     assert dag.timetable.expression == {"@weekly": "0 0 * * 0"}.get(
         SPECS[dag_id].schedule, SPECS[dag_id].schedule)
+
+
+@pytest.mark.parametrize("dag_id", MODEL_DAGS)
+def test_the_endpoint_wait_starts_on_the_triggerer_and_its_pulls_name_map_indexes(dagbag, dag_id):
+    wait = dagbag.dags[dag_id].get_task("wait_for_endpoint")
+    assert wait.start_from_trigger and wait.start_trigger_args is not None
+    pulls = {name: value for name, value in wait.start_trigger_args.trigger_kwargs.items()
+             if isinstance(value, str) and "xcom_pull(" in value}
+    assert {"endpoint_name", "endpoint_config_name", "deadline", "region_name"} <= set(pulls)
+    assert all("map_indexes=" in value for value in pulls.values()), pulls  # docs/upstream.md §9

@@ -62,6 +62,7 @@ def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
     # execution came before it, and its one worker execution was the resume (links, smoke test).
     triggerer_log = (deployment.log_dir / "airflow-triggerer.log").read_text()
     assert "Start from trigger enabled for task wait_for_endpoint" in triggerer_log
+    assert "Unable to decode message" not in triggerer_log  # every pull it rendered was answered (upstream.md §9)
     wait_log = deployment.task_log(run_id, "wait_for_endpoint", tis["wait_for_endpoint"]["try_number"])
     assert "deferring to the triggerer" not in wait_log and " rows answered, scores " in wait_log
     assert f"Endpoint {_xcom(deployment, run_id, 'prepare')['names']['endpoint']} is InService" in wait_log

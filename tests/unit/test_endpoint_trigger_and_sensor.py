@@ -332,18 +332,25 @@ def test_trigger_stops_at_the_deadline_and_fails_at_once_past_it():
     assert event["status"] == "failure" and "time limit passed" in event["message"]
     assert past.answers == [_describe("Creating")]  # refused before any poll
 
-    later = _stub([], max_attempts=1000)
+    later = _stub([], max_attempts=50)
     later.poll_interval = 30
-    later.deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    assert later._attempts() == 120  # the polls that fit before the deadline, not max_attempts
-    later.max_attempts = 50
-    assert later._attempts() == 50
+    later.deadline = (datetime.now(UTC) + timedelta(hours=8)).isoformat()
+    # The polls that fit before the deadline, however many: the deployment's own limit, not max_attempts.
+    assert later._attempts() == 960
+    for no_deadline in ("", "None", None):  # how a triggerer's lenient rendering gives a missing value
+        later.deadline = no_deadline
+        assert later._attempts() == 50
 
-    soon = _stub([_describe("Creating")] * 10, max_attempts=100)
-    soon.poll_interval = 0.05
-    soon.deadline = (datetime.now(UTC) + timedelta(seconds=0.12)).isoformat()
+    bad = _stub([_describe("Creating")])
+    bad.deadline = "tomorrow"
+    event = _run(bad)
+    assert event["status"] == "failure" and "'tomorrow' is not an ISO 8601 time" in event["message"]
+
+    soon = _stub([_describe("Creating")] * 20, max_attempts=100)
+    soon.poll_interval = 0.25
+    soon.deadline = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     event = _run(soon)
-    assert event["status"] == "timeout" and len(soon.answers) >= 7  # 3 polls at most of the 10 answers
+    assert event["status"] == "timeout" and 16 <= len(soon.answers) <= 19  # 1 to 4 polls of the 20 answers
 
 
 def test_sensor_started_from_the_trigger_hands_its_inputs_as_templates_the_triggerer_renders():
@@ -368,16 +375,34 @@ def test_sensor_started_from_the_trigger_hands_its_inputs_as_templates_the_trigg
     assert not_deferred.start_from_trigger is False and not_deferred.start_trigger_args is None
     args = sensor.start_trigger_args
     assert sensor.start_from_trigger and args.next_method == "execute_complete"
-    assert args.timeout.total_seconds() == 600  # the backstop: the trigger keeps the deadline itself
+    assert args.timeout is None  # the trigger keeps the deadline itself; Airflow's backstop is execution_timeout
     assert args.trigger_cls == "sagemaker_retrain.triggers.endpoint.EndpointDeployedTrigger"
     kwargs = args.trigger_kwargs
     assert kwargs["endpoint_name"] == "{{ ti.xcom_pull(task_ids='plan', key='endpoint_name', map_indexes=-1) }}"
     assert kwargs["region_name"] == "{{ ti.xcom_pull(task_ids='plan', key='region', map_indexes=-1) }}"
     assert (kwargs["endpoint_config_name"], kwargs["deadline"]) == ("{{ params.cfg }}", "2026-01-01T00:00:00+00:00")
     assert kwargs["max_attempts"] == 60
-    EndpointDeployedTrigger(**kwargs)  # the scheduler's row builds this trigger
-    # What the triggerer renders: the operator's template fields that are also the trigger's keywords.
-    assert {"endpoint_name", "endpoint_config_name", "deadline", "region_name"} <= set(sensor.template_fields)
+    assert all(v is None or isinstance(v, (str, int, float, bool)) for v in kwargs.values()), kwargs  # no XComArg
     served = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("wait")
     assert served.start_from_trigger and served.start_trigger_args.next_method == "execute_complete"
-    assert "planned" not in str(served.start_trigger_args.trigger_kwargs)
+
+    # What the triggerer does with them (triggerer_job_runner.create_triggers and run_trigger): build the trigger
+    # from the kwargs, give it the task instance of the served task (which picks the fields to render), render.
+    class RuntimeTI:
+        task, task_id = served, "wait"
+
+        @staticmethod
+        def xcom_pull(task_ids, key="return_value", map_indexes=None):
+            assert map_indexes == -1  # a pull of every map index would hang the triggerer (docs/upstream.md §9)
+            return {("plan", "endpoint_name"): "ep-live", ("plan", "region"): "eu-west-1"}[(task_ids, key)]
+
+    trigger = EndpointDeployedTrigger(**kwargs)
+    trigger.task_instance = RuntimeTI()
+    assert {"endpoint_name", "endpoint_config_name", "deadline", "region_name"} <= set(trigger.template_fields)
+    trigger.render_template_fields(context={"ti": RuntimeTI(), "params": {"cfg": "cfg-7"}})
+    assert (trigger.endpoint_name, trigger.endpoint_config_name, trigger.region_name) == ("ep-live", "cfg-7",
+                                                                                         "eu-west-1")
+    with pytest.raises(ValueError, match="botocore_config"):
+        EndpointDeployedSensor(task_id="x", endpoint_name="e", endpoint_config_name="c", deferrable=True,
+                               start_from_trigger=True, botocore_config=planned["config"], dag=dag)
+

@@ -47,9 +47,9 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
     :param deferrable: wait on the triggerer instead of holding a worker slot (default: Airflow's
         ``[operators] default_deferrable``).
     :param start_from_trigger: with ``deferrable``, the scheduler hands the wait to the triggerer at once
-        (Airflow's ``start_from_trigger``): no worker slot until the endpoint is ready, and the links are
-        written when the task resumes. The triggerer renders the wait's inputs, so each must be a string,
-        a template or a plain ``XComArg``; a template's ``xcom_pull`` must name ``map_indexes``
+        (Airflow's ``start_from_trigger``): no worker slot until the wait ends, and the links are written
+        when the task resumes (none while it waits). The triggerer renders the wait's inputs, so each must be
+        a string, a template or a plain ``XComArg``; a template's ``xcom_pull`` must name ``map_indexes``
         (docs/upstream.md §9). ``airflow dags test`` ignores it and starts on the worker.
     :param poll_interval: seconds between status checks.
     :param aws_conn_id: Airflow AWS connection (templated).
@@ -97,15 +97,17 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
                     "endpoint_config_name": _template(endpoint_config_name, "endpoint_config_name"),
                     "deadline": _template(deadline, "deadline"),
                     "poll_interval": poll_interval,
+                    # Used only without a deadline: ``timeout`` seconds of polls, as the worker path waits.
                     "max_attempts": max(1, int(float(self.timeout) / max(poll_interval, 0.1))),
                     "aws_conn_id": _template(self.aws_conn_id, "aws_conn_id"),
                     "region_name": _template(self.region_name, "region_name"),
-                    "verify": self.verify,
-                    "botocore_config": self.botocore_config,
+                    "verify": _template(self.verify, "verify"),
+                    "botocore_config": _plain(self.botocore_config, "botocore_config"),
                 },
                 next_method="execute_complete",
-                # The trigger ends the wait itself (deadline, max_attempts); this is the backstop.
-                timeout=timedelta(seconds=float(self.timeout)),
+                # None: the trigger ends the wait itself, at the deadline (however far: the deployment's own
+                # limit) or after max_attempts; Airflow still stops it at the task's execution_timeout.
+                timeout=None,
             )
 
     def _verdict(self) -> tuple[str, str]:
@@ -159,14 +161,16 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
         )
 
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> Any:
+        if self.start_from_trigger:
+            # First, whatever the verdict: no worker execution came before this one (but under `airflow dags
+            # test`, which starts on the worker: the same links again).
+            self._persist_links(context)
         if not event or event.get("status") != "success":
             message = (event or {}).get("message", "Endpoint wait ended without an event")
             if (event or {}).get("status") == "failure":
                 raise AirflowFailException(message)
             raise AirflowException(message)
         self.log.info(event["message"])
-        if self.start_from_trigger:
-            self._persist_links(context)  # no worker execution came before this one
         return self._smoke()
 
     def _persist_links(self, context) -> None:
@@ -204,6 +208,13 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
             raise AirflowFailException(f"Smoke test of {self.endpoint_name} failed: {err}") from err
         self.log.info("Smoke test: %d rows answered, scores %s", len(scores), scores)
         return {**result, "smoke_scores": scores}
+
+
+def _plain(value: Any, name: str) -> Any:
+    """A wait input the triggerer takes as it is (not rendered): no XComArg."""
+    if isinstance(value, XComArg):
+        raise ValueError(f"{name}: start_from_trigger needs a plain value here, not {value!r}")
+    return value
 
 
 def _template(value: Any, name: str) -> Any:

@@ -66,9 +66,10 @@ class EndpointDeployedTrigger(BaseTrigger):
     :param endpoint_config_name: the config this run deployed.
     :param poll_interval: seconds between DescribeEndpoint calls.
     :param max_attempts: polls before giving up with a timeout event.
-    :param deadline: ISO 8601 time after which to stop waiting, or None. When given (a task that starts on
-        the triggerer: its deploy task set it), it caps ``max_attempts``, and a deadline already past is a
-        failure event before any poll.
+    :param deadline: ISO 8601 time after which to stop waiting, or None (also empty or ``"None"``, as a
+        triggerer's lenient template rendering gives it). When given (a task that starts on the triggerer:
+        its deploy task set it), the polls that fit before it replace ``max_attempts``; a deadline already
+        past, or not a time, is a failure event before any poll.
     :param aws_conn_id: Airflow AWS connection.
     :param region_name: AWS region (None: the connection's).
     :param verify: whether to verify SSL certificates (None: botocore's default).
@@ -127,20 +128,28 @@ class EndpointDeployedTrigger(BaseTrigger):
         return await client.describe_endpoint(EndpointName=self.endpoint_name)
 
     def _attempts(self) -> int:
-        """``max_attempts``, capped by the polls that fit before ``deadline`` (0 when it has passed)."""
-        if not self.deadline:
+        """``max_attempts``, or the polls that fit before ``deadline`` when one is given (0 when it has passed).
+
+        :raises ValueError: ``deadline`` is not an ISO 8601 time.
+        """
+        if str(self.deadline or "").strip() in ("", "None"):
             return self.max_attempts
-        deadline = datetime.fromisoformat(str(self.deadline))
+        deadline = datetime.fromisoformat(str(self.deadline).strip())
         if deadline.tzinfo is None:
             deadline = deadline.replace(tzinfo=UTC)
         remaining = (deadline - datetime.now(UTC)).total_seconds()
         if remaining <= 0:
             return 0
-        return min(self.max_attempts, max(1, math.ceil(remaining / max(float(self.poll_interval), 0.1))))
+        return max(1, math.ceil(remaining / max(float(self.poll_interval), 0.1)))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         event_base = {"endpoint_name": self.endpoint_name, "endpoint_config_name": self.endpoint_config_name}
-        attempts = self._attempts()
+        try:
+            attempts = self._attempts()
+        except ValueError as err:
+            yield TriggerEvent({**event_base, "status": "failure",
+                                "message": f"The wait's deadline {self.deadline!r} is not an ISO 8601 time: {err}"})
+            return
         if attempts == 0:
             yield TriggerEvent({**event_base, "status": "failure", "message": (
                 f"Gave up waiting for endpoint {self.endpoint_name} to serve {self.endpoint_config_name}: "
