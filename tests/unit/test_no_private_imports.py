@@ -33,6 +33,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("triggers/endpoint.py", "airflow.triggers.base"):
         "BaseTrigger and TriggerEvent: Airflow 3.3's Task SDK does not export them; this is their documented "
         "public location (Airflow's 'Public Interface': triggers), the one the Amazon provider's triggers import.",
+    ("sensors/endpoint.py", "airflow.triggers.base"):
+        "StartTriggerArgs (start_from_trigger): Airflow 3.3's Task SDK does not export it; its public location, "
+        "beside BaseTrigger, the one the standard provider's start_from_trigger sensors import.",
     ("history_view.py", "airflow.api_fastapi.core_api.security"):
         "get_user: the way a plugin's FastAPI app (the model history page) authenticates a request as Airflow's "
         "own routes do, as Airflow's plugin docs show; imported lazily, in the API server only.",
