@@ -204,6 +204,10 @@ def phases(scale: float) -> str:
             f"creation {hosting.CREATING_SECONDS * scale:g} s, deletion {hosting.DELETING_SECONDS * scale:g} s")
 
 
+def _task_label(task_id: str, map_index: int | None) -> str:
+    return task_id if map_index in (None, -1) else f"{task_id}[{map_index}]"
+
+
 def windows(events: list[dict], task_instances: list[dict] = ()) -> list[tuple[str, str, float, float]]:
     """(task, kind, start, end): each task process's run ('worker') and each deferral ('triggerer').
 
@@ -222,11 +226,10 @@ def windows(events: list[dict], task_instances: list[dict] = ()) -> list[tuple[s
         if ti.get("start_date") and key in first_running:
             started = _stamp(ti["start_date"]).timestamp()
             if started < first_running[key] - 0.5:  # a run on the worker sets start_date at its `running`
-                task = key[0] if key[1] in (None, -1) else f"{key[0]}[{key[1]}]"
-                out.append((task, "triggerer", started, first_running[key]))
+                out.append((_task_label(key[0], key[1]), "triggerer", started, first_running[key]))
     for event in events:
         key = (event.get("task_id"), event.get("map_index"), event.get("try_number"))
-        task = key[0] if key[1] in (None, -1) else f"{key[0]}[{key[1]}]"
+        task = _task_label(key[0], key[1])
         when = _stamp(event["when"]).timestamp()
         kind, since = open_.pop(key, (None, None))
         if event["event"] == "running":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -26,7 +26,7 @@ from airflow.triggers.base import StartTriggerArgs
 
 from sagemaker_retrain.links import SageMakerEndpointLink, SageMakerModelPackageLink
 from sagemaker_retrain.smoke import SmokeTestError, smoke_test
-from sagemaker_retrain.triggers.endpoint import EndpointDeployedTrigger, classify
+from sagemaker_retrain.triggers.endpoint import EndpointDeployedTrigger, classify, seconds_until
 
 
 class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
@@ -123,10 +123,7 @@ class EndpointDeployedSensor(AwsBaseSensor[SageMakerHook]):
     def _remaining_seconds(self) -> float:
         if not self.deadline:
             return float(self.timeout)
-        deadline = datetime.fromisoformat(str(self.deadline))
-        if deadline.tzinfo is None:
-            deadline = deadline.replace(tzinfo=UTC)
-        return (deadline - datetime.now(UTC)).total_seconds()
+        return seconds_until(self.deadline)
 
     def execute(self, context) -> Any:
         self._persist_links(context)

@@ -20,6 +20,17 @@ RETRYABLE_ERRORS = {"ThrottlingException", "Throttling", "TooManyRequestsExcepti
                     "InternalFailure", "InternalServerError"}
 
 
+def seconds_until(deadline: str) -> float:
+    """Seconds from now to an ISO 8601 ``deadline`` (UTC when it names no zone); negative once it has passed.
+
+    :raises ValueError: ``deadline`` is not an ISO 8601 time.
+    """
+    when = datetime.fromisoformat(str(deadline).strip())
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
+
+
 def classify(description: dict, expected_config: str) -> tuple[str, str]:
     """Map a DescribeEndpoint answer to ``(verdict, message)``; verdict is success, failure or wait.
 
@@ -134,10 +145,7 @@ class EndpointDeployedTrigger(BaseTrigger):
         """
         if str(self.deadline or "").strip() in ("", "None"):
             return self.max_attempts
-        deadline = datetime.fromisoformat(str(self.deadline).strip())
-        if deadline.tzinfo is None:
-            deadline = deadline.replace(tzinfo=UTC)
-        remaining = (deadline - datetime.now(UTC)).total_seconds()
+        remaining = seconds_until(self.deadline)
         if remaining <= 0:
             return 0
         return max(1, math.ceil(remaining / max(float(self.poll_interval), 0.1)))
