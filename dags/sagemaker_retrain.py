@@ -39,7 +39,8 @@ from sagemaker_retrain.params import build_params
 from sagemaker_retrain.sensors.endpoint import EndpointDeployedSensor
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-AWS_CONN_ID = os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default")
+# Empty: no Airflow connection, boto3's own chain (role, environment); no hook asks the API server for one.
+AWS_CONN_ID = os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default") or None
 
 
 def _poll_seconds(raw: str) -> int | float:

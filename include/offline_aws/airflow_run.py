@@ -58,6 +58,9 @@ def airflow_env(project_dir: Path, home: Path, aws_env: dict[str, str], bucket: 
         # boto3 sessions share parsed botocore data files instead of re-parsing them for every client,
         # and the hooks name their caller without inspect.stack() (include/airflow_deployment/).
         AIRFLOW__AWS__SESSION_FACTORY="airflow_deployment.aws_session.FastCallerSessionFactory",
+        # No Airflow connection: the emulator's credentials and endpoints are in the environment, where
+        # boto3's own chain finds them, so no hook asks for (and warns about) an undefined aws_default.
+        SAGEMAKER_RETRAIN_AWS_CONN_ID="",
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_BUCKET=bucket,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_ROLE_ARN=role_arn,
         AIRFLOW_VAR_SAGEMAKER_RETRAIN_REGION=aws_env.get("AWS_DEFAULT_REGION", "us-east-1"),

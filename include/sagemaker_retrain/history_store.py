@@ -15,13 +15,14 @@ from sagemaker_retrain.catalog import ModelSpec
 from sagemaker_retrain.settings import model_variable
 
 
-def aws_conn_id() -> str:
+def aws_conn_id() -> str | None:
     """The AWS connection of the model history page: ``[sagemaker_retrain] aws_conn_id`` (provider config),
-    else env ``SAGEMAKER_RETRAIN_AWS_CONN_ID`` (the DAG's), else ``aws_default``."""
+    else env ``SAGEMAKER_RETRAIN_AWS_CONN_ID`` (the DAG's), else ``aws_default``; None (the env set empty):
+    boto3's own chain, as the DAG's tasks."""
     from airflow.sdk import conf
 
     return (conf.get("sagemaker_retrain", "aws_conn_id", fallback="")
-            or os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default"))
+            or os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default") or None)
 
 
 class Store:

@@ -417,3 +417,25 @@ def test_the_endpoint_wait_starts_on_the_triggerer_and_its_pulls_name_map_indexe
              if isinstance(value, str) and "xcom_pull(" in value}
     assert {"endpoint_name", "endpoint_config_name", "deadline", "region_name"} <= set(pulls)
     assert all("map_indexes=" in value for value in pulls.values()), pulls  # docs/upstream.md §9
+
+
+@pytest.mark.parametrize("setting, expected", [(None, "aws_default"), ("", None), ("aws_team", "aws_team")])
+def test_the_aws_connection_is_the_environments_and_empty_means_none(monkeypatch, setting, expected):
+    """Empty: no connection (boto3's chain), so no task asks the API server for an undefined ``aws_default``."""
+    import importlib.util
+
+    if setting is None:
+        monkeypatch.delenv("SAGEMAKER_RETRAIN_AWS_CONN_ID", raising=False)
+    else:
+        monkeypatch.setenv("SAGEMAKER_RETRAIN_AWS_CONN_ID", setting)
+    spec = importlib.util.spec_from_file_location("dag_conn_probe", DAGS_DIR / "sagemaker_retrain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for dag_id in MODEL_DAGS:
+        dag = getattr(module, dag_id)
+        aws_tasks = {t.task_id: t.aws_conn_id for t in dag.tasks if hasattr(t, "aws_conn_id")}
+        aws_tasks.update({t.task_id: t.partial_kwargs["aws_conn_id"] for t in dag.tasks
+                          if "aws_conn_id" in getattr(t, "partial_kwargs", {})})  # mapped: score
+        assert {"train", "pin_champion", "score", "deploy", "wait_for_endpoint", "teardown"} <= set(aws_tasks)
+        assert set(aws_tasks.values()) == {expected}, aws_tasks
+        assert dag.get_task("wait_for_endpoint").start_trigger_args.trigger_kwargs["aws_conn_id"] == expected

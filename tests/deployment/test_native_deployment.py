@@ -67,6 +67,13 @@ def test_triggered_run_succeeds_on_celery_with_deferred_waits(deployment):
     assert "deferring to the triggerer" not in wait_log and " rows answered, scores " in wait_log
     assert f"Endpoint {_xcom(deployment, run_id, 'prepare')['names']['endpoint']} is InService" in wait_log
 
+    # No Airflow connection (SAGEMAKER_RETRAIN_AWS_CONN_ID empty, as in docker-compose.yaml): the hooks took boto3's
+    # chain without asking the API server for an undefined aws_default (a request and a warning each).
+    for task_id in ("prepare", "train", "gate", "deploy", "wait_for_endpoint", "teardown"):
+        log = deployment.task_log(run_id, task_id, tis[task_id]["try_number"])
+        assert "Found credentials in environment variables" in log, (task_id, log[-2000:])
+        assert "Unable to find AWS Connection ID" not in log, (task_id, log[-2000:])
+
     # The Param change reached SageMaker, and the run's results are in S3 (the emulator).
     plan = _xcom(deployment, run_id, "prepare")
     job = deployment.sagemaker().describe_training_job(TrainingJobName=plan["names"]["training_job"])
