@@ -54,7 +54,8 @@ def get_provider_info() -> dict:
                 "options": {
                     "aws_conn_id": {
                         "description": "AWS connection of the model history page (Browse -> Model history). "
-                                       "Empty: env SAGEMAKER_RETRAIN_AWS_CONN_ID, else aws_default.",
+                                       "Empty: env SAGEMAKER_RETRAIN_AWS_CONN_ID (set empty: no connection, "
+                                       "boto3's own chain), else aws_default.",
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "aws_default",
