@@ -37,10 +37,10 @@ from sagemaker_retrain.operators.short_waits import SageMakerShortWaitTransformO
 from sagemaker_retrain.operators.training import SageMakerReattachingTrainingOperator
 from sagemaker_retrain.params import build_params
 from sagemaker_retrain.sensors.endpoint import EndpointDeployedSensor
+from sagemaker_retrain.settings import aws_conn_id_from_env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# Empty: no Airflow connection, boto3's own chain (role, environment); no hook asks the API server for one.
-AWS_CONN_ID = os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default") or None
+AWS_CONN_ID = aws_conn_id_from_env()
 
 
 def _poll_seconds(raw: str) -> int | float:

@@ -6,13 +6,11 @@ and its catalog entry, read per request, so a changed Variable shows at the next
 
 from __future__ import annotations
 
-import os
-
 from fastapi import HTTPException
 
 from sagemaker_retrain import history
 from sagemaker_retrain.catalog import ModelSpec
-from sagemaker_retrain.settings import model_variable
+from sagemaker_retrain.settings import aws_conn_id_from_env, model_variable
 
 
 def aws_conn_id() -> str | None:
@@ -22,7 +20,7 @@ def aws_conn_id() -> str | None:
     from airflow.sdk import conf
 
     return (conf.get("sagemaker_retrain", "aws_conn_id", fallback="")
-            or os.environ.get("SAGEMAKER_RETRAIN_AWS_CONN_ID", "aws_default") or None)
+            or aws_conn_id_from_env())
 
 
 class Store:

@@ -11,12 +11,20 @@ Per model: a catalog entry's ``settings.variables_prefix`` (e.g. ``lstat_``) mak
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass
 
 VARIABLE_PREFIX = "sagemaker_retrain_"
+AWS_CONN_ID_ENV = "SAGEMAKER_RETRAIN_AWS_CONN_ID"
 # A key ARN, not an alias or a bare id: the template's conditions compare sagemaker:VolumeKmsKey/OutputKmsKey to it.
 KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+
+
+def aws_conn_id_from_env() -> str | None:
+    """The Airflow connection of the pipeline's AWS calls: env ``SAGEMAKER_RETRAIN_AWS_CONN_ID``, else
+    ``aws_default``; set empty, None: no connection, boto3's own chain, and no hook asks Airflow for one."""
+    return os.environ.get(AWS_CONN_ID_ENV, "aws_default") or None
 
 
 @dataclass(frozen=True)
